@@ -1,0 +1,257 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// percoreBin is the binary built once for the integration tests.
+var percoreBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "percore-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	percoreBin = filepath.Join(dir, "percore")
+	build := exec.Command("go", "build", "-o", percoreBin, ".")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build percore:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// needNode skips a test when node is not installed.
+func needNode(t *testing.T) {
+	t.Helper()
+	if _, err := exec.LookPath("node"); err != nil {
+		t.Skip("node is not installed")
+	}
+}
+
+// instance is one running percore binary.
+type instance struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	mark   string
+	addr   string // the proxy's address
+	admin  string // the admin address, "" when off
+	stdout *lockedBuffer
+	logs   *lockedBuffer
+	lines  chan map[string]any
+	exited chan struct{}
+	err    error
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// start runs percore with args (flags, then "--" and the command) on free
+// loopback ports and waits until its first worker is ready.
+func start(t *testing.T, args ...string) *instance {
+	t.Helper()
+	in := launch(t, args...)
+	in.waitLog("worker ready", 30*time.Second)
+	return in
+}
+
+// launch runs percore without waiting for workers.
+func launch(t *testing.T, args ...string) *instance {
+	t.Helper()
+	mark := fmt.Sprintf("percore-test-%d-%d", os.Getpid(), time.Now().UnixNano())
+	full := append([]string{"--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--log-format", "json"}, args...)
+	cmd := exec.Command(percoreBin, full...)
+	cmd.Env = append(os.Environ(), "PERCORE_TEST_MARK="+mark)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	in := &instance{t: t, cmd: cmd, mark: mark, stdout: &lockedBuffer{}, logs: &lockedBuffer{},
+		lines: make(chan map[string]any, 1024), exited: make(chan struct{})}
+	cmd.Stdout = in.stdout
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go in.readLogs(stderr)
+	t.Cleanup(in.cleanup)
+	in.addr = in.logField("proxy listening", "addr")
+	in.admin = in.logField("admin listening", "addr")
+	return in
+}
+
+// readLogs keeps stderr and parses percore's JSON log lines; it then waits
+// for the process.
+func (in *instance) readLogs(r io.Reader) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		in.logs.Write([]byte(line + "\n"))
+		var m map[string]any
+		if json.Unmarshal([]byte(line), &m) == nil && m["@message"] != nil {
+			select {
+			case in.lines <- m:
+			default:
+			}
+		}
+	}
+	in.err = in.cmd.Wait()
+	close(in.lines)
+	close(in.exited)
+}
+
+// logField waits for a log line whose message starts with msg and returns field.
+func (in *instance) logField(msg, field string) string {
+	m := in.waitLog(msg, 20*time.Second)
+	v, _ := m[field].(string)
+	return v
+}
+
+func (in *instance) waitLog(msg string, timeout time.Duration) map[string]any {
+	in.t.Helper()
+	deadline := time.After(timeout)
+	for {
+		select {
+		case m, ok := <-in.lines:
+			if !ok {
+				in.t.Fatalf("percore exited before logging %q; logs:\n%s", msg, in.logs.String())
+			}
+			if s, _ := m["@message"].(string); strings.HasPrefix(s, msg) {
+				return m
+			}
+		case <-deadline:
+			in.t.Fatalf("no log line %q within %s; logs:\n%s", msg, timeout, in.logs.String())
+		}
+	}
+}
+
+// signal sends sig to percore.
+func (in *instance) signal(sig syscall.Signal) {
+	in.t.Helper()
+	if err := in.cmd.Process.Signal(sig); err != nil {
+		in.t.Fatalf("signal percore: %v", err)
+	}
+}
+
+// wait waits for percore to exit and returns its exit code.
+func (in *instance) wait(timeout time.Duration) int {
+	in.t.Helper()
+	select {
+	case <-in.exited:
+	case <-time.After(timeout):
+		in.t.Fatalf("percore did not exit within %s; logs:\n%s", timeout, in.logs.String())
+	}
+	if in.err == nil {
+		return 0
+	}
+	if ee, ok := in.err.(*exec.ExitError); ok {
+		return ee.ExitCode()
+	}
+	in.t.Fatalf("wait for percore: %v", in.err)
+	return -1
+}
+
+// cleanup kills whatever is left and fails the test if a process that
+// percore started outlives it.
+func (in *instance) cleanup() {
+	select {
+	case <-in.exited:
+	default:
+		_ = syscall.Kill(-in.cmd.Process.Pid, syscall.SIGKILL)
+		<-in.exited
+	}
+	if pids := markedProcesses(in.mark); len(pids) > 0 {
+		for _, pid := range pids {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+		in.t.Errorf("processes started by percore outlived it: %v", pids)
+	}
+}
+
+// markedProcesses lists live processes whose environment holds mark. Every
+// process percore starts inherits it.
+func markedProcesses(mark string) []int {
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		var pids []int
+		entries, _ := os.ReadDir("/proc")
+		for _, e := range entries {
+			pid, err := strconv.Atoi(e.Name())
+			if err != nil {
+				continue
+			}
+			env, err := os.ReadFile("/proc/" + e.Name() + "/environ")
+			if err == nil && bytes.Contains(env, []byte("PERCORE_TEST_MARK="+mark)) && !isZombie(pid) {
+				pids = append(pids, pid)
+			}
+		}
+		if len(pids) == 0 || time.Now().After(deadline) {
+			return pids
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func isZombie(pid int) bool {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return true
+	}
+	i := bytes.LastIndexByte(data, ')')
+	return i > 0 && len(data) > i+2 && data[i+2] == 'Z'
+}
+
+// client is a short-timeout HTTP client for the tests.
+var client = &http.Client{Timeout: 20 * time.Second}
+
+// getJSON GETs url and decodes a JSON answer; it fails on a non-200.
+func getJSON(t *testing.T, url string, v any) {
+	t.Helper()
+	resp, err := client.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET %s: status %d: %s", url, resp.StatusCode, body)
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		t.Fatalf("GET %s: decode %q: %v", url, body, err)
+	}
+}
+
+func appJS() string { return filepath.Join("testdata", "app.js") }

@@ -1,0 +1,403 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/percore/percore/jsruntime"
+	"github.com/percore/percore/machine"
+)
+
+// config is everything percore was asked to do.
+type config struct {
+	Port            string // the public port, used when Listen is empty
+	Listen          string // the public address; wins over Port
+	Workers         int    // 0 = auto
+	WorkersSource   string // which input set Workers
+	Admin           string // "" = off
+	Heap            machine.HeapMode
+	HeapMB          int
+	Runtime         string // "" = detect from the command
+	IncludeSwap     bool
+	ShutdownTimeout time.Duration
+	ReadyTimeout    time.Duration
+	WorkerWait      time.Duration
+	StopSignal      syscall.Signal
+	LogLevel        hclog.Level
+	LogFormat       string
+	Command         []string
+}
+
+// option is one flag, with the environment variable that can also set it.
+type option struct {
+	name   string
+	value  string // shown in help, e.g. "N|auto"
+	def    string
+	usage  string
+	isBool bool
+	set    func(c *config, v string) error
+}
+
+// envName is the variable that sets an option: PERCORE_ and the flag name
+// in capitals with dashes as underscores.
+func (o option) envName() string {
+	return "PERCORE_" + strings.ToUpper(strings.ReplaceAll(o.name, "-", "_"))
+}
+
+// Defaults that are not another package's.
+const (
+	defaultPort            = "8080"
+	defaultAdmin           = ":8081"
+	defaultShutdownTimeout = 8 * time.Second
+)
+
+func options() []option {
+	return []option{
+		{name: "port", value: "PORT", def: "$PORT, else " + defaultPort,
+			usage: "public port, on all interfaces", set: setPort},
+		{name: "listen", value: "HOST:PORT", usage: "public address (wins over --port)", set: setListen},
+		{name: "workers", value: "N|auto", def: "auto",
+			usage: "worker processes; auto = usable CPUs, capped by memory (WEB_CONCURRENCY is read when unset)",
+			set:   setWorkers},
+		{name: "heap", value: "MB|auto|off", def: "auto",
+			usage: "V8 old-space limit per worker in MiB (--max-old-space-size)", set: setHeap},
+		{name: "runtime", value: "node|deno|bun|other", def: "detected from COMMAND",
+			usage: "how to pass the heap limit to the workers", set: setRuntime},
+		{name: "include-swap", isBool: true, def: "false",
+			usage: "count swap as memory when sizing heaps", set: setIncludeSwap},
+		{name: "admin", value: "HOST:PORT|off", def: defaultAdmin,
+			usage: "admin listener for /healthz and /readyz", set: setAdmin},
+		{name: "shutdown-timeout", value: "DURATION", def: defaultShutdownTimeout.String(),
+			usage: "budget for a graceful stop: drain, stop signal, then SIGKILL", set: durationSetter(func(c *config) *time.Duration { return &c.ShutdownTimeout })},
+		{name: "ready-timeout", value: "DURATION", def: "30s",
+			usage: "how long a worker may take to listen on its port", set: durationSetter(func(c *config) *time.Duration { return &c.ReadyTimeout })},
+		{name: "worker-wait", value: "DURATION", def: "10s",
+			usage: "how long a request waits for a ready worker before 503", set: durationSetter(func(c *config) *time.Duration { return &c.WorkerWait })},
+		{name: "stop-signal", value: "SIGNAL", def: "SIGTERM",
+			usage: "signal that asks a worker to stop", set: setStopSignal},
+		{name: "log-level", value: "LEVEL", def: "info",
+			usage: "trace, debug, info, warn or error", set: setLogLevel},
+		{name: "log-format", value: "text|json", def: "text",
+			usage: "format of percore's own log lines", set: setLogFormat},
+	}
+}
+
+// usageError is a mistake in the command line or the environment; percore
+// exits 2 on it.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error {
+	return &usageError{msg: fmt.Sprintf(format, args...)}
+}
+
+// errHelp asks for the help text.
+var errHelp = errors.New("help requested")
+
+// parseConfig reads flags from args and PERCORE_* variables from env; a flag
+// given on the command line wins over the environment.
+func parseConfig(args []string, env map[string]string) (*config, error) {
+	opts := options()
+	c := defaultConfig(env)
+	explicit, command, err := parseFlags(args, opts, c)
+	if err != nil {
+		return nil, err
+	}
+	for _, o := range opts {
+		if explicit[o.name] {
+			continue
+		}
+		v, ok := env[o.envName()]
+		if !ok || v == "" {
+			continue
+		}
+		if err := o.set(c, v); err != nil {
+			return nil, usagef("%s=%q: %v", o.envName(), v, err)
+		}
+		if o.name == "workers" && c.Workers > 0 {
+			c.WorkersSource = o.envName()
+		}
+	}
+	if !explicit["workers"] && c.Workers == 0 && env["PERCORE_WORKERS"] == "" && env["WEB_CONCURRENCY"] != "" {
+		if err := setWorkers(c, env["WEB_CONCURRENCY"]); err != nil {
+			return nil, usagef("WEB_CONCURRENCY=%q: %v", env["WEB_CONCURRENCY"], err)
+		}
+		c.WorkersSource = "WEB_CONCURRENCY"
+	}
+	if c.Listen == "" {
+		if err := setPort(c, c.Port); err != nil {
+			return nil, usagef("PORT=%q: %v", c.Port, err)
+		}
+	}
+	if len(command) == 0 {
+		return nil, usagef("missing COMMAND: say what to run, e.g. percore -- node server.js")
+	}
+	c.Command = command
+	return c, nil
+}
+
+func defaultConfig(env map[string]string) *config {
+	port := defaultPort
+	if p := env["PORT"]; p != "" {
+		port = p
+	}
+	return &config{
+		Port:            port,
+		Admin:           defaultAdmin,
+		Heap:            machine.HeapAuto,
+		ShutdownTimeout: defaultShutdownTimeout,
+		ReadyTimeout:    30 * time.Second,
+		WorkerWait:      10 * time.Second,
+		StopSignal:      syscall.SIGTERM,
+		LogLevel:        hclog.Info,
+		LogFormat:       "text",
+	}
+}
+
+// parseFlags reads flags up to "--" or the first argument that is not a
+// flag, which starts COMMAND. It reports which options were given.
+func parseFlags(args []string, opts []option, c *config) (map[string]bool, []string, error) {
+	byName := make(map[string]option, len(opts))
+	for _, o := range opts {
+		byName[o.name] = o
+	}
+	explicit := make(map[string]bool)
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			return explicit, args[i+1:], nil
+		}
+		if !strings.HasPrefix(a, "-") || a == "-" {
+			return explicit, args[i:], nil
+		}
+		name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if name == "h" || name == "help" {
+			return nil, nil, errHelp
+		}
+		o, ok := byName[name]
+		if !ok {
+			return nil, nil, usagef("unknown flag %s (see percore --help)", a)
+		}
+		if o.isBool && !hasValue {
+			value, hasValue = "true", true
+		}
+		if !hasValue {
+			if i+1 >= len(args) {
+				return nil, nil, usagef("flag --%s needs a value (%s)", name, o.value)
+			}
+			i++
+			value = args[i]
+		}
+		if err := o.set(c, value); err != nil {
+			return nil, nil, usagef("--%s %q: %v", name, value, err)
+		}
+		explicit[name] = true
+		if name == "workers" && c.Workers > 0 {
+			c.WorkersSource = "--workers"
+		}
+	}
+	return explicit, nil, nil
+}
+
+// publicAddr is where the proxy listens: --listen, else all interfaces on --port.
+func (c *config) publicAddr() string {
+	if c.Listen != "" {
+		return c.Listen
+	}
+	return ":" + c.Port
+}
+
+func setPort(c *config, v string) error {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 || n > 65535 {
+		return errors.New("want a port number from 0 to 65535")
+	}
+	c.Port = strconv.Itoa(n)
+	return nil
+}
+
+func setListen(c *config, v string) error {
+	if err := checkHostPort(v); err != nil {
+		return err
+	}
+	c.Listen = v
+	return nil
+}
+
+func checkHostPort(v string) error {
+	_, port, err := net.SplitHostPort(v)
+	if err != nil {
+		return fmt.Errorf("want HOST:PORT: %w", err)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("port %q is not a number from 0 to 65535", port)
+	}
+	return nil
+}
+
+func setWorkers(c *config, v string) error {
+	if v == "auto" {
+		c.Workers, c.WorkersSource = 0, ""
+		return nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return errors.New(`want a whole number of workers or "auto"`)
+	}
+	if n < 1 {
+		return errors.New("at least 1 worker is needed")
+	}
+	if n > 1024 {
+		return errors.New("more than 1024 workers is surely a mistake")
+	}
+	c.Workers = n
+	return nil
+}
+
+func setHeap(c *config, v string) error {
+	switch v {
+	case "auto":
+		c.Heap, c.HeapMB = machine.HeapAuto, 0
+	case "off":
+		c.Heap, c.HeapMB = machine.HeapOff, 0
+	default:
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return errors.New(`want a size in MiB, "auto" or "off"`)
+		}
+		if n < 16 || n > 1<<20 {
+			return errors.New("want a heap size in MiB from 16 to 1048576")
+		}
+		c.Heap, c.HeapMB = machine.HeapFixed, n
+	}
+	return nil
+}
+
+func setRuntime(c *config, v string) error {
+	k, err := jsruntime.ParseKind(v)
+	if err != nil {
+		return err
+	}
+	c.Runtime = k.String()
+	return nil
+}
+
+func setIncludeSwap(c *config, v string) error {
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return errors.New("want true or false")
+	}
+	c.IncludeSwap = b
+	return nil
+}
+
+func setAdmin(c *config, v string) error {
+	if v == "off" {
+		c.Admin = ""
+		return nil
+	}
+	if err := checkHostPort(v); err != nil {
+		return err
+	}
+	c.Admin = v
+	return nil
+}
+
+func durationSetter(field func(*config) *time.Duration) func(*config, string) error {
+	return func(c *config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return errors.New("want a duration such as 500ms, 10s or 1m")
+		}
+		if d <= 0 {
+			return errors.New("want a duration above zero")
+		}
+		*field(c) = d
+		return nil
+	}
+}
+
+// stopSignals are the signals a worker may be asked to stop with.
+var stopSignals = map[string]syscall.Signal{
+	"TERM": syscall.SIGTERM, "INT": syscall.SIGINT, "QUIT": syscall.SIGQUIT,
+	"HUP": syscall.SIGHUP, "USR1": syscall.SIGUSR1, "USR2": syscall.SIGUSR2,
+	"KILL": syscall.SIGKILL,
+}
+
+func setStopSignal(c *config, v string) error {
+	s, err := parseSignal(v)
+	if err != nil {
+		return err
+	}
+	c.StopSignal = s
+	return nil
+}
+
+// parseSignal accepts TERM, SIGTERM, sigterm or a number of a known signal.
+func parseSignal(v string) (syscall.Signal, error) {
+	name := strings.TrimPrefix(strings.ToUpper(v), "SIG")
+	if s, ok := stopSignals[name]; ok {
+		return s, nil
+	}
+	if n, err := strconv.Atoi(v); err == nil {
+		for _, s := range stopSignals {
+			if int(s) == n {
+				return s, nil
+			}
+		}
+	}
+	return 0, errors.New("want one of TERM, INT, QUIT, HUP, USR1, USR2, KILL")
+}
+
+func setLogLevel(c *config, v string) error {
+	l := hclog.LevelFromString(v)
+	if l == hclog.NoLevel {
+		return errors.New("want trace, debug, info, warn or error")
+	}
+	c.LogLevel = l
+	return nil
+}
+
+func setLogFormat(c *config, v string) error {
+	if v != "text" && v != "json" {
+		return errors.New("want text or json")
+	}
+	c.LogFormat = v
+	return nil
+}
+
+// printHelp writes the usage text with every flag, its variable and default.
+func printHelp(w io.Writer) {
+	fmt.Fprint(w, `percore runs a JavaScript server as one worker per usable CPU behind a
+load-balancing proxy, and supervises the workers.
+
+Usage:
+  percore [flags] [--] COMMAND [ARGS...]
+  percore version
+
+Flags (each can also be set by the variable shown; a flag wins):
+`)
+	for _, o := range options() {
+		flag := "--" + o.name
+		if o.value != "" {
+			flag += " " + o.value
+		}
+		fmt.Fprintf(w, "  %s\n      %s\n      env %s", flag, o.usage, o.envName())
+		if o.def != "" {
+			fmt.Fprintf(w, ", default %s", o.def)
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprint(w, `
+Exit codes: 0 after a graceful stop, 2 on a usage error, 3 when the app keeps
+failing at start-up, 126/127 when COMMAND cannot be run, 1 on other errors.
+`)
+}

@@ -1,0 +1,261 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+
+	"github.com/hashicorp/go-hclog"
+	oklog "github.com/oklog/run"
+	"github.com/percore/percore/health"
+	"github.com/percore/percore/jsruntime"
+	"github.com/percore/percore/machine"
+	"github.com/percore/percore/proxy"
+	"github.com/percore/percore/supervisor"
+)
+
+// Exit codes; the README documents them.
+const (
+	exitOK         = 0
+	exitError      = 1
+	exitUsage      = 2
+	exitCrashLoop  = 3
+	exitCannotExec = 126
+	exitNotFound   = 127
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// run is percore's main, testable: it returns the exit code.
+func run(args, environ []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "version" {
+		fmt.Fprintf(stdout, "percore %s\n", version)
+		return exitOK
+	}
+	env := envMap(environ)
+	cfg, err := parseConfig(args, env)
+	if errors.Is(err, errHelp) {
+		printHelp(stdout)
+		return exitOK
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "percore: %v\n", err)
+		return exitUsage
+	}
+	if code, err := checkCommand(cfg.Command); err != nil {
+		fmt.Fprintf(stderr, "percore: %v\n", err)
+		return code
+	}
+	log := newLogger(cfg, stderr)
+	if err := serve(cfg, environ, log); err != nil {
+		var crash *supervisor.CrashLoopError
+		if errors.As(err, &crash) {
+			log.Error(crash.Error())
+			return exitCrashLoop
+		}
+		log.Error("percore failed", "error", err)
+		return exitError
+	}
+	return exitOK
+}
+
+func envMap(environ []string) map[string]string {
+	m := make(map[string]string, len(environ))
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			m[k] = v
+		}
+	}
+	return m
+}
+
+// checkCommand fails fast, with a shell's exit codes, when COMMAND cannot run.
+func checkCommand(argv []string) (int, error) {
+	_, err := exec.LookPath(argv[0])
+	if err == nil {
+		return 0, nil
+	}
+	if errors.Is(err, exec.ErrNotFound) || errors.Is(err, os.ErrNotExist) {
+		return exitNotFound, fmt.Errorf("command %q not found", argv[0])
+	}
+	return exitCannotExec, fmt.Errorf("command %q cannot be run: %v", argv[0], err)
+}
+
+func newLogger(cfg *config, w io.Writer) hclog.Logger {
+	return hclog.New(&hclog.LoggerOptions{
+		Name:       "percore",
+		Level:      cfg.LogLevel,
+		Output:     w,
+		JSONFormat: cfg.LogFormat == "json",
+	})
+}
+
+// serve sizes the workers, opens the listeners and runs every actor until a
+// signal or a crash loop ends them.
+func serve(cfg *config, environ []string, log hclog.Logger) error {
+	p, err := makePlan(cfg, log)
+	if err != nil {
+		return err
+	}
+	publicLn, err := net.Listen("tcp", cfg.publicAddr())
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.publicAddr(), err)
+	}
+	var adminLn net.Listener
+	if cfg.Admin != "" {
+		if adminLn, err = net.Listen("tcp", cfg.Admin); err != nil {
+			publicLn.Close()
+			return fmt.Errorf("admin listener on %s: %w", cfg.Admin, err)
+		}
+	}
+	reaper, err := supervisor.NewReaper(log.Named("reaper"))
+	if err != nil {
+		publicLn.Close()
+		return err
+	}
+	defer reaper.Close()
+
+	a, err := assemble(cfg, p, environ, log, reaper)
+	if err != nil {
+		return err
+	}
+	log.Info("proxy listening", "addr", publicLn.Addr().String())
+	if adminLn != nil {
+		log.Info("admin listening", "addr", adminLn.Addr().String())
+	}
+	return a.run(publicLn, adminLn)
+}
+
+// actors are the long-running parts of percore, wired together.
+type actors struct {
+	log   hclog.Logger
+	sd    *shutdown
+	pool  *proxy.Pool
+	proxy *proxy.Handler
+	srv   proxy.ServerConfig
+	sup   *supervisor.Supervisor
+	ready int
+}
+
+func assemble(cfg *config, p plan, environ []string, log hclog.Logger, l supervisor.Launcher) (*actors, error) {
+	pool := proxy.NewPool(proxy.UpstreamConfig{})
+	out := supervisor.NewOutput(supervisor.OutputConfig{})
+	sup, err := supervisor.New(supervisor.Config{
+		Command:         cfg.Command,
+		Env:             environ,
+		Workers:         p.Workers,
+		Prepare:         p.prepare,
+		Launcher:        l,
+		Router:          pool,
+		Output:          out,
+		Logger:          log.Named("supervisor"),
+		ReadyTimeout:    cfg.ReadyTimeout,
+		StopSignal:      cfg.StopSignal,
+		ShutdownTimeout: cfg.ShutdownTimeout,
+	})
+	if err != nil {
+		return nil, err
+	}
+	handler := proxy.New(proxy.Config{Pool: pool, Logger: log.Named("proxy"), WorkerWait: cfg.WorkerWait})
+	return &actors{
+		log:   log,
+		sd:    &shutdown{timeout: cfg.ShutdownTimeout},
+		pool:  pool,
+		proxy: handler,
+		sup:   sup,
+	}, nil
+}
+
+// run composes the actors in one oklog run.Group. Interrupts run in the order the
+// actors are added, which is the order of a stop: the proxy stops accepting
+// and finishes its requests, the supervisor stops the workers, the admin
+// server (answering 503 on /readyz from the start) goes last.
+func (a *actors) run(publicLn, adminLn net.Listener) error {
+	defer a.sd.close()
+	var g oklog.Group
+
+	serve := proxy.NewServe(proxy.NewServer(a.proxy, a.srv, a.log.Named("http")), publicLn)
+	g.Add(serve.Run, func(error) { serve.Stop(a.sd.begin()) })
+
+	supDone := make(chan struct{})
+	g.Add(func() error {
+		defer close(supDone)
+		return a.sup.Run()
+	}, func(error) {
+		a.sup.Stop(a.sd.begin())
+		<-supDone
+	})
+
+	if adminLn != nil {
+		admin := health.New(adminLn, health.Config{Workers: a, Logger: a.log.Named("admin")})
+		a.sd.onBegin = admin.MarkShuttingDown
+		g.Add(admin.Run, func(error) { admin.Stop() })
+	}
+
+	sigs := newSignals(a.log, a.sd)
+	g.Add(sigs.run, sigs.interrupt)
+
+	err := g.Run()
+	var stopped errStopSignal
+	if errors.As(err, &stopped) {
+		a.log.Info("stopped")
+		return nil
+	}
+	return err
+}
+
+// ReadyWorkers implements health.Workers.
+func (a *actors) ReadyWorkers() int { return a.pool.Ready() }
+
+// plan is the sizing decision and the way workers get their heap limit.
+type plan struct {
+	machine.Plan
+	kind jsruntime.Kind
+}
+
+func (p plan) prepare(argv, env []string, port int) ([]string, []string, error) {
+	w, _, err := jsruntime.Prepare(jsruntime.Worker{Argv: argv, Env: env},
+		jsruntime.Options{Kind: p.kind, HeapMB: p.HeapMB, Port: port})
+	return w.Argv, w.Env, err
+}
+
+// makePlan detects the machine, decides workers and heap, and logs the plan line.
+func makePlan(cfg *config, log hclog.Logger) (plan, error) {
+	kind := jsruntime.Detect(cfg.Command)
+	if cfg.Runtime != "" {
+		kind, _ = jsruntime.ParseKind(cfg.Runtime)
+	}
+	res, err := machine.Detect()
+	if err != nil {
+		return plan{}, fmt.Errorf("detect resources: %w", err)
+	}
+	for _, n := range res.Notes {
+		log.Debug("resources", "note", n)
+	}
+	mp := machine.NewPlan(res, machine.Request{
+		Workers: cfg.Workers, WorkersSource: cfg.WorkersSource,
+		Heap: cfg.Heap, HeapMB: cfg.HeapMB, IncludeSwap: cfg.IncludeSwap, Runtime: kind.String(),
+	})
+	for _, w := range mp.Warnings {
+		log.Warn(w)
+	}
+	log.Info(planLine(res, mp, kind))
+	return plan{Plan: mp, kind: kind}, nil
+}
+
+func planLine(res machine.Resources, p machine.Plan, kind jsruntime.Kind) string {
+	heap := "none"
+	if p.HeapMB > 0 {
+		heap = fmt.Sprintf("%dMiB each (%s)", p.HeapMB, p.HeapReason)
+	} else if p.HeapReason != "" {
+		heap = "none (" + p.HeapReason + ")"
+	}
+	return fmt.Sprintf("plan: cpus=%d (%s) memory=%s (%s) workers=%d (%s) heap=%s runtime=%s",
+		res.CPUs, res.CPUSource, machine.FormatBytes(res.Memory), res.MemorySource,
+		p.Workers, p.WorkersReason, heap, kind)
+}

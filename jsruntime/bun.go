@@ -1,0 +1,33 @@
+package jsruntime
+
+import (
+	"fmt"
+	"strconv"
+)
+
+// bunRAMSizeVar is the JavaScriptCore option, read by Bun from the
+// environment, that sets the RAM size in bytes that the garbage collector
+// plans for. It is not a cap: a heap may still grow past it.
+const bunRAMSizeVar = "BUN_JSC_forceRAMSize"
+
+// mib is the number of bytes in a MiB.
+const mib = 1 << 20
+
+// prepareBun hands Bun the heap limit as the RAM size its collector plans
+// for. The variable reaches Bun through any wrapper, so argv is not read.
+func prepareBun(w *Worker, o Options) (Applied, error) {
+	if value, ok := lookupVar(*w, bunRAMSizeVar); ok {
+		bytes, err := strconv.ParseUint(value, 10, 64)
+		if err != nil {
+			// Bun refuses to start with a value it cannot read.
+			return Applied{}, fmt.Errorf("read %s=%q: not a number of bytes", bunRAMSizeVar, value)
+		}
+		return Applied{UserHeapMB: int((bytes + mib - 1) / mib), UserHeapAt: bunRAMSizeVar}, nil
+	}
+	if o.HeapMB == 0 {
+		return Applied{}, nil
+	}
+	value := strconv.FormatUint(uint64(o.HeapMB)*mib, 10)
+	setVar(w, bunRAMSizeVar, value)
+	return Applied{HeapFlag: bunRAMSizeVar + "=" + value + " (env)"}, nil
+}

@@ -1,0 +1,148 @@
+package jsruntime
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// nodeOptionsVar is the environment variable node reads extra options from.
+const nodeOptionsVar = "NODE_OPTIONS"
+
+// prepareNode puts the heap limit on a node command line: right after the
+// node binary when argv runs node itself, otherwise into NODE_OPTIONS.
+func prepareNode(w *Worker, o Options, l launch) (Applied, error) {
+	nodeOptions, _ := lookupVar(*w, nodeOptionsVar)
+	fromEnv, err := nodeOptionsHeap(nodeOptions)
+	if err != nil {
+		return Applied{}, err
+	}
+	var fromArgv heapSetting
+	runsNode := l.kind == Node && l.binary()
+	if runsNode {
+		fromArgv = nodeArgvHeap(l.words[l.at+1:])
+	}
+	var a Applied
+	// node reads NODE_OPTIONS first and its own options after, so argv wins.
+	switch {
+	case fromArgv.found:
+		a.UserHeapMB, a.UserHeapAt = fromArgv.mb, "argv"
+	case fromEnv.found:
+		a.UserHeapMB, a.UserHeapAt = fromEnv.mb, nodeOptionsVar
+	case o.HeapMB == 0:
+		// No limit to pass.
+	case runsNode && l.direct():
+		w.Argv = slices.Insert(w.Argv, l.at+1, heapFlag(o.HeapMB))
+		a.HeapFlag = heapFlag(o.HeapMB) + " (argv)"
+	default:
+		setVar(w, nodeOptionsVar, appendNodeOption(nodeOptions, heapFlag(o.HeapMB)))
+		a.HeapFlag = heapFlag(o.HeapMB) + " (" + nodeOptionsVar + ")"
+	}
+	return a, nil
+}
+
+// nodeOptionsHeap finds the heap limit that a NODE_OPTIONS value sets.
+func nodeOptionsHeap(nodeOptions string) (heapSetting, error) {
+	options, err := splitNodeOptions(nodeOptions)
+	if err != nil {
+		return heapSetting{}, fmt.Errorf("read %s %q: %w", nodeOptionsVar, nodeOptions, err)
+	}
+	return scanHeapFlags(options, true), nil
+}
+
+// splitNodeOptions splits a NODE_OPTIONS value into options as node does:
+// spaces separate options, double quotes group characters, and inside them
+// a backslash escapes the next character.
+func splitNodeOptions(s string) ([]string, error) {
+	var (
+		options  []string
+		inString bool
+		newArg   = true
+	)
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '\\' && inString:
+			if i+1 == len(s) {
+				return options, errors.New("invalid escape")
+			}
+			i++
+			c = s[i]
+		case c == ' ' && !inString:
+			newArg = true
+			continue
+		case c == '"':
+			inString = !inString
+			continue
+		}
+		if newArg {
+			options = append(options, "")
+			newArg = false
+		}
+		options[len(options)-1] += string(c)
+	}
+	if inString {
+		return options, errors.New("unterminated string")
+	}
+	return options, nil
+}
+
+// appendNodeOption appends option to a NODE_OPTIONS value, keeping the
+// rest of the value as it is.
+func appendNodeOption(nodeOptions, option string) string {
+	if strings.Trim(nodeOptions, " ") == "" {
+		return option
+	}
+	return nodeOptions + " " + option
+}
+
+// nodeArgvHeap finds the heap limit among node's own options: the words
+// after the node binary, up to the script (or "--").
+func nodeArgvHeap(args []string) heapSetting {
+	return scanHeapFlags(args[:nodeScriptIndex(args)], true)
+}
+
+// nodeScriptIndex returns the index in args (the words after the node
+// binary) of the first word that is not one of node's own options: the
+// script, "-" for standard input, or "--". It is len(args) when node runs
+// without a script, as with -e.
+func nodeScriptIndex(args []string) int {
+	for i := 0; i < len(args); i++ {
+		word := args[i]
+		switch {
+		case word == "--" || word == "-" || !strings.HasPrefix(word, "-"):
+			return i
+		case nodeOptionTakesValue(word):
+			i++
+		}
+	}
+	return len(args)
+}
+
+// nodeOptionTakesValue reports whether a node option, written without
+// "=", takes the next word as its value.
+func nodeOptionTakesValue(option string) bool {
+	if _, hasValue, isHeap := splitHeapFlag(option); isHeap {
+		return !hasValue
+	}
+	switch option {
+	case "-r", "--require", "--import", "--loader", "--experimental-loader",
+		"-e", "--eval", "-p", "--print", "-C", "--conditions",
+		"--input-type", "--title", "--env-file", "--env-file-if-exists",
+		"--inspect-port", "--debug-port", "--redirect-warnings",
+		"--diagnostic-dir", "--heapsnapshot-signal", "--icu-data-dir",
+		"--openssl-config", "--tls-cipher-list", "--tls-keylog",
+		"--unhandled-rejections", "--report-dir", "--report-directory",
+		"--report-filename", "--report-signal", "--secure-heap",
+		"--secure-heap-min", "--dns-result-order", "--disable-proto",
+		"--disable-warning", "--experimental-default-type", "--watch-path",
+		"--cpu-prof-dir", "--cpu-prof-name", "--cpu-prof-interval",
+		"--heap-prof-dir", "--heap-prof-name", "--heap-prof-interval",
+		"--max-http-header-size", "--snapshot-blob", "--trace-event-categories",
+		"--trace-event-file-pattern", "--localstorage-file",
+		"--experimental-config-file", "--policy-integrity", "--experimental-policy":
+		return true
+	}
+	return false
+}

@@ -1,0 +1,107 @@
+package jsruntime
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+)
+
+// maxPort is the highest TCP port number.
+const maxPort = 65535
+
+// Worker is what one worker needs to launch.
+type Worker struct {
+	Argv []string // argv to exec (argv[0] as given by the user)
+	Env  []string // the full environment (KEY=VALUE) to pass
+}
+
+// Options are percore's per-worker settings for Prepare.
+type Options struct {
+	Kind   Kind
+	HeapMB int // V8 old-space limit in MiB; 0 = pass nothing
+	Port   int // the worker's loopback port (already in Env as PORT=...; some runtimes need it as a flag too)
+}
+
+// Applied says what Prepare did, for the plan line and logs.
+type Applied struct {
+	// HeapFlag is the heap setting Prepare added and where, as
+	// "<setting> (<where>)": "--max-old-space-size=384 (argv)",
+	// "--max-old-space-size=384 (NODE_OPTIONS)",
+	// "--v8-flags=--max-old-space-size=384 (argv)",
+	// "--max-old-space-size=384 (DENO_V8_FLAGS)",
+	// "BUN_JSC_forceRAMSize=402653184 (env)"; "" when it added none.
+	HeapFlag string
+	// UserHeapMB is the user's own heap setting in MiB, which Prepare kept
+	// (it wins). It is > 0 when one was found, or 0 with UserHeapAt set
+	// when the user set 0, V8's "no limit".
+	UserHeapMB int
+	// UserHeapAt says where the user's own setting was found: "argv",
+	// "NODE_OPTIONS", "DENO_V8_FLAGS" or "BUN_JSC_forceRAMSize"; "" for none.
+	UserHeapAt string
+	// PortFlag is the port flag Prepare added to argv, as "--port=41234"
+	// for deno serve, which does not read PORT; "" when it added none.
+	PortFlag string
+	// HostFlag is the host flag Prepare added to argv, "--host=127.0.0.1"
+	// for deno serve, which would otherwise listen on every interface.
+	HostFlag string
+	// Warning says why the worker may not work under percore as given
+	// (such as deno run without --allow-env, which cannot read PORT); "" when
+	// nothing was noticed. Prepare still returns the worker.
+	Warning string
+}
+
+// Prepare returns the argv and env for one worker of runtime o.Kind: the
+// heap limit and, where the runtime needs it, the port, put where the
+// runtime reads them (see the package documentation). The user's own heap
+// setting is kept. The worker sees PORT=<o.Port> in its environment, also
+// when env(1) in argv sets PORT. Prepare does not modify its inputs.
+//
+// When o.Kind is not the runtime Detect finds in argv (the user named the
+// runtime), settings go into the environment, which reaches the runtime
+// through any wrapper.
+func Prepare(w Worker, o Options) (Worker, Applied, error) {
+	if err := o.check(); err != nil {
+		return Worker{}, Applied{}, fmt.Errorf("prepare worker: %w", err)
+	}
+	if len(w.Argv) == 0 {
+		return Worker{}, Applied{}, errors.New("prepare worker: empty command")
+	}
+	out := Worker{Argv: slices.Clone(w.Argv), Env: slices.Clone(w.Env)}
+	l := locate(out.Argv)
+	if l.kind != o.Kind {
+		l = launch{kind: o.Kind, at: -1}
+	}
+	var (
+		a   Applied
+		err error
+	)
+	switch o.Kind {
+	case Node:
+		a, err = prepareNode(&out, o, l)
+	case Deno:
+		a = prepareDeno(&out, o, l)
+	case Bun:
+		a, err = prepareBun(&out, o)
+	}
+	if err != nil {
+		return Worker{}, Applied{}, fmt.Errorf("prepare %s worker: %w", o.Kind, err)
+	}
+	if o.Port > 0 {
+		setVar(&out, "PORT", strconv.Itoa(o.Port))
+	}
+	return out, a, nil
+}
+
+// check reports options that Prepare cannot apply.
+func (o Options) check() error {
+	switch {
+	case !o.Kind.valid():
+		return fmt.Errorf("unknown runtime kind %d", int(o.Kind))
+	case o.HeapMB < 0:
+		return fmt.Errorf("heap limit %d MiB is negative", o.HeapMB)
+	case o.Port < 0 || o.Port > maxPort:
+		return fmt.Errorf("port %d is out of range 0-%d", o.Port, maxPort)
+	}
+	return nil
+}

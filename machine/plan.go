@@ -1,0 +1,182 @@
+package machine
+
+import "fmt"
+
+// HeapMode says how the heap limit is chosen.
+type HeapMode int
+
+// Heap modes.
+const (
+	HeapAuto  HeapMode = iota // derive the heap from the worker's memory budget
+	HeapOff                   // pass no heap flag; the runtime's default applies
+	HeapFixed                 // use Request.HeapMB as given
+)
+
+// String returns "auto", "off" or "fixed".
+func (m HeapMode) String() string {
+	switch m {
+	case HeapOff:
+		return "off"
+	case HeapFixed:
+		return "fixed"
+	default:
+		return "auto"
+	}
+}
+
+// Runtime names understood in Request.Runtime; any other value is treated
+// as RuntimeOther.
+const (
+	RuntimeNode  = "node"
+	RuntimeDeno  = "deno"
+	RuntimeBun   = "bun"
+	RuntimeOther = "other"
+)
+
+// Request is what the user asked for.
+type Request struct {
+	Workers       int    // 0 = auto
+	WorkersSource string // "--workers", "PERCORE_WORKERS", "WEB_CONCURRENCY"; "" when auto
+	Heap          HeapMode
+	HeapMB        int // with HeapFixed
+	IncludeSwap   bool
+	Runtime       string // "node", "deno", "bun", "other"
+}
+
+// Plan is the worker count and per-worker memory derived from Resources and
+// a Request.
+type Plan struct {
+	Workers       int      // worker processes to keep running
+	WorkersReason string   // e.g. "cpus", "--workers", "memory: 256MiB fits 1 worker of >= 128MiB heap"
+	HeapMB        int      // V8 old-space MiB to pass (the --max-old-space-size number); 0 = pass nothing
+	HeapReason    string   // "auto", "--heap", "off", "bun: no hard heap cap, recycled by RSS"
+	WorkerBudget  uint64   // bytes of RSS one worker may use; for bun the RSS recycle limit
+	SpareSlot     bool     // the budget leaves room for one extra worker, so a replacement may start before the old one stops
+	Warnings      []string // e.g. an explicit worker count that does not fit memory
+}
+
+// NewPlan sizes workers for r as req asks; the rules are in the package
+// documentation. A zero Memory is taken as unknown: the worker count then
+// follows the CPUs alone and no heap limit is computed.
+func NewPlan(r Resources, req Request) Plan {
+	total := r.Memory
+	if req.IncludeSwap {
+		total += r.Swap
+	}
+	usable := usableMemory(total)
+	p := Plan{}
+	p.Workers, p.WorkersReason = workerCount(r, req, total, usable)
+	slots := p.Workers
+	if r.Memory > 0 && heapForShare(usable, slots+1) >= MinHeapMB {
+		slots++
+		p.SpareSlot = true
+	}
+	p.WorkerBudget = usable / uint64(slots)
+	p.chooseHeap(req, r.Memory > 0)
+	p.warnFit(r, req, total, usable)
+	return p
+}
+
+// workerCount returns the worker count and the reason for it.
+func workerCount(r Resources, req Request, total, usable uint64) (int, string) {
+	if req.Workers > 0 {
+		src := req.WorkersSource
+		if src == "" {
+			src = "explicit"
+		}
+		return req.Workers, src
+	}
+	cpus := max(r.CPUs, 1)
+	if r.Memory == 0 {
+		return cpus, "cpus"
+	}
+	n := cpus
+	for n > 1 && heapForShare(usable, n) < MinHeapMB {
+		n--
+	}
+	if n == cpus {
+		return n, "cpus"
+	}
+	return n, fmt.Sprintf("memory: %s fits %d %s of >= %dMiB heap",
+		FormatBytes(total), n, plural(n, "worker"), MinHeapMB)
+}
+
+// chooseHeap sets HeapMB and HeapReason from the mode, runtime and budget.
+func (p *Plan) chooseHeap(req Request, memoryKnown bool) {
+	runtime := req.Runtime
+	switch runtime {
+	case RuntimeNode, RuntimeDeno:
+	case RuntimeBun:
+		p.HeapReason = "bun: no hard heap cap, recycled by RSS"
+	default:
+		runtime = RuntimeOther
+		p.HeapReason = "other: no heap flag"
+	}
+	switch {
+	case runtime == RuntimeBun || runtime == RuntimeOther:
+		if req.Heap == HeapFixed {
+			p.warn("--heap is ignored for %s; workers are recycled at %s RSS", runtime, FormatBytes(p.WorkerBudget))
+		}
+	case req.Heap == HeapOff:
+		p.HeapReason = "off"
+	case req.Heap == HeapFixed && req.HeapMB > 0:
+		p.HeapMB, p.HeapReason = req.HeapMB, "--heap"
+	case !memoryKnown:
+		p.HeapReason = "auto: memory unknown, runtime default"
+		p.warn("memory size unknown; no heap limit is set")
+	default:
+		if req.Heap == HeapFixed {
+			p.warn("--heap %dMiB is not a size; using auto", req.HeapMB)
+		}
+		p.autoHeap()
+	}
+}
+
+// autoHeap derives the heap from the worker budget, raised to HeapFloorMB.
+func (p *Plan) autoHeap() {
+	h := heapForBudget(p.WorkerBudget / MiB)
+	p.HeapMB, p.HeapReason = int(h), "auto"
+	if h < HeapFloorMB {
+		p.HeapMB, p.HeapReason = HeapFloorMB, fmt.Sprintf("auto, raised to the %dMiB floor", HeapFloorMB)
+		p.warn("a %s worker budget fits a %dMiB heap; using the %dMiB floor, so the cgroup may kill workers before V8 stops them",
+			FormatBytes(p.WorkerBudget), h, HeapFloorMB)
+	}
+}
+
+// warnFit adds warnings for explicit choices that do not fit the machine.
+func (p *Plan) warnFit(r Resources, req Request, total, usable uint64) {
+	if req.Workers > 0 && r.CPUs > 0 && req.Workers > r.CPUs {
+		p.warn("%s %d is more than the %d %s available", p.WorkersReason, req.Workers, r.CPUs, plural(r.CPUs, "CPU"))
+	}
+	if req.Workers > 0 && r.Memory > 0 && heapForShare(usable, req.Workers) < MinHeapMB {
+		p.warn("%s %d does not fit %s: each worker gets %s, below the %dMiB minimum heap",
+			p.WorkersReason, req.Workers, FormatBytes(total), p.eachGets(), MinHeapMB)
+	}
+	if p.HeapReason == "--heap" && r.Memory > 0 {
+		if fit := heapForBudget(p.WorkerBudget / MiB); uint64(p.HeapMB) > fit {
+			p.warn("--heap %dMiB exceeds the %dMiB that fits a %s worker budget; the cgroup may kill workers before V8 stops them",
+				p.HeapMB, fit, FormatBytes(p.WorkerBudget))
+		}
+	}
+}
+
+// eachGets describes the memory one worker gets, for warnings.
+func (p *Plan) eachGets() string {
+	if p.HeapMB > 0 {
+		return fmt.Sprintf("a %dMiB heap (%s budget)", p.HeapMB, FormatBytes(p.WorkerBudget))
+	}
+	return fmt.Sprintf("a %s RSS budget", FormatBytes(p.WorkerBudget))
+}
+
+// warn appends a warning.
+func (p *Plan) warn(format string, args ...any) {
+	p.Warnings = append(p.Warnings, fmt.Sprintf(format, args...))
+}
+
+// plural returns word with an "s" unless n is 1.
+func plural(n int, word string) string {
+	if n == 1 {
+		return word
+	}
+	return word + "s"
+}

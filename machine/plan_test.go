@@ -1,0 +1,137 @@
+package machine
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestNewPlan(t *testing.T) {
+	res := func(memMiB uint64, cpus int, swapMiB uint64) Resources {
+		return Resources{CPUs: cpus, CPUQuota: float64(cpus), Memory: memMiB * MiB, Swap: swapMiB * MiB}
+	}
+	node := Request{Runtime: RuntimeNode}
+	withSwap := Request{Runtime: RuntimeNode, IncludeSwap: true}
+	cases := []struct {
+		name      string
+		res       Resources
+		req       Request
+		workers   int
+		reason    string
+		heapMB    int
+		heapWhy   string
+		budgetMiB uint64
+		spare     bool
+		warnings  []string // substrings, one per expected warning
+	}{
+		{"256MiB 1CPU", res(256, 1, 0), node, 1, "cpus", 134, "auto", 211, false, nil},
+		{"256MiB 2CPU fits one worker", res(256, 2, 0), node, 1, "memory: 256MiB fits 1 worker of >= 128MiB heap", 134, "auto", 211, false, nil},
+		{"512MiB 2CPU", res(512, 2, 0), node, 2, "cpus", 147, "auto", 227, false, nil},
+		{"1GiB 2CPU", res(1024, 2, 0), node, 2, "cpus", 213, "auto", 313, true, nil},
+		{"2GiB 4CPU", res(2048, 4, 0), node, 4, "cpus", 268, "auto", 382, true, nil},
+		{"256MiB 1CPU swap ignored", res(256, 1, 512), node, 1, "cpus", 134, "auto", 211, false, nil},
+		{"256MiB 1CPU with swap", res(256, 1, 512), withSwap, 1, "cpus", 241, "auto", 348, true, nil},
+		{"256MiB 2CPU with swap", res(256, 2, 512), withSwap, 2, "cpus", 151, "auto", 232, true, nil},
+		{"512MiB 2CPU with swap", res(512, 2, 512), withSwap, 2, "cpus", 213, "auto", 313, true, nil},
+		{"1GiB 2CPU with swap", res(1024, 2, 512), withSwap, 2, "cpus", 340, "auto", 475, true, nil},
+		{"2GiB 4CPU with swap", res(2048, 4, 512), withSwap, 4, "cpus", 344, "auto", 480, true, nil},
+		{"8GiB 16CPU, reserve at its cap", res(8192, 16, 0), node, 16, "cpus", 333, "auto", 466, true, nil},
+		{"1GiB 8CPU capped by memory", res(1024, 8, 0), node, 4, "memory: 1.0GiB fits 4 workers of >= 128MiB heap", 153, "auto", 235, false, nil},
+		{"64MiB floor", res(64, 1, 0), node, 1, "cpus", HeapFloorMB, "auto, raised to the 64MiB floor", 28, false,
+			[]string{"a 28MiB worker budget fits a 0MiB heap; using the 64MiB floor"}},
+		{"explicit workers that fit", res(2048, 4, 0), Request{Runtime: RuntimeNode, Workers: 2, WorkersSource: "--workers"},
+			2, "--workers", 468, "auto", 637, true, nil},
+		{"explicit workers beyond memory", res(512, 2, 0), Request{Runtime: RuntimeNode, Workers: 4, WorkersSource: "WEB_CONCURRENCY"},
+			4, "WEB_CONCURRENCY", 64, "auto, raised to the 64MiB floor", 113, false, []string{
+				"a 113MiB worker budget fits a 56MiB heap",
+				"WEB_CONCURRENCY 4 is more than the 2 CPUs available",
+				"WEB_CONCURRENCY 4 does not fit 512MiB: each worker gets a 64MiB heap (113MiB budget), below the 128MiB minimum heap"}},
+		{"explicit workers without source", res(1024, 2, 0), Request{Runtime: RuntimeNode, Workers: 1}, 1, "explicit", 336, "auto", 470, true, nil},
+		{"heap off", res(512, 2, 0), Request{Runtime: RuntimeNode, Heap: HeapOff}, 2, "cpus", 0, "off", 227, false, nil},
+		{"heap fixed", res(1024, 2, 0), Request{Runtime: RuntimeNode, Heap: HeapFixed, HeapMB: 200}, 2, "cpus", 200, "--heap", 313, true, nil},
+		{"heap fixed too large", res(512, 2, 0), Request{Runtime: RuntimeNode, Heap: HeapFixed, HeapMB: 400}, 2, "cpus", 400, "--heap", 227, false,
+			[]string{"--heap 400MiB exceeds the 147MiB that fits a 227MiB worker budget"}},
+		{"heap fixed without size", res(512, 2, 0), Request{Runtime: RuntimeNode, Heap: HeapFixed}, 2, "cpus", 147, "auto", 227, false,
+			[]string{"--heap 0MiB is not a size"}},
+		{"deno", res(1024, 2, 0), Request{Runtime: RuntimeDeno}, 2, "cpus", 213, "auto", 313, true, nil},
+		{"bun", res(1024, 2, 0), Request{Runtime: RuntimeBun}, 2, "cpus", 0, "bun: no hard heap cap, recycled by RSS", 313, true, nil},
+		{"bun with --heap", res(1024, 2, 0), Request{Runtime: RuntimeBun, Heap: HeapFixed, HeapMB: 100}, 2, "cpus", 0,
+			"bun: no hard heap cap, recycled by RSS", 313, true, []string{"--heap is ignored for bun; workers are recycled at 313MiB RSS"}},
+		{"bun explicit workers beyond memory", res(256, 1, 0), Request{Runtime: RuntimeBun, Workers: 3, WorkersSource: "PERCORE_WORKERS"},
+			3, "PERCORE_WORKERS", 0, "bun: no hard heap cap, recycled by RSS", 70, false, []string{
+				"PERCORE_WORKERS 3 is more than the 1 CPU available",
+				"PERCORE_WORKERS 3 does not fit 256MiB: each worker gets a 70MiB RSS budget"}},
+		{"other runtime", res(1024, 2, 0), Request{Runtime: RuntimeOther}, 2, "cpus", 0, "other: no heap flag", 313, true, nil},
+		{"unknown runtime is other", res(1024, 2, 0), Request{Runtime: "python"}, 2, "cpus", 0, "other: no heap flag", 313, true, nil},
+		{"memory unknown", Resources{CPUs: 3}, node, 3, "cpus", 0, "auto: memory unknown, runtime default", 0, false,
+			[]string{"memory size unknown"}},
+		{"zero resources", Resources{}, node, 1, "cpus", 0, "auto: memory unknown, runtime default", 0, false,
+			[]string{"memory size unknown"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := NewPlan(c.res, c.req)
+			if p.Workers != c.workers || p.WorkersReason != c.reason || p.HeapMB != c.heapMB || p.HeapReason != c.heapWhy ||
+				p.WorkerBudget/MiB != c.budgetMiB || p.SpareSlot != c.spare {
+				t.Errorf("NewPlan = %+v\nwant workers %d (%s), heap %d (%s), budget %dMiB, spare %v",
+					p, c.workers, c.reason, c.heapMB, c.heapWhy, c.budgetMiB, c.spare)
+			}
+			if len(p.Warnings) != len(c.warnings) {
+				t.Fatalf("warnings %q, want %d matching %q", p.Warnings, len(c.warnings), c.warnings)
+			}
+			for i, w := range c.warnings {
+				if !strings.Contains(p.Warnings[i], w) {
+					t.Errorf("warning %d = %q, want it to contain %q", i, p.Warnings[i], w)
+				}
+			}
+		})
+	}
+}
+
+// TestNewPlanFits checks, over a grid of machines, that automatic plans
+// keep every worker slot within memory and every heap within its budget.
+func TestNewPlanFits(t *testing.T) {
+	for memMiB := uint64(128); memMiB <= 64*1024; memMiB = memMiB*5/4 + 1 {
+		for cpus := 1; cpus <= 64; cpus *= 2 {
+			r := Resources{CPUs: cpus, Memory: memMiB * MiB}
+			p := NewPlan(r, Request{Runtime: RuntimeNode})
+			slots := uint64(p.Workers)
+			if p.SpareSlot {
+				slots++
+			}
+			if p.Workers < 1 || p.Workers > cpus {
+				t.Fatalf("%dMiB/%dCPU: %d workers", memMiB, cpus, p.Workers)
+			}
+			if slots*p.WorkerBudget > r.Memory {
+				t.Fatalf("%dMiB/%dCPU: %d slots of %s exceed memory", memMiB, cpus, slots, FormatBytes(p.WorkerBudget))
+			}
+			if p.HeapMB < HeapFloorMB {
+				t.Fatalf("%dMiB/%dCPU: heap %dMiB below the floor", memMiB, cpus, p.HeapMB)
+			}
+			if p.HeapReason == "auto" && uint64(p.HeapMB)*MiB >= p.WorkerBudget {
+				t.Fatalf("%dMiB/%dCPU: heap %dMiB not below budget %s", memMiB, cpus, p.HeapMB, FormatBytes(p.WorkerBudget))
+			}
+			if p.Workers < cpus && p.HeapMB < MinHeapMB && p.Workers > 1 {
+				t.Fatalf("%dMiB/%dCPU: %d workers with a %dMiB heap", memMiB, cpus, p.Workers, p.HeapMB)
+			}
+			if len(p.Warnings) > 0 && memMiB >= 256 {
+				t.Fatalf("%dMiB/%dCPU: warnings %q", memMiB, cpus, p.Warnings)
+			}
+		}
+	}
+}
+
+func TestHeapModeString(t *testing.T) {
+	for m, want := range map[HeapMode]string{HeapAuto: "auto", HeapOff: "off", HeapFixed: "fixed", HeapMode(9): "auto"} {
+		if got := m.String(); got != want {
+			t.Errorf("HeapMode(%d).String() = %q, want %q", int(m), got, want)
+		}
+	}
+}
+
+func TestYoungGen(t *testing.T) {
+	for heap, want := range map[uint64]uint64{64: 3, 256: 3, 512: 12, 1024: 24, 2048: 48, 8192: 48} {
+		if got := youngGenMB(heap); got != want {
+			t.Errorf("youngGenMB(%d) = %d, want %d", heap, got, want)
+		}
+	}
+}

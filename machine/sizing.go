@@ -1,0 +1,70 @@
+package machine
+
+// Sizing constants, in MiB or percent. The figures behind them were measured
+// with node v20 in cgroup v1 memory cgroups of 256 MiB to 2 GiB, every worker
+// slot filled by a process that retains objects and Buffers until its heap is
+// full: at HeapPercent 80 every process died with "JavaScript heap out of
+// memory" while the cgroup peaked at 80-90% of its limit; at 100 the 256 MiB
+// cgroup reached its limit.
+const (
+	// MinHeapMB is the smallest heap worth running a worker with; the
+	// automatic worker count is lowered until each worker gets this much.
+	MinHeapMB = 128
+	// HeapFloorMB is the smallest heap NewPlan ever computes.
+	HeapFloorMB = 64
+	// ReserveMB is kept back for percore itself and the kernel.
+	ReserveMB = 32
+	// ReservePercent of memory is also kept back, for page cache, socket
+	// buffers and tmpfs charged to the same cgroup.
+	ReservePercent = 5
+	// ReserveMaxMB caps the whole reserve on large machines.
+	ReserveMaxMB = 256
+	// NodeBaseMB is the RSS of an idle Node process: code, V8 and libuv
+	// before any application object.
+	NodeBaseMB = 40
+	// HeapPercent is the share of a worker's budget, after NodeBaseMB and
+	// the young generation, given to old space; the rest covers code space,
+	// Buffers, native memory and garbage collection.
+	HeapPercent = 80
+)
+
+// usableMemory returns the bytes left for workers out of total once the
+// reserve is kept back.
+func usableMemory(total uint64) uint64 {
+	reserve := min(ReserveMB*MiB+total/100*ReservePercent, ReserveMaxMB*MiB)
+	if total <= reserve {
+		return 0
+	}
+	return total - reserve
+}
+
+// youngGenMB approximates V8's young generation for an old space of heapMB:
+// three semi-spaces of heap/256 (up to a 256 MiB heap) or heap/128 (above),
+// each between 1 and 16 MiB.
+func youngGenMB(heapMB uint64) uint64 {
+	ratio := uint64(128)
+	if heapMB <= 256 {
+		ratio = 256
+	}
+	return 3 * min(max(heapMB/ratio, 1), 16)
+}
+
+// heapForBudget returns the old-space limit in MiB that keeps a Node worker
+// within an RSS budget of budgetMB, or 0 when the budget is below NodeBaseMB.
+// The young generation is sized from the budget, a slight overestimate.
+func heapForBudget(budgetMB uint64) uint64 {
+	if budgetMB <= NodeBaseMB {
+		return 0
+	}
+	x := budgetMB - NodeBaseMB
+	y := youngGenMB(x)
+	if x <= y {
+		return 0
+	}
+	return (x - y) * HeapPercent / 100
+}
+
+// heapForShare returns heapForBudget of usable bytes split n ways.
+func heapForShare(usable uint64, n int) uint64 {
+	return heapForBudget(usable / uint64(max(n, 1)) / MiB)
+}

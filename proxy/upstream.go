@@ -1,0 +1,64 @@
+package proxy
+
+import (
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// UpstreamConfig configures the connections from the proxy to workers.
+type UpstreamConfig struct {
+	// MaxConns bounds the connections to one worker (default 1024). A request
+	// that finds them all busy waits up to ConnWait for one.
+	MaxConns int
+	// ConnWait is how long a request waits for a free connection (default 5s).
+	ConnWait time.Duration
+	// IdleTimeout closes idle keep-alive connections to a worker (default 4s).
+	// It must stay below the worker's own keep-alive timeout (Node's default
+	// keepAliveTimeout is 5s), or the worker closes sockets the proxy is
+	// about to reuse.
+	IdleTimeout time.Duration
+	// HeaderBufferSize bounds a worker's response header block (default 16KiB).
+	HeaderBufferSize int
+}
+
+// Defaults for UpstreamConfig.
+const (
+	DefaultUpstreamMaxConns    = 1024
+	DefaultUpstreamConnWait    = 5 * time.Second
+	DefaultUpstreamIdleTimeout = 4 * time.Second
+	DefaultHeaderBufferSize    = 16 << 10
+)
+
+func (c *UpstreamConfig) setDefaults() {
+	if c.MaxConns <= 0 {
+		c.MaxConns = DefaultUpstreamMaxConns
+	}
+	if c.ConnWait <= 0 {
+		c.ConnWait = DefaultUpstreamConnWait
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = DefaultUpstreamIdleTimeout
+	}
+	if c.HeaderBufferSize <= 0 {
+		c.HeaderBufferSize = DefaultHeaderBufferSize
+	}
+}
+
+// newClient returns the keep-alive pool for one worker. fasthttp's own
+// retries would go to the same worker, so they are off: the handler retries
+// on another worker itself.
+func (c UpstreamConfig) newClient(addr string) *fasthttp.HostClient {
+	return &fasthttp.HostClient{
+		Addr:                      addr,
+		MaxConns:                  c.MaxConns,
+		MaxConnWaitTimeout:        c.ConnWait,
+		MaxIdleConnDuration:       c.IdleTimeout,
+		MaxIdemponentCallAttempts: 1,
+		RetryIfErr:                func(*fasthttp.Request, int, error) (bool, bool) { return false, false },
+		ReadBufferSize:            c.HeaderBufferSize,
+		StreamResponseBody:        true,
+		DisablePathNormalizing:    true,
+		NoDefaultUserAgentHeader:  true,
+	}
+}

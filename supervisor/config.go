@@ -1,0 +1,103 @@
+package supervisor
+
+import (
+	"errors"
+	"fmt"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// PrepareFunc adjusts one worker's argv and environment before it starts,
+// for example to pass a heap limit the way its runtime takes it. It must not
+// modify its inputs.
+type PrepareFunc func(argv, env []string, port int) ([]string, []string, error)
+
+// Config configures a Supervisor.
+type Config struct {
+	// Command is the worker's argv. Required.
+	Command []string
+	// Env is the environment every worker starts from (default os.Environ()).
+	Env []string
+	// Workers is how many workers to run (at least 1).
+	Workers int
+	// Prepare, when set, adjusts each worker's argv and env.
+	Prepare PrepareFunc
+	// Launcher starts processes and reports their exits. Required.
+	Launcher Launcher
+	// Router learns which workers take traffic. Required.
+	Router Router
+	// Output receives the workers' stdout and stderr. Required.
+	Output *Output
+	// Logger is where lifecycle events go (default: a null logger).
+	Logger hclog.Logger
+	// ReadyTimeout bounds how long a new worker may take to listen on its
+	// port (default 30s).
+	ReadyTimeout time.Duration
+	// StopSignal is sent to a worker's process group to stop it (default SIGTERM).
+	StopSignal syscall.Signal
+	// MaxBootFailures is how many starts in a row may fail before ever
+	// serving, while no worker is ready, before Run gives up (default 5).
+	MaxBootFailures int
+	// BackoffMin and BackoffMax bound the restart delay, which doubles after
+	// each failed start (defaults 100ms and 10s).
+	BackoffMin, BackoffMax time.Duration
+	// StableAfter is the uptime after which a worker's exit no longer counts
+	// as a failed start and the backoff starts over (default 10s). A worker
+	// that exits within MinUptime of becoming ready counts as a failed start.
+	StableAfter time.Duration
+	// ShutdownTimeout bounds the stop of the remaining workers after Run
+	// gives up on a crash loop (default 10s).
+	ShutdownTimeout time.Duration
+	// MinUptime is how long a ready worker must live for its start to count
+	// as good (default 1s).
+	MinUptime time.Duration
+}
+
+// Defaults for Config fields left zero.
+const (
+	DefaultReadyTimeout    = 30 * time.Second
+	DefaultMaxBootFailures = 5
+	DefaultBackoffMin      = 100 * time.Millisecond
+	DefaultBackoffMax      = 10 * time.Second
+	DefaultStableAfter     = 10 * time.Second
+	DefaultMinUptime       = time.Second
+	// HurryGrace is how long a fast stop waits between the stop signal and
+	// SIGKILL.
+	HurryGrace = 2 * time.Second
+)
+
+func (c *Config) setDefaults() error {
+	if len(c.Command) == 0 {
+		return errors.New("no command to run")
+	}
+	if c.Workers < 1 {
+		return fmt.Errorf("worker count %d: at least 1 worker is needed", c.Workers)
+	}
+	if c.Launcher == nil || c.Router == nil || c.Output == nil {
+		return errors.New("launcher, router and output are required")
+	}
+	if c.Logger == nil {
+		c.Logger = hclog.NewNullLogger()
+	}
+	setDuration(&c.ReadyTimeout, DefaultReadyTimeout)
+	setDuration(&c.BackoffMin, DefaultBackoffMin)
+	setDuration(&c.BackoffMax, DefaultBackoffMax)
+	setDuration(&c.StableAfter, DefaultStableAfter)
+	setDuration(&c.MinUptime, DefaultMinUptime)
+	setDuration(&c.ShutdownTimeout, 10*time.Second)
+	if c.StopSignal == 0 {
+		c.StopSignal = syscall.SIGTERM
+	}
+	if c.MaxBootFailures < 1 {
+		c.MaxBootFailures = DefaultMaxBootFailures
+	}
+	return nil
+}
+
+func setDuration(d *time.Duration, def time.Duration) {
+	if *d <= 0 {
+		*d = def
+	}
+}

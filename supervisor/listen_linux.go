@@ -1,0 +1,140 @@
+//go:build linux
+
+package supervisor
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// listensOn reports whether a process of the worker's process group pgid
+// holds a socket listening on port on loopback or on every address. It reads
+// /proc, so a listener that another program opened on the same port is not
+// mistaken for the worker.
+func listensOn(pgid, port int) (bool, error) {
+	inodes, err := listeningInodes(port)
+	if err != nil || len(inodes) == 0 {
+		return false, err
+	}
+	if holdsSocket(pgid, inodes) {
+		return true, nil
+	}
+	for _, pid := range groupMembers(pgid) {
+		if pid != pgid && holdsSocket(pid, inodes) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// listeningInodes returns the socket inodes listening on port, read from
+// /proc/net/tcp and /proc/net/tcp6.
+func listeningInodes(port int) (map[string]bool, error) {
+	inodes := make(map[string]bool)
+	for _, name := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		data, err := os.ReadFile(name)
+		if os.IsNotExist(err) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", name, err)
+		}
+		collectListeners(data, port, inodes)
+	}
+	return inodes, nil
+}
+
+// tcpListen is the state of a listening socket in /proc/net/tcp.
+const tcpListen = "0A"
+
+func collectListeners(data []byte, port int, into map[string]bool) {
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Scan() // header
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 10 || f[3] != tcpListen {
+			continue
+		}
+		host, p, ok := strings.Cut(f[1], ":")
+		if !ok {
+			continue
+		}
+		n, err := strconv.ParseUint(p, 16, 16)
+		if err != nil || int(n) != port || !loopbackOrAny(host) {
+			continue
+		}
+		into["socket:["+f[9]+"]"] = true
+	}
+}
+
+// loopbackOrAny tells whether a /proc/net/tcp address (hex, as the kernel
+// stores it) is 127.0.0.0/8, ::1, 0.0.0.0, :: or ::ffff:127.x.
+func loopbackOrAny(hex string) bool {
+	switch {
+	case len(hex) == 8:
+		return hex == "00000000" || strings.HasSuffix(hex, "7F")
+	case len(hex) == 32:
+		return strings.Trim(hex, "0") == "" ||
+			hex == "00000000000000000000000001000000" ||
+			(strings.HasPrefix(hex, "0000000000000000FFFF0000") && strings.HasSuffix(hex, "7F"))
+	}
+	return false
+}
+
+func holdsSocket(pid int, inodes map[string]bool) bool {
+	dir := "/proc/" + strconv.Itoa(pid) + "/fd"
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return false
+	}
+	for _, e := range entries {
+		target, err := os.Readlink(dir + "/" + e.Name())
+		if err == nil && inodes[target] {
+			return true
+		}
+	}
+	return false
+}
+
+// groupMembers lists the pids whose process group is pgid.
+func groupMembers(pgid int) []int {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if g, ok := processGroup(pid); ok && g == pgid {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// processGroup reads the process group from /proc/PID/stat. The command
+// name in parentheses may itself hold spaces and parentheses, so fields are
+// counted after the last ')'.
+func processGroup(pid int) (int, bool) {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, false
+	}
+	i := bytes.LastIndexByte(data, ')')
+	if i < 0 {
+		return 0, false
+	}
+	f := strings.Fields(string(data[i+1:]))
+	if len(f) < 3 {
+		return 0, false
+	}
+	g, err := strconv.Atoi(f[2])
+	return g, err == nil
+}

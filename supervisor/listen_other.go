@@ -1,0 +1,21 @@
+//go:build !linux
+
+package supervisor
+
+import (
+	"net"
+	"strconv"
+	"time"
+)
+
+// listensOn reports whether something accepts connections on the loopback
+// port. Without /proc it cannot tell the worker from another program that
+// took the port; the worker would then fail to listen and be restarted.
+func listensOn(pgid, port int) (bool, error) {
+	c, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), time.Second)
+	if err != nil {
+		return false, nil
+	}
+	c.Close()
+	return true, nil
+}

@@ -1,0 +1,135 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// ErrHurry is the cause to cancel a stop context with for a fast stop: the
+// drain is cut short, workers get the stop signal and HurryGrace before
+// SIGKILL.
+var ErrHurry = errors.New("fast stop requested")
+
+// CrashLoopError says the workers keep failing before they ever serve, so
+// Run gave up.
+type CrashLoopError struct {
+	Slot     int      // the slot that reached the limit
+	Attempts int      // failed starts in a row
+	Last     string   // how the last attempt ended
+	Output   []string // the last lines the worker printed
+}
+
+// Error implements error.
+func (e *CrashLoopError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "the app keeps failing at start-up: worker %d failed %d times in a row (last: %s)",
+		e.Slot, e.Attempts, e.Last)
+	if len(e.Output) > 0 {
+		b.WriteString("; its last output:")
+		for _, l := range e.Output {
+			b.WriteString("\n    ")
+			b.WriteString(l)
+		}
+	}
+	return b.String()
+}
+
+// Supervisor keeps N workers running. Create it with New, run it with Run,
+// and end it with Stop. It is safe for concurrent use.
+type Supervisor struct {
+	cfg     Config
+	log     hclog.Logger
+	nextKey atomic.Uint64
+
+	stopOnce sync.Once
+	stopping chan struct{}   // closed when Stop is called
+	stopCtx  context.Context // set before stopping is closed
+	fatal    chan error      // a slot that gives up sends here
+	slotsWG  sync.WaitGroup  // one per running slot loop
+
+	mu    sync.Mutex // protects slots
+	slots []*slot
+}
+
+// New checks cfg and returns a Supervisor.
+func New(cfg Config) (*Supervisor, error) {
+	if cfg.Env == nil {
+		cfg.Env = os.Environ()
+	}
+	if err := cfg.setDefaults(); err != nil {
+		return nil, fmt.Errorf("supervisor config: %w", err)
+	}
+	return &Supervisor{
+		cfg:      cfg,
+		log:      cfg.Logger,
+		stopping: make(chan struct{}),
+		fatal:    make(chan error, 1),
+	}, nil
+}
+
+// Run starts the workers and supervises them until Stop has stopped them all
+// (it then returns nil) or until they keep failing at start-up (it then stops
+// the rest within the stop budget and returns a *CrashLoopError).
+func (s *Supervisor) Run() error {
+	s.mu.Lock()
+	for i := 0; i < s.cfg.Workers; i++ {
+		s.addSlotLocked()
+	}
+	s.mu.Unlock()
+
+	var err error
+	select {
+	case <-s.stopping:
+	case err = <-s.fatal:
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+		defer cancel()
+		s.Stop(ctx)
+	}
+	s.slotsWG.Wait()
+	return err
+}
+
+// Stop asks every worker to stop: each is drained, gets the stop signal, and
+// is killed when ctx ends. Give ctx the whole shutdown budget as its
+// deadline; cancel it with cause ErrHurry for a fast stop. Stop returns at
+// once; Run returns when every worker is gone. Calls after the first are
+// ignored.
+func (s *Supervisor) Stop(ctx context.Context) {
+	s.stopOnce.Do(func() {
+		s.stopCtx = ctx
+		close(s.stopping)
+	})
+}
+
+func (s *Supervisor) addSlotLocked() {
+	sl := &slot{id: len(s.slots), state: StateStarting}
+	s.slots = append(s.slots, sl)
+	s.slotsWG.Add(1)
+	go s.runSlot(sl)
+}
+
+func (s *Supervisor) workerCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.slots)
+}
+
+// readyCount is the number of workers now taking traffic.
+func (s *Supervisor) readyCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, sl := range s.slots {
+		if sl.status().State == StateReady {
+			n++
+		}
+	}
+	return n
+}

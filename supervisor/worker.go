@@ -1,0 +1,173 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// worker is one process serving in a slot. Its fields are set before it is
+// shared and never change, except through the owning slot.
+type worker struct {
+	key     uint64
+	slot    int
+	port    int
+	pid     int
+	started time.Time
+	exit    <-chan Exit
+	tail    *Tail
+	log     hclog.Logger
+}
+
+func (w *worker) addr() string { return "127.0.0.1:" + strconv.Itoa(w.port) }
+
+// errNotReady says a worker did not listen on its port in time.
+var errNotReady = errors.New("did not listen on its port in time")
+
+// spawn starts one worker for slot on a fresh loopback port.
+func (s *Supervisor) spawn(slot int) (*worker, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	argv, env := s.cfg.Command, s.workerEnv(slot, port)
+	if s.cfg.Prepare != nil {
+		if argv, env, err = s.cfg.Prepare(argv, env, port); err != nil {
+			return nil, fmt.Errorf("prepare worker %d: %w", slot, err)
+		}
+	}
+	w := &worker{key: s.nextKey.Add(1), slot: slot, port: port, tail: &Tail{}}
+	if err := s.startProcess(w, argv, env); err != nil {
+		return nil, fmt.Errorf("start worker %d (%s): %w", slot, argv[0], err)
+	}
+	w.log = s.log.With("worker", slot, "pid", w.pid)
+	return w, nil
+}
+
+func (s *Supervisor) startProcess(w *worker, argv, env []string) error {
+	devnull, err := os.Open(os.DevNull)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", os.DevNull, err)
+	}
+	defer devnull.Close()
+	stdout, stderr, err := s.cfg.Output.attach(w.slot, w.tail)
+	if err != nil {
+		return err
+	}
+	// The child holds its own copies of the write ends; ours must go, so
+	// that the readers see the end of the pipes when the worker exits.
+	defer stdout.Close()
+	defer stderr.Close()
+
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = env
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, stdout, stderr
+	pid, exit, err := s.cfg.Launcher.Start(cmd)
+	if err != nil {
+		return err
+	}
+	w.pid, w.exit, w.started = pid, exit, time.Now()
+	return nil
+}
+
+// workerEnv is the environment a worker starts with. PORT and HOST tell the
+// app where to listen; NODE_APP_INSTANCE is PM2's name for the worker id.
+func (s *Supervisor) workerEnv(slot, port int) []string {
+	id := strconv.Itoa(slot)
+	env := make([]string, 0, len(s.cfg.Env)+6)
+	env = append(env, s.cfg.Env...)
+	return append(env,
+		"PORT="+strconv.Itoa(port),
+		"HOST=127.0.0.1",
+		"PERCORE_WORKER_ID="+id,
+		"NODE_APP_INSTANCE="+id,
+		"PERCORE_WORKER_COUNT="+strconv.Itoa(s.workerCount()),
+	)
+}
+
+// awaitReady polls until the worker listens on its port. It returns nil when
+// it does, the worker's exit when it exits first, errNotReady at the ready
+// timeout, or ctx's error.
+func (s *Supervisor) awaitReady(ctx context.Context, w *worker) (*Exit, error) {
+	deadline := time.NewTimer(s.cfg.ReadyTimeout)
+	defer deadline.Stop()
+	poll := time.NewTimer(0)
+	defer poll.Stop()
+	delay := 5 * time.Millisecond
+	for {
+		select {
+		case e := <-w.exit:
+			return &e, nil
+		case <-deadline.C:
+			return nil, errNotReady
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-poll.C:
+		}
+		ok, err := listensOn(w.pid, w.port)
+		if err != nil {
+			w.log.Debug("readiness check", "error", err)
+		}
+		if ok {
+			return nil, nil
+		}
+		poll.Reset(delay)
+		delay = min(delay*2, 100*time.Millisecond)
+	}
+}
+
+// stop ends a worker: it waits until the router has drained it, sends the
+// stop signal to its process group, waits for it to exit, and kills what is
+// left of the group. ctx bounds the whole stop; when ctx ends because of a
+// fast stop (its cause is ErrHurry) the worker still gets the stop signal and
+// HurryGrace before SIGKILL. It returns the worker's exit.
+func (s *Supervisor) stop(ctx context.Context, w *worker, drained <-chan struct{}) Exit {
+	select {
+	case e := <-w.exit:
+		s.killGroup(w)
+		return e
+	case <-drained:
+	case <-ctx.Done():
+	}
+	if errors.Is(context.Cause(ctx), context.DeadlineExceeded) {
+		return s.kill(w)
+	}
+	if err := signalGroup(w.pid, s.cfg.StopSignal); err != nil {
+		w.log.Warn("send stop signal", "error", err)
+	}
+	grace := ctx
+	if ctx.Err() != nil {
+		var cancel context.CancelFunc
+		grace, cancel = context.WithTimeout(context.Background(), HurryGrace)
+		defer cancel()
+	}
+	select {
+	case e := <-w.exit:
+		s.killGroup(w)
+		return e
+	case <-grace.Done():
+		return s.kill(w)
+	}
+}
+
+// kill sends SIGKILL to the worker's process group and waits for the worker.
+func (s *Supervisor) kill(w *worker) Exit {
+	w.log.Warn("killing worker process group")
+	s.killGroup(w)
+	return <-w.exit
+}
+
+// killGroup removes whatever is left of the worker's process group, such as
+// the children of a wrapper command.
+func (s *Supervisor) killGroup(w *worker) {
+	if err := signalGroup(w.pid, syscall.SIGKILL); err != nil {
+		w.log.Warn("kill process group", "error", err)
+	}
+}
