@@ -136,8 +136,8 @@ func (s *Supervisor) runWorker(sl *slot) outcome {
 
 // serve routes traffic to a ready worker until it exits or the supervisor stops.
 func (s *Supervisor) serve(sl *slot, w *worker) outcome {
-	s.cfg.Router.Add(w.key, sl.id, w.addr())
 	sl.set(StateReady, w)
+	s.cfg.Router.Add(w.key, sl.id, w.addr())
 	w.log.Info("worker ready", "addr", w.addr(), "startup", time.Since(w.started).Round(time.Millisecond))
 	select {
 	case e := <-w.exit:

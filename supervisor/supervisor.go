@@ -133,3 +133,14 @@ func (s *Supervisor) readyCount() int {
 	}
 	return n
 }
+
+// Snapshot returns the state of every worker slot, in slot order.
+func (s *Supervisor) Snapshot() []WorkerStatus {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]WorkerStatus, len(s.slots))
+	for i, sl := range s.slots {
+		out[i] = sl.status()
+	}
+	return out
+}

@@ -77,18 +77,24 @@ func (s *Supervisor) startProcess(w *worker, argv, env []string) error {
 	return nil
 }
 
-// workerEnv is the environment a worker starts with. PORT and HOST tell the
-// app where to listen; NODE_APP_INSTANCE is PM2's name for the worker id.
+// workerEnv is the environment a worker in slot starts with.
 func (s *Supervisor) workerEnv(slot, port int) []string {
+	return WorkerEnv(s.cfg.Env, slot, port, s.workerCount())
+}
+
+// WorkerEnv returns base with the variables percore gives a worker: PORT and
+// HOST say where to listen, PERCORE_WORKER_ID and NODE_APP_INSTANCE (PM2's
+// name) the worker's id, PERCORE_WORKER_COUNT how many workers run.
+func WorkerEnv(base []string, slot, port, count int) []string {
 	id := strconv.Itoa(slot)
-	env := make([]string, 0, len(s.cfg.Env)+6)
-	env = append(env, s.cfg.Env...)
+	env := make([]string, 0, len(base)+5)
+	env = append(env, base...)
 	return append(env,
 		"PORT="+strconv.Itoa(port),
 		"HOST=127.0.0.1",
 		"PERCORE_WORKER_ID="+id,
 		"NODE_APP_INSTANCE="+id,
-		"PERCORE_WORKER_COUNT="+strconv.Itoa(s.workerCount()),
+		"PERCORE_WORKER_COUNT="+strconv.Itoa(count),
 	)
 }
 

@@ -105,6 +105,11 @@ var errHelp = errors.New("help requested")
 // parseConfig reads flags from args and PERCORE_* variables from env; a flag
 // given on the command line wins over the environment.
 func parseConfig(args []string, env map[string]string) (*config, error) {
+	return parseConfigFor(args, env, true)
+}
+
+// parseConfigFor is parseConfig; requireCommand is false for "percore plan".
+func parseConfigFor(args []string, env map[string]string, requireCommand bool) (*config, error) {
 	opts := options()
 	c := defaultConfig(env)
 	explicit, command, err := parseFlags(args, opts, c)
@@ -137,7 +142,7 @@ func parseConfig(args []string, env map[string]string) (*config, error) {
 			return nil, usagef("PORT=%q: %v", c.Port, err)
 		}
 	}
-	if len(command) == 0 {
+	if len(command) == 0 && requireCommand {
 		return nil, usagef("missing COMMAND: say what to run, e.g. percore -- node server.js")
 	}
 	c.Command = command

@@ -33,9 +33,14 @@ var version = "dev"
 
 // run is percore's main, testable: it returns the exit code.
 func run(args, environ []string, stdout, stderr io.Writer) int {
-	if len(args) > 0 && args[0] == "version" {
-		fmt.Fprintf(stdout, "percore %s\n", version)
-		return exitOK
+	if len(args) > 0 {
+		switch args[0] {
+		case "version":
+			fmt.Fprintf(stdout, "percore %s\n", version)
+			return exitOK
+		case "plan":
+			return runPlan(args[1:], environ, stdout, stderr)
+		}
 	}
 	env := envMap(environ)
 	cfg, err := parseConfig(args, env)
@@ -237,15 +242,19 @@ func makePlan(cfg *config, log hclog.Logger) (plan, error) {
 	for _, n := range res.Notes {
 		log.Debug("resources", "note", n)
 	}
-	mp := machine.NewPlan(res, machine.Request{
-		Workers: cfg.Workers, WorkersSource: cfg.WorkersSource,
-		Heap: cfg.Heap, HeapMB: cfg.HeapMB, IncludeSwap: cfg.IncludeSwap, Runtime: kind.String(),
-	})
+	mp := newPlan(cfg, res, kind)
 	for _, w := range mp.Warnings {
 		log.Warn(w)
 	}
 	log.Info(planLine(res, mp, kind))
 	return plan{Plan: mp, kind: kind}, nil
+}
+
+func newPlan(cfg *config, res machine.Resources, kind jsruntime.Kind) machine.Plan {
+	return machine.NewPlan(res, machine.Request{
+		Workers: cfg.Workers, WorkersSource: cfg.WorkersSource,
+		Heap: cfg.Heap, HeapMB: cfg.HeapMB, IncludeSwap: cfg.IncludeSwap, Runtime: kind.String(),
+	})
 }
 
 func planLine(res machine.Resources, p machine.Plan, kind jsruntime.Kind) string {

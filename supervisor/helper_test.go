@@ -1,0 +1,109 @@
+package supervisor
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Fake workers: the test binary re-executes itself as a worker when
+// PERCORE_FAKE_WORKER names one of these.
+var fakeWorkers = map[string]func(){
+	"serve":       fakeServe,
+	"exit":        fakeExit,
+	"ignore-term": fakeIgnoreTerm,
+	"print":       fakePrint,
+	"wrong-port":  fakeWrongPort,
+}
+
+func TestMain(m *testing.M) {
+	if name := os.Getenv("PERCORE_FAKE_WORKER"); name != "" {
+		fn, ok := fakeWorkers[name]
+		if !ok {
+			fmt.Fprintf(os.Stderr, "unknown fake worker %q\n", name)
+			os.Exit(2)
+		}
+		fn()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// fakeCommand returns the argv and env that run the fake worker name.
+func fakeCommand(name string, env ...string) ([]string, []string) {
+	return []string{os.Args[0], "-test.run=^$"},
+		append(append(os.Environ(), "PERCORE_FAKE_WORKER="+name), env...)
+}
+
+// fakeServe listens on PORT and accepts connections until SIGTERM.
+func fakeServe() {
+	ln, err := net.Listen("tcp", "127.0.0.1:"+os.Getenv("PORT"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	fmt.Println("serving as worker", os.Getenv("PERCORE_WORKER_ID"))
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	term := make(chan os.Signal, 1)
+	signal.Notify(term, syscall.SIGTERM)
+	<-term
+	os.Exit(0)
+}
+
+// fakeExit prints a line and exits with FAKE_CODE.
+func fakeExit() {
+	fmt.Fprintln(os.Stderr, "fatal: config missing")
+	code, _ := strconv.Atoi(os.Getenv("FAKE_CODE"))
+	os.Exit(code)
+}
+
+// fakeIgnoreTerm listens but ignores SIGTERM.
+func fakeIgnoreTerm() {
+	signal.Ignore(syscall.SIGTERM)
+	ln, err := net.Listen("tcp", "127.0.0.1:"+os.Getenv("PORT"))
+	if err != nil {
+		os.Exit(1)
+	}
+	defer ln.Close()
+	time.Sleep(time.Hour)
+}
+
+// fakePrint writes FAKE_LINES lines of FAKE_WIDTH bytes, in small pieces,
+// then a partial line without newline, then serves.
+func fakePrint() {
+	n, _ := strconv.Atoi(os.Getenv("FAKE_LINES"))
+	width, _ := strconv.Atoi(os.Getenv("FAKE_WIDTH"))
+	id := os.Getenv("PERCORE_WORKER_ID")
+	line := strings.Repeat(id, width) + "\n"
+	for i := 0; i < n; i++ {
+		half := len(line) / 2
+		os.Stdout.WriteString(line[:half])
+		os.Stdout.WriteString(line[half:])
+	}
+	os.Stdout.WriteString("partial-" + id)
+	fakeServe()
+}
+
+// fakeWrongPort listens on a port other than PORT.
+func fakeWrongPort() {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		os.Exit(1)
+	}
+	defer ln.Close()
+	time.Sleep(time.Hour)
+}
