@@ -308,6 +308,13 @@ func TestDetect(t *testing.T) {
 				MemorySource: "cgroup v2 memory.max (/kubepods/pod1)", SwapSource: "/proc/meminfo", Cgroup: "v2"},
 		},
 		{
+			name: "v2 cgroup namespace with the process outside its root",
+			tree: v2Tree("/", 0, tree{"memory.max": mib(512)}).with(tree{"proc/self/cgroup": "0::/../../system.slice/x\n"}),
+			want: Resources{CPUs: 8, CPUQuota: 8, CPUSource: "affinity", Memory: 512 * MiB,
+				MemorySource: "cgroup v2 memory.max", SwapSource: "/proc/meminfo", Cgroup: "v2"},
+			notes: []string{"outside the mount root"},
+		},
+		{
 			name: "mountinfo missing falls back to /sys/fs/cgroup",
 			tree: v2Tree("/app", 0, tree{"app/memory.max": mib(512)}).with(tree{"proc/self/mountinfo": ""}),
 			want: Resources{CPUs: 8, CPUQuota: 8, CPUSource: "affinity", Memory: 512 * MiB,

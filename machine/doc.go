@@ -43,6 +43,10 @@
 // lowered until every worker gets at least MinHeapMB, and a computed heap is
 // never below HeapFloorMB.
 //
+// Bun's JavaScriptCore has no hard heap cap, so for bun the budget is the
+// RSS at which a worker should be recycled and no heap flag is computed; the
+// same holds for runtimes other than node, deno and bun.
+//
 // The package does not start processes, set limits or watch memory; it only
 // measures and computes.
 package machine

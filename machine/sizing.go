@@ -2,10 +2,12 @@ package machine
 
 // Sizing constants, in MiB or percent. The figures behind them were measured
 // with node v20 in cgroup v1 memory cgroups of 256 MiB to 2 GiB, every worker
-// slot filled by a process that retains objects and Buffers until its heap is
-// full: at HeapPercent 80 every process died with "JavaScript heap out of
-// memory" while the cgroup peaked at 80-90% of its limit; at 100 the 256 MiB
-// cgroup reached its limit.
+// slot (spare included) filled by a process that retains objects and Buffers
+// until its heap is full, page cache dropped first so the node binary is
+// charged too. At HeapPercent 80 every process died with "JavaScript heap
+// out of memory" while the cgroup peaked at 67-88% of its limit with Buffers
+// about a twelfth of the heap, and at most 96% with Buffers a quarter of it;
+// at 90 the peaks were 88-96%; at 100 the 256 MiB cgroup hit its limit.
 const (
 	// MinHeapMB is the smallest heap worth running a worker with; the
 	// automatic worker count is lowered until each worker gets this much.
