@@ -32,6 +32,7 @@ type config struct {
 	StopSignal      syscall.Signal
 	LogLevel        hclog.Level
 	LogFormat       string
+	Proxy           proxySettings
 	Command         []string
 }
 
@@ -59,6 +60,10 @@ const (
 )
 
 func options() []option {
+	return append(coreOptions(), proxyOptions()...)
+}
+
+func coreOptions() []option {
 	return []option{
 		{name: "port", value: "PORT", def: "$PORT, else " + defaultPort,
 			usage: "public port, on all interfaces", set: setPort},

@@ -166,12 +166,13 @@ func assemble(cfg *config, p plan, environ []string, log hclog.Logger, l supervi
 	if err != nil {
 		return nil, err
 	}
-	handler := proxy.New(proxy.Config{Pool: pool, Logger: log.Named("proxy"), WorkerWait: cfg.WorkerWait})
+	handler, srv := proxyParts(cfg, pool, log)
 	return &actors{
 		log:   log,
 		sd:    &shutdown{timeout: cfg.ShutdownTimeout},
 		pool:  pool,
 		proxy: handler,
+		srv:   srv,
 		sup:   sup,
 	}, nil
 }
