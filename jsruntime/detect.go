@@ -37,7 +37,8 @@ func (l launch) direct() bool {
 // the wrappers that start them: env(1) with its options and assignments,
 // sh -c and bash -c scripts (the first command of the script that runs a
 // runtime), package managers that run node (npm, pnpm, yarn, corepack, tsx,
-// ts-node, nodemon), npx and pnpx (which run the runtime named by their
+// ts-node, nodemon) and the binaries of npm packages (a path through
+// node_modules/.bin), npx and pnpx (which run the runtime named by their
 // package, node unless it is deno or bun), and bunx. Any other command is
 // Other.
 func Detect(argv []string) Kind {
@@ -72,7 +73,7 @@ func locateFrom(words []string, at int, inArgv bool, depth int) launch {
 		return launch{kind: Bun, words: words, at: -1, inArgv: inArgv}
 	case packageRunner(name):
 		return locateExecTarget(words, at+1, depth)
-	case nodeWrapper(name):
+	case nodeWrapper(name) || isPackageBin(words[at]):
 		if sub, i := firstPositional(words, at+1); isExecSubcommand(name, sub) {
 			return locateExecTarget(words, i+1, depth)
 		}

@@ -54,6 +54,8 @@ func TestDetect(t *testing.T) {
 		{"sh|-c|./start.sh", Other},
 		{"python3|-m|http.server", Other},
 		{"nodemon|server.js", Node},
+		{"node_modules/.bin/next|start", Node},
+		{"/app/node_modules/.bin/remix-serve|build/index.js", Node},
 		{"nodered", Other},
 		{"denoify", Other},
 		{"bunyan", Other},

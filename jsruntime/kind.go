@@ -8,12 +8,16 @@ import (
 // Kind is a JavaScript runtime percore knows how to size.
 type Kind int
 
-// The runtimes percore tells apart. Other is any command that is none of
-// the others; percore runs it but passes it no heap limit.
+// The runtimes percore tells apart.
 const (
+	// Other is any command that runs none of the runtimes below; percore
+	// runs it but passes it no heap limit.
 	Other Kind = iota
+	// Node is Node.js, sized with V8's --max-old-space-size.
 	Node
+	// Deno is Deno, sized with --v8-flags or DENO_V8_FLAGS.
 	Deno
+	// Bun is Bun, whose JavaScriptCore heap has no hard cap.
 	Bun
 )
 

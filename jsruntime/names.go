@@ -59,6 +59,12 @@ func nodeWrapper(name string) bool {
 	return false
 }
 
+// isPackageBin reports whether a command word is the path of an npm
+// package's binary, such as node_modules/.bin/next: a node script.
+func isPackageBin(word string) bool {
+	return strings.HasPrefix(word, "node_modules/.bin/") || strings.Contains(word, "/node_modules/.bin/")
+}
+
 // packageRunner reports whether a command of this name runs a package's
 // binary named by its first argument, as npx does.
 func packageRunner(name string) bool {

@@ -16,7 +16,7 @@ func TestSplitNodeOptions(t *testing.T) {
 		{`--require "./my hooks.js"`, []string{"--require", "./my hooks.js"}},
 		{`--max-old-space-size="200"`, []string{"--max-old-space-size=200"}},
 		{`"--title=a \"b\" c"`, []string{`--title=a "b" c`}},
-		{`--a\ b`, []string{`--a\`, "b"}}, // a backslash escapes only inside quotes
+		{`--a\ b`, []string{`--a\`, "b"}},  // a backslash escapes only inside quotes
 		{"--a\t--b", []string{"--a\t--b"}}, // only spaces separate
 		{`""`, nil},
 	}
