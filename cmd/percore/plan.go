@@ -161,7 +161,7 @@ func printPlan(w io.Writer, cfg *config, pf planFlags, environ []string) error {
 	if len(cfg.Command) == 0 {
 		return nil
 	}
-	p := plan{Plan: mp, kind: kind}
+	p := plan{Plan: mp, kind: kind, Heap: cfg.Heap}
 	for slot := 0; slot < mp.Workers; slot++ {
 		base := supervisor.WorkerEnv(environ, slot, 0, mp.Workers)
 		argv, env, err := p.prepare(cfg.Command, base, 0)

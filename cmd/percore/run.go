@@ -222,12 +222,23 @@ func (a *actors) ReadyWorkers() int { return a.pool.Ready() }
 type plan struct {
 	machine.Plan
 	kind jsruntime.Kind
+	Heap machine.HeapMode
 }
 
 func (p plan) prepare(argv, env []string, port int) ([]string, []string, error) {
 	w, _, err := jsruntime.Prepare(jsruntime.Worker{Argv: argv, Env: env},
-		jsruntime.Options{Kind: p.kind, HeapMB: p.HeapMB, Port: port})
+		jsruntime.Options{Kind: p.kind, HeapMB: p.heapMB(), Port: port})
 	return w.Argv, w.Env, err
+}
+
+// heapMB is the heap setting handed to the runtime. Bun has no hard heap
+// cap; it is told the worker's memory budget as the RAM size its collector
+// plans for, which keeps its resident size down.
+func (p plan) heapMB() int {
+	if p.kind == jsruntime.Bun && p.HeapMB == 0 && p.Heap == machine.HeapAuto {
+		return int(p.WorkerBudget / machine.MiB)
+	}
+	return p.HeapMB
 }
 
 // makePlan detects the machine, decides workers and heap, and logs the plan line.
@@ -248,7 +259,7 @@ func makePlan(cfg *config, log hclog.Logger) (plan, error) {
 		log.Warn(w)
 	}
 	log.Info(planLine(res, mp, kind))
-	return plan{Plan: mp, kind: kind}, nil
+	return plan{Plan: mp, kind: kind, Heap: cfg.Heap}, nil
 }
 
 func newPlan(cfg *config, res machine.Resources, kind jsruntime.Kind) machine.Plan {
