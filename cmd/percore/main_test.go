@@ -57,6 +57,8 @@ type instance struct {
 	stdout *lockedBuffer
 	logs   *lockedBuffer
 	lines  chan map[string]any
+	mu     sync.Mutex
+	seen   []map[string]any // every JSON log line so far
 	exited chan struct{}
 	err    error
 }
@@ -90,9 +92,17 @@ func start(t *testing.T, args ...string) *instance {
 // launch runs percore without waiting for workers.
 func launch(t *testing.T, args ...string) *instance {
 	t.Helper()
+	return launchVia(t, nil, args...)
+}
+
+// launchVia runs percore through a wrapper command (which must exec
+// percore's argv, given as its trailing arguments) without waiting for workers.
+func launchVia(t *testing.T, wrapper []string, args ...string) *instance {
+	t.Helper()
 	mark := fmt.Sprintf("percore-test-%d-%d", os.Getpid(), time.Now().UnixNano())
-	full := append([]string{"--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--log-format", "json"}, args...)
-	cmd := exec.Command(percoreBin, full...)
+	full := append([]string{percoreBin, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--log-format", "json"}, args...)
+	full = append(append([]string(nil), wrapper...), full...)
+	cmd := exec.Command(full[0], full[1:]...)
 	cmd.Env = append(os.Environ(), "PERCORE_TEST_MARK="+mark)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	in := &instance{t: t, cmd: cmd, mark: mark, stdout: &lockedBuffer{}, logs: &lockedBuffer{},
@@ -122,6 +132,9 @@ func (in *instance) readLogs(r io.Reader) {
 		in.logs.Write([]byte(line + "\n"))
 		var m map[string]any
 		if json.Unmarshal([]byte(line), &m) == nil && m["@message"] != nil {
+			in.mu.Lock()
+			in.seen = append(in.seen, m)
+			in.mu.Unlock()
 			select {
 			case in.lines <- m:
 			default:
@@ -158,6 +171,27 @@ func (in *instance) waitLog(msg string, timeout time.Duration) map[string]any {
 	}
 }
 
+// findLog returns the first log line so far, or to come within timeout,
+// whose message starts with msg. Unlike waitLog it consumes nothing.
+func (in *instance) findLog(msg string, timeout time.Duration) map[string]any {
+	in.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		in.mu.Lock()
+		for _, m := range in.seen {
+			if s, _ := m["@message"].(string); strings.HasPrefix(s, msg) {
+				in.mu.Unlock()
+				return m
+			}
+		}
+		in.mu.Unlock()
+		if time.Now().After(deadline) {
+			in.t.Fatalf("no log line %q within %s; logs:\n%s", msg, timeout, in.logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // signal sends sig to percore.
 func (in *instance) signal(sig syscall.Signal) {
 	in.t.Helper()
@@ -184,14 +218,20 @@ func (in *instance) wait(timeout time.Duration) int {
 	return -1
 }
 
-// cleanup kills whatever is left and fails the test if a process that
-// percore started outlives it.
+// cleanup stops percore gracefully (SIGKILL after 20s) and fails the test
+// if a process that percore started outlives it.
 func (in *instance) cleanup() {
 	select {
 	case <-in.exited:
 	default:
-		_ = syscall.Kill(-in.cmd.Process.Pid, syscall.SIGKILL)
-		<-in.exited
+		_ = in.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-in.exited:
+		case <-time.After(20 * time.Second):
+			in.t.Errorf("percore did not stop within 20s of SIGTERM")
+			_ = syscall.Kill(-in.cmd.Process.Pid, syscall.SIGKILL)
+			<-in.exited
+		}
 	}
 	if pids := markedProcesses(in.mark); len(pids) > 0 {
 		for _, pid := range pids {

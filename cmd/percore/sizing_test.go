@@ -1,0 +1,156 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// runtimeBin finds deno or bun as the test command installs them. Outside
+// CI a missing runtime skips the test; in CI it fails it.
+func runtimeBin(t *testing.T, name string) string {
+	t.Helper()
+	local, _ := filepath.Abs(filepath.Join("..", "..", ".tools", "bin", name))
+	if _, err := os.Stat(local); err == nil {
+		return local
+	}
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatalf("%s is not installed: scripts/install-tools must install it for CI", name)
+	}
+	t.Skipf("%s is not installed (run scripts/install-tools)", name)
+	return ""
+}
+
+type heapInfo struct {
+	HeapSizeLimit int64  `json:"heap_size_limit"`
+	NodeOptions   string `json:"node_options"`
+	ForceRAM      string `json:"force_ram"`
+	Runtime       string `json:"runtime"`
+}
+
+const mib = 1 << 20
+
+// checkHeap asks the worker for its heap limit and checks it lies in
+// [lowMiB, highMiB).
+func checkHeap(t *testing.T, in *instance, lowMiB, highMiB int64) heapInfo {
+	t.Helper()
+	var h heapInfo
+	getJSON(t, "http://"+in.addr+"/", &h)
+	if h.HeapSizeLimit < lowMiB*mib || h.HeapSizeLimit >= highMiB*mib {
+		t.Errorf("%s worker heap_size_limit = %d MiB, want %d..%d MiB", h.Runtime, h.HeapSizeLimit/mib, lowMiB, highMiB)
+	}
+	return h
+}
+
+func TestNodeWorkerGetsHeapLimit(t *testing.T) {
+	needNode(t)
+	in := start(t, "--workers", "1", "--heap", "300", "--", "node", "testdata/heap.js")
+	// heap_size_limit is the old space plus the young generation.
+	checkHeap(t, in, 300, 400)
+}
+
+func TestUserHeapSettingWins(t *testing.T) {
+	needNode(t)
+	in := start(t, "--workers", "1", "--heap", "300", "--", "node", "--max-old-space-size=200", "testdata/heap.js")
+	checkHeap(t, in, 200, 300)
+}
+
+func TestNpmWrappedWorkerGetsHeapThroughNodeOptions(t *testing.T) {
+	needNode(t)
+	if _, err := exec.LookPath("npm"); err != nil {
+		t.Skip("npm is not installed")
+	}
+	wd, _ := os.Getwd()
+	in := start(t, "--workers", "1", "--heap", "300", "--", "npm", "--prefix", filepath.Join(wd, "testdata", "npm-app"), "start")
+	h := checkHeap(t, in, 300, 400)
+	if !strings.Contains(h.NodeOptions, "--max-old-space-size=300") {
+		t.Errorf("NODE_OPTIONS = %q, want the heap flag", h.NodeOptions)
+	}
+}
+
+func TestDenoWorkersGetHeapLimit(t *testing.T) {
+	deno := runtimeBin(t, "deno")
+	t.Run("deno run", func(t *testing.T) {
+		in := start(t, "--workers", "2", "--heap", "300", "--", deno, "run", "--allow-env", "--allow-net", "testdata/deno-heap.ts")
+		checkHeap(t, in, 300, 450)
+	})
+	t.Run("deno serve", func(t *testing.T) {
+		in := start(t, "--workers", "1", "--heap", "300", "--", deno, "serve", "testdata/deno-serve.ts")
+		h := checkHeap(t, in, 300, 450)
+		if h.Runtime != "deno serve" {
+			t.Errorf("runtime = %q", h.Runtime)
+		}
+	})
+}
+
+func TestBunWorkersServeWithMemoryBudget(t *testing.T) {
+	bun := runtimeBin(t, "bun")
+	in := start(t, "--workers", "2", "--", bun, "testdata/heap.js")
+	in.waitLog("worker ready", 20*time.Second)
+	seen := map[string]bool{}
+	for i := 0; i < 20; i++ {
+		var h heapInfo
+		getJSON(t, "http://"+in.addr+"/", &h)
+		if h.Runtime != "bun" || h.ForceRAM == "" {
+			t.Fatalf("bun worker answered %+v, want runtime bun with BUN_JSC_forceRAMSize", h)
+		}
+		seen[h.ForceRAM] = true
+	}
+}
+
+// TestAutoHeapInsideMemoryCgroup runs percore in a 1 GiB memory cgroup of
+// its own and checks that the plan and the workers' heaps follow the limit.
+func TestAutoHeapInsideMemoryCgroup(t *testing.T) {
+	needNode(t)
+	dir := makeMemoryCgroup(t, 1<<30)
+	wrapper := []string{"sh", "-c", `echo $$ > "$0/cgroup.procs" && exec "$@"`, dir}
+	in := launchVia(t, wrapper, "--workers", "2", "--", "node", "testdata/heap.js")
+	plan := in.findLog("plan:", 20*time.Second)["@message"].(string)
+	if !strings.Contains(plan, "memory=1.0GiB (cgroup") {
+		t.Fatalf("plan line does not use the cgroup limit: %s", plan)
+	}
+	in.waitLog("worker ready", 20*time.Second)
+	// 1 GiB and 2 workers: the documented sizing gives 213 MiB of old space.
+	checkHeap(t, in, 213, 213+64)
+}
+
+// makeMemoryCgroup creates a memory cgroup (v2, or v1 as on hybrid hosts)
+// limited to limit bytes, or skips the test where that is not permitted.
+func makeMemoryCgroup(t *testing.T, limit int64) string {
+	t.Helper()
+	name := fmt.Sprintf("percore-test-%d", os.Getpid())
+	candidates := []struct{ parent, limitFile string }{
+		{"/sys/fs/cgroup/memory", "memory.limit_in_bytes"},
+		{"/sys/fs/cgroup", "memory.max"},
+	}
+	for _, c := range candidates {
+		if _, err := os.Stat(filepath.Join(c.parent, c.limitFile)); err != nil {
+			continue
+		}
+		dir := filepath.Join(c.parent, name)
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			continue
+		}
+		if err := os.WriteFile(filepath.Join(dir, c.limitFile), []byte(strconv.FormatInt(limit, 10)), 0o644); err != nil {
+			os.Remove(dir)
+			continue
+		}
+		t.Cleanup(func() {
+			deadline := time.Now().Add(5 * time.Second)
+			for os.Remove(dir) != nil && time.Now().Before(deadline) {
+				time.Sleep(50 * time.Millisecond)
+			}
+		})
+		return dir
+	}
+	t.Skip("cannot create a memory cgroup here (needs root and a writable cgroup hierarchy)")
+	return ""
+}
