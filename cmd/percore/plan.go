@@ -137,7 +137,10 @@ func printPlan(w io.Writer, cfg *config, pf planFlags, environ []string) error {
 		return fmt.Errorf("detect resources: %w", err)
 	}
 	pf.apply(&res)
-	kind := jsruntime.Detect(cfg.Command)
+	kind := jsruntime.Node // a plan without COMMAND sizes a node app
+	if len(cfg.Command) > 0 {
+		kind = jsruntime.Detect(cfg.Command)
+	}
 	if cfg.Runtime != "" {
 		kind, _ = jsruntime.ParseKind(cfg.Runtime)
 	}

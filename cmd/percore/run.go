@@ -258,8 +258,27 @@ func makePlan(cfg *config, log hclog.Logger) (plan, error) {
 	for _, w := range mp.Warnings {
 		log.Warn(w)
 	}
-	log.Info(planLine(res, mp, kind))
-	return plan{Plan: mp, kind: kind, Heap: cfg.Heap}, nil
+	p := plan{Plan: mp, kind: kind, Heap: cfg.Heap}
+	applied, err := p.dryRun(cfg.Command)
+	if err != nil {
+		return plan{}, err
+	}
+	log.Info(planLine(res, mp, kind, applied))
+	if applied.Warning != "" {
+		log.Warn(applied.Warning)
+	}
+	return p, nil
+}
+
+// dryRun prepares a worker without starting it, to report what each worker
+// will get and to fail before any start when the command cannot be prepared.
+func (p plan) dryRun(argv []string) (jsruntime.Applied, error) {
+	_, applied, err := jsruntime.Prepare(jsruntime.Worker{Argv: argv, Env: os.Environ()},
+		jsruntime.Options{Kind: p.kind, HeapMB: p.heapMB(), Port: 1})
+	if err != nil {
+		return applied, fmt.Errorf("prepare the worker command: %w", err)
+	}
+	return applied, nil
 }
 
 func newPlan(cfg *config, res machine.Resources, kind jsruntime.Kind) machine.Plan {
@@ -269,11 +288,14 @@ func newPlan(cfg *config, res machine.Resources, kind jsruntime.Kind) machine.Pl
 	})
 }
 
-func planLine(res machine.Resources, p machine.Plan, kind jsruntime.Kind) string {
+func planLine(res machine.Resources, p machine.Plan, kind jsruntime.Kind, a jsruntime.Applied) string {
 	heap := "none"
-	if p.HeapMB > 0 {
+	switch {
+	case a.UserHeapAt != "":
+		heap = fmt.Sprintf("%dMiB each (your setting in %s; percore's would be %dMiB)", a.UserHeapMB, a.UserHeapAt, p.HeapMB)
+	case p.HeapMB > 0:
 		heap = fmt.Sprintf("%dMiB each (%s)", p.HeapMB, p.HeapReason)
-	} else if p.HeapReason != "" {
+	case p.HeapReason != "":
 		heap = "none (" + p.HeapReason + ")"
 	}
 	return fmt.Sprintf("plan: cpus=%d (%s) memory=%s (%s) workers=%d (%s) heap=%s runtime=%s",

@@ -1,0 +1,52 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+func TestPlanCommand(t *testing.T) {
+	cases := []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"--cpus", "2", "--memory", "512M", "--", "node", "server.js"},
+			[]string{"workers:  2 (cpus)", "heap:     147MiB", `argv ["node" "--max-old-space-size=147" "server.js"]`, "PERCORE_WORKER_ID=1"}},
+		{[]string{"--cpus", "2", "--memory", "256Mi", "--", "node", "server.js"},
+			[]string{"workers:  1 (memory", "heap:     134MiB"}},
+		{[]string{"--cpus", "2", "--memory", "512M", "--swap", "512M", "--include-swap"},
+			[]string{"swap:     512MiB (--swap), counted: true", "heap:     213MiB"}},
+		{[]string{"--cpus", "4", "--memory", "2G", "--", "npm", "start"},
+			[]string{"workers:  4", "NODE_OPTIONS=--max-old-space-size=268", `argv ["npm" "start"]`}},
+		{[]string{"--memory", "1G", "--workers", "2", "--", "bun", "app.js"},
+			[]string{"runtime:  bun", "BUN_JSC_forceRAMSize="}},
+		{[]string{"--memory", "1G", "--workers", "2", "--heap", "off", "--", "node", "app.js"},
+			[]string{`argv ["node" "app.js"]`}},
+	}
+	for _, c := range cases {
+		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			if code := run(append([]string{"plan"}, c.args...), []string{"PATH=/usr/bin"}, &out, &errOut); code != 0 {
+				t.Fatalf("exit %d: %s", code, errOut.String())
+			}
+			for _, w := range c.want {
+				if !strings.Contains(out.String(), w) {
+					t.Errorf("plan output lacks %q:\n%s", w, out.String())
+				}
+			}
+		})
+	}
+}
+
+func TestPlanCommandErrors(t *testing.T) {
+	for _, args := range [][]string{{"--memory", "lots"}, {"--cpus", "0"}, {"--memory", "1T"}, {"--workers", "x"}} {
+		var out, errOut bytes.Buffer
+		if code := run(append([]string{"plan"}, args...), nil, &out, &errOut); code != exitUsage {
+			t.Errorf("%v: exit %d, want %d", args, code, exitUsage)
+		}
+		if !strings.Contains(errOut.String(), strings.TrimLeft(args[0], "-")) {
+			t.Errorf("%v: error %q does not name the flag", args, errOut.String())
+		}
+	}
+}
