@@ -50,9 +50,23 @@ type Config struct {
 	// ShutdownTimeout bounds the stop of the remaining workers after Run
 	// gives up on a crash loop (default 10s).
 	ShutdownTimeout time.Duration
+	// MaxMemory, when above zero, is the resident memory in bytes a worker's
+	// process group may use; a worker above it is recycled (replaced, then
+	// drained).
+	MaxMemory uint64
+	// SampleInterval is how often worker memory is sampled (default 1s).
+	SampleInterval time.Duration
+	// OOM, when set, counts kernel OOM kills in percore's memory cgroup, so
+	// a worker killed by SIGKILL can be told to be an OOM victim.
+	OOM OOMCounter
 	// MinUptime is how long a ready worker must live for its start to count
 	// as good (default 1s).
 	MinUptime time.Duration
+}
+
+// OOMCounter counts the kernel's OOM kills in a memory cgroup.
+type OOMCounter interface {
+	Count() (uint64, error)
 }
 
 // Defaults for Config fields left zero.
@@ -87,6 +101,7 @@ func (c *Config) setDefaults() error {
 	setDuration(&c.StableAfter, DefaultStableAfter)
 	setDuration(&c.MinUptime, DefaultMinUptime)
 	setDuration(&c.ShutdownTimeout, 10*time.Second)
+	setDuration(&c.SampleInterval, time.Second)
 	if c.StopSignal == 0 {
 		c.StopSignal = syscall.SIGTERM
 	}

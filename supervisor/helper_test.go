@@ -20,6 +20,8 @@ var fakeWorkers = map[string]func(){
 	"ignore-term": fakeIgnoreTerm,
 	"print":       fakePrint,
 	"wrong-port":  fakeWrongPort,
+	"fail-if":     fakeFailIf,
+	"hog":         fakeHog,
 }
 
 func TestMain(m *testing.M) {
@@ -106,4 +108,25 @@ func fakeWrongPort() {
 	}
 	defer ln.Close()
 	time.Sleep(time.Hour)
+}
+
+// fakeFailIf exits 1 at boot while the file FAKE_FAIL_FILE exists, and
+// serves otherwise: a deploy whose new code is broken.
+func fakeFailIf() {
+	if _, err := os.Stat(os.Getenv("FAKE_FAIL_FILE")); err == nil {
+		fmt.Fprintln(os.Stderr, "new code is broken")
+		os.Exit(1)
+	}
+	fakeServe()
+}
+
+// fakeHog serves and holds FAKE_HOG_MB MiB of touched memory.
+func fakeHog() {
+	mb, _ := strconv.Atoi(os.Getenv("FAKE_HOG_MB"))
+	hold := make([]byte, mb<<20)
+	for i := 0; i < len(hold); i += 4096 {
+		hold[i] = 1
+	}
+	fakeServe()
+	hold[0] = 2
 }

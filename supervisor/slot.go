@@ -3,25 +3,45 @@ package supervisor
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 )
 
 // slot is one of the N places a worker runs in. A slot keeps one worker
-// alive: it starts it, waits until it is ready, routes to it, and replaces it
-// with backoff when it exits.
+// alive: it starts it, waits until it is ready, routes to it, replaces it on
+// request (reload, recycling) with the new worker ready before the old one
+// drains, and restarts it with backoff when it exits.
 type slot struct {
-	id int
+	id      int
+	replace chan replaceRequest // read only by the slot's loop
+	remove  chan struct{}       // closed when the slot is scaled away
+	rmOnce  sync.Once
 
 	mu           sync.Mutex // protects the fields below
 	state        State
 	cur          *worker
 	restarts     int
+	replaced     int
 	bootFailures int
 	lastExit     *Exit
 	lastReason   string
 	readySince   time.Time
 	lastTail     []string
+	rss          uint64
+	recycling    bool
+}
+
+// replaceRequest asks a slot to replace its worker. done receives nil once
+// the old worker has stopped, or why the replacement failed (the old worker
+// then keeps serving).
+type replaceRequest struct {
+	reason string
+	done   chan error
+}
+
+func newSlot(id int) *slot {
+	return &slot{id: id, state: StateStarting, replace: make(chan replaceRequest), remove: make(chan struct{})}
 }
 
 // WorkerStatus is a snapshot of one slot.
@@ -30,18 +50,20 @@ type WorkerStatus struct {
 	PID        int       // 0 while no process runs
 	Port       int       // the worker's loopback port
 	State      State     // where the worker is in its life
-	Restarts   int       // processes started in this slot after the first
+	Restarts   int       // unplanned restarts: crashes and failed starts
+	Replaced   int       // planned replacements: reloads and recycling
 	LastExit   *Exit     // how the previous process ended, nil if none did
-	LastReason string    // why it ended: "crash", "boot failure", "not ready in time"
+	LastReason string    // why it ended: "crash", "boot failure", "not ready in time", "reload", "max-memory", ...
 	Started    time.Time // when the current process started
 	ReadySince time.Time // when it became ready; zero unless ready
+	RSS        uint64    // resident memory of the worker's process group, bytes (0 if unknown)
 }
 
 func (sl *slot) status() WorkerStatus {
 	sl.mu.Lock()
 	defer sl.mu.Unlock()
-	ws := WorkerStatus{ID: sl.id, State: sl.state, Restarts: sl.restarts, LastExit: sl.lastExit,
-		LastReason: sl.lastReason, ReadySince: sl.readySince}
+	ws := WorkerStatus{ID: sl.id, State: sl.state, Restarts: sl.restarts, Replaced: sl.replaced,
+		LastExit: sl.lastExit, LastReason: sl.lastReason, ReadySince: sl.readySince, RSS: sl.rss}
 	if sl.cur != nil {
 		ws.PID, ws.Port, ws.Started = sl.cur.pid, sl.cur.port, sl.cur.started
 	}
@@ -51,6 +73,9 @@ func (sl *slot) status() WorkerStatus {
 func (sl *slot) set(state State, w *worker) {
 	sl.mu.Lock()
 	defer sl.mu.Unlock()
+	if sl.cur != w {
+		sl.rss = 0
+	}
 	sl.state, sl.cur = state, w
 	if state == StateReady {
 		sl.readySince = time.Now()
@@ -59,24 +84,36 @@ func (sl *slot) set(state State, w *worker) {
 	}
 }
 
+// current returns the worker serving in the slot, if it is ready.
+func (sl *slot) current() *worker {
+	sl.mu.Lock()
+	defer sl.mu.Unlock()
+	if sl.state != StateReady {
+		return nil
+	}
+	return sl.cur
+}
+
+func (sl *slot) retire() { sl.rmOnce.Do(func() { close(sl.remove) }) }
+
 // runSlot is the life of one slot: start, serve, replace, until stop.
 func (s *Supervisor) runSlot(sl *slot) {
 	defer s.slotsWG.Done()
 	backoff := s.cfg.BackoffMin
 	for {
-		outcome := s.runWorker(sl)
-		if outcome.stopped {
+		o := s.runWorker(sl)
+		if o.stopped {
 			sl.set(StateStopped, nil)
 			return
 		}
-		if outcome.stable {
+		if o.stable {
 			backoff = s.cfg.BackoffMin
 		}
-		if s.givingUp(sl, outcome) {
+		if s.givingUp(sl, o) {
 			return
 		}
 		sl.set(StateBackoff, nil)
-		if !s.sleep(backoff) {
+		if !s.sleep(sl, backoff) {
 			sl.set(StateStopped, nil)
 			return
 		}
@@ -94,78 +131,194 @@ type outcome struct {
 	stable  bool // it served long enough to forget earlier failures
 }
 
+// errStopping says a replacement was cut short by a stop.
+var errStopping = errors.New("percore is stopping")
+
 // runWorker starts one worker in the slot and returns when it is gone.
 func (s *Supervisor) runWorker(sl *slot) outcome {
 	sl.set(StateStarting, nil)
-	w, err := s.spawn(sl.id)
-	if err != nil {
-		s.log.Error("worker failed to start", "worker", sl.id, "error", err)
-		s.recordExit(sl, Exit{Code: 127}, "start failed", err.Error(), nil)
-		return outcome{failed: true}
-	}
-	sl.set(StateStarting, w)
-	w.log.Info("worker starting", "port", w.port)
-
-	ctx, cancel := context.WithCancel(context.Background())
-	go func() {
-		select {
-		case <-s.stopping:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	exit, err := s.awaitReady(ctx, w)
-	cancel()
+	w, err := s.startReady(sl)
+	var fail *startError
 	switch {
-	case exit != nil:
-		w.log.Error("worker exited before it was ready", "exit", exit.String())
-		s.recordExit(sl, *exit, "boot failure", "", w)
-		return outcome{failed: true}
-	case errors.Is(err, errNotReady):
-		w.log.Error("worker did not listen on its port in time; is the app listening on process.env.PORT?",
-			"port", w.port, "ready_timeout", s.cfg.ReadyTimeout)
-		e := s.kill(w)
-		s.recordExit(sl, e, "not ready in time", "", w)
+	case errors.As(err, &fail):
+		s.recordExit(sl, fail.exit, fail.reason, fail.detail, fail.w)
 		return outcome{failed: true}
 	case err != nil:
-		s.stopWorker(sl, w)
 		return outcome{stopped: true}
 	}
 	return s.serve(sl, w)
 }
 
-// serve routes traffic to a ready worker until it exits or the supervisor stops.
-func (s *Supervisor) serve(sl *slot, w *worker) outcome {
-	sl.set(StateReady, w)
-	s.cfg.Router.Add(w.key, sl.id, w.addr())
-	w.log.Info("worker ready", "addr", w.addr(), "startup", time.Since(w.started).Round(time.Millisecond))
-	select {
-	case e := <-w.exit:
-		<-s.cfg.Router.Drain(w.key)
-		s.killGroup(w)
-		up := time.Since(w.started)
-		w.log.Error("worker exited", "exit", e.String(), "uptime", up.Round(time.Millisecond))
-		failed := up < s.cfg.MinUptime
-		reason := "crash"
-		if failed {
-			reason = "boot failure"
+// startError says why a worker never became ready.
+type startError struct {
+	w      *worker // nil when the process could not be started
+	exit   Exit
+	reason string
+	detail string
+}
+
+func (e *startError) Error() string {
+	msg := e.reason + " (" + e.exit.String() + ")"
+	if e.detail != "" {
+		msg += ": " + e.detail
+	}
+	if e.w != nil {
+		if lines := e.w.tail.Lines(); len(lines) > 0 {
+			msg += "; last output: " + lines[len(lines)-1]
 		}
-		s.recordExit(sl, e, reason, "", w)
-		return outcome{failed: failed, stable: up >= s.cfg.StableAfter}
-	case <-s.stopping:
-		s.stopWorker(sl, w)
-		return outcome{stopped: true}
+	}
+	return msg
+}
+
+// startReady starts a worker in the slot and waits until it listens. It
+// returns a *startError when the worker fails, or errStopping when the
+// supervisor stops or the slot is removed meanwhile.
+func (s *Supervisor) startReady(sl *slot) (*worker, error) {
+	w, err := s.spawn(sl.id)
+	if err != nil {
+		s.log.Error("worker failed to start", "worker", sl.id, "error", err)
+		return nil, &startError{exit: Exit{Code: 127}, reason: "start failed", detail: err.Error()}
+	}
+	if sl.current() == nil {
+		sl.set(StateStarting, w)
+	}
+	w.log.Info("worker starting", "port", w.port)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go cancelOnStop(ctx, cancel, s.stopping, sl.remove)
+	exit, err := s.awaitReady(ctx, w)
+	switch {
+	case exit != nil:
+		w.log.Error("worker exited before it was ready", "exit", exit.String())
+		return nil, &startError{w: w, exit: *exit, reason: "boot failure"}
+	case errors.Is(err, errNotReady):
+		w.log.Error("worker did not listen on its port in time; is the app listening on process.env.PORT?",
+			"port", w.port, "ready_timeout", s.cfg.ReadyTimeout)
+		return nil, &startError{w: w, exit: s.kill(w), reason: "not ready in time"}
+	case err != nil:
+		stopCtx, cancelStop := s.stopContext()
+		defer cancelStop()
+		s.stopWorker(sl, w, stopCtx)
+		return nil, errStopping
+	}
+	w.log.Info("worker ready", "addr", w.addr(), "startup", time.Since(w.started).Round(time.Millisecond))
+	return w, nil
+}
+
+// cancelOnStop cancels ctx when the supervisor stops or the slot goes.
+func cancelOnStop(ctx context.Context, cancel context.CancelFunc, stopping, removed <-chan struct{}) {
+	select {
+	case <-stopping:
+		cancel()
+	case <-removed:
+		cancel()
+	case <-ctx.Done():
 	}
 }
 
-func (s *Supervisor) stopWorker(sl *slot, w *worker) {
+// serve routes traffic to a ready worker until it exits, the supervisor
+// stops, or the slot is removed; it replaces the worker when asked.
+func (s *Supervisor) serve(sl *slot, w *worker) outcome {
+	s.route(sl, w)
+	for {
+		select {
+		case e := <-w.exit:
+			return s.crashed(sl, w, e)
+		case <-s.stopping:
+			s.stopWorker(sl, w, s.stopCtx)
+			return outcome{stopped: true}
+		case <-sl.remove:
+			ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+			s.stopWorker(sl, w, ctx)
+			cancel()
+			return outcome{stopped: true}
+		case req := <-sl.replace:
+			w = s.replaceWorker(sl, w, req)
+		}
+	}
+}
+
+func (s *Supervisor) route(sl *slot, w *worker) {
+	sl.set(StateReady, w)
+	s.cfg.Router.Add(w.key, sl.id, w.addr())
+}
+
+// crashed handles a serving worker's unplanned exit.
+func (s *Supervisor) crashed(sl *slot, w *worker, e Exit) outcome {
+	s.killGroup(w)
+	<-s.cfg.Router.Drain(w.key)
+	up := time.Since(w.started)
+	w.log.Error("worker exited", "exit", e.String(), "uptime", up.Round(time.Millisecond))
+	s.diagnose(w, e)
+	failed := up < s.cfg.MinUptime
+	reason := "crash"
+	if failed {
+		reason = "boot failure"
+	}
+	s.recordExit(sl, e, reason, "", w)
+	return outcome{failed: failed, stable: up >= s.cfg.StableAfter}
+}
+
+// replaceWorker starts a replacement for old; once it is ready it takes the
+// traffic and old drains and stops in the background, after which req is
+// answered. If the replacement fails, old keeps serving.
+func (s *Supervisor) replaceWorker(sl *slot, old *worker, req replaceRequest) *worker {
+	old.log.Info("replacing worker", "reason", req.reason)
+	nw, err := s.startReady(sl)
+	if err != nil {
+		if errors.Is(err, errStopping) {
+			req.done <- err
+			return old
+		}
+		old.log.Error("replacement failed; the old worker keeps serving", "reason", req.reason, "error", err)
+		req.done <- fmt.Errorf("worker %d: replacement %w", sl.id, err)
+		return old
+	}
+	s.route(sl, nw)
+	sl.mu.Lock()
+	sl.replaced++
+	sl.recycling = false
+	sl.mu.Unlock()
+	s.retiring.Add(1)
+	go s.retireWorker(sl, old, req)
+	return nw
+}
+
+// retireWorker drains and stops a replaced worker, bounded by the shutdown
+// timeout, then answers the request.
+func (s *Supervisor) retireWorker(sl *slot, w *worker, req replaceRequest) {
+	defer s.retiring.Done()
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	go cancelOnStop(ctx, cancel, s.stopping, nil)
+	w.log.Info("worker draining", "reason", req.reason)
+	e := s.stop(ctx, w, s.cfg.Router.Drain(w.key))
+	w.log.Info("worker stopped", "exit", e.String(), "reason", req.reason)
+	sl.mu.Lock()
+	sl.lastExit, sl.lastReason = &e, req.reason
+	sl.mu.Unlock()
+	req.done <- nil
+}
+
+func (s *Supervisor) stopWorker(sl *slot, w *worker, ctx context.Context) {
 	sl.set(StateDraining, w)
 	w.log.Info("worker draining")
-	e := s.stop(s.stopCtx, w, s.cfg.Router.Drain(w.key))
+	e := s.stop(ctx, w, s.cfg.Router.Drain(w.key))
 	w.log.Info("worker stopped", "exit", e.String())
 	sl.mu.Lock()
 	sl.lastExit, sl.lastReason = &e, "stopped"
 	sl.mu.Unlock()
+}
+
+// stopContext is the stop's budget once Stop was called, else one shutdown
+// timeout from now.
+func (s *Supervisor) stopContext() (context.Context, context.CancelFunc) {
+	select {
+	case <-s.stopping:
+		return s.stopCtx, func() {}
+	default:
+	}
+	return context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 }
 
 // recordExit notes how a worker ended and, when it failed at boot, counts it.
@@ -211,15 +364,22 @@ func (s *Supervisor) givingUp(sl *slot, o outcome) bool {
 	return true
 }
 
-// sleep waits d, or less when the supervisor stops; it reports whether the
-// full time passed.
-func (s *Supervisor) sleep(d time.Duration) bool {
+// sleep waits d before a restart. It reports false when the supervisor
+// stops or the slot is removed meanwhile. A replacement asked for meanwhile
+// is answered at once: the next start runs the new code anyway.
+func (s *Supervisor) sleep(sl *slot, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-s.stopping:
-		return false
+	for {
+		select {
+		case <-t.C:
+			return true
+		case req := <-sl.replace:
+			req.done <- nil
+		case <-sl.remove:
+			return false
+		case <-s.stopping:
+			return false
+		}
 	}
 }

@@ -53,9 +53,17 @@ type Supervisor struct {
 	stopCtx  context.Context // set before stopping is closed
 	fatal    chan error      // a slot that gives up sends here
 	slotsWG  sync.WaitGroup  // one per running slot loop
+	retiring sync.WaitGroup  // one per replaced worker still draining
+	loops    sync.WaitGroup  // the replacer and the sampler
 
-	mu    sync.Mutex // protects slots
-	slots []*slot
+	reloads  chan struct{} // a pending reload (buffered 1)
+	recycles chan recycle  // workers to replace one by one
+
+	ooms atomic.Uint64 // the OOM kill count last seen
+
+	mu     sync.Mutex // protects slots and reload
+	slots  []*slot
+	reload ReloadStatus
 }
 
 // New checks cfg and returns a Supervisor.
@@ -71,6 +79,8 @@ func New(cfg Config) (*Supervisor, error) {
 		log:      cfg.Logger,
 		stopping: make(chan struct{}),
 		fatal:    make(chan error, 1),
+		reloads:  make(chan struct{}, 1),
+		recycles: make(chan recycle, 64),
 	}, nil
 }
 
@@ -83,6 +93,9 @@ func (s *Supervisor) Run() error {
 		s.addSlotLocked()
 	}
 	s.mu.Unlock()
+	s.loops.Add(2)
+	go s.replacer()
+	go s.sampler()
 
 	var err error
 	select {
@@ -93,6 +106,8 @@ func (s *Supervisor) Run() error {
 		s.Stop(ctx)
 	}
 	s.slotsWG.Wait()
+	s.retiring.Wait()
+	s.loops.Wait()
 	return err
 }
 
@@ -109,7 +124,7 @@ func (s *Supervisor) Stop(ctx context.Context) {
 }
 
 func (s *Supervisor) addSlotLocked() {
-	sl := &slot{id: len(s.slots), state: StateStarting}
+	sl := newSlot(len(s.slots))
 	s.slots = append(s.slots, sl)
 	s.slotsWG.Add(1)
 	go s.runSlot(sl)
@@ -123,24 +138,64 @@ func (s *Supervisor) workerCount() int {
 
 // readyCount is the number of workers now taking traffic.
 func (s *Supervisor) readyCount() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	n := 0
-	for _, sl := range s.slots {
-		if sl.status().State == StateReady {
+	for _, sl := range s.slotList() {
+		if sl.current() != nil {
 			n++
 		}
 	}
 	return n
 }
 
-// Snapshot returns the state of every worker slot, in slot order.
-func (s *Supervisor) Snapshot() []WorkerStatus {
+func (s *Supervisor) slotList() []*slot {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]WorkerStatus, len(s.slots))
-	for i, sl := range s.slots {
+	return append([]*slot(nil), s.slots...)
+}
+
+// Snapshot returns the state of every worker slot, in slot order.
+func (s *Supervisor) Snapshot() []WorkerStatus {
+	slots := s.slotList()
+	out := make([]WorkerStatus, len(slots))
+	for i, sl := range slots {
 		out[i] = sl.status()
 	}
 	return out
+}
+
+// MaxWorkers bounds Scale.
+const MaxWorkers = 1024
+
+// Scale sets the number of workers to n (1..MaxWorkers) and returns it. New
+// slots start at once; removed slots (the highest ids) drain first.
+func (s *Supervisor) Scale(n int) (int, error) {
+	if n < 1 || n > MaxWorkers {
+		return 0, fmt.Errorf("scale to %d: want 1 to %d workers", n, MaxWorkers)
+	}
+	select {
+	case <-s.stopping:
+		return 0, errStopping
+	default:
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for len(s.slots) < n {
+		s.addSlotLocked()
+	}
+	for len(s.slots) > n {
+		last := s.slots[len(s.slots)-1]
+		s.slots = s.slots[:len(s.slots)-1]
+		last.retire()
+	}
+	s.log.Info("scaled", "workers", n)
+	return n, nil
+}
+
+// ScaleBy adds delta workers (negative: removes), never going below one.
+func (s *Supervisor) ScaleBy(delta int) (int, error) {
+	n := s.workerCount() + delta
+	if n < 1 {
+		n = 1
+	}
+	return s.Scale(n)
 }

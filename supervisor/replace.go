@@ -1,0 +1,149 @@
+package supervisor
+
+import (
+	"time"
+)
+
+// ReloadStatus tells how the last rolling reload went.
+type ReloadStatus struct {
+	State    string    // "", "running", "done" or "failed"
+	Error    string    // why it failed
+	Started  time.Time // when it started
+	Finished time.Time // when it ended
+	Count    int       // reloads started since percore started
+}
+
+// Reload starts a rolling reload: one worker at a time is replaced by a new
+// one running the current code, which must be ready before the old one
+// drains. If a replacement fails, the reload stops and the old workers keep
+// serving. A Reload during a reload starts it over. Reload returns at once.
+func (s *Supervisor) Reload() {
+	select {
+	case s.reloads <- struct{}{}:
+	default: // one is pending already
+	}
+}
+
+// Recycle replaces the worker with key like a reload step (replacement
+// first, then drain), for example when it outgrew its memory limit. Keys
+// that are not serving, or already queued, are ignored.
+func (s *Supervisor) Recycle(key uint64, reason string) {
+	sl, w := s.slotOf(key)
+	if sl == nil {
+		return
+	}
+	sl.mu.Lock()
+	queued := sl.recycling
+	sl.recycling = true
+	sl.mu.Unlock()
+	if queued {
+		return
+	}
+	w.log.Info("recycling worker", "reason", reason)
+	select {
+	case s.recycles <- recycle{key: key, reason: reason}:
+	default:
+		sl.mu.Lock()
+		sl.recycling = false
+		sl.mu.Unlock()
+	}
+}
+
+// recycle asks for one worker's replacement.
+type recycle struct {
+	key    uint64
+	reason string
+}
+
+// ReloadState returns the status of the last reload.
+func (s *Supervisor) ReloadState() ReloadStatus {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.reload
+}
+
+// slotOf finds the slot whose serving worker has key.
+func (s *Supervisor) slotOf(key uint64) (*slot, *worker) {
+	for _, sl := range s.slotList() {
+		if w := sl.current(); w != nil && w.key == key {
+			return sl, w
+		}
+	}
+	return nil, nil
+}
+
+// replacer runs reloads and recycles one replacement at a time, so at most
+// one extra worker runs at any moment.
+func (s *Supervisor) replacer() {
+	defer s.loops.Done()
+	for {
+		select {
+		case <-s.stopping:
+			return
+		case <-s.reloads:
+			s.runReload()
+		case r := <-s.recycles:
+			if sl, _ := s.slotOf(r.key); sl != nil {
+				if err := s.replaceSlot(sl, r.reason); err != nil && err != errStopping {
+					s.log.Error("recycle failed; the worker keeps serving", "worker", sl.id, "error", err)
+				}
+			}
+		}
+	}
+}
+
+// runReload replaces every worker in turn.
+func (s *Supervisor) runReload() {
+	s.setReload(ReloadStatus{State: "running", Started: time.Now()}, true)
+	s.log.Info("reload started")
+	for restart := true; restart; {
+		restart = false
+		for _, sl := range s.slotList() {
+			select {
+			case <-s.reloads:
+				s.log.Info("reload requested again: starting over with the new code")
+				restart = true
+			default:
+			}
+			if restart {
+				break
+			}
+			err := s.replaceSlot(sl, "reload")
+			if err == errStopping {
+				return
+			}
+			if err != nil {
+				s.log.Error("RELOAD FAILED: a new worker did not become ready; the old workers keep serving", "error", err)
+				s.setReload(ReloadStatus{State: "failed", Error: err.Error(), Finished: time.Now()}, false)
+				return
+			}
+		}
+	}
+	s.setReload(ReloadStatus{State: "done", Finished: time.Now()}, false)
+	s.log.Info("reload done")
+}
+
+func (s *Supervisor) setReload(r ReloadStatus, starting bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if starting {
+		r.Count = s.reload.Count + 1
+	} else {
+		r.Started, r.Count = s.reload.Started, s.reload.Count
+	}
+	s.reload = r
+}
+
+// replaceSlot asks the slot to replace its worker and waits until the old
+// one is gone or the replacement failed.
+func (s *Supervisor) replaceSlot(sl *slot, reason string) error {
+	req := replaceRequest{reason: reason, done: make(chan error, 1)}
+	select {
+	case sl.replace <- req:
+	case <-sl.remove:
+		return nil
+	case <-s.stopping:
+		return errStopping
+	}
+	return <-req.done
+}

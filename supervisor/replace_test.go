@@ -1,0 +1,134 @@
+package supervisor
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+func pids(r *testRig) map[int]bool {
+	m := map[int]bool{}
+	for _, ws := range r.sup.Snapshot() {
+		m[ws.PID] = true
+	}
+	return m
+}
+
+func waitReload(t *testing.T, r *testRig, state string) ReloadStatus {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if st := r.sup.ReloadState(); st.State == state {
+			return st
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("reload state %+v, want %q", r.sup.ReloadState(), state)
+	return ReloadStatus{}
+}
+
+func TestReloadReplacesEveryWorker(t *testing.T) {
+	rig := newRig(t, "serve", 3, nil)
+	for i := 0; i < 3; i++ {
+		rig.waitAdded(t)
+	}
+	before := pids(rig)
+	rig.sup.Reload()
+	waitReload(t, rig, "done")
+	after := pids(rig)
+	for pid := range after {
+		if before[pid] {
+			t.Errorf("pid %d survived the reload (before %v, after %v)", pid, before, after)
+		}
+	}
+	if rig.router.count() != 3 {
+		t.Errorf("%d workers routed after the reload, want 3", rig.router.count())
+	}
+	for _, ws := range rig.sup.Snapshot() {
+		if ws.Replaced != 1 || ws.Restarts != 0 || ws.LastReason != "reload" {
+			t.Errorf("after reload: %+v", ws)
+		}
+	}
+}
+
+func TestFailedReloadKeepsOldWorkers(t *testing.T) {
+	broken := filepath.Join(t.TempDir(), "broken")
+	rig := newRig(t, "fail-if", 2, func(c *Config) { c.ReadyTimeout = 2 * time.Second }, "FAKE_FAIL_FILE="+broken)
+	rig.waitAdded(t)
+	rig.waitAdded(t)
+	before := pids(rig)
+	if err := os.WriteFile(broken, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rig.sup.Reload()
+	st := waitReload(t, rig, "failed")
+	if st.Error == "" {
+		t.Error("a failed reload must say why")
+	}
+	after := pids(rig)
+	if len(after) != 2 || !after[firstKey(before)] {
+		t.Errorf("old workers %v not kept: %v", before, after)
+	}
+	if rig.router.count() != 2 {
+		t.Errorf("%d workers routed, want the 2 old ones", rig.router.count())
+	}
+	// With the code fixed, the next reload goes through.
+	os.Remove(broken)
+	rig.sup.Reload()
+	waitReload(t, rig, "done")
+}
+
+func firstKey(m map[int]bool) int {
+	for k := range m {
+		return k
+	}
+	return 0
+}
+
+func TestScaleUpAndDown(t *testing.T) {
+	rig := newRig(t, "serve", 1, nil)
+	rig.waitAdded(t)
+	if n, err := rig.sup.ScaleBy(+1); err != nil || n != 2 {
+		t.Fatalf("ScaleBy(+1) = %d, %v", n, err)
+	}
+	rig.waitAdded(t)
+	if got := len(rig.sup.Snapshot()); got != 2 {
+		t.Fatalf("%d slots, want 2", got)
+	}
+	if n, _ := rig.sup.ScaleBy(-5); n != 1 {
+		t.Errorf("ScaleBy(-5) = %d, want 1 (never below one)", n)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for rig.router.count() != 1 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if rig.router.count() != 1 {
+		t.Errorf("%d workers routed after scaling to 1", rig.router.count())
+	}
+	if _, err := rig.sup.Scale(0); err == nil {
+		t.Error("Scale(0) must fail")
+	}
+}
+
+func TestWorkerAboveMaxMemoryIsRecycled(t *testing.T) {
+	rig := newRig(t, "hog", 1, func(c *Config) {
+		c.MaxMemory = 64 << 20
+		c.SampleInterval = 100 * time.Millisecond
+	}, "FAKE_HOG_MB=100")
+	rig.waitAdded(t)
+	first := rig.sup.Snapshot()[0].PID
+	rig.waitAdded(t) // the replacement
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		ws := rig.sup.Snapshot()[0]
+		if ws.PID != first && ws.Replaced >= 1 && ws.LastReason == "max-memory" {
+			if ws.Restarts != 0 {
+				t.Errorf("a recycle counted as a restart: %+v", ws)
+			}
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("worker above max memory was not recycled: %+v", rig.sup.Snapshot()[0])
+}
