@@ -113,6 +113,7 @@ func (s *Supervisor) runSlot(sl *slot) {
 			return
 		}
 		sl.set(StateBackoff, nil)
+		s.log.Info("worker restarting after backoff", "worker", sl.id, "backoff", backoff)
 		if !s.sleep(sl, backoff) {
 			sl.set(StateStopped, nil)
 			return

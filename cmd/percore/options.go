@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/percore/percore/control"
 	"github.com/percore/percore/jsruntime"
 	"github.com/percore/percore/machine"
 )
@@ -32,6 +33,9 @@ type config struct {
 	StopSignal      syscall.Signal
 	LogLevel        hclog.Level
 	LogFormat       string
+	MaxMemoryMB     int    // 0 = off, or the runtime's default (bun: the budget)
+	MaxMemorySet    bool   // --max-memory was given (even "off")
+	Control         string // the control socket path, "" = off
 	Proxy           proxySettings
 	Command         []string
 }
@@ -87,6 +91,10 @@ func coreOptions() []option {
 			usage: "how long a request waits for a ready worker before 503", set: durationSetter(func(c *config) *time.Duration { return &c.WorkerWait })},
 		{name: "stop-signal", value: "SIGNAL", def: "SIGTERM",
 			usage: "signal that asks a worker to stop", set: setStopSignal},
+		{name: "max-memory", value: "MB|off", def: "off (bun: the worker's memory budget)",
+			usage: "recycle a worker whose process group's RSS exceeds this (replaced first, then drained)", set: setMaxMemory},
+		{name: "control", value: "PATH|off", def: "$TMPDIR/percore-UID.sock",
+			usage: "Unix socket for percore reload and percore scale", set: setControl},
 		{name: "log-level", value: "LEVEL", def: "info",
 			usage: "trace, debug, info, warn or error", set: setLogLevel},
 		{name: "log-format", value: "text|json", def: "text",
@@ -169,6 +177,7 @@ func defaultConfig(env map[string]string) *config {
 		StopSignal:      syscall.SIGTERM,
 		LogLevel:        hclog.Info,
 		LogFormat:       "text",
+		Control:         control.DefaultPath(),
 	}
 }
 
@@ -367,6 +376,32 @@ func parseSignal(v string) (syscall.Signal, error) {
 	return 0, errors.New("want one of TERM, INT, QUIT, HUP, USR1, USR2, KILL")
 }
 
+func setMaxMemory(c *config, v string) error {
+	c.MaxMemorySet = true
+	if v == "off" {
+		c.MaxMemoryMB = 0
+		return nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 16 {
+		return errors.New(`want a size in MiB of at least 16, or "off"`)
+	}
+	c.MaxMemoryMB = n
+	return nil
+}
+
+func setControl(c *config, v string) error {
+	if v == "off" {
+		c.Control = ""
+		return nil
+	}
+	if !strings.HasPrefix(v, "/") && !strings.HasPrefix(v, ".") {
+		return errors.New(`want a socket path, or "off"`)
+	}
+	c.Control = v
+	return nil
+}
+
 func setLogLevel(c *config, v string) error {
 	l := hclog.LevelFromString(v)
 	if l == hclog.NoLevel {
@@ -391,6 +426,9 @@ load-balancing proxy, and supervises the workers.
 
 Usage:
   percore [flags] [--] COMMAND [ARGS...]
+  percore plan [--cpus N] [--memory SIZE] [--swap SIZE] [flags] [-- COMMAND]
+  percore reload [--control PATH]
+  percore scale N|+1|-1 [--control PATH]
   percore version
 
 Flags (each can also be set by the variable shown; a flag wins):

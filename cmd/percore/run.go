@@ -11,6 +11,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	oklog "github.com/oklog/run"
+	"github.com/percore/percore/control"
 	"github.com/percore/percore/health"
 	"github.com/percore/percore/jsruntime"
 	"github.com/percore/percore/machine"
@@ -40,6 +41,8 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 			return exitOK
 		case "plan":
 			return runPlan(args[1:], environ, stdout, stderr)
+		case "reload", "scale":
+			return runControl(args[0], args[1:], environ, stdout, stderr)
 		}
 	}
 	env := envMap(environ)
@@ -144,7 +147,8 @@ type actors struct {
 	proxy *proxy.Handler
 	srv   proxy.ServerConfig
 	sup   *supervisor.Supervisor
-	ready int
+
+	controlPath string
 }
 
 func assemble(cfg *config, p plan, environ []string, log hclog.Logger, l supervisor.Launcher) (*actors, error) {
@@ -162,6 +166,8 @@ func assemble(cfg *config, p plan, environ []string, log hclog.Logger, l supervi
 		ReadyTimeout:    cfg.ReadyTimeout,
 		StopSignal:      cfg.StopSignal,
 		ShutdownTimeout: cfg.ShutdownTimeout,
+		MaxMemory:       p.maxMemory(cfg),
+		OOM:             oomCounter(),
 	})
 	if err != nil {
 		return nil, err
@@ -174,6 +180,8 @@ func assemble(cfg *config, p plan, environ []string, log hclog.Logger, l supervi
 		proxy: handler,
 		srv:   srv,
 		sup:   sup,
+
+		controlPath: cfg.Control,
 	}, nil
 }
 
@@ -203,7 +211,11 @@ func (a *actors) run(publicLn, adminLn net.Listener) error {
 		g.Add(admin.Run, func(error) { admin.Stop() })
 	}
 
-	sigs := newSignals(a.log, a.sd)
+	if ctl := a.controlServer(); ctl != nil {
+		g.Add(ctl.Run, func(error) { ctl.Stop() })
+	}
+
+	sigs := newSignals(a.log, a.sd, a.sup)
 	g.Add(sigs.run, sigs.interrupt)
 
 	err := g.Run()
@@ -213,6 +225,21 @@ func (a *actors) run(publicLn, adminLn net.Listener) error {
 		return nil
 	}
 	return err
+}
+
+// controlServer opens the control socket, or returns nil (with a warning)
+// when it cannot: percore then runs without one.
+func (a *actors) controlServer() *control.Server {
+	if a.controlPath == "" {
+		return nil
+	}
+	ctl, err := control.Listen(a.controlPath, a.sup, a.log.Named("control"))
+	if err != nil {
+		a.log.Warn("running without a control socket: percore reload and scale will not reach this percore", "error", err)
+		return nil
+	}
+	a.log.Info("control socket", "path", a.controlPath)
+	return ctl
 }
 
 // ReadyWorkers implements health.Workers.
@@ -229,6 +256,27 @@ func (p plan) prepare(argv, env []string, port int) ([]string, []string, error) 
 	w, _, err := jsruntime.Prepare(jsruntime.Worker{Argv: argv, Env: env},
 		jsruntime.Options{Kind: p.kind, HeapMB: p.heapMB(), Port: port})
 	return w.Argv, w.Env, err
+}
+
+// maxMemory is the RSS at which a worker is recycled: --max-memory, or for
+// Bun, which has no hard heap cap, its memory budget unless told otherwise.
+func (p plan) maxMemory(cfg *config) uint64 {
+	if cfg.MaxMemorySet {
+		return uint64(cfg.MaxMemoryMB) * machine.MiB
+	}
+	if p.kind == jsruntime.Bun {
+		return p.WorkerBudget
+	}
+	return 0
+}
+
+// oomCounter returns the OOM kill counter of percore's memory cgroup, or
+// nil where there is none.
+func oomCounter() supervisor.OOMCounter {
+	if c, ok := (machine.Detector{Root: "/"}).OOMCounter(); ok {
+		return c
+	}
+	return nil
 }
 
 // heapMB is the heap setting handed to the runtime. Bun has no hard heap

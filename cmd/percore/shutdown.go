@@ -53,21 +53,53 @@ func (s *shutdown) hurry() {
 	s.cancel(supervisor.ErrHurry)
 }
 
-// signals is the run.Group actor for TERM, INT and QUIT. The first TERM or
-// INT starts a graceful stop; a second one, or QUIT, makes it fast.
+// lifecycle is what signals other than the stop signals act on.
+type lifecycle interface {
+	Reload()
+	ScaleBy(delta int) (int, error)
+}
+
+// signals is the run.Group actor for the signals percore handles. The first
+// TERM or INT starts a graceful stop; a second one, or QUIT, makes it fast.
+// HUP reloads the workers one by one; TTIN adds a worker, TTOU removes one.
+// As PID 1, percore handles each of these itself: the kernel ignores signals
+// without a handler sent to PID 1.
 type signals struct {
 	log  hclog.Logger
 	sd   *shutdown
+	life lifecycle
 	ch   chan os.Signal
 	quit chan struct{}
 	once sync.Once
 	wg   sync.WaitGroup
 }
 
-func newSignals(log hclog.Logger, sd *shutdown) *signals {
-	s := &signals{log: log, sd: sd, ch: make(chan os.Signal, 4), quit: make(chan struct{})}
-	signal.Notify(s.ch, syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT)
+func newSignals(log hclog.Logger, sd *shutdown, life lifecycle) *signals {
+	s := &signals{log: log, sd: sd, life: life, ch: make(chan os.Signal, 8), quit: make(chan struct{})}
+	signal.Notify(s.ch, syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT,
+		syscall.SIGHUP, syscall.SIGTTIN, syscall.SIGTTOU)
 	return s
+}
+
+// lifecycleSignal acts on HUP, TTIN and TTOU; it reports false for the
+// stop signals.
+func (s *signals) lifecycleSignal(sig os.Signal) bool {
+	switch sig {
+	case syscall.SIGHUP:
+		s.log.Info("reloading workers", "signal", sig.String())
+		s.life.Reload()
+	case syscall.SIGTTIN, syscall.SIGTTOU:
+		delta := 1
+		if sig == syscall.SIGTTOU {
+			delta = -1
+		}
+		if _, err := s.life.ScaleBy(delta); err != nil {
+			s.log.Warn("cannot scale", "signal", sig.String(), "error", err)
+		}
+	default:
+		return false
+	}
+	return true
 }
 
 // errStopSignal says a signal ended the run; it is not a failure.
@@ -78,30 +110,46 @@ func (e errStopSignal) Error() string { return "stopped by " + e.sig.String() }
 // run waits for the first signal and returns, which starts the stop of
 // every other actor. A watcher for a second signal stays until interrupt.
 func (s *signals) run() error {
-	select {
-	case sig := <-s.ch:
-		s.log.Info("stopping gracefully", "signal", sig.String(), "budget", s.sd.timeout)
-		s.sd.begin()
-		if sig == syscall.SIGQUIT {
-			s.log.Warn("stopping fast", "signal", sig.String())
-			s.sd.hurry()
+	for {
+		select {
+		case sig := <-s.ch:
+			if !s.lifecycleSignal(sig) {
+				return s.stopOn(sig)
+			}
+		case <-s.quit:
+			return nil
 		}
-		s.wg.Add(1)
-		go s.watchSecond()
-		return errStopSignal{sig: sig}
-	case <-s.quit:
-		return nil
 	}
+}
+
+// stopOn starts the stop for the first stop signal.
+func (s *signals) stopOn(sig os.Signal) error {
+	s.log.Info("stopping gracefully", "signal", sig.String(), "budget", s.sd.timeout)
+	s.sd.begin()
+	if sig == syscall.SIGQUIT {
+		s.log.Warn("stopping fast", "signal", sig.String())
+		s.sd.hurry()
+	}
+	s.wg.Add(1)
+	go s.watchSecond()
+	return errStopSignal{sig: sig}
 }
 
 // watchSecond turns a second signal into a fast stop.
 func (s *signals) watchSecond() {
 	defer s.wg.Done()
-	select {
-	case sig := <-s.ch:
-		s.log.Warn("second signal: stopping fast", "signal", sig.String())
-		s.sd.hurry()
-	case <-s.quit:
+	for {
+		select {
+		case sig := <-s.ch:
+			if sig == syscall.SIGHUP || sig == syscall.SIGTTIN || sig == syscall.SIGTTOU {
+				continue // no reload or scaling while stopping
+			}
+			s.log.Warn("second signal: stopping fast", "signal", sig.String())
+			s.sd.hurry()
+			return
+		case <-s.quit:
+			return
+		}
 	}
 }
 

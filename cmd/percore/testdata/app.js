@@ -3,7 +3,11 @@
 //   /headers     the request headers as JSON
 //   /slow?ms=N   answers after N ms
 //   /env         selected environment variables
+//   /grow?mb=N   keeps N MiB more memory alive
+//   /orphan      starts a shell that leaves an orphaned sleep behind
 const http = require("node:http");
+const { spawn } = require("node:child_process");
+const kept = [];
 
 const port = Number(process.env.PORT);
 const worker = process.env.PERCORE_WORKER_ID;
@@ -27,6 +31,19 @@ const server = http.createServer((req, res) => {
         PERCORE_WORKER_COUNT: process.env.PERCORE_WORKER_COUNT,
         execArgv: process.execArgv,
       });
+    case "/grow": {
+      const mb = Number(url.searchParams.get("mb") || 10);
+      const b = Buffer.alloc(mb << 20, 1);
+      kept.push(b);
+      return json({ pid: process.pid, rss: process.memoryUsage().rss });
+    }
+    case "/orphan": {
+      const sh = spawn("sh", ["-c", "sleep 0.3 & echo $!"], { stdio: ["ignore", "pipe", "ignore"] });
+      let out = "";
+      sh.stdout.on("data", (d) => (out += d));
+      sh.on("exit", () => json({ orphan: Number(out.trim()), pid: process.pid }));
+      return;
+    }
     default:
       return json({ pid: process.pid, worker });
   }

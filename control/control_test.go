@@ -1,0 +1,114 @@
+package control
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+type fakeTarget struct {
+	mu      sync.Mutex
+	reloads int
+	workers int
+}
+
+func (f *fakeTarget) Reload() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.reloads++
+}
+
+func (f *fakeTarget) Scale(n int) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if n > 10 {
+		return 0, errors.New("too many")
+	}
+	f.workers = n
+	return n, nil
+}
+
+func (f *fakeTarget) ScaleBy(d int) (int, error) {
+	f.mu.Lock()
+	n := max(f.workers+d, 1)
+	f.mu.Unlock()
+	return f.Scale(n)
+}
+
+func TestCommands(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.sock")
+	target := &fakeTarget{workers: 2}
+	s, err := Listen(path, target, hclog.NewNullLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Run() }()
+	defer func() {
+		s.Stop()
+		if err := <-done; err != nil {
+			t.Errorf("Run = %v", err)
+		}
+		if _, err := os.Stat(path); !os.IsNotExist(err) {
+			t.Error("socket file left behind")
+		}
+	}()
+
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("socket mode = %v, %v; want 0600", fi.Mode().Perm(), err)
+	}
+	cases := []struct{ cmd, want, wantErr string }{
+		{"reload", "ok reload started", ""},
+		{"scale +1", "ok workers=3", ""},
+		{"scale -1", "ok workers=2", ""},
+		{"scale 5", "ok workers=5", ""},
+		{"scale 50", "", "too many"},
+		{"scale 0", "", "at least 1"},
+		{"scale lots", "", "want N"},
+		{"explode", "", "unknown command"},
+	}
+	for _, c := range cases {
+		got, err := Send(path, c.cmd)
+		if c.wantErr != "" {
+			if err == nil || !contains(err.Error(), c.wantErr) {
+				t.Errorf("%q: err %v, want %q", c.cmd, err, c.wantErr)
+			}
+			continue
+		}
+		if err != nil || got != c.want {
+			t.Errorf("%q: %q, %v; want %q", c.cmd, got, err, c.want)
+		}
+	}
+	if target.reloads != 1 {
+		t.Errorf("reloads = %d", target.reloads)
+	}
+	if _, err := Listen(path, target, hclog.NewNullLogger()); !errors.Is(err, ErrInUse) {
+		t.Errorf("second Listen = %v, want ErrInUse", err)
+	}
+}
+
+func TestSendWithoutServer(t *testing.T) {
+	_, err := Send(filepath.Join(t.TempDir(), "none.sock"), "reload")
+	if err == nil || !contains(err.Error(), "no percore answers") {
+		t.Errorf("err = %v", err)
+	}
+}
+
+func TestStaleSocketIsReplaced(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "stale.sock")
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Listen(path, &fakeTarget{}, hclog.NewNullLogger())
+	if err != nil {
+		t.Fatalf("a stale file must be replaced: %v", err)
+	}
+	s.Stop()
+}
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }
