@@ -23,11 +23,13 @@ type Config struct {
 	Workers Workers
 	// ReadyMin is how many ready workers make /readyz answer 200 (default 1).
 	ReadyMin int
+	// Status, when set, serves GET /status.
+	Status StatusSource
 	// Logger receives the server's errors (default: a null logger).
 	Logger hclog.Logger
 }
 
-// Server serves /healthz, /livez and /readyz. It is safe for concurrent use.
+// Server serves /healthz, /livez, /readyz, /status and /metrics. It is safe for concurrent use.
 type Server struct {
 	cfg      Config
 	srv      *fasthttp.Server
@@ -100,6 +102,8 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx) {
 		ctx.SetBodyString("ok\n")
 	case "/readyz":
 		s.readyz(ctx)
+	case "/status":
+		s.status(ctx)
 	default:
 		ctx.Error("not found\n", fasthttp.StatusNotFound)
 	}

@@ -30,6 +30,8 @@ type slot struct {
 	lastTail     []string
 	rss          uint64
 	recycling    bool
+	ejected      string // why the serving worker was taken out, if it was
+	healthFails  int
 }
 
 // replaceRequest asks a slot to replace its worker. done receives nil once
@@ -46,26 +48,31 @@ func newSlot(id int) *slot {
 
 // WorkerStatus is a snapshot of one slot.
 type WorkerStatus struct {
-	ID         int       // the slot, as in PERCORE_WORKER_ID
-	PID        int       // 0 while no process runs
-	Port       int       // the worker's loopback port
-	State      State     // where the worker is in its life
-	Restarts   int       // unplanned restarts: crashes and failed starts
-	Replaced   int       // planned replacements: reloads and recycling
-	LastExit   *Exit     // how the previous process ended, nil if none did
-	LastReason string    // why it ended: "crash", "boot failure", "not ready in time", "reload", "max-memory", ...
-	Started    time.Time // when the current process started
-	ReadySince time.Time // when it became ready; zero unless ready
-	RSS        uint64    // resident memory of the worker's process group, bytes (0 if unknown)
+	ID          int       // the slot, as in PERCORE_WORKER_ID
+	PID         int       // 0 while no process runs
+	Port        int       // the worker's loopback port
+	State       State     // where the worker is in its life
+	Restarts    int       // unplanned restarts: crashes and failed starts
+	Replaced    int       // planned replacements: reloads and recycling
+	LastExit    *Exit     // how the previous process ended, nil if none did
+	LastReason  string    // why it ended: "crash", "boot failure", "not ready in time", "reload", "max-memory", ...
+	Started     time.Time // when the current process started
+	ReadySince  time.Time // when it became ready; zero unless ready
+	RSS         uint64    // resident memory of the worker's process group, bytes (0 if unknown)
+	HealthFails int       // consecutive failed health checks of the serving worker
+	Key         uint64    // the serving worker's router key (0 if none)
+	Addr        string    // the serving worker's loopback address ("" if none)
 }
 
 func (sl *slot) status() WorkerStatus {
 	sl.mu.Lock()
 	defer sl.mu.Unlock()
 	ws := WorkerStatus{ID: sl.id, State: sl.state, Restarts: sl.restarts, Replaced: sl.replaced,
-		LastExit: sl.lastExit, LastReason: sl.lastReason, ReadySince: sl.readySince, RSS: sl.rss}
+		LastExit: sl.lastExit, LastReason: sl.lastReason, ReadySince: sl.readySince, RSS: sl.rss,
+		HealthFails: sl.healthFails}
 	if sl.cur != nil {
 		ws.PID, ws.Port, ws.Started = sl.cur.pid, sl.cur.port, sl.cur.started
+		ws.Key, ws.Addr = sl.cur.key, sl.cur.addr()
 	}
 	return ws
 }
@@ -74,7 +81,7 @@ func (sl *slot) set(state State, w *worker) {
 	sl.mu.Lock()
 	defer sl.mu.Unlock()
 	if sl.cur != w {
-		sl.rss = 0
+		sl.rss, sl.healthFails = 0, 0
 	}
 	sl.state, sl.cur = state, w
 	if state == StateReady {
@@ -256,6 +263,12 @@ func (s *Supervisor) crashed(sl *slot, w *worker, e Exit) outcome {
 	if failed {
 		reason = "boot failure"
 	}
+	sl.mu.Lock()
+	if sl.ejected != "" {
+		reason, failed = sl.ejected, false
+		sl.ejected = ""
+	}
+	sl.mu.Unlock()
 	s.recordExit(sl, e, reason, "", w)
 	return outcome{failed: failed, stable: up >= s.cfg.StableAfter}
 }
@@ -327,7 +340,7 @@ func (s *Supervisor) recordExit(sl *slot, e Exit, reason, detail string, w *work
 	sl.mu.Lock()
 	defer sl.mu.Unlock()
 	sl.lastExit, sl.lastReason = &e, reason
-	if reason == "crash" {
+	if reason != "boot failure" && reason != "not ready in time" && reason != "start failed" {
 		sl.bootFailures = 0
 		return
 	}

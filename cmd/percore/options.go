@@ -12,6 +12,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/percore/percore/control"
+	"github.com/percore/percore/health"
 	"github.com/percore/percore/jsruntime"
 	"github.com/percore/percore/machine"
 )
@@ -36,6 +37,11 @@ type config struct {
 	MaxMemoryMB     int    // 0 = off, or the runtime's default (bun: the budget)
 	MaxMemorySet    bool   // --max-memory was given (even "off")
 	Control         string // the control socket path, "" = off
+	Checks          health.CheckConfig
+	ChecksOn        bool
+	ReadyMin        int
+	MaxBootFailures int
+	LogPrefix       string // "auto", "on" or "off"
 	Proxy           proxySettings
 	Command         []string
 }
@@ -95,6 +101,20 @@ func coreOptions() []option {
 			usage: "recycle a worker whose process group's RSS exceeds this (replaced first, then drained)", set: setMaxMemory},
 		{name: "control", value: "PATH|off", def: "$TMPDIR/percore-UID.sock",
 			usage: "Unix socket for percore reload and percore scale", set: setControl},
+		{name: "health-path", value: "PATH", def: `"OPTIONS *" request`,
+			usage: "GET this path on each worker to check it (2xx/3xx passes); by default any answer to OPTIONS * passes", set: setHealthPath},
+		{name: "health-interval", value: "DURATION|off", def: health.DefaultCheckInterval.String(),
+			usage: "how often each worker is checked", set: setHealthInterval},
+		{name: "health-timeout", value: "DURATION", def: health.DefaultCheckTimeout.String(),
+			usage: "how long one check may take", set: durationSetter(func(c *config) *time.Duration { return &c.Checks.Timeout })},
+		{name: "health-threshold", value: "N", def: strconv.Itoa(health.DefaultCheckThreshold),
+			usage: "failed checks in a row that take a worker out of rotation and restart it", set: intSetter(1, 100, func(c *config) *int { return &c.Checks.Threshold })},
+		{name: "ready-min", value: "N", def: "1",
+			usage: "ready workers needed for /readyz to answer 200", set: intSetter(1, 1024, func(c *config) *int { return &c.ReadyMin })},
+		{name: "max-boot-failures", value: "N", def: "5",
+			usage: "failed starts in a row, with no worker ready, before percore gives up (exit 3)", set: intSetter(1, 1000, func(c *config) *int { return &c.MaxBootFailures })},
+		{name: "log-prefix", value: "auto|on|off", def: "auto (on when stdout is a terminal)",
+			usage: "put [worker id] before each line of worker output", set: setLogPrefix},
 		{name: "log-level", value: "LEVEL", def: "info",
 			usage: "trace, debug, info, warn or error", set: setLogLevel},
 		{name: "log-format", value: "text|json", def: "text",
@@ -178,6 +198,9 @@ func defaultConfig(env map[string]string) *config {
 		LogLevel:        hclog.Info,
 		LogFormat:       "text",
 		Control:         control.DefaultPath(),
+		ChecksOn:        true,
+		ReadyMin:        1,
+		LogPrefix:       "auto",
 	}
 }
 
@@ -402,6 +425,46 @@ func setControl(c *config, v string) error {
 	return nil
 }
 
+func setHealthPath(c *config, v string) error {
+	if !strings.HasPrefix(v, "/") || strings.ContainsAny(v, " \r\n") {
+		return errors.New("want a path starting with / and without spaces")
+	}
+	c.Checks.Path = v
+	return nil
+}
+
+func setHealthInterval(c *config, v string) error {
+	if v == "off" {
+		c.ChecksOn = false
+		return nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return errors.New(`want a duration above zero such as 5s, or "off"`)
+	}
+	c.Checks.Interval, c.ChecksOn = d, true
+	return nil
+}
+
+func intSetter(lo, hi int, field func(*config) *int) func(*config, string) error {
+	return func(c *config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < lo || n > hi {
+			return fmt.Errorf("want a whole number from %d to %d", lo, hi)
+		}
+		*field(c) = n
+		return nil
+	}
+}
+
+func setLogPrefix(c *config, v string) error {
+	if v != "auto" && v != "on" && v != "off" {
+		return errors.New("want auto, on or off")
+	}
+	c.LogPrefix = v
+	return nil
+}
+
 func setLogLevel(c *config, v string) error {
 	l := hclog.LevelFromString(v)
 	if l == hclog.NoLevel {
@@ -429,6 +492,7 @@ Usage:
   percore plan [--cpus N] [--memory SIZE] [--swap SIZE] [flags] [-- COMMAND]
   percore reload [--control PATH]
   percore scale N|+1|-1 [--control PATH]
+  percore status [--admin HOST:PORT] [--json]
   percore version
 
 Flags (each can also be set by the variable shown; a flag wins):

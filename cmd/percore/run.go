@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	oklog "github.com/oklog/run"
@@ -43,6 +44,8 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 			return runPlan(args[1:], environ, stdout, stderr)
 		case "reload", "scale":
 			return runControl(args[0], args[1:], environ, stdout, stderr)
+		case "status":
+			return runStatus(args[1:], environ, stdout, stderr)
 		}
 	}
 	env := envMap(environ)
@@ -124,6 +127,9 @@ func serve(cfg *config, environ []string, log hclog.Logger) error {
 	reaper, err := supervisor.NewReaper(log.Named("reaper"))
 	if err != nil {
 		publicLn.Close()
+		if adminLn != nil {
+			adminLn.Close()
+		}
 		return err
 	}
 	defer reaper.Close()
@@ -149,11 +155,15 @@ type actors struct {
 	sup   *supervisor.Supervisor
 
 	controlPath string
+	status      *statusSource
+	checks      health.CheckConfig
+	checksOn    bool
+	readyMin    int
 }
 
 func assemble(cfg *config, p plan, environ []string, log hclog.Logger, l supervisor.Launcher) (*actors, error) {
 	pool := proxy.NewPool(proxy.UpstreamConfig{})
-	out := supervisor.NewOutput(supervisor.OutputConfig{})
+	out := supervisor.NewOutput(outputConfig(cfg))
 	sup, err := supervisor.New(supervisor.Config{
 		Command:         cfg.Command,
 		Env:             environ,
@@ -167,6 +177,7 @@ func assemble(cfg *config, p plan, environ []string, log hclog.Logger, l supervi
 		StopSignal:      cfg.StopSignal,
 		ShutdownTimeout: cfg.ShutdownTimeout,
 		MaxMemory:       p.maxMemory(cfg),
+		MaxBootFailures: cfg.MaxBootFailures,
 		OOM:             oomCounter(),
 	})
 	if err != nil {
@@ -182,6 +193,11 @@ func assemble(cfg *config, p plan, environ []string, log hclog.Logger, l supervi
 		sup:   sup,
 
 		controlPath: cfg.Control,
+		status: &statusSource{started: time.Now(), res: p.res, plan: p, maxMem: p.maxMemory(cfg),
+			sup: sup, pool: pool},
+		checks:   cfg.Checks,
+		checksOn: cfg.ChecksOn,
+		readyMin: cfg.ReadyMin,
 	}, nil
 }
 
@@ -206,9 +222,15 @@ func (a *actors) run(publicLn, adminLn net.Listener) error {
 	})
 
 	if adminLn != nil {
-		admin := health.New(adminLn, health.Config{Workers: a, Logger: a.log.Named("admin")})
+		admin := health.New(adminLn, health.Config{Workers: a, Logger: a.log.Named("admin"),
+			Status: a.status, ReadyMin: a.readyMin})
 		a.sd.onBegin = admin.MarkShuttingDown
 		g.Add(admin.Run, func(error) { admin.Stop() })
+	}
+
+	if a.checksOn {
+		checker := health.NewChecker(a.checks, fleet{a.sup}, a.log.Named("health"))
+		g.Add(checker.Run, func(error) { checker.Stop() })
 	}
 
 	if ctl := a.controlServer(); ctl != nil {
@@ -250,6 +272,7 @@ type plan struct {
 	machine.Plan
 	kind jsruntime.Kind
 	Heap machine.HeapMode
+	res  machine.Resources
 }
 
 func (p plan) prepare(argv, env []string, port int) ([]string, []string, error) {
@@ -306,7 +329,7 @@ func makePlan(cfg *config, log hclog.Logger) (plan, error) {
 	for _, w := range mp.Warnings {
 		log.Warn(w)
 	}
-	p := plan{Plan: mp, kind: kind, Heap: cfg.Heap}
+	p := plan{Plan: mp, kind: kind, Heap: cfg.Heap, res: res}
 	applied, err := p.dryRun(cfg.Command)
 	if err != nil {
 		return plan{}, err

@@ -1,0 +1,103 @@
+package main
+
+import (
+	"time"
+
+	"github.com/percore/percore/health"
+	"github.com/percore/percore/machine"
+	"github.com/percore/percore/supervisor"
+)
+
+// statusSource builds /status from the supervisor, the proxy's pool and the plan.
+type statusSource struct {
+	started time.Time
+	res     machine.Resources
+	plan    plan
+	maxMem  uint64
+	sup     *supervisor.Supervisor
+	pool    slotTraffic
+}
+
+// slotTraffic is the proxy's per-slot traffic.
+type slotTraffic interface {
+	SlotTraffic(slot int) (inflight int64, requests uint64)
+	Ready() int
+}
+
+// Status implements health.StatusSource.
+func (s *statusSource) Status() health.Status {
+	now := time.Now()
+	st := health.Status{
+		Version:      version,
+		UptimeS:      now.Sub(s.started).Seconds(),
+		ReadyWorkers: s.pool.Ready(),
+		Plan:         s.planStatus(),
+		Reload:       reloadStatus(s.sup.ReloadState()),
+	}
+	for _, ws := range s.sup.Snapshot() {
+		st.Workers = append(st.Workers, s.workerStatus(ws, now))
+	}
+	return st
+}
+
+func (s *statusSource) planStatus() health.PlanStatus {
+	return health.PlanStatus{
+		CPUs: s.res.CPUs, CPUSource: s.res.CPUSource,
+		MemoryBytes: s.res.Memory, MemorySource: s.res.MemorySource,
+		SwapBytes: s.res.Swap, Cgroup: s.res.Cgroup,
+		Workers: s.plan.Workers, WorkersReason: s.plan.WorkersReason,
+		HeapMB: s.plan.heapMB(), HeapReason: s.plan.HeapReason,
+		BudgetBytes: s.plan.WorkerBudget, MaxMemoryBytes: s.maxMem,
+		Runtime: s.plan.kind.String(),
+	}
+}
+
+func (s *statusSource) workerStatus(ws supervisor.WorkerStatus, now time.Time) health.WorkerStatus {
+	out := health.WorkerStatus{
+		ID: ws.ID, PID: ws.PID, State: ws.State.String(), Ready: ws.State == supervisor.StateReady,
+		Restarts: ws.Restarts, Replaced: ws.Replaced, RSSBytes: ws.RSS, HeapMB: s.plan.heapMB(),
+		HealthFailures: ws.HealthFails,
+	}
+	if !ws.Started.IsZero() {
+		out.UptimeS = now.Sub(ws.Started).Seconds()
+	}
+	out.Inflight, out.Requests = s.pool.SlotTraffic(ws.ID)
+	if ws.LastExit != nil {
+		out.LastExit = &health.ExitStatus{Code: ws.LastExit.Code, Reason: ws.LastReason}
+		if ws.LastExit.Signal != 0 {
+			out.LastExit.Signal = ws.LastExit.Signal.String()
+		}
+	}
+	return out
+}
+
+func reloadStatus(r supervisor.ReloadStatus) health.ReloadStatus {
+	out := health.ReloadStatus{State: r.State, Error: r.Error, Count: r.Count}
+	if !r.Started.IsZero() {
+		out.Started = &r.Started
+	}
+	if !r.Finished.IsZero() {
+		out.Finished = &r.Finished
+	}
+	return out
+}
+
+// fleet lets the health checker see and eject workers.
+type fleet struct{ sup *supervisor.Supervisor }
+
+// HealthTargets implements health.Fleet.
+func (f fleet) HealthTargets() []health.Target {
+	var out []health.Target
+	for _, ws := range f.sup.Snapshot() {
+		if ws.State == supervisor.StateReady {
+			out = append(out, health.Target{Key: ws.Key, Slot: ws.ID, Addr: ws.Addr})
+		}
+	}
+	return out
+}
+
+// SetHealthFailures implements health.Fleet.
+func (f fleet) SetHealthFailures(key uint64, n int) { f.sup.SetHealthFailures(key, n) }
+
+// Eject implements health.Fleet.
+func (f fleet) Eject(key uint64, reason string) { f.sup.Eject(key, reason) }

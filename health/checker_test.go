@@ -1,0 +1,116 @@
+package health
+
+import (
+	"bufio"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+type fakeFleet struct {
+	mu      sync.Mutex
+	targets []Target
+	fails   map[uint64]int
+	ejected map[uint64]string
+}
+
+func (f *fakeFleet) HealthTargets() []Target {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]Target(nil), f.targets...)
+}
+
+func (f *fakeFleet) SetHealthFailures(key uint64, n int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.fails[key] = n
+}
+
+func (f *fakeFleet) Eject(key uint64, reason string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.ejected[key] = reason
+}
+
+// server answers each request with status, or never answers when status is 0
+// (an event loop that is blocked: the kernel still accepts the connection).
+func server(t *testing.T, status string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				line, _ := bufio.NewReader(c).ReadString('\n')
+				if status == "" || line == "" {
+					time.Sleep(2 * time.Second)
+					return
+				}
+				c.Write([]byte("HTTP/1.1 " + status + "\r\nContent-Length: 0\r\n\r\n"))
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+func TestCheckerEjectsAfterThreshold(t *testing.T) {
+	f := &fakeFleet{fails: map[uint64]int{}, ejected: map[uint64]string{}}
+	f.targets = []Target{
+		{Key: 1, Slot: 0, Addr: server(t, "200 OK")},
+		{Key: 2, Slot: 1, Addr: server(t, "")},            // blocked
+		{Key: 3, Slot: 2, Addr: server(t, "404 Not Found")}, // any answer passes OPTIONS *
+	}
+	c := NewChecker(CheckConfig{Interval: time.Hour, Timeout: 200 * time.Millisecond, Threshold: 3}, f, hclog.NewNullLogger())
+	for i := 1; i <= 3; i++ {
+		c.round()
+		if f.fails[2] != i || f.fails[1] != 0 || f.fails[3] != 0 {
+			t.Fatalf("round %d: failures %v", i, f.fails)
+		}
+	}
+	if f.ejected[2] != "health check" || len(f.ejected) != 1 {
+		t.Errorf("ejected %v, want only the blocked worker", f.ejected)
+	}
+}
+
+func TestCheckerWithPath(t *testing.T) {
+	f := &fakeFleet{fails: map[uint64]int{}, ejected: map[uint64]string{}}
+	f.targets = []Target{{Key: 1, Addr: server(t, "503 Service Unavailable")}, {Key: 2, Addr: server(t, "204 No Content")}}
+	c := NewChecker(CheckConfig{Path: "/health", Timeout: time.Second, Threshold: 1}, f, hclog.NewNullLogger())
+	c.round()
+	if f.ejected[1] == "" || f.ejected[2] != "" {
+		t.Errorf("ejected %v, want worker 1 only", f.ejected)
+	}
+}
+
+func TestCheckerRunStops(t *testing.T) {
+	c := NewChecker(CheckConfig{Interval: 10 * time.Millisecond}, &fakeFleet{fails: map[uint64]int{}, ejected: map[uint64]string{}}, hclog.NewNullLogger())
+	done := make(chan error, 1)
+	go func() { done <- c.Run() }()
+	time.Sleep(50 * time.Millisecond)
+	c.Stop()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+		t.Fatal("Run did not stop")
+	}
+}
+
+func TestStatusCode(t *testing.T) {
+	for line, want := range map[string]int{"HTTP/1.1 200 OK\r\n": 200, "HTTP/1.0 503 x": 503, "SSH-2.0": 0, "HTTP/1.1 abc": 0} {
+		got, err := statusCode(line)
+		if got != want || (want == 0) != (err != nil) {
+			t.Errorf("statusCode(%q) = %d, %v", line, got, err)
+		}
+	}
+}

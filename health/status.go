@@ -1,0 +1,92 @@
+package health
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// Status is what GET /status answers: the sizing plan and every worker. It
+// never holds environment variables or anything else secret.
+type Status struct {
+	Version      string         `json:"version"`
+	UptimeS      float64        `json:"uptime_s"`
+	ShuttingDown bool           `json:"shutting_down"`
+	ReadyWorkers int            `json:"ready_workers"`
+	Plan         PlanStatus     `json:"plan"`
+	Reload       ReloadStatus   `json:"reload"`
+	Workers      []WorkerStatus `json:"workers"`
+}
+
+// PlanStatus is the sizing decision and where its figures came from.
+type PlanStatus struct {
+	CPUs           int    `json:"cpus"`
+	CPUSource      string `json:"cpu_source"`
+	MemoryBytes    uint64 `json:"memory_bytes"`
+	MemorySource   string `json:"memory_source"`
+	SwapBytes      uint64 `json:"swap_bytes"`
+	Cgroup         string `json:"cgroup"`
+	Workers        int    `json:"workers"`
+	WorkersReason  string `json:"workers_reason"`
+	HeapMB         int    `json:"heap_mb"`
+	HeapReason     string `json:"heap_reason"`
+	BudgetBytes    uint64 `json:"budget_bytes"`
+	MaxMemoryBytes uint64 `json:"max_memory_bytes"`
+	Runtime        string `json:"runtime"`
+}
+
+// ReloadStatus is the last rolling reload.
+type ReloadStatus struct {
+	State    string     `json:"state"` // "", "running", "done", "failed"
+	Error    string     `json:"error,omitempty"`
+	Started  *time.Time `json:"started,omitempty"`
+	Finished *time.Time `json:"finished,omitempty"`
+	Count    int        `json:"count"`
+}
+
+// WorkerStatus is one worker slot.
+type WorkerStatus struct {
+	ID       int    `json:"id"`
+	PID      int    `json:"pid"`
+	State    string `json:"state"`
+	Ready    bool   `json:"ready"`
+	Restarts int    `json:"restarts"` // unplanned: crashes, failed starts, health-check ejections
+	Replaced int    `json:"replaced"` // planned: reloads and recycling
+	// LastExit is how the previous process of this slot ended.
+	LastExit       *ExitStatus `json:"last_exit"`
+	RSSBytes       uint64      `json:"rss_bytes"` // the whole process group
+	HeapMB         int         `json:"heap_mb"`
+	Inflight       int64       `json:"inflight"`
+	Requests       uint64      `json:"requests"`
+	UptimeS        float64     `json:"uptime_s"`
+	HealthFailures int         `json:"health_failures"`
+}
+
+// ExitStatus is how a process ended.
+type ExitStatus struct {
+	Code   int    `json:"code"`             // -1 when a signal ended it
+	Signal string `json:"signal,omitempty"` // e.g. "killed"
+	Reason string `json:"reason"`           // crash, boot failure, reload, max-memory, health check, stopped ...
+}
+
+// StatusSource builds the status on demand.
+type StatusSource interface {
+	Status() Status
+}
+
+func (s *Server) status(ctx *fasthttp.RequestCtx) {
+	if s.cfg.Status == nil {
+		ctx.Error("not found\n", fasthttp.StatusNotFound)
+		return
+	}
+	st := s.cfg.Status.Status()
+	st.ShuttingDown = s.shutdown.Load()
+	body, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		ctx.Error("cannot encode status\n", fasthttp.StatusInternalServerError)
+		return
+	}
+	ctx.SetContentType("application/json")
+	ctx.SetBody(append(body, '\n'))
+}
