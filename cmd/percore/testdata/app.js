@@ -5,6 +5,9 @@
 //   /env         selected environment variables
 //   /grow?mb=N   keeps N MiB more memory alive
 //   /orphan      starts a shell that leaves an orphaned sleep behind
+//   /block       blocks the event loop for good
+//   /log?line=S  writes S and a newline to stdout
+//   /exit        exits with code 9
 const http = require("node:http");
 const { spawn } = require("node:child_process");
 const kept = [];
@@ -44,6 +47,15 @@ const server = http.createServer((req, res) => {
       sh.on("exit", () => json({ orphan: Number(out.trim()), pid: process.pid }));
       return;
     }
+    case "/block":
+      json({ pid: process.pid, blocking: true });
+      return setTimeout(() => { for (;;) {} }, 50);
+    case "/log":
+      process.stdout.write(url.searchParams.get("line") + "\n");
+      return json({ pid: process.pid });
+    case "/exit":
+      json({ pid: process.pid });
+      return setTimeout(() => process.exit(9), 20);
     default:
       return json({ pid: process.pid, worker });
   }

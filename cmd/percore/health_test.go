@@ -1,0 +1,166 @@
+package main
+
+import (
+	"encoding/json"
+	"net/url"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/percore/percore/health"
+)
+
+func getStatus(t *testing.T, in *instance) health.Status {
+	t.Helper()
+	var st health.Status
+	getJSON(t, "http://"+in.admin+"/status", &st)
+	return st
+}
+
+func TestStatusReportsWorkersAndRestarts(t *testing.T) {
+	needNode(t)
+	in := start(t, "--workers", "2", "--heap", "200", "--", "node", appJS())
+	in.waitLog("worker ready", 20*time.Second)
+	serving := servingPids(t, in, 20)
+	time.Sleep(1200 * time.Millisecond) // memory is sampled every second; a worker up for 1s has started well
+	st := getStatus(t, in)
+	if st.Version == "" || st.Plan.Workers != 2 || st.Plan.HeapMB != 200 || st.Plan.Runtime != "node" ||
+		st.Plan.CPUSource == "" || st.Plan.MemorySource == "" || st.ReadyWorkers != 2 {
+		t.Errorf("status = %+v", st)
+	}
+	var requests uint64
+	for _, w := range st.Workers {
+		if !serving[w.PID] || w.State != "ready" || !w.Ready || w.RSSBytes < 10<<20 || w.UptimeS < 1 {
+			t.Errorf("worker %+v does not match the serving pids %v", w, serving)
+		}
+		requests += w.Requests
+	}
+	if requests < 20 {
+		t.Errorf("status counts %d requests, want at least 20", requests)
+	}
+	raw, err := exec.Command(percoreBin, "status", "--json", "--admin", in.admin).Output()
+	if err != nil || strings.Contains(string(raw), "PATH=") || strings.Contains(string(raw), "PERCORE_TEST_MARK") {
+		t.Errorf("status --json: %v, or it leaks the environment: %s", err, raw)
+	}
+
+	var h hello
+	getJSON(t, "http://"+in.addr+"/exit", &h)
+	in.waitLog("worker ready", 20*time.Second)
+	for _, w := range getStatus(t, in).Workers {
+		if w.Restarts == 1 {
+			if w.LastExit == nil || w.LastExit.Code != 9 || w.LastExit.Reason != "crash" {
+				t.Errorf("last exit = %+v, want crash with code 9", w.LastExit)
+			}
+			return
+		}
+	}
+	t.Errorf("no worker shows the restart: %+v", getStatus(t, in).Workers)
+}
+
+func TestStatusCommandPrintsTable(t *testing.T) {
+	needNode(t)
+	in := start(t, "--workers", "2", "--", "node", appJS())
+	in.waitLog("worker ready", 20*time.Second)
+	out, err := exec.Command(percoreBin, "status", "--admin", in.admin).CombinedOutput()
+	if err != nil {
+		t.Fatalf("percore status: %v\n%s", err, out)
+	}
+	for _, want := range []string{"ID", "PID", "STATE", "RESTARTS", "RSS", "IN-FLIGHT", "REQ/S", "ready", "2/2 workers ready"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("status table lacks %q:\n%s", want, out)
+		}
+	}
+	out, err = exec.Command(percoreBin, "status", "--admin", "127.0.0.1:1").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "no percore answers") {
+		t.Errorf("status against nothing: %v %s", err, out)
+	}
+}
+
+func TestReadyzWhenAllWorkersAreDown(t *testing.T) {
+	needNode(t)
+	in := start(t, "--workers", "1", "--", "node", appJS())
+	var h hello
+	getJSON(t, "http://"+in.addr+"/exit", &h)
+	in.waitLog("worker exited", 10*time.Second)
+	code := status(t, "http://"+in.admin+"/readyz")
+	if code != 503 {
+		t.Errorf("/readyz = %d with the only worker down, want 503", code)
+	}
+	if code := status(t, "http://"+in.admin+"/healthz"); code != 200 {
+		t.Errorf("/healthz = %d, want 200: liveness does not depend on the workers", code)
+	}
+	in.waitLog("worker ready", 20*time.Second)
+	if code := status(t, "http://"+in.admin+"/readyz"); code != 200 {
+		t.Errorf("/readyz = %d after the restart, want 200", code)
+	}
+}
+
+func TestBlockedEventLoopIsDetectedAndReplaced(t *testing.T) {
+	needNode(t)
+	in := start(t, "--workers", "2", "--health-interval", "300ms", "--health-timeout", "200ms",
+		"--health-threshold", "2", "--", "node", appJS())
+	in.waitLog("worker ready", 20*time.Second)
+	var h hello
+	getJSON(t, "http://"+in.addr+"/block", &h)
+	blocked := h.PID
+	began := time.Now()
+	stop := make(chan struct{})
+	res, wait := steadyLoad("http://"+in.addr+"/", 2, stop)
+	in.waitLog("ejecting worker", 10*time.Second)
+	detected := time.Since(began)
+	in.waitLog("worker ready", 20*time.Second)
+	close(stop)
+	wait()
+	t.Logf("blocked loop detected after %s; load meanwhile: %d ok, %d failed", detected, res.ok.Load(), res.failed.Load())
+	// interval × threshold + timeout, with room for a busy machine.
+	if detected > 3*time.Second {
+		t.Errorf("detection took %s", detected)
+	}
+	if servingPids(t, in, 20)[blocked] {
+		t.Errorf("blocked worker %d still serves", blocked)
+	}
+	if res.ok.Load() == 0 {
+		t.Error("the other worker did not carry the load")
+	}
+	for _, w := range getStatus(t, in).Workers {
+		if w.LastExit != nil && w.LastExit.Reason == "health check" && w.Restarts == 1 {
+			return
+		}
+	}
+	t.Errorf("status does not show the health-check restart: %+v", getStatus(t, in).Workers)
+}
+
+func TestWorkerJSONLinesPassThroughUntouched(t *testing.T) {
+	needNode(t)
+	in := start(t, "--workers", "1", "--log-prefix", "off", "--", "node", appJS())
+	line := `{"level":"info","msg":"hello \"world\"","n":1}`
+	var h hello
+	getJSON(t, "http://"+in.addr+"/log?line="+url.QueryEscape(line), &h)
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(in.stdout.String(), line+"\n") {
+		if time.Now().After(deadline) {
+			t.Fatalf("stdout lacks the line byte for byte; got %q", in.stdout.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, l := range strings.Split(strings.TrimSpace(in.stdout.String()), "\n") {
+		if strings.HasPrefix(l, "{") && !json.Valid([]byte(l)) {
+			t.Errorf("invalid JSON line on stdout: %q", l)
+		}
+	}
+}
+
+func TestLogPrefixAddsWorkerID(t *testing.T) {
+	needNode(t)
+	in := start(t, "--workers", "1", "--log-prefix", "on", "--", "node", appJS())
+	var h hello
+	getJSON(t, "http://"+in.addr+"/log?line=tagged", &h)
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(in.stdout.String(), "[0] tagged\n") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no prefixed line; stdout %q", in.stdout.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
