@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -30,15 +31,27 @@ const (
 	exitNotFound   = 127
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
+// version is set at build time with -ldflags "-X main.version=..."; a
+// binary from "go install ...@version" reports its module version instead.
 var version = "dev"
+
+// currentVersion is the stamped version, else the module version.
+func currentVersion() string {
+	if version != "dev" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return version
+}
 
 // run is percore's main, testable: it returns the exit code.
 func run(args, environ []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 {
 		switch args[0] {
 		case "version":
-			fmt.Fprintf(stdout, "percore %s\n", version)
+			fmt.Fprintf(stdout, "percore %s\n", currentVersion())
 			return exitOK
 		case "plan":
 			return runPlan(args[1:], environ, stdout, stderr)

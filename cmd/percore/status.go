@@ -28,7 +28,7 @@ type slotTraffic interface {
 func (s *statusSource) Status() health.Status {
 	now := time.Now()
 	st := health.Status{
-		Version:      version,
+		Version:      currentVersion(),
 		UptimeS:      now.Sub(s.started).Seconds(),
 		ReadyWorkers: s.pool.Ready(),
 		Plan:         s.planStatus(),
