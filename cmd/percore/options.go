@@ -42,6 +42,7 @@ type config struct {
 	ReadyMin        int
 	MaxBootFailures int
 	LogPrefix       string // "auto", "on" or "off"
+	User            *runAs // nil: workers run as percore does
 	Proxy           proxySettings
 	Command         []string
 }
@@ -115,6 +116,8 @@ func coreOptions() []option {
 			usage: "failed starts in a row, with no worker ready, before percore gives up (exit 3)", set: intSetter(1, 1000, func(c *config) *int { return &c.MaxBootFailures })},
 		{name: "log-prefix", value: "auto|on|off", def: "auto (on when stdout is a terminal)",
 			usage: "put [worker id] before each line of worker output", set: setLogPrefix},
+		{name: "user", value: "NAME|UID[:GID]", def: "percore's own user",
+			usage: "when started as root, run the workers, and percore once its ports are open, as this user", set: setUser},
 		{name: "log-level", value: "LEVEL", def: "info",
 			usage: "trace, debug, info, warn or error", set: setLogLevel},
 		{name: "log-format", value: "text|json", def: "text",

@@ -138,6 +138,12 @@ func serve(cfg *config, environ []string, log hclog.Logger) error {
 		}
 	}
 	reaper, err := supervisor.NewReaper(log.Named("reaper"))
+	if err == nil && cfg.User != nil {
+		err = becomeUser(cfg, &environ, log)
+		if err != nil {
+			reaper.Close()
+		}
+	}
 	if err != nil {
 		publicLn.Close()
 		if adminLn != nil {
@@ -156,6 +162,21 @@ func serve(cfg *config, environ []string, log hclog.Logger) error {
 		log.Info("admin listening", "addr", adminLn.Addr().String())
 	}
 	return a.run(publicLn, adminLn)
+}
+
+// becomeUser drops to --user once the listeners are open; the default
+// control socket then follows the new uid.
+func becomeUser(cfg *config, environ *[]string, log hclog.Logger) error {
+	defaultControl := cfg.Control == control.DefaultPath()
+	if err := cfg.User.drop(); err != nil {
+		return err
+	}
+	*environ = cfg.User.env(*environ)
+	if defaultControl {
+		cfg.Control = control.DefaultPath()
+	}
+	log.Info("running as user", "user", cfg.User.name, "uid", cfg.User.uid, "gid", cfg.User.gid)
+	return nil
 }
 
 // actors are the long-running parts of percore, wired together.
