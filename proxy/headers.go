@@ -17,21 +17,43 @@ var hopHeaders = [...]string{
 	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
 }
 
-// header is what the request and response headers of fasthttp share.
-type header interface {
-	Peek(key string) []byte
-	Del(key string)
-}
-
 // removeHopByHop deletes the headers named in Connection, then the fixed
 // hop-by-hop list. It keeps "Te: trailers".
-func removeHopByHop(h header) {
-	if conn := h.Peek("Connection"); len(conn) > 0 {
-		var buf [256]byte
-		for _, name := range connectionTokens(append(buf[:0], conn...)) {
-			h.Del(string(name))
+func removeHopByHop[H *fasthttp.RequestHeader | *fasthttp.ResponseHeader](h H) {
+	switch h := any(h).(type) {
+	case *fasthttp.RequestHeader:
+		if conn := h.Peek("Connection"); len(conn) > 0 {
+			// Deleting changes the header's storage, which conn points into.
+			// The copy stays on the stack as long as DelBytes is called on
+			// the concrete type: through an interface, buf would escape.
+			var buf [256]byte
+			for rest := append(buf[:0], conn...); len(rest) > 0; {
+				var tok []byte
+				if tok, rest = cutToken(rest); len(tok) > 0 {
+					h.DelBytes(tok)
+				}
+			}
 		}
+		removeFixedHops(h)
+	case *fasthttp.ResponseHeader:
+		if conn := h.Peek("Connection"); len(conn) > 0 {
+			var buf [256]byte
+			for rest := append(buf[:0], conn...); len(rest) > 0; {
+				var tok []byte
+				if tok, rest = cutToken(rest); len(tok) > 0 {
+					h.DelBytes(tok)
+				}
+			}
+		}
+		removeFixedHops(h)
 	}
+}
+
+// removeFixedHops deletes the fixed hop-by-hop list, keeping "Te: trailers".
+func removeFixedHops(h interface {
+	Peek(key string) []byte
+	Del(key string)
+}) {
 	keepTrailers := bytes.EqualFold(bytes.TrimSpace(h.Peek("Te")), []byte("trailers"))
 	for _, name := range hopHeaders {
 		if name == "Te" && keepTrailers {
@@ -41,30 +63,43 @@ func removeHopByHop(h header) {
 	}
 }
 
-// connectionTokens splits a Connection header value into its tokens
-// (RFC 9110 section 7.6.1: a comma-separated list, optional white space).
-// The returned slices point into v.
-func connectionTokens(v []byte) [][]byte {
-	var tokens [][]byte
-	for len(v) > 0 {
+// cutToken returns the first element of a comma-separated list such as a
+// Connection or Upgrade value (RFC 9110 section 5.6.1: elements separated by
+// commas and optional white space), trimmed, and the rest of the list. The
+// element is empty for an empty element. It allocates nothing:
+//
+//	for rest := v; len(rest) > 0; {
+//		var tok []byte
+//		if tok, rest = cutToken(rest); len(tok) > 0 { use(tok) }
+//	}
+func cutToken(list []byte) (tok, rest []byte) {
+	if i := bytes.IndexByte(list, ','); i >= 0 {
+		tok, rest = list[:i], list[i+1:]
+	} else {
+		tok = list
+	}
+	return bytes.Trim(tok, " \t"), rest
+}
+
+// hasToken reports whether the list v holds name, compared without case.
+func hasToken(v []byte, name string) bool {
+	for rest := v; len(rest) > 0; {
 		var tok []byte
-		if i := bytes.IndexByte(v, ','); i >= 0 {
-			tok, v = v[:i], v[i+1:]
-		} else {
-			tok, v = v, nil
-		}
-		if tok = bytes.Trim(tok, " \t"); len(tok) > 0 {
-			tokens = append(tokens, tok)
+		if tok, rest = cutToken(rest); len(tok) == len(name) && bytes.EqualFold(tok, []byte(name)) {
+			return true
 		}
 	}
-	return tokens
+	return false
 }
 
 // Trusted is a list of networks whose peers may set forwarded headers.
 type Trusted []netip.Prefix
 
-// DefaultTrusted are the peers trusted by default: loopback and the private
-// ranges that platform edges (Fly's proxy, Kubernetes ingresses) connect from.
+// DefaultTrusted are the peers trusted by default: loopback (127.0.0.0/8,
+// ::1), the private ranges of RFC 1918 and RFC 4193, IPv6 link-local and
+// the shared CGNAT range 100.64.0.0/10, which platform edges (Fly's proxy,
+// Kubernetes ingresses, cloud load balancers) connect from. A public address
+// is never trusted by default.
 func DefaultTrusted() Trusted {
 	var t Trusted
 	for _, s := range []string{"127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12",

@@ -14,8 +14,10 @@ type backend struct {
 	slot   int
 	addr   string
 	client *fasthttp.HostClient
+	lim    *limit // nil without a per-worker limit; fixed when the worker is added
 
 	inflight atomic.Int64  // requests, streamed bodies and tunnels not yet done
+	busy     atomic.Int64  // requests held against lim; an open tunnel gives its slot back
 	requests atomic.Uint64 // requests sent to it
 	draining atomic.Bool
 
@@ -23,8 +25,17 @@ type backend struct {
 	drained   chan struct{}
 }
 
-// tryAcquire counts a request on b unless b is draining.
+// tryAcquire counts a request on b unless b is draining or at its limit.
 func (b *backend) tryAcquire() bool {
+	if b.lim != nil && !b.takeSlot() {
+		return false
+	}
+	return b.enter()
+}
+
+// enter counts a request whose slot is already taken, unless b is draining;
+// then the slot is given back.
+func (b *backend) enter() bool {
 	b.inflight.Add(1)
 	if b.draining.Load() {
 		b.release()
@@ -33,8 +44,44 @@ func (b *backend) tryAcquire() bool {
 	return true
 }
 
-// release ends one unit of in-flight work on b.
+// takeSlot takes one of b's request slots if one is free.
+func (b *backend) takeSlot() bool {
+	for {
+		n := b.busy.Load()
+		if n >= b.lim.max {
+			return false
+		}
+		if b.busy.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+// atLimit reports whether every request slot of b is taken.
+func (b *backend) atLimit() bool {
+	return b.lim != nil && b.busy.Load() >= b.lim.max
+}
+
+// release ends a request on b: its slot goes to the oldest queued request,
+// or is freed, and its in-flight count ends.
 func (b *backend) release() {
+	b.freeSlot()
+	b.done()
+}
+
+// freeSlot gives up the request slot of a request that ends or becomes a
+// tunnel. A draining worker's slot is not handed on.
+func (b *backend) freeSlot() {
+	if b.lim == nil {
+		return
+	}
+	if b.draining.Load() || !b.lim.handoff(b) {
+		b.busy.Add(-1)
+	}
+}
+
+// done ends one unit of in-flight work on b.
+func (b *backend) done() {
 	if b.inflight.Add(-1) == 0 && b.draining.Load() {
 		b.finishDrain()
 	}
@@ -52,31 +99,41 @@ func (b *backend) finishDrain() {
 // Pool holds the workers that take traffic and picks one per request. It
 // implements the supervisor's Router. It is safe for concurrent use.
 type Pool struct {
-	newClient func(addr string) *fasthttp.HostClient
+	cfg UpstreamConfig
 
 	backends atomic.Pointer[[]*backend] // immutable snapshot, replaced on change
 	next     atomic.Uint64              // rotates the start of each pick
+	lim      atomic.Pointer[limit]      // per-worker limit; nil when off
 
-	mu      sync.Mutex    // serialises changes of backends and changed
-	changed chan struct{} // closed when a worker is added
+	mu          sync.Mutex    // serialises changes of backends, changed and responseTimeout
+	changed     chan struct{} // closed when a worker is added
+	respTimeout time.Duration // for the upstream clients of workers added from now on
 }
 
 // NewPool returns an empty Pool whose upstream connections use cfg.
 func NewPool(cfg UpstreamConfig) *Pool {
 	cfg.setDefaults()
-	p := &Pool{changed: make(chan struct{})}
-	p.newClient = cfg.newClient
+	p := &Pool{cfg: cfg, changed: make(chan struct{})}
 	empty := []*backend{}
 	p.backends.Store(&empty)
 	return p
 }
 
-// Add implements the supervisor's Router: the worker at addr takes requests
-// from now on.
-func (p *Pool) Add(key uint64, slot int, addr string) {
-	b := &backend{key: key, slot: slot, addr: addr, client: p.newClient(addr), drained: make(chan struct{})}
+// configure sets the per-worker limit (nil for none) and the upstream
+// response-header timeout (0 for none) of the workers added from now on.
+func (p *Pool) configure(lim *limit, responseTimeout time.Duration) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.lim.Store(lim)
+	p.respTimeout = responseTimeout
+}
+
+// Add implements the supervisor's Router: the worker at addr takes requests
+// from now on. Queued requests take its free slots at once.
+func (p *Pool) Add(key uint64, slot int, addr string) {
+	p.mu.Lock()
+	b := &backend{key: key, slot: slot, addr: addr, client: p.cfg.newClient(addr, p.respTimeout),
+		lim: p.lim.Load(), drained: make(chan struct{})}
 	old := *p.backends.Load()
 	next := make([]*backend, 0, len(old)+1)
 	next = append(next, old...)
@@ -84,6 +141,16 @@ func (p *Pool) Add(key uint64, slot int, addr string) {
 	p.backends.Store(&next)
 	close(p.changed)
 	p.changed = make(chan struct{})
+	p.mu.Unlock()
+	if b.lim == nil {
+		return
+	}
+	for b.lim.waiting.Load() > 0 && b.takeSlot() {
+		if !b.lim.handoff(b) {
+			b.busy.Add(-1)
+			break
+		}
+	}
 }
 
 // Drain implements the supervisor's Router: no new request goes to the
@@ -115,21 +182,43 @@ func (p *Pool) Drain(key uint64) <-chan struct{} {
 }
 
 // pick returns the ready worker with the fewest requests in flight, skipping
-// those in tried, with in-flight already counted; nil when none is left.
-// Ties go to the next worker in turn, so idle workers share light traffic.
+// those in tried and those at their limit, with the request already counted;
+// nil when none is left. Ties go to the next worker in turn, so idle workers
+// share light traffic.
 func (p *Pool) pick(tried *triedSet) *backend {
+	b, _ := p.choose(tried)
+	return b
+}
+
+// choose is pick that also says, when it finds no worker, whether some were
+// only at their limit, or requests already queue for one: the request must
+// then queue too.
+func (p *Pool) choose(tried *triedSet) (b *backend, full bool) {
+	if l := p.lim.Load(); l != nil && l.waiting.Load() > 0 {
+		return nil, true // no overtaking the queue
+	}
+	return p.pickFree(tried)
+}
+
+// pickFree is choose without regard to the queue.
+func (p *Pool) pickFree(tried *triedSet) (*backend, bool) {
 	for {
 		list := *p.backends.Load()
 		n := len(list)
 		if n == 0 {
-			return nil
+			return nil, false
 		}
 		start := int(p.next.Add(1) % uint64(n))
 		var best *backend
 		var bestLoad int64
+		full := false
 		for i := 0; i < n; i++ {
 			b := list[(start+i)%n]
 			if tried.has(b.key) {
+				continue
+			}
+			if b.atLimit() {
+				full = true
 				continue
 			}
 			if load := b.inflight.Load(); best == nil || load < bestLoad {
@@ -137,35 +226,94 @@ func (p *Pool) pick(tried *triedSet) *backend {
 			}
 		}
 		if best == nil {
-			return nil
+			return nil, full
 		}
 		if best.tryAcquire() {
-			return best
+			return best, false
 		}
 	}
 }
 
-// waitForWorker picks a worker, waiting up to the deadline for one to be
-// added when none is available.
-func (p *Pool) waitForWorker(tried *triedSet, deadline time.Time) *backend {
+// acquire returns a worker for a request, with the request counted. When no
+// worker is ready it waits until *deadline, which it sets to wait from now
+// the first time it is needed (so retries of a request share it); when every
+// worker is at its limit the request queues. The error is one of
+// ErrNoWorker, ErrQueueFull and ErrQueueTimeout.
+func (p *Pool) acquire(tried *triedSet, deadline *time.Time, wait time.Duration) (*backend, error) {
+	if b, full := p.choose(tried); b != nil {
+		return b, nil
+	} else if full {
+		return p.await(tried)
+	}
 	for {
 		p.mu.Lock()
 		changed := p.changed
 		p.mu.Unlock()
-		if b := p.pick(tried); b != nil {
-			return b
+		b, full := p.choose(tried)
+		if b != nil {
+			return b, nil
 		}
-		wait := time.Until(deadline)
-		if wait <= 0 {
-			return nil
+		if full {
+			return p.await(tried)
 		}
-		t := time.NewTimer(wait)
+		if deadline.IsZero() {
+			*deadline = time.Now().Add(wait)
+		}
+		d := time.Until(*deadline)
+		if d <= 0 {
+			return nil, ErrNoWorker
+		}
+		t := time.NewTimer(d)
 		select {
 		case <-changed:
 			t.Stop()
 		case <-t.C:
+			return nil, ErrNoWorker
+		}
+	}
+}
+
+// await queues a request until a worker slot is handed to it or the queue
+// timeout ends.
+func (p *Pool) await(tried *triedSet) (*backend, error) {
+	l := p.lim.Load()
+	deadline := time.Now().Add(l.timeout)
+	for {
+		w := l.enqueue()
+		if w == nil {
+			return nil, ErrQueueFull
+		}
+		// A slot freed between the caller's pick and enqueue found nobody
+		// queued, so nobody was handed it: look once more.
+		if b, _ := p.pickFree(tried); b != nil {
+			if !l.leave(w) {
+				(<-w.slot).freeSlot()
+			}
+			return b, nil
+		}
+		b := waitSlot(l, w, deadline)
+		if b == nil {
+			return nil, ErrQueueTimeout
+		}
+		if b.enter() {
+			return b, nil
+		}
+		// b started draining after handing its slot over: queue again.
+	}
+}
+
+// waitSlot waits for a slot handed to w until deadline; nil when none came.
+func waitSlot(l *limit, w *waiter, deadline time.Time) *backend {
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case b := <-w.slot:
+		return b
+	case <-t.C:
+		if l.leave(w) {
 			return nil
 		}
+		return <-w.slot
 	}
 }
 

@@ -102,18 +102,25 @@ func TestDrainWaitsForInFlight(t *testing.T) {
 	}
 }
 
-func TestWaitForWorkerWakesOnAdd(t *testing.T) {
+func TestAcquireWaitsForAWorker(t *testing.T) {
 	p := newTestPool()
 	var none triedSet
 	go func() {
 		time.Sleep(50 * time.Millisecond)
 		p.Add(7, 0, "127.0.0.1:1")
 	}()
-	b := p.waitForWorker(&none, time.Now().Add(5*time.Second))
-	if b == nil || b.key != 7 {
-		t.Fatalf("waitForWorker = %v, want the added worker", b)
+	var deadline time.Time
+	b, err := p.acquire(&none, &deadline, 5*time.Second)
+	if b == nil || b.key != 7 || err != nil {
+		t.Fatalf("acquire = %v, %v; want the added worker", b, err)
 	}
-	if b := p.waitForWorker(&triedSet{keys: [maxAttempts]uint64{7}, n: 1}, time.Now().Add(50*time.Millisecond)); b != nil {
-		t.Errorf("waitForWorker returned %d, want nil at the deadline", b.key)
+	tried := triedSet{keys: [maxAttempts]uint64{7}, n: 1}
+	deadline = time.Time{}
+	start := time.Now()
+	if b, err := p.acquire(&tried, &deadline, 50*time.Millisecond); b != nil || err != ErrNoWorker {
+		t.Errorf("acquire = %v, %v; want ErrNoWorker at the deadline", b, err)
+	}
+	if d := time.Since(start); d < 40*time.Millisecond || d > 2*time.Second {
+		t.Errorf("acquire gave up after %s, want about 50ms", d)
 	}
 }

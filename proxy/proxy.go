@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"syscall"
 	"time"
@@ -19,30 +20,76 @@ const maxAttempts = 4
 // is ready, before it gets 503.
 const DefaultWorkerWait = 10 * time.Second
 
-// Config configures a Handler.
+// DefaultResponseTimeout is how long a worker may take to send the status
+// and header of its response once the request is written. It catches a hung
+// worker, and it is longer than the timeouts of the usual edges (nginx and
+// AWS load balancers 60s, Cloudflare 100s), so that a slow answer or a long
+// poll behind them is cut by the edge, not by percore. Once the header is in,
+// the body may stream for as long as it takes.
+const DefaultResponseTimeout = 2 * time.Minute
+
+// flushHeadersAbove is the size above which a response's header is sent
+// ahead of its body: a body that fits the write buffer goes out with the
+// header in one write, a larger or unknown-length body (an event stream)
+// lets the client see the header at once and each piece as it comes.
+const flushHeadersAbove = 4 << 10
+
+// Config configures a Handler. Zero values mean the defaults.
 type Config struct {
-	// Pool is where requests go. Required.
+	// Pool is where requests go. Required. New sets its per-worker limit and
+	// upstream response timeout, which apply to workers added afterwards:
+	// call New before the supervisor adds any.
 	Pool *Pool
 	// Logger receives upstream failures (default: a null logger).
 	Logger hclog.Logger
+	// AccessLog, when set, gets one line per request when its response ends:
+	// method, path, status, bytes, duration, worker and request id (default:
+	// none).
+	AccessLog hclog.Logger
 	// WorkerWait is how long a request waits for a ready worker (default 10s).
 	WorkerWait time.Duration
 	// Trusted are the peers whose X-Forwarded-* headers are kept (default
 	// DefaultTrusted; an empty non-nil list trusts nobody).
 	Trusted Trusted
+	// MaxBody limits request bodies in bytes (default: no limit). A larger
+	// Content-Length gets 413 at once; a chunked body is cut when it grows
+	// past the limit, the worker sees the request end early and the client
+	// gets 413.
+	MaxBody int64
+	// MaxInFlight limits the requests each worker serves at once (default:
+	// no limit). A streamed response holds its slot until it ends; an open
+	// tunnel (WebSocket) does not hold one.
+	MaxInFlight int
+	// Queue is how many requests may wait for a slot when every worker is at
+	// MaxInFlight (default 100; negative: none, answer 503 at once). A
+	// request finding the queue full gets 503.
+	Queue int
+	// QueueTimeout is how long a request waits in the queue before 503
+	// (default 10s).
+	QueueTimeout time.Duration
+	// ResponseTimeout bounds the wait for a worker's response header after
+	// the request is written; it ends in 504 (default 2m; negative: none).
+	ResponseTimeout time.Duration
 }
 
-// Handler forwards requests to workers. It is safe for concurrent use.
+// Handler forwards requests to workers, and tunnels upgraded connections
+// (WebSocket) to them. It is safe for concurrent use.
 type Handler struct {
-	pool    *Pool
-	log     hclog.Logger
-	wait    time.Duration
-	trusted Trusted
+	pool        *Pool
+	log         hclog.Logger
+	access      hclog.Logger // nil when the access log is off
+	wait        time.Duration
+	trusted     Trusted
+	maxBody     int64
+	respTimeout time.Duration // 0: none
+	ids         *requestIDs
+	tunnels     *tunnelSet
 }
 
 // New returns a Handler.
 func New(cfg Config) *Handler {
-	h := &Handler{pool: cfg.Pool, log: cfg.Logger, wait: cfg.WorkerWait, trusted: cfg.Trusted}
+	h := &Handler{pool: cfg.Pool, log: cfg.Logger, access: cfg.AccessLog, wait: cfg.WorkerWait,
+		trusted: cfg.Trusted, maxBody: cfg.MaxBody, ids: newRequestIDs(), tunnels: newTunnelSet()}
 	if h.log == nil {
 		h.log = hclog.NewNullLogger()
 	}
@@ -52,43 +99,149 @@ func New(cfg Config) *Handler {
 	if h.trusted == nil {
 		h.trusted = DefaultTrusted()
 	}
+	switch {
+	case cfg.ResponseTimeout == 0:
+		h.respTimeout = DefaultResponseTimeout
+	case cfg.ResponseTimeout > 0:
+		h.respTimeout = cfg.ResponseTimeout
+	}
+	var lim *limit
+	if cfg.MaxInFlight > 0 {
+		lim = &limit{max: int64(cfg.MaxInFlight), size: cfg.Queue, timeout: cfg.QueueTimeout}
+		if cfg.Queue == 0 {
+			lim.size = DefaultQueue
+		} else if cfg.Queue < 0 {
+			lim.size = 0
+		}
+		if lim.timeout <= 0 {
+			lim.timeout = DefaultQueueTimeout
+		}
+	}
+	h.pool.configure(lim, h.respTimeout)
 	return h
 }
 
+// CloseTunnels closes every open tunnel now. Serve does it at the end of a
+// stop's deadline.
+func (h *Handler) CloseTunnels() { h.tunnels.closeAll() }
+
+// Tunnels reports how many tunnels are open.
+func (h *Handler) Tunnels() int { return h.tunnels.count() }
+
 // ServeHTTP is the fasthttp request handler. It retains nothing of ctx after
 // it returns, except through the response body stream that fasthttp closes
-// when the response is written.
+// when the response is written, and the hijacked connection of a tunnel.
 func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 	req := &ctx.Request
-	removeHopByHop(&req.Header)
-	req.Header.ResetConnectionClose()
-	setForwarded(&req.Header, ctx.RemoteAddr(), h.trusted)
+	if status, why := checkRequest(&req.Header); status != 0 {
+		h.refuse(ctx, status, why, nil)
+		return
+	}
+	var idBuf [maxRequestIDLen]byte
+	rid := h.requestID(&req.Header, idBuf[:0])
+	var protoBuf [64]byte
+	proto := upgradeProtocol(&req.Header, protoBuf[:0])
 
-	up := fasthttp.AcquireResponse()
-	var tried triedSet
-	deadline := time.Time{}
-	for attempt := 1; ; attempt++ {
-		b := h.pool.pick(&tried)
-		if b == nil {
-			if deadline.IsZero() {
-				deadline = time.Now().Add(h.wait)
-			}
-			if b = h.pool.waitForWorker(&tried, deadline); b == nil {
-				fasthttp.ReleaseResponse(up)
-				h.unavailable(ctx)
+	var body *requestBody
+	if cl := req.Header.ContentLength(); cl > 0 || cl == -1 {
+		if h.maxBody > 0 && int64(cl) > h.maxBody {
+			h.refuse(ctx, fasthttp.StatusRequestEntityTooLarge, "Content-Length over the body limit", rid)
+			return
+		}
+		// The header timeout bounds reading the header only: the body may
+		// take as long as the client takes to send it.
+		_ = ctx.SetReadDeadline(time.Time{}) // fails only on a closed connection, which the body read reports
+		body = acquireRequestBody(req.BodyStream(), h.maxBody)
+		size := cl
+		if cl == -1 {
+			complete, err := body.readAhead()
+			if err != nil {
+				h.clientFailed(ctx, body, nil, rid)
+				releaseRequestBody(body)
 				return
 			}
+			if complete {
+				size = len(body.ahead)
+			}
+		}
+		req.SetBodyStream(body, size)
+	}
+
+	removeHopByHop(&req.Header)
+	req.Header.ResetConnectionClose()
+	if !req.Header.IsHTTP11() {
+		// A proxy sends its own HTTP version (RFC 9110 section 6.2), and
+		// keeps its connection to the worker alive.
+		req.Header.SetProtocol("HTTP/1.1")
+	}
+	if uri := req.Header.RequestURI(); len(uri) > 0 && uri[0] != '/' && uri[0] != '*' {
+		// An absolute-form target's authority replaces Host (RFC 9112
+		// section 3.2.2); fasthttp writes it so, and X-Forwarded-Host agrees.
+		req.Header.SetHostBytes(req.URI().Host())
+	}
+	setForwarded(&req.Header, ctx.RemoteAddr(), h.trusted)
+	if proto != nil {
+		h.serveUpgrade(ctx, proto, rid) // never with a body: see upgradeProtocol
+		return
+	}
+	h.forward(ctx, body, rid)
+	if body != nil {
+		// The worker's client has read the whole body by now. Drop the
+		// request's reference to it (it has no Close) and pool it.
+		_ = req.CloseBodyStream()
+		releaseRequestBody(body)
+	}
+}
+
+// expect answers "Expect: 100-continue" before fasthttp reads the body: a
+// body announced over the limit gets 413 without being sent at all.
+func (h *Handler) expect(ctx *fasthttp.RequestCtx) int {
+	if h.maxBody > 0 && int64(ctx.Request.Header.ContentLength()) > h.maxBody {
+		return fasthttp.StatusRequestEntityTooLarge
+	}
+	return fasthttp.StatusContinue
+}
+
+// requestID returns the request's X-Request-Id, appended to dst: the
+// client's when it is valid, else a new one, which the worker then gets.
+func (h *Handler) requestID(hdr *fasthttp.RequestHeader, dst []byte) []byte {
+	if v := hdr.Peek("X-Request-Id"); validRequestID(v) {
+		return append(dst, v...)
+	}
+	dst = h.ids.appendNext(dst)
+	hdr.SetBytesV("X-Request-Id", dst)
+	return dst
+}
+
+// forward sends the request to a worker, retrying on another one what can
+// be retried, and hands the response to the client.
+func (h *Handler) forward(ctx *fasthttp.RequestCtx, body *requestBody, rid []byte) {
+	req := &ctx.Request
+	up := fasthttp.AcquireResponse()
+	var tried triedSet
+	var deadline time.Time
+	for attempt := 1; ; attempt++ {
+		b, err := h.pool.acquire(&tried, &deadline, h.wait)
+		if b == nil {
+			fasthttp.ReleaseResponse(up)
+			h.unavailable(ctx, err, rid)
+			return
 		}
 		b.requests.Add(1)
-		err := b.client.Do(req, up)
+		err = b.client.Do(req, up)
 		if err == nil {
-			h.respond(ctx, b, up)
+			h.respond(ctx, b, up, rid)
 			return
 		}
 		b.release()
+		if body != nil && body.failed() {
+			fasthttp.ReleaseResponse(up)
+			h.clientFailed(ctx, body, b, rid)
+			return
+		}
 		if attempt >= maxAttempts || !retryable(err, req) {
 			fasthttp.ReleaseResponse(up)
-			h.fail(ctx, b, err)
+			h.fail(ctx, b, err, rid)
 			return
 		}
 		h.log.Debug("retrying on another worker", "worker", b.slot, "error", err)
@@ -100,39 +253,90 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 // respond hands the worker's response to the client. The body streams
 // through a bodyReader, which ends the in-flight count when fasthttp closes
 // it after the last byte is written (or the client went away).
-func (h *Handler) respond(ctx *fasthttp.RequestCtx, b *backend, up *fasthttp.Response) {
+func (h *Handler) respond(ctx *fasthttp.RequestCtx, b *backend, up *fasthttp.Response, rid []byte) {
+	liftReadDeadline(up)
 	resp := &ctx.Response
 	up.Header.CopyTo(&resp.Header)
 	removeHopByHop(&resp.Header)
 	resp.Header.ResetConnectionClose()
+	resp.Header.SetBytesV("X-Request-Id", rid)
+	var entry *accessEntry
+	if h.access != nil {
+		entry = h.newEntry(ctx, b, up.StatusCode(), rid)
+	}
 	if !up.IsBodyStream() {
+		entry.write(int64(len(up.Body())), nil)
 		fasthttp.ReleaseResponse(up)
 		b.release()
 		return
 	}
 	br := bodyReaderPool.Get().(*bodyReader)
-	br.up, br.b, br.r = up, b, up.BodyStream()
-	resp.SetBodyStream(br, up.Header.ContentLength())
+	br.up, br.b, br.r, br.entry = up, b, up.BodyStream(), entry
+	cl := up.Header.ContentLength()
+	resp.ImmediateHeaderFlush = cl < 0 || cl > flushHeadersAbove
+	resp.SetBodyStream(br, cl)
 }
 
-func (h *Handler) unavailable(ctx *fasthttp.RequestCtx) {
-	h.log.Warn("no worker ready in time", "wait", h.wait, "path", string(ctx.Path()))
-	ctx.Response.Reset()
-	ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
-	ctx.SetBodyString("503 Service Unavailable: no worker is ready\n")
+// unavailable answers 503 when no worker could take the request. Shedding
+// load at the limit is the limit working, so it is logged at debug level
+// only; no worker being ready at all is a warning.
+func (h *Handler) unavailable(ctx *fasthttp.RequestCtx, err error, rid []byte) {
+	if errors.Is(err, ErrQueueFull) || errors.Is(err, ErrQueueTimeout) {
+		h.log.Debug("request not served", "reason", err, "request_id", string(rid))
+		h.answer(ctx, fasthttp.StatusServiceUnavailable, "503 Service Unavailable: every worker is busy\n", rid, nil)
+		return
+	}
+	h.log.Warn("request not served", "reason", err, "path", string(ctx.Path()), "request_id", string(rid))
+	h.answer(ctx, fasthttp.StatusServiceUnavailable, "503 Service Unavailable: no worker is ready\n", rid, nil)
 }
 
 // fail answers 502, or 504 on a timeout, with a generic body; the detail
 // goes to the log only.
-func (h *Handler) fail(ctx *fasthttp.RequestCtx, b *backend, err error) {
+func (h *Handler) fail(ctx *fasthttp.RequestCtx, b *backend, err error, rid []byte) {
 	status := fasthttp.StatusBadGateway
-	if errors.Is(err, fasthttp.ErrTimeout) {
+	if isTimeout(err) {
 		status = fasthttp.StatusGatewayTimeout
 	}
-	h.log.Warn("upstream request failed", "worker", b.slot, "addr", b.addr, "status", status, "error", err)
+	h.log.Warn("upstream request failed", "worker", b.slot, "addr", b.addr, "status", status,
+		"request_id", string(rid), "error", err)
+	h.answer(ctx, status, fasthttp.StatusMessage(status)+"\n", rid, b)
+}
+
+// clientFailed answers a request whose body failed on the client's side:
+// 413 when it outgrew the limit, else 400 (broken chunked framing, or a
+// client gone mid-upload, which will not read the answer). The connection
+// closes, since the rest of the body cannot be told from a next request.
+func (h *Handler) clientFailed(ctx *fasthttp.RequestCtx, body *requestBody, b *backend, rid []byte) {
+	status := fasthttp.StatusBadRequest
+	if body.tooLarge {
+		status = fasthttp.StatusRequestEntityTooLarge
+	}
+	h.log.Debug("request body failed on the client's side", "status", status, "read", body.n,
+		"request_id", string(rid), "error", body.err)
+	h.answer(ctx, status, fasthttp.StatusMessage(status)+"\n", rid, b)
+	ctx.SetConnectionClose()
+}
+
+// refuse answers a request that is not forwarded at all, and closes the
+// connection: after a malformed request the stream cannot be trusted.
+func (h *Handler) refuse(ctx *fasthttp.RequestCtx, status int, why string, rid []byte) {
+	h.log.Debug("request refused", "status", status, "reason", why, "peer", ctx.RemoteAddr().String())
+	h.answer(ctx, status, fasthttp.StatusMessage(status)+"\n", rid, nil)
+	ctx.SetConnectionClose()
+}
+
+// answer replaces the response with a short one of percore's own.
+func (h *Handler) answer(ctx *fasthttp.RequestCtx, status int, body string, rid []byte, b *backend) {
 	ctx.Response.Reset()
 	ctx.SetStatusCode(status)
-	ctx.SetBodyString(fasthttp.StatusMessage(status) + "\n")
+	ctx.SetContentType("text/plain; charset=utf-8")
+	ctx.SetBodyString(body)
+	if len(rid) > 0 {
+		ctx.Response.Header.SetBytesV("X-Request-Id", rid)
+	}
+	if h.access != nil {
+		h.newEntry(ctx, b, status, rid).write(int64(len(body)), nil)
+	}
 }
 
 // retryable tells whether a failed request may go to another worker: always
@@ -168,6 +372,16 @@ func isDialError(err error) bool {
 	return errors.Is(err, fasthttp.ErrDialTimeout) || errors.Is(err, syscall.ECONNREFUSED)
 }
 
+// isTimeout reports a deadline that ran out: fasthttp's own timeout, or a
+// connection's read or write deadline.
+func isTimeout(err error) bool {
+	if errors.Is(err, fasthttp.ErrTimeout) || errors.Is(err, os.ErrDeadlineExceeded) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
 // idempotent reports the methods RFC 9110 section 9.2.2 calls idempotent.
 func idempotent(req *fasthttp.Request) bool {
 	h := &req.Header
@@ -178,23 +392,30 @@ func idempotent(req *fasthttp.Request) bool {
 // request's in-flight count when fasthttp closes it. It implements only
 // CloseWithError (not io.Closer), so fasthttp closes it exactly once.
 type bodyReader struct {
-	up *fasthttp.Response
-	b  *backend
-	r  io.Reader
+	up    *fasthttp.Response
+	b     *backend
+	r     io.Reader
+	n     int64
+	entry *accessEntry // nil when the access log is off
 }
 
 var bodyReaderPool = sync.Pool{New: func() any { return new(bodyReader) }}
 
 // Read implements io.Reader.
-func (br *bodyReader) Read(p []byte) (int, error) { return br.r.Read(p) }
+func (br *bodyReader) Read(p []byte) (int, error) {
+	n, err := br.r.Read(p)
+	br.n += int64(n)
+	return n, err
+}
 
 // CloseWithError implements fasthttp.ReadCloserWithError. A non-nil err
 // (the client went away mid-body) discards the upstream connection instead
-// of returning it to the pool.
+// of returning it to the pool, so the worker sees the request end.
 func (br *bodyReader) CloseWithError(err error) error {
 	if rc, ok := br.r.(fasthttp.ReadCloserWithError); ok {
 		_ = rc.CloseWithError(err) // the connection is dropped on error; nothing to report
 	}
+	br.entry.write(br.n, err)
 	fasthttp.ReleaseResponse(br.up)
 	br.b.release()
 	*br = bodyReader{}

@@ -1,18 +1,214 @@
 package main
 
 import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
 	"github.com/hashicorp/go-hclog"
 	"github.com/percore/percore/proxy"
 )
 
-// proxySettings are the flags that shape the public proxy.
-type proxySettings struct{}
+// proxySettings are the flags that shape the public proxy. The zero value
+// means every default.
+type proxySettings struct {
+	HeaderTimeout   time.Duration // 0: proxy.DefaultHeaderTimeout
+	IdleTimeout     time.Duration // 0: proxy.DefaultIdleTimeout
+	MaxHeaderSize   int           // 0: proxy.DefaultHeaderBufferSize
+	ResponseTimeout time.Duration // 0: proxy.DefaultResponseTimeout; negative: none
+	MaxBody         int64         // 0: no limit
+	MaxInFlight     int           // 0: no limit
+	Queue           int           // 0: proxy.DefaultQueue; negative: no queue
+	QueueTimeout    time.Duration // 0: proxy.DefaultQueueTimeout
+	AccessLog       bool
+	Trusted         proxy.Trusted // nil: proxy.DefaultTrusted
+}
 
 // proxyOptions are the flags of the public proxy.
-func proxyOptions() []option { return nil }
+func proxyOptions() []option {
+	return []option{
+		{name: "header-timeout", value: "DURATION", def: proxy.DefaultHeaderTimeout.String(),
+			usage: "time a client has to send a request's header (new connections: from connect); cuts slowloris",
+			set:   positiveDuration(func(p *proxySettings) *time.Duration { return &p.HeaderTimeout })},
+		{name: "idle-timeout", value: "DURATION", def: proxy.DefaultIdleTimeout.String(),
+			usage: "closes a client's keep-alive connection idle this long",
+			set:   positiveDuration(func(p *proxySettings) *time.Duration { return &p.IdleTimeout })},
+		{name: "max-header-size", value: "SIZE", def: "16KiB",
+			usage: "largest request line and header block; larger gets 431; each connection holds a buffer this big (SIZE such as 32K)",
+			set:   setMaxHeaderSize},
+		{name: "response-timeout", value: "DURATION|off", def: proxy.DefaultResponseTimeout.String(),
+			usage: "time a worker has to start its response (status and header) before 504; bodies may stream on",
+			set:   setResponseTimeout},
+		{name: "max-body", value: "SIZE|off", def: "off",
+			usage: "largest request body; larger gets 413 (bodies stream to the worker either way)",
+			set:   setMaxBody},
+		{name: "max-inflight", value: "N|off", def: "off",
+			usage: "requests one worker serves at once; more wait in the queue (WebSockets do not count)",
+			set:   setMaxInFlight},
+		{name: "queue", value: "N", def: strconv.Itoa(proxy.DefaultQueue),
+			usage: "requests that may wait when every worker is at --max-inflight; beyond it 503 (0: none)",
+			set:   setQueue},
+		{name: "queue-timeout", value: "DURATION", def: proxy.DefaultQueueTimeout.String(),
+			usage: "time a request may wait in that queue before 503",
+			set:   positiveDuration(func(p *proxySettings) *time.Duration { return &p.QueueTimeout })},
+		{name: "access-log", isBool: true, def: "false",
+			usage: "log each request: method, path, status, bytes, duration, worker, request id",
+			set:   setAccessLog},
+		{name: "trusted-proxies", value: "CIDR,...|none", def: "loopback and private ranges",
+			usage: "peers whose X-Forwarded-For/-Proto/-Host are kept; others' are replaced",
+			set:   setTrustedProxies},
+	}
+}
 
 // proxyParts builds the proxy's handler and server settings from cfg.
 func proxyParts(cfg *config, pool *proxy.Pool, log hclog.Logger) (*proxy.Handler, proxy.ServerConfig) {
-	h := proxy.New(proxy.Config{Pool: pool, Logger: log.Named("proxy"), WorkerWait: cfg.WorkerWait})
-	return h, proxy.ServerConfig{}
+	p := cfg.Proxy
+	hc := proxy.Config{
+		Pool:            pool,
+		Logger:          log.Named("proxy"),
+		WorkerWait:      cfg.WorkerWait,
+		Trusted:         p.Trusted,
+		MaxBody:         p.MaxBody,
+		MaxInFlight:     p.MaxInFlight,
+		Queue:           p.Queue,
+		QueueTimeout:    p.QueueTimeout,
+		ResponseTimeout: p.ResponseTimeout,
+	}
+	if p.AccessLog {
+		hc.AccessLog = log.Named("access")
+	}
+	return proxy.New(hc), proxy.ServerConfig{
+		HeaderTimeout:    p.HeaderTimeout,
+		IdleTimeout:      p.IdleTimeout,
+		HeaderBufferSize: p.MaxHeaderSize,
+	}
+}
+
+func positiveDuration(field func(*proxySettings) *time.Duration) func(*config, string) error {
+	return func(c *config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return errors.New("want a duration such as 500ms, 10s or 1m")
+		}
+		if d <= 0 {
+			return errors.New("want a duration above zero")
+		}
+		*field(&c.Proxy) = d
+		return nil
+	}
+}
+
+func setResponseTimeout(c *config, v string) error {
+	if v == "off" {
+		c.Proxy.ResponseTimeout = -1
+		return nil
+	}
+	return positiveDuration(func(p *proxySettings) *time.Duration { return &p.ResponseTimeout })(c, v)
+}
+
+func setMaxHeaderSize(c *config, v string) error {
+	n, err := parseSize(v)
+	if err != nil {
+		return err
+	}
+	if n < 1<<10 || n > 1<<20 {
+		return errors.New("want a size from 1KiB to 1MiB")
+	}
+	c.Proxy.MaxHeaderSize = int(n)
+	return nil
+}
+
+func setMaxBody(c *config, v string) error {
+	if v == "off" {
+		c.Proxy.MaxBody = 0
+		return nil
+	}
+	n, err := parseSize(v)
+	if err != nil {
+		return err
+	}
+	if n < 1 || n > 1<<62 {
+		return errors.New(`want a size above zero, or "off"`)
+	}
+	c.Proxy.MaxBody = int64(n)
+	return nil
+}
+
+func setMaxInFlight(c *config, v string) error {
+	if v == "off" {
+		c.Proxy.MaxInFlight = 0
+		return nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 1<<20 {
+		return errors.New(`want a number of requests from 1 to 1048576, or "off"`)
+	}
+	c.Proxy.MaxInFlight = n
+	return nil
+}
+
+func setQueue(c *config, v string) error {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 || n > 1<<20 {
+		return errors.New("want a number of requests from 0 to 1048576")
+	}
+	if n == 0 {
+		n = -1 // none; zero in proxySettings means the default
+	}
+	c.Proxy.Queue = n
+	return nil
+}
+
+func setAccessLog(c *config, v string) error {
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return errors.New("want true or false")
+	}
+	c.Proxy.AccessLog = b
+	return nil
+}
+
+// setTrustedProxies reads a comma-separated list of CIDRs or single
+// addresses, or "none".
+func setTrustedProxies(c *config, v string) error {
+	t, err := parseTrusted(v)
+	if err != nil {
+		return err
+	}
+	c.Proxy.Trusted = t
+	return nil
+}
+
+func parseTrusted(v string) (proxy.Trusted, error) {
+	if strings.TrimSpace(v) == "none" {
+		return proxy.Trusted{}, nil
+	}
+	t := proxy.Trusted{}
+	for _, s := range strings.Split(v, ",") {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		if strings.Contains(s, "/") {
+			p, err := netip.ParsePrefix(s)
+			if err != nil {
+				return nil, fmt.Errorf("%q is not a CIDR such as 10.0.0.0/8", s)
+			}
+			t = append(t, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not an address or a CIDR", s)
+		}
+		a = a.Unmap()
+		t = append(t, netip.PrefixFrom(a, a.BitLen()))
+	}
+	if len(t) == 0 {
+		return nil, errors.New(`want CIDRs separated by commas, or "none"`)
+	}
+	return t, nil
 }

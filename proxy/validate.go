@@ -1,0 +1,99 @@
+package proxy
+
+import (
+	"bytes"
+
+	"github.com/valyala/fasthttp"
+)
+
+// checkRequest decides whether a parsed request may be forwarded. It returns
+// 0, or the status to refuse the request with and a reason for the log.
+//
+// fasthttp v1.78.0 already refuses, with 400 and a closed connection: bytes
+// that are not HTTP, invalid method tokens, a bad request line, control bytes
+// in header names or values, white space before a header colon, several
+// Content-Length headers (equal or not), a Content-Length that is not a plain
+// decimal number, several Transfer-Encoding headers, a transfer coding other
+// than chunked or identity, Transfer-Encoding in HTTP/1.0, several Host
+// headers and, in HTTP/1.1, a missing Host. A header block over the read
+// buffer gets 431.
+//
+// It accepts, and checkRequest refuses, the shapes used to smuggle requests
+// past a front proxy that reads them another way (RFC 9112 sections 2.2, 5.2,
+// 6.1 and 6.3): Content-Length together with Transfer-Encoding, the
+// "identity" coding, obs-fold continuation lines, and a bare LF ending a
+// header line. It also refuses HTTP versions other than 1.0 and 1.1 (505)
+// and CONNECT (405), which would turn percore into a forward proxy. A request
+// refused here never reaches a worker.
+func checkRequest(h *fasthttp.RequestHeader) (int, string) {
+	if !h.IsHTTP11() && !bytes.Equal(h.Protocol(), []byte("HTTP/1.0")) {
+		return fasthttp.StatusHTTPVersionNotSupported, "unsupported HTTP version"
+	}
+	if h.IsConnect() {
+		return fasthttp.StatusMethodNotAllowed, "CONNECT is not proxied"
+	}
+	s := scanHeaderBlock(h.RawHeaders())
+	switch {
+	case s.bareLF:
+		return fasthttp.StatusBadRequest, "header line ends in a bare LF"
+	case s.folded:
+		return fasthttp.StatusBadRequest, "obs-fold header continuation"
+	case s.transferEncoding > 0 && s.contentLength > 0:
+		return fasthttp.StatusBadRequest, "both Content-Length and Transfer-Encoding"
+	case s.transferEncoding > 0 && !s.chunked:
+		return fasthttp.StatusBadRequest, "Transfer-Encoding other than chunked"
+	}
+	return 0, ""
+}
+
+// headerBlock is what scanHeaderBlock found in a header block as it came
+// off the wire.
+type headerBlock struct {
+	bareLF           bool // a line ends in LF without CR
+	folded           bool // a line starts with SP or HTAB (obs-fold)
+	contentLength    int  // Content-Length lines
+	transferEncoding int  // Transfer-Encoding lines
+	chunked          bool // the last Transfer-Encoding line says exactly "chunked"
+}
+
+// scanHeaderBlock reads the raw header lines (without the request line), as
+// fasthttp's RequestHeader.RawHeaders keeps them, up to the empty line.
+func scanHeaderBlock(raw []byte) headerBlock {
+	var s headerBlock
+	for len(raw) > 0 {
+		i := bytes.IndexByte(raw, '\n')
+		if i < 0 {
+			break
+		}
+		line := raw[:i]
+		raw = raw[i+1:]
+		if len(line) == 0 || line[len(line)-1] != '\r' {
+			s.bareLF = true
+			continue
+		}
+		line = line[:len(line)-1]
+		if len(line) == 0 {
+			break
+		}
+		if line[0] == ' ' || line[0] == '\t' {
+			s.folded = true
+			continue
+		}
+		colon := bytes.IndexByte(line, ':')
+		if colon < 0 {
+			continue
+		}
+		switch name := line[:colon]; len(name) {
+		case len("Content-Length"):
+			if bytes.EqualFold(name, []byte("Content-Length")) {
+				s.contentLength++
+			}
+		case len("Transfer-Encoding"):
+			if bytes.EqualFold(name, []byte("Transfer-Encoding")) {
+				s.transferEncoding++
+				s.chunked = bytes.EqualFold(bytes.Trim(line[colon+1:], " \t"), []byte("chunked"))
+			}
+		}
+	}
+	return s
+}
