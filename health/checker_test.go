@@ -68,7 +68,7 @@ func TestCheckerEjectsAfterThreshold(t *testing.T) {
 	f := &fakeFleet{fails: map[uint64]int{}, ejected: map[uint64]string{}}
 	f.targets = []Target{
 		{Key: 1, Slot: 0, Addr: server(t, "200 OK")},
-		{Key: 2, Slot: 1, Addr: server(t, "")},            // blocked
+		{Key: 2, Slot: 1, Addr: server(t, "")},              // blocked
 		{Key: 3, Slot: 2, Addr: server(t, "404 Not Found")}, // any answer passes OPTIONS *
 	}
 	c := NewChecker(CheckConfig{Interval: time.Hour, Timeout: 200 * time.Millisecond, Threshold: 3}, f, hclog.NewNullLogger())

@@ -25,6 +25,8 @@ type Config struct {
 	ReadyMin int
 	// Status, when set, serves GET /status.
 	Status StatusSource
+	// Metrics, when set, serves GET /metrics.
+	Metrics Gatherer
 	// Logger receives the server's errors (default: a null logger).
 	Logger hclog.Logger
 }
@@ -104,6 +106,8 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx) {
 		s.readyz(ctx)
 	case "/status":
 		s.status(ctx)
+	case "/metrics":
+		s.metrics(ctx)
 	default:
 		ctx.Error("not found\n", fasthttp.StatusNotFound)
 	}

@@ -126,6 +126,9 @@ func (s *Supervisor) runReload() {
 func (s *Supervisor) setReload(r ReloadStatus, starting bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if !starting {
+		s.results[r.State]++
+	}
 	if starting {
 		r.Count = s.reload.Count + 1
 	} else {

@@ -308,6 +308,7 @@ func (s *Supervisor) retireWorker(sl *slot, w *worker, req replaceRequest) {
 	w.log.Info("worker draining", "reason", req.reason)
 	e := s.stop(ctx, w, s.cfg.Router.Drain(w.key))
 	w.log.Info("worker stopped", "exit", e.String(), "reason", req.reason)
+	s.count(req.reason)
 	sl.mu.Lock()
 	sl.lastExit, sl.lastReason = &e, req.reason
 	sl.mu.Unlock()
@@ -337,6 +338,7 @@ func (s *Supervisor) stopContext() (context.Context, context.CancelFunc) {
 
 // recordExit notes how a worker ended and, when it failed at boot, counts it.
 func (s *Supervisor) recordExit(sl *slot, e Exit, reason, detail string, w *worker) {
+	s.count(reason)
 	sl.mu.Lock()
 	defer sl.mu.Unlock()
 	sl.lastExit, sl.lastReason = &e, reason

@@ -61,9 +61,11 @@ type Supervisor struct {
 
 	ooms atomic.Uint64 // the OOM kill count last seen
 
-	mu     sync.Mutex // protects slots and reload
-	slots  []*slot
-	reload ReloadStatus
+	mu      sync.Mutex // protects slots, reload, ends and reloads
+	slots   []*slot
+	reload  ReloadStatus
+	ends    map[string]uint64 // worker ends by reason
+	results map[string]uint64 // reloads by result
 }
 
 // New checks cfg and returns a Supervisor.
@@ -80,6 +82,8 @@ func New(cfg Config) (*Supervisor, error) {
 		stopping: make(chan struct{}),
 		fatal:    make(chan error, 1),
 		reloads:  make(chan struct{}, 1),
+		ends:     map[string]uint64{},
+		results:  map[string]uint64{},
 		recycles: make(chan recycle, 64),
 	}, nil
 }
@@ -198,4 +202,29 @@ func (s *Supervisor) ScaleBy(delta int) (int, error) {
 		n = 1
 	}
 	return s.Scale(n)
+}
+
+// count notes that a worker ended (or was replaced) for reason.
+func (s *Supervisor) count(reason string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ends[reason]++
+}
+
+// Counts returns how many workers ended for each reason since percore
+// started ("crash", "boot failure", "not ready in time", "health check",
+// "reload", "max-memory", ...), and how many reloads ended for each result
+// ("done", "failed").
+func (s *Supervisor) Counts() (ends, reloads map[string]uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ends = make(map[string]uint64, len(s.ends))
+	for k, v := range s.ends {
+		ends[k] = v
+	}
+	reloads = make(map[string]uint64, len(s.results))
+	for k, v := range s.results {
+		reloads[k] = v
+	}
+	return ends, reloads
 }
