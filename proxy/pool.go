@@ -21,6 +21,12 @@ type backend struct {
 	requests atomic.Uint64 // requests sent to it
 	draining atomic.Bool
 
+	stats        *slotStats   // the slot's answer counters
+	maxRequests  uint64       // recycle after this many requests; 0: never
+	fails        atomic.Int32 // proxy failures in a row
+	ejections    atomic.Int32 // times ejected so far
+	ejectedUntil atomic.Int64 // unix nanoseconds; out of rotation until then
+
 	drainOnce sync.Once
 	drained   chan struct{}
 }
@@ -105,15 +111,21 @@ type Pool struct {
 	next     atomic.Uint64              // rotates the start of each pick
 	lim      atomic.Pointer[limit]      // per-worker limit; nil when off
 
-	mu          sync.Mutex    // serialises changes of backends, changed and responseTimeout
+	mu          sync.Mutex    // serialises changes of backends, changed and the settings below
 	changed     chan struct{} // closed when a worker is added
 	respTimeout time.Duration // for the upstream clients of workers added from now on
+	maxRequests int           // recycle workers after this many requests (0: never)
+	jitter      int           // plus up to this many
+	onLimit     func(key uint64)
+
+	stats        *stats
+	ejectedUntil atomic.Int64 // the latest end of an ejection; 0 when none may be on
 }
 
 // NewPool returns an empty Pool whose upstream connections use cfg.
 func NewPool(cfg UpstreamConfig) *Pool {
 	cfg.setDefaults()
-	p := &Pool{cfg: cfg, changed: make(chan struct{})}
+	p := &Pool{cfg: cfg, changed: make(chan struct{}), stats: newStats()}
 	empty := []*backend{}
 	p.backends.Store(&empty)
 	return p
@@ -133,7 +145,8 @@ func (p *Pool) configure(lim *limit, responseTimeout time.Duration) {
 func (p *Pool) Add(key uint64, slot int, addr string) {
 	p.mu.Lock()
 	b := &backend{key: key, slot: slot, addr: addr, client: p.cfg.newClient(addr, p.respTimeout),
-		lim: p.lim.Load(), drained: make(chan struct{})}
+		lim: p.lim.Load(), drained: make(chan struct{}), stats: p.stats.forSlot(slot),
+		maxRequests: requestLimit(p.maxRequests, p.jitter)}
 	old := *p.backends.Load()
 	next := make([]*backend, 0, len(old)+1)
 	next = append(next, old...)
@@ -209,12 +222,17 @@ func (p *Pool) pickFree(tried *triedSet) (*backend, bool) {
 			return nil, false
 		}
 		start := int(p.next.Add(1) % uint64(n))
-		var best *backend
+		var best, spare *backend
 		var bestLoad int64
 		full := false
+		now := p.ejectionClock()
 		for i := 0; i < n; i++ {
 			b := list[(start+i)%n]
 			if tried.has(b.key) {
+				continue
+			}
+			if b.ejected(now) {
+				spare = b // used only when every other worker is out too
 				continue
 			}
 			if b.atLimit() {
@@ -224,6 +242,9 @@ func (p *Pool) pickFree(tried *triedSet) (*backend, bool) {
 			if load := b.inflight.Load(); best == nil || load < bestLoad {
 				best, bestLoad = b, load
 			}
+		}
+		if best == nil && !full {
+			best = spare
 		}
 		if best == nil {
 			return nil, full
@@ -317,8 +338,40 @@ func waitSlot(l *limit, w *waiter, deadline time.Time) *backend {
 	}
 }
 
-// Ready reports how many workers take traffic now.
-func (p *Pool) Ready() int { return len(*p.backends.Load()) }
+// Ready reports how many workers take traffic now; a worker ejected for
+// failing requests does not count.
+func (p *Pool) Ready() int {
+	list := *p.backends.Load()
+	now := p.ejectionClock()
+	n := 0
+	for _, b := range list {
+		if !b.ejected(now) {
+			n++
+		}
+	}
+	return n
+}
+
+// SetMaxRequests makes workers added from now on recycle after n requests,
+// plus up to jitter more, by calling onLimit with their key once.
+func (p *Pool) SetMaxRequests(n, jitter int, onLimit func(key uint64)) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.maxRequests, p.jitter, p.onLimit = n, jitter, onLimit
+}
+
+// counted notes one more request sent to b, and asks for b's recycling when
+// it reaches its request limit.
+func (p *Pool) counted(b *backend) {
+	if n := b.requests.Add(1); n == b.maxRequests && b.maxRequests != 0 {
+		p.mu.Lock()
+		onLimit := p.onLimit
+		p.mu.Unlock()
+		if onLimit != nil {
+			onLimit(b.key)
+		}
+	}
+}
 
 // triedSet remembers the workers a request already failed on. It is small
 // and lives on the stack: a request is tried on a handful of workers at most.

@@ -70,6 +70,12 @@ type Config struct {
 	// ResponseTimeout bounds the wait for a worker's response header after
 	// the request is written; it ends in 504 (default 2m; negative: none).
 	ResponseTimeout time.Duration
+	// MaxRequests, when above zero, recycles a worker after that many
+	// requests plus up to MaxRequestsJitter more: OnMaxRequests is called
+	// once with its key (gunicorn's max_requests).
+	MaxRequests       int
+	MaxRequestsJitter int
+	OnMaxRequests     func(key uint64)
 }
 
 // Handler forwards requests to workers, and tunnels upgraded connections
@@ -118,6 +124,7 @@ func New(cfg Config) *Handler {
 		}
 	}
 	h.pool.configure(lim, h.respTimeout)
+	h.pool.SetMaxRequests(cfg.MaxRequests, cfg.MaxRequestsJitter, cfg.OnMaxRequests)
 	return h
 }
 
@@ -227,7 +234,7 @@ func (h *Handler) forward(ctx *fasthttp.RequestCtx, body *requestBody, rid []byt
 			h.unavailable(ctx, err, rid)
 			return
 		}
-		b.requests.Add(1)
+		h.pool.counted(b)
 		err = b.client.Do(req, up)
 		if err == nil {
 			h.respond(ctx, b, up, rid)
@@ -255,6 +262,8 @@ func (h *Handler) forward(ctx *fasthttp.RequestCtx, body *requestBody, rid []byt
 // it after the last byte is written (or the client went away).
 func (h *Handler) respond(ctx *fasthttp.RequestCtx, b *backend, up *fasthttp.Response, rid []byte) {
 	liftReadDeadline(up)
+	b.succeeded()
+	h.pool.stats.record(b.stats, up.StatusCode(), time.Since(ctx.Time()))
 	resp := &ctx.Response
 	up.Header.CopyTo(&resp.Header)
 	removeHopByHop(&resp.Header)
@@ -299,6 +308,10 @@ func (h *Handler) fail(ctx *fasthttp.RequestCtx, b *backend, err error, rid []by
 	}
 	h.log.Warn("upstream request failed", "worker", b.slot, "addr", b.addr, "status", status,
 		"request_id", string(rid), "error", err)
+	if h.pool.failed(b) {
+		h.log.Warn("worker out of rotation after failed requests in a row", "worker", b.slot,
+			"failures", EjectAfter, "for", min(time.Duration(b.ejections.Load())*EjectBase, EjectMax))
+	}
 	h.answer(ctx, status, fasthttp.StatusMessage(status)+"\n", rid, b)
 }
 
@@ -334,6 +347,11 @@ func (h *Handler) answer(ctx *fasthttp.RequestCtx, status int, body string, rid 
 	if len(rid) > 0 {
 		ctx.Response.Header.SetBytesV("X-Request-Id", rid)
 	}
+	var st *slotStats
+	if b != nil {
+		st = b.stats
+	}
+	h.pool.stats.record(st, status, time.Since(ctx.Time()))
 	if h.access != nil {
 		h.newEntry(ctx, b, status, rid).write(int64(len(body)), nil)
 	}

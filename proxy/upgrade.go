@@ -54,7 +54,7 @@ func (h *Handler) serveUpgrade(ctx *fasthttp.RequestCtx, proto, rid []byte) {
 			h.unavailable(ctx, err, rid)
 			return
 		}
-		b.requests.Add(1)
+		h.pool.counted(b)
 		hs, err := h.handshake(b.addr, head)
 		if err != nil {
 			b.release()

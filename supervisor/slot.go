@@ -209,7 +209,6 @@ func (s *Supervisor) startReady(sl *slot) (*worker, error) {
 		s.stopWorker(sl, w, stopCtx)
 		return nil, errStopping
 	}
-	w.log.Info("worker ready", "addr", w.addr(), "startup", time.Since(w.started).Round(time.Millisecond))
 	return w, nil
 }
 
@@ -246,9 +245,11 @@ func (s *Supervisor) serve(sl *slot, w *worker) outcome {
 	}
 }
 
+// route makes a ready worker take traffic.
 func (s *Supervisor) route(sl *slot, w *worker) {
 	sl.set(StateReady, w)
 	s.cfg.Router.Add(w.key, sl.id, w.addr())
+	w.log.Info("worker ready", "addr", w.addr(), "startup", time.Since(w.started).Round(time.Millisecond))
 }
 
 // crashed handles a serving worker's unplanned exit.

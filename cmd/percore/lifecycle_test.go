@@ -270,3 +270,22 @@ func TestOOMKilledWorkerIsDiagnosed(t *testing.T) {
 	in.waitLog("worker was killed by the kernel OOM killer", 20*time.Second)
 	in.waitLog("worker ready", 20*time.Second)
 }
+
+func TestMaxRequestsRecyclesWithoutErrors(t *testing.T) {
+	needNode(t)
+	in := start(t, "--workers", "1", "--max-requests", "50", "--", "node", appJS())
+	first := servingPids(t, in, 1)
+	stop := make(chan struct{})
+	res, wait := steadyLoad("http://"+in.addr+"/", 2, stop)
+	in.waitLog("recycling worker", 20*time.Second)
+	deadline := time.Now().Add(20 * time.Second)
+	for sameKeys(servingPids(t, in, 5), first) && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	close(stop)
+	wait()
+	res.check(t, "max-requests recycle")
+	if sameKeys(servingPids(t, in, 5), first) {
+		t.Error("the worker was not replaced after 50 requests")
+	}
+}

@@ -19,32 +19,34 @@ import (
 
 // config is everything percore was asked to do.
 type config struct {
-	Port            string // the public port, used when Listen is empty
-	Listen          string // the public address; wins over Port
-	Workers         int    // 0 = auto
-	WorkersSource   string // which input set Workers
-	Admin           string // "" = off
-	Heap            machine.HeapMode
-	HeapMB          int
-	Runtime         string // "" = detect from the command
-	IncludeSwap     bool
-	ShutdownTimeout time.Duration
-	ReadyTimeout    time.Duration
-	WorkerWait      time.Duration
-	StopSignal      syscall.Signal
-	LogLevel        hclog.Level
-	LogFormat       string
-	MaxMemoryMB     int    // 0 = off, or the runtime's default (bun: the budget)
-	MaxMemorySet    bool   // --max-memory was given (even "off")
-	Control         string // the control socket path, "" = off
-	Checks          health.CheckConfig
-	ChecksOn        bool
-	ReadyMin        int
-	MaxBootFailures int
-	LogPrefix       string // "auto", "on" or "off"
-	User            *runAs // nil: workers run as percore does
-	Proxy           proxySettings
-	Command         []string
+	Port              string // the public port, used when Listen is empty
+	Listen            string // the public address; wins over Port
+	Workers           int    // 0 = auto
+	WorkersSource     string // which input set Workers
+	Admin             string // "" = off
+	Heap              machine.HeapMode
+	HeapMB            int
+	Runtime           string // "" = detect from the command
+	IncludeSwap       bool
+	ShutdownTimeout   time.Duration
+	ReadyTimeout      time.Duration
+	WorkerWait        time.Duration
+	StopSignal        syscall.Signal
+	LogLevel          hclog.Level
+	LogFormat         string
+	MaxMemoryMB       int  // 0 = off, or the runtime's default (bun: the budget)
+	MaxMemorySet      bool // --max-memory was given (even "off")
+	MaxRequests       int  // recycle a worker after this many requests; 0 = never
+	MaxRequestsJitter int
+	Control           string // the control socket path, "" = off
+	Checks            health.CheckConfig
+	ChecksOn          bool
+	ReadyMin          int
+	MaxBootFailures   int
+	LogPrefix         string // "auto", "on" or "off"
+	User              *runAs // nil: workers run as percore does
+	Proxy             proxySettings
+	Command           []string
 }
 
 // option is one flag, with the environment variable that can also set it.
@@ -100,6 +102,10 @@ func coreOptions() []option {
 			usage: "signal that asks a worker to stop", set: setStopSignal},
 		{name: "max-memory", value: "MB|off", def: "off (bun: the worker's memory budget)",
 			usage: "recycle a worker whose process group's RSS exceeds this (replaced first, then drained)", set: setMaxMemory},
+		{name: "max-requests", value: "N|off", def: "off",
+			usage: "recycle a worker after N requests (replaced first, then drained)", set: setMaxRequests},
+		{name: "max-requests-jitter", value: "N", def: "0",
+			usage: "recycle after up to N more requests, so workers are not recycled together", set: intSetter(0, 1<<30, func(c *config) *int { return &c.MaxRequestsJitter })},
 		{name: "control", value: "PATH|off", def: "$TMPDIR/percore-UID.sock",
 			usage: "Unix socket for percore reload and percore scale", set: setControl},
 		{name: "health-path", value: "PATH", def: `"OPTIONS *" request`,
@@ -413,6 +419,19 @@ func setMaxMemory(c *config, v string) error {
 		return errors.New(`want a size in MiB of at least 16, or "off"`)
 	}
 	c.MaxMemoryMB = n
+	return nil
+}
+
+func setMaxRequests(c *config, v string) error {
+	if v == "off" {
+		c.MaxRequests = 0
+		return nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		return errors.New(`want a whole number of requests above zero, or "off"`)
+	}
+	c.MaxRequests = n
 	return nil
 }
 

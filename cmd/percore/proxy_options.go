@@ -64,18 +64,21 @@ func proxyOptions() []option {
 }
 
 // proxyParts builds the proxy's handler and server settings from cfg.
-func proxyParts(cfg *config, pool *proxy.Pool, log hclog.Logger) (*proxy.Handler, proxy.ServerConfig) {
+func proxyParts(cfg *config, pool *proxy.Pool, log hclog.Logger, recycle func(key uint64)) (*proxy.Handler, proxy.ServerConfig) {
 	p := cfg.Proxy
 	hc := proxy.Config{
-		Pool:            pool,
-		Logger:          log.Named("proxy"),
-		WorkerWait:      cfg.WorkerWait,
-		Trusted:         p.Trusted,
-		MaxBody:         p.MaxBody,
-		MaxInFlight:     p.MaxInFlight,
-		Queue:           p.Queue,
-		QueueTimeout:    p.QueueTimeout,
-		ResponseTimeout: p.ResponseTimeout,
+		MaxRequests:       cfg.MaxRequests,
+		MaxRequestsJitter: cfg.MaxRequestsJitter,
+		OnMaxRequests:     recycle,
+		Pool:              pool,
+		Logger:            log.Named("proxy"),
+		WorkerWait:        cfg.WorkerWait,
+		Trusted:           p.Trusted,
+		MaxBody:           p.MaxBody,
+		MaxInFlight:       p.MaxInFlight,
+		Queue:             p.Queue,
+		QueueTimeout:      p.QueueTimeout,
+		ResponseTimeout:   p.ResponseTimeout,
 	}
 	if p.AccessLog {
 		hc.AccessLog = log.Named("access")

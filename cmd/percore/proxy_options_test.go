@@ -20,7 +20,7 @@ func TestProxyOptionsDefaults(t *testing.T) {
 	if !reflect.DeepEqual(cfg.Proxy, proxySettings{}) {
 		t.Errorf("default proxy settings = %+v, want the zero value (every default)", cfg.Proxy)
 	}
-	_, sc := proxyParts(cfg, proxy.NewPool(proxy.UpstreamConfig{}), hclog.NewNullLogger())
+	_, sc := proxyParts(cfg, proxy.NewPool(proxy.UpstreamConfig{}), hclog.NewNullLogger(), nil)
 	if sc != (proxy.ServerConfig{}) {
 		t.Errorf("server config %+v, want the proxy's defaults", sc)
 	}

@@ -217,7 +217,7 @@ func assemble(cfg *config, p plan, environ []string, log hclog.Logger, l supervi
 	if err != nil {
 		return nil, err
 	}
-	handler, srv := proxyParts(cfg, pool, log)
+	handler, srv := proxyParts(cfg, pool, log, func(key uint64) { sup.Recycle(key, "max-requests") })
 	return &actors{
 		log:   log,
 		sd:    &shutdown{timeout: cfg.ShutdownTimeout},
@@ -257,7 +257,7 @@ func (a *actors) run(publicLn, adminLn net.Listener) error {
 
 	if adminLn != nil {
 		admin := health.New(adminLn, health.Config{Workers: a, Logger: a.log.Named("admin"),
-			Status: a.status, ReadyMin: a.readyMin})
+			Status: a.status, ReadyMin: a.readyMin, Metrics: registry(newCollector(a.sup, a.pool, a.proxy))})
 		a.sd.onBegin = admin.MarkShuttingDown
 		g.Add(admin.Run, func(error) { admin.Stop() })
 	}

@@ -1,0 +1,60 @@
+package main
+
+import (
+	"net/http"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+)
+
+func scrape(t *testing.T, in *instance) map[string]*dto.MetricFamily {
+	t.Helper()
+	resp, err := http.Get("http://" + in.admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := p.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("/metrics does not parse as Prometheus text: %v", err)
+	}
+	return families
+}
+
+func requestsTotal(f map[string]*dto.MetricFamily) float64 {
+	total := 0.0
+	for _, m := range f["percore_requests_total"].GetMetric() {
+		total += m.GetCounter().GetValue()
+	}
+	return total
+}
+
+func TestMetricsCountEveryRequest(t *testing.T) {
+	needNode(t)
+	in := start(t, "--workers", "2", "--", "node", appJS())
+	in.waitLog("worker ready", 20*time.Second)
+	before := requestsTotal(scrape(t, in))
+	const sent = 37
+	servingPids(t, in, sent)
+	after := scrape(t, in)
+	if got := requestsTotal(after) - before; got != sent {
+		t.Errorf("percore_requests_total rose by %v, want exactly %d", got, sent)
+	}
+	for _, name := range []string{"percore_request_duration_seconds", "percore_inflight_requests",
+		"percore_worker_rss_bytes", "percore_workers_ready", "percore_workers", "percore_tunnels_open",
+		"percore_process_resident_memory_bytes"} {
+		if after[name] == nil {
+			t.Errorf("/metrics lacks %s", name)
+		}
+	}
+	if n := after["percore_workers_ready"].GetMetric()[0].GetGauge().GetValue(); n != 2 {
+		t.Errorf("percore_workers_ready = %v, want 2", n)
+	}
+	if c := after["percore_request_duration_seconds"].GetMetric()[0].GetHistogram().GetSampleCount(); c < sent {
+		t.Errorf("histogram counts %d requests, want at least %d", c, sent)
+	}
+}

@@ -1,0 +1,79 @@
+package proxy
+
+import (
+	"math/rand/v2"
+	"time"
+)
+
+// Passive health: a worker whose requests fail at the proxy (connection
+// refused or reset, a malformed or missing response, a timeout) this many
+// times in a row is taken out of rotation for a while, like Envoy's outlier
+// detection. Answers the worker gives, even 5xx, are not failures here.
+const (
+	// EjectAfter is the number of proxy failures in a row that eject a worker.
+	EjectAfter = 5
+	// EjectBase is the first ejection's length; each further ejection of the
+	// same worker lasts one EjectBase longer, up to EjectMax.
+	EjectBase = 5 * time.Second
+	// EjectMax bounds an ejection.
+	EjectMax = 30 * time.Second
+)
+
+// succeeded notes an answer from b: its failure streak ends.
+func (b *backend) succeeded() {
+	if b.fails.Load() != 0 {
+		b.fails.Store(0)
+	}
+}
+
+// failed notes a proxy failure of b and ejects it after EjectAfter in a row.
+// It reports whether b was ejected now.
+func (p *Pool) failed(b *backend) bool {
+	if b.fails.Add(1) < EjectAfter {
+		return false
+	}
+	b.fails.Store(0)
+	n := b.ejections.Add(1)
+	d := min(time.Duration(n)*EjectBase, EjectMax)
+	until := time.Now().Add(d).UnixNano()
+	b.ejectedUntil.Store(until)
+	for {
+		cur := p.ejectedUntil.Load()
+		if cur >= until || p.ejectedUntil.CompareAndSwap(cur, until) {
+			return true
+		}
+	}
+}
+
+// ejectionClock returns now in nanoseconds when some worker may be ejected,
+// else 0, so that picks pay for the clock only after an ejection.
+func (p *Pool) ejectionClock() int64 {
+	until := p.ejectedUntil.Load()
+	if until == 0 {
+		return 0
+	}
+	now := time.Now().UnixNano()
+	if now >= until {
+		p.ejectedUntil.CompareAndSwap(until, 0)
+		return 0
+	}
+	return now
+}
+
+// ejected reports whether b is out of rotation at now (0: nobody is).
+func (b *backend) ejected(now int64) bool {
+	return now != 0 && b.ejectedUntil.Load() > now
+}
+
+// requestLimit returns the request count after which a new worker is
+// recycled: n plus up to jitter more, so that workers started together are
+// not all recycled at once (gunicorn's max_requests_jitter). 0 is none.
+func requestLimit(n, jitter int) uint64 {
+	if n <= 0 {
+		return 0
+	}
+	if jitter > 0 {
+		n += rand.IntN(jitter + 1)
+	}
+	return uint64(n)
+}
