@@ -299,15 +299,25 @@ func (s *Supervisor) replaceWorker(sl *slot, old *worker, req replaceRequest) *w
 	return nw
 }
 
-// retireWorker drains and stops a replaced worker, bounded by the shutdown
-// timeout, then answers the request.
+// retireWorker drains a replaced worker: its in-flight requests and open
+// tunnels may finish until the shutdown timeout. It then gets the stop
+// signal and HurryGrace before SIGKILL, and the request is answered.
 func (s *Supervisor) retireWorker(sl *slot, w *worker, req replaceRequest) {
 	defer s.retiring.Done()
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
-	defer cancel()
-	go cancelOnStop(ctx, cancel, s.stopping, nil)
 	w.log.Info("worker draining", "reason", req.reason)
-	e := s.stop(ctx, w, s.cfg.Router.Drain(w.key))
+	drain, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	go cancelOnStop(drain, cancel, s.stopping, nil)
+	select {
+	case <-s.cfg.Router.Drain(w.key):
+	case <-drain.Done():
+		w.log.Warn("drain deadline reached with work in flight", "reason", req.reason)
+	}
+	cancel()
+	grace, cancelGrace := context.WithTimeout(context.Background(), HurryGrace)
+	defer cancelGrace()
+	drained := make(chan struct{})
+	close(drained)
+	e := s.stop(grace, w, drained)
 	w.log.Info("worker stopped", "exit", e.String(), "reason", req.reason)
 	s.count(req.reason)
 	sl.mu.Lock()
