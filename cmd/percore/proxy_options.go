@@ -90,18 +90,9 @@ func proxyParts(cfg *config, pool *proxy.Pool, log hclog.Logger, recycle func(ke
 	}
 }
 
+// positiveDuration sets a duration of the proxy's settings.
 func positiveDuration(field func(*proxySettings) *time.Duration) func(*config, string) error {
-	return func(c *config, v string) error {
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			return errors.New("want a duration such as 500ms, 10s or 1m")
-		}
-		if d <= 0 {
-			return errors.New("want a duration above zero")
-		}
-		*field(&c.Proxy) = d
-		return nil
-	}
+	return durationSetter(func(c *config) *time.Duration { return field(&c.Proxy) })
 }
 
 func setResponseTimeout(c *config, v string) error {
