@@ -6,6 +6,7 @@ import (
 	"github.com/percore/percore/proxy"
 	"github.com/percore/percore/supervisor"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
 // collector turns the supervisor's and the proxy's own counters into
@@ -95,6 +96,6 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 // registry holds percore's metrics and its own process metrics.
 func registry(c *collector) *prometheus.Registry {
 	r := prometheus.NewRegistry()
-	r.MustRegister(c, prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{Namespace: "percore"}))
+	r.MustRegister(c, collectors.NewProcessCollector(collectors.ProcessCollectorOpts{Namespace: "percore"}))
 	return r
 }
