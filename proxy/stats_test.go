@@ -109,3 +109,16 @@ func TestMaxRequestsAsksForRecycleOnce(t *testing.T) {
 		t.Errorf("requestLimit(100, 10) = %d", n)
 	}
 }
+
+// BenchmarkStatsRecord is what the metrics cost each request.
+func BenchmarkStatsRecord(b *testing.B) {
+	s := newStats()
+	st := s.forSlot(0)
+	start := time.Now()
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			s.record(st, 200, time.Since(start))
+		}
+	})
+}
