@@ -8,23 +8,26 @@ import (
 	"strconv"
 )
 
-// groupRSS adds up the resident memory of the processes in process group
-// pgid, from /proc/PID/statm. Pages shared between them count once per
+// maxTree bounds how many processes of one worker's tree are read.
+const maxTree = 1024
+
+// groupRSS adds up the resident memory of a worker and its descendants
+// (the process tree a wrapper such as npm starts), from /proc/PID/statm. It
+// walks the tree through /proc/PID/task/TID/children rather than scanning
+// all of /proc, which costs a few reads per worker each second whatever
+// else runs on the machine. Pages shared between processes count once per
 // process, so the figure errs high, never low.
-func groupRSS(pgid int) (uint64, bool) {
-	total, found := uint64(0), false
+func groupRSS(pid int) (uint64, bool) {
 	page := uint64(os.Getpagesize())
-	add := func(pid int) {
-		if pages, ok := residentPages(pid); ok {
+	total, found := uint64(0), false
+	queue := []int{pid}
+	for i := 0; i < len(queue) && i < maxTree; i++ {
+		p := queue[i]
+		if pages, ok := residentPages(p); ok {
 			total += pages * page
 			found = true
 		}
-	}
-	add(pgid)
-	for _, pid := range groupMembers(pgid) {
-		if pid != pgid {
-			add(pid)
-		}
+		queue = appendChildren(queue, p)
 	}
 	return total, found
 }
@@ -40,4 +43,25 @@ func residentPages(pid int) (uint64, bool) {
 	}
 	n, err := strconv.ParseUint(string(f[1]), 10, 64)
 	return n, err == nil
+}
+
+// appendChildren appends the children of every thread of pid.
+func appendChildren(dst []int, pid int) []int {
+	dir := "/proc/" + strconv.Itoa(pid) + "/task/"
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		return dst
+	}
+	for _, t := range tasks {
+		data, err := os.ReadFile(dir + t.Name() + "/children")
+		if err != nil {
+			continue
+		}
+		for _, f := range bytes.Fields(data) {
+			if c, err := strconv.Atoi(string(f)); err == nil {
+				dst = append(dst, c)
+			}
+		}
+	}
+	return dst
 }
