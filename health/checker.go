@@ -129,7 +129,11 @@ func (c *Checker) check(addr string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.Timeout)
 	defer cancel()
 	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", addr)
+	network := "tcp"
+	if strings.HasPrefix(addr, "/") {
+		network = "unix"
+	}
+	conn, err := d.DialContext(ctx, network, addr)
 	if err != nil {
 		return fmt.Errorf("connect: %w", err)
 	}

@@ -83,7 +83,7 @@ type handshake struct {
 // worker's answer, skipping informational responses. The response timeout
 // bounds the exchange.
 func (h *Handler) handshake(addr string, reqHead []byte) (*handshake, error) {
-	c, err := net.DialTimeout("tcp", addr, dialTimeout)
+	c, err := dialWorker(addr)
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"net"
+	"strings"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -78,7 +79,7 @@ func (c UpstreamConfig) newClient(addr string, responseTimeout time.Duration) *f
 }
 
 func dialUpstream(addr string) (net.Conn, error) {
-	c, err := net.DialTimeout("tcp", addr, dialTimeout)
+	c, err := dialWorker(addr)
 	if err != nil {
 		return nil, err
 	}
@@ -110,4 +111,13 @@ func liftReadDeadline(resp *fasthttp.Response) {
 	if a, ok := resp.LocalAddr().(*upstreamAddr); ok {
 		_ = a.conn.SetReadDeadline(time.Time{}) // a failure shows on the next read
 	}
+}
+
+// dialWorker connects to a worker: addr is a loopback host:port, or the
+// path of a Unix socket (it then starts with "/").
+func dialWorker(addr string) (net.Conn, error) {
+	if strings.HasPrefix(addr, "/") {
+		return net.DialTimeout("unix", addr, dialTimeout)
+	}
+	return net.DialTimeout("tcp", addr, dialTimeout)
 }

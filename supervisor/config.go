@@ -56,6 +56,10 @@ type Config struct {
 	MaxMemory uint64
 	// SampleInterval is how often worker memory is sampled (default 1s).
 	SampleInterval time.Duration
+	// SocketDir, when set, makes workers listen on Unix sockets in this
+	// directory instead of loopback TCP ports: PORT is then the socket's
+	// path, which Node's server.listen(process.env.PORT) accepts.
+	SocketDir string
 	// OOM, when set, counts kernel OOM kills in percore's memory cgroup, so
 	// a worker killed by SIGKILL can be told to be an OOM victim.
 	OOM OOMCounter

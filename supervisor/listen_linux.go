@@ -138,3 +138,46 @@ func processGroup(pid int) (int, bool) {
 	g, err := strconv.Atoi(f[2])
 	return g, err == nil
 }
+
+// listensOnUnix reports whether a process of the group pgid holds a Unix
+// socket listening at path, from /proc/net/unix.
+func listensOnUnix(pgid int, path string) (bool, error) {
+	data, err := os.ReadFile("/proc/net/unix")
+	if err != nil {
+		return false, fmt.Errorf("read /proc/net/unix: %w", err)
+	}
+	inodes := unixListeners(data, path)
+	if len(inodes) == 0 {
+		return false, nil
+	}
+	if holdsSocket(pgid, inodes) {
+		return true, nil
+	}
+	for _, pid := range groupMembers(pgid) {
+		if pid != pgid && holdsSocket(pid, inodes) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// unixAcceptCon is the flag of a listening socket in /proc/net/unix.
+const unixAcceptCon = 0x10000
+
+func unixListeners(data []byte, path string) map[string]bool {
+	inodes := make(map[string]bool)
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Scan() // header
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 8 || f[7] != path {
+			continue
+		}
+		flags, err := strconv.ParseUint(f[3], 16, 32)
+		if err != nil || flags&unixAcceptCon == 0 {
+			continue
+		}
+		inodes["socket:["+f[6]+"]"] = true
+	}
+	return inodes
+}

@@ -19,3 +19,14 @@ func listensOn(pgid, port int) (bool, error) {
 	c.Close()
 	return true, nil
 }
+
+// listensOnUnix reports whether something accepts connections at the Unix
+// socket path.
+func listensOnUnix(pgid int, path string) (bool, error) {
+	c, err := net.DialTimeout("unix", path, time.Second)
+	if err != nil {
+		return false, nil
+	}
+	c.Close()
+	return true, nil
+}

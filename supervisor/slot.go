@@ -190,18 +190,19 @@ func (s *Supervisor) startReady(sl *slot) (*worker, error) {
 	if sl.current() == nil {
 		sl.set(StateStarting, w)
 	}
-	w.log.Info("worker starting", "port", w.port)
+	w.log.Info("worker starting", "addr", w.addr())
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go cancelOnStop(ctx, cancel, s.stopping, sl.remove)
 	exit, err := s.awaitReady(ctx, w)
 	switch {
 	case exit != nil:
+		w.forget()
 		w.log.Error("worker exited before it was ready", "exit", exit.String())
 		return nil, &startError{w: w, exit: *exit, reason: "boot failure"}
 	case errors.Is(err, errNotReady):
 		w.log.Error("worker did not listen on its port in time; is the app listening on process.env.PORT?",
-			"port", w.port, "ready_timeout", s.cfg.ReadyTimeout)
+			"addr", w.addr(), "ready_timeout", s.cfg.ReadyTimeout)
 		return nil, &startError{w: w, exit: s.kill(w), reason: "not ready in time"}
 	case err != nil:
 		stopCtx, cancelStop := s.stopContext()
@@ -255,6 +256,7 @@ func (s *Supervisor) route(sl *slot, w *worker) {
 // crashed handles a serving worker's unplanned exit.
 func (s *Supervisor) crashed(sl *slot, w *worker, e Exit) outcome {
 	s.killGroup(w)
+	w.forget()
 	<-s.cfg.Router.Drain(w.key)
 	up := time.Since(w.started)
 	w.log.Error("worker exited", "exit", e.String(), "uptime", up.Round(time.Millisecond))

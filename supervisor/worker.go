@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"syscall"
 	"time"
@@ -19,6 +20,7 @@ type worker struct {
 	key     uint64
 	slot    int
 	port    int
+	sock    string // the Unix socket path, when workers listen on sockets
 	pid     int
 	started time.Time
 	exit    <-chan Exit
@@ -26,24 +28,55 @@ type worker struct {
 	log     hclog.Logger
 }
 
-func (w *worker) addr() string { return "127.0.0.1:" + strconv.Itoa(w.port) }
+// addr is where the proxy reaches the worker: 127.0.0.1:port, or the path
+// of its Unix socket.
+func (w *worker) addr() string {
+	if w.sock != "" {
+		return w.sock
+	}
+	return "127.0.0.1:" + strconv.Itoa(w.port)
+}
+
+// listening reports whether the worker's own process group listens where
+// it should.
+func (w *worker) listening() (bool, error) {
+	if w.sock != "" {
+		return listensOnUnix(w.pid, w.sock)
+	}
+	return listensOn(w.pid, w.port)
+}
+
+// forget removes what a gone worker leaves behind: its socket file.
+func (w *worker) forget() {
+	if w.sock != "" {
+		_ = os.Remove(w.sock) // gone already when the app closed its server
+	}
+}
 
 // errNotReady says a worker did not listen on its port in time.
 var errNotReady = errors.New("did not listen on its port in time")
 
 // spawn starts one worker for slot on a fresh loopback port.
 func (s *Supervisor) spawn(slot int) (*worker, error) {
-	port, err := freePort()
-	if err != nil {
-		return nil, err
+	w := &worker{key: s.nextKey.Add(1), slot: slot, tail: &Tail{}}
+	port := "0"
+	if s.cfg.SocketDir != "" {
+		w.sock = filepath.Join(s.cfg.SocketDir, "worker-"+strconv.FormatUint(w.key, 10)+".sock")
+		port = w.sock
+	} else {
+		var err error
+		if w.port, err = freePort(); err != nil {
+			return nil, err
+		}
+		port = strconv.Itoa(w.port)
 	}
 	argv, env := s.cfg.Command, s.workerEnv(slot, port)
 	if s.cfg.Prepare != nil {
-		if argv, env, err = s.cfg.Prepare(argv, env, port); err != nil {
+		var err error
+		if argv, env, err = s.cfg.Prepare(argv, env, w.port); err != nil {
 			return nil, fmt.Errorf("prepare worker %d: %w", slot, err)
 		}
 	}
-	w := &worker{key: s.nextKey.Add(1), slot: slot, port: port, tail: &Tail{}}
 	if err := s.startProcess(w, argv, env); err != nil {
 		return nil, fmt.Errorf("start worker %d (%s): %w", slot, argv[0], err)
 	}
@@ -78,19 +111,19 @@ func (s *Supervisor) startProcess(w *worker, argv, env []string) error {
 }
 
 // workerEnv is the environment a worker in slot starts with.
-func (s *Supervisor) workerEnv(slot, port int) []string {
+func (s *Supervisor) workerEnv(slot int, port string) []string {
 	return WorkerEnv(s.cfg.Env, slot, port, s.workerCount())
 }
 
 // WorkerEnv returns base with the variables percore gives a worker: PORT and
 // HOST say where to listen, PERCORE_WORKER_ID and NODE_APP_INSTANCE (PM2's
 // name) the worker's id, PERCORE_WORKER_COUNT how many workers run.
-func WorkerEnv(base []string, slot, port, count int) []string {
+func WorkerEnv(base []string, slot int, port string, count int) []string {
 	id := strconv.Itoa(slot)
 	env := make([]string, 0, len(base)+5)
 	env = append(env, base...)
 	return append(env,
-		"PORT="+strconv.Itoa(port),
+		"PORT="+port,
 		"HOST=127.0.0.1",
 		"PERCORE_WORKER_ID="+id,
 		"NODE_APP_INSTANCE="+id,
@@ -117,7 +150,7 @@ func (s *Supervisor) awaitReady(ctx context.Context, w *worker) (*Exit, error) {
 			return nil, ctx.Err()
 		case <-poll.C:
 		}
-		ok, err := listensOn(w.pid, w.port)
+		ok, err := w.listening()
 		if err != nil {
 			w.log.Debug("readiness check", "error", err)
 		}
@@ -138,6 +171,7 @@ func (s *Supervisor) stop(ctx context.Context, w *worker, drained <-chan struct{
 	select {
 	case e := <-w.exit:
 		s.killGroup(w)
+		w.forget()
 		return e
 	case <-drained:
 	case <-ctx.Done():
@@ -157,6 +191,7 @@ func (s *Supervisor) stop(ctx context.Context, w *worker, drained <-chan struct{
 	select {
 	case e := <-w.exit:
 		s.killGroup(w)
+		w.forget()
 		return e
 	case <-grace.Done():
 		return s.kill(w)
@@ -167,7 +202,9 @@ func (s *Supervisor) stop(ctx context.Context, w *worker, drained <-chan struct{
 func (s *Supervisor) kill(w *worker) Exit {
 	w.log.Warn("killing worker process group")
 	s.killGroup(w)
-	return <-w.exit
+	e := <-w.exit
+	w.forget()
+	return e
 }
 
 // killGroup removes whatever is left of the worker's process group, such as

@@ -45,6 +45,7 @@ type config struct {
 	MaxBootFailures   int
 	LogPrefix         string // "auto", "on" or "off"
 	User              *runAs // nil: workers run as percore does
+	Upstream          string // \"tcp\" or \"unix\"
 	Proxy             proxySettings
 	Command           []string
 }
@@ -122,6 +123,8 @@ func coreOptions() []option {
 			usage: "failed starts in a row, with no worker ready, before percore gives up (exit 3)", set: intSetter(1, 1000, func(c *config) *int { return &c.MaxBootFailures })},
 		{name: "log-prefix", value: "auto|on|off", def: "auto (on when stdout is a terminal)",
 			usage: "put [worker id] before each line of worker output", set: setLogPrefix},
+		{name: "upstream", value: "tcp|unix", def: "tcp",
+			usage: "how workers listen: a loopback port, or a Unix socket whose path is PORT (needs an app that listens on process.env.PORT as given)", set: setUpstream},
 		{name: "user", value: "NAME|UID[:GID]", def: "percore's own user",
 			usage: "when started as root, run the workers, and percore once its ports are open, as this user", set: setUser},
 		{name: "log-level", value: "LEVEL", def: "info",
@@ -210,6 +213,7 @@ func defaultConfig(env map[string]string) *config {
 		ChecksOn:        true,
 		ReadyMin:        1,
 		LogPrefix:       "auto",
+		Upstream:        "tcp",
 	}
 }
 
@@ -477,6 +481,14 @@ func intSetter(lo, hi int, field func(*config) *int) func(*config, string) error
 		*field(c) = n
 		return nil
 	}
+}
+
+func setUpstream(c *config, v string) error {
+	if v != "tcp" && v != "unix" {
+		return errors.New("want tcp or unix")
+	}
+	c.Upstream = v
+	return nil
 }
 
 func setLogPrefix(c *config, v string) error {

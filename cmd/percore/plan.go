@@ -166,7 +166,7 @@ func printPlan(w io.Writer, cfg *config, pf planFlags, environ []string) error {
 	}
 	p := plan{Plan: mp, kind: kind, Heap: cfg.Heap}
 	for slot := 0; slot < mp.Workers; slot++ {
-		base := supervisor.WorkerEnv(environ, slot, 0, mp.Workers)
+		base := supervisor.WorkerEnv(environ, slot, "0", mp.Workers)
 		argv, env, err := p.prepare(cfg.Command, base, 0)
 		if err != nil {
 			return err

@@ -153,7 +153,14 @@ func serve(cfg *config, environ []string, log hclog.Logger) error {
 	}
 	defer reaper.Close()
 
-	a, err := assemble(cfg, p, environ, log, reaper)
+	socketDir, err := makeSocketDir(cfg)
+	if err != nil {
+		return err
+	}
+	if socketDir != "" {
+		defer os.RemoveAll(socketDir)
+	}
+	a, err := assemble(cfg, p, environ, log, reaper, socketDir)
 	if err != nil {
 		return err
 	}
@@ -195,7 +202,20 @@ type actors struct {
 	readyMin    int
 }
 
-func assemble(cfg *config, p plan, environ []string, log hclog.Logger, l supervisor.Launcher) (*actors, error) {
+// makeSocketDir creates the private directory of the workers' sockets for
+// --upstream unix, after percore became --user, so the workers can use it.
+func makeSocketDir(cfg *config) (string, error) {
+	if cfg.Upstream != "unix" {
+		return "", nil
+	}
+	dir, err := os.MkdirTemp("", "percore-sockets-")
+	if err != nil {
+		return "", fmt.Errorf("--upstream unix: %w", err)
+	}
+	return dir, nil
+}
+
+func assemble(cfg *config, p plan, environ []string, log hclog.Logger, l supervisor.Launcher, socketDir string) (*actors, error) {
 	pool := proxy.NewPool(proxy.UpstreamConfig{})
 	out := supervisor.NewOutput(outputConfig(cfg))
 	sup, err := supervisor.New(supervisor.Config{
@@ -212,6 +232,7 @@ func assemble(cfg *config, p plan, environ []string, log hclog.Logger, l supervi
 		ShutdownTimeout: cfg.ShutdownTimeout,
 		MaxMemory:       p.maxMemory(cfg),
 		MaxBootFailures: cfg.MaxBootFailures,
+		SocketDir:       socketDir,
 		OOM:             oomCounter(),
 	})
 	if err != nil {

@@ -12,7 +12,8 @@ const http = require("node:http");
 const { spawn } = require("node:child_process");
 const kept = [];
 
-const port = Number(process.env.PORT);
+// PORT is a loopback port, or a Unix socket's path under --upstream unix.
+const port = /^\d+$/.test(process.env.PORT) ? Number(process.env.PORT) : process.env.PORT;
 const worker = process.env.PERCORE_WORKER_ID;
 
 const server = http.createServer((req, res) => {
@@ -60,5 +61,6 @@ const server = http.createServer((req, res) => {
       return json({ pid: process.pid, worker });
   }
 });
-server.listen(port, "127.0.0.1");
+if (typeof port === "number") server.listen(port, "127.0.0.1");
+else server.listen(port);
 process.on("SIGTERM", () => server.close(() => process.exit(0)));
