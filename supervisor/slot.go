@@ -116,6 +116,9 @@ func (s *Supervisor) runSlot(sl *slot) {
 		if o.stable {
 			backoff = s.cfg.BackoffMin
 		}
+		if o.failed {
+			s.firstOutcome()
+		}
 		if s.givingUp(sl, o) {
 			return
 		}
@@ -250,6 +253,7 @@ func (s *Supervisor) serve(sl *slot, w *worker) outcome {
 func (s *Supervisor) route(sl *slot, w *worker) {
 	sl.set(StateReady, w)
 	s.cfg.Router.Add(w.key, sl.id, w.addr())
+	s.firstOutcome()
 	w.log.Info("worker ready", "addr", w.addr(), "startup", time.Since(w.started).Round(time.Millisecond))
 }
 

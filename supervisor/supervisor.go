@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 )
@@ -56,6 +57,9 @@ type Supervisor struct {
 	retiring sync.WaitGroup  // one per replaced worker still draining
 	loops    sync.WaitGroup  // the replacer and the sampler
 
+	firstOnce sync.Once
+	firstUp   chan struct{} // closed when the first worker is ready or failed
+
 	reloads  chan struct{} // a pending reload (buffered 1)
 	recycles chan recycle  // workers to replace one by one
 
@@ -82,6 +86,7 @@ func New(cfg Config) (*Supervisor, error) {
 		stopping: make(chan struct{}),
 		fatal:    make(chan error, 1),
 		reloads:  make(chan struct{}, 1),
+		firstUp:  make(chan struct{}),
 		ends:     map[string]uint64{},
 		results:  map[string]uint64{},
 		recycles: make(chan recycle, 64),
@@ -92,11 +97,6 @@ func New(cfg Config) (*Supervisor, error) {
 // (it then returns nil) or until they keep failing at start-up (it then stops
 // the rest within the stop budget and returns a *CrashLoopError).
 func (s *Supervisor) Run() error {
-	s.mu.Lock()
-	for i := 0; i < s.cfg.Workers; i++ {
-		s.addSlotLocked()
-	}
-	s.mu.Unlock()
 	s.loops.Add(2)
 	go s.replacer()
 	go s.sampler()
@@ -105,6 +105,13 @@ func (s *Supervisor) Run() error {
 	select {
 	case <-s.stopping:
 	case err = <-s.fatal:
+	case <-s.startSlots():
+		select {
+		case <-s.stopping:
+		case err = <-s.fatal:
+		}
+	}
+	if err != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 		defer cancel()
 		s.Stop(ctx)
@@ -126,6 +133,40 @@ func (s *Supervisor) Stop(ctx context.Context) {
 		close(s.stopping)
 	})
 }
+
+// startSlots starts the first worker alone, and the others once it is
+// ready (or has failed, or the ready timeout passed): a JavaScript runtime's
+// start-up is CPU-bound, so on a small machine the first worker answers
+// sooner when it does not share the CPUs with the others' start-up. It
+// returns a channel that is closed when every slot has started.
+func (s *Supervisor) startSlots() <-chan struct{} {
+	done := make(chan struct{})
+	s.mu.Lock()
+	s.addSlotLocked()
+	s.mu.Unlock()
+	s.loops.Add(1)
+	go func() {
+		defer s.loops.Done()
+		defer close(done)
+		t := time.NewTimer(s.cfg.ReadyTimeout)
+		defer t.Stop()
+		select {
+		case <-s.firstUp:
+		case <-t.C:
+		case <-s.stopping:
+			return
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for len(s.slots) < s.cfg.Workers {
+			s.addSlotLocked()
+		}
+	}()
+	return done
+}
+
+// firstOutcome notes that a worker became ready or failed to.
+func (s *Supervisor) firstOutcome() { s.firstOnce.Do(func() { close(s.firstUp) }) }
 
 func (s *Supervisor) addSlotLocked() {
 	sl := newSlot(len(s.slots))

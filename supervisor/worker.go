@@ -139,7 +139,7 @@ func (s *Supervisor) awaitReady(ctx context.Context, w *worker) (*Exit, error) {
 	defer deadline.Stop()
 	poll := time.NewTimer(0)
 	defer poll.Stop()
-	delay := 5 * time.Millisecond
+	delay := 2 * time.Millisecond
 	for {
 		select {
 		case e := <-w.exit:
@@ -158,7 +158,7 @@ func (s *Supervisor) awaitReady(ctx context.Context, w *worker) (*Exit, error) {
 			return nil, nil
 		}
 		poll.Reset(delay)
-		delay = min(delay*2, 100*time.Millisecond)
+		delay = min(delay*2, 20*time.Millisecond)
 	}
 }
 
