@@ -65,8 +65,9 @@ type Supervisor struct {
 
 	ooms atomic.Uint64 // the OOM kill count last seen
 
-	mu      sync.Mutex // protects slots, reload, ends and reloads
+	mu      sync.Mutex // protects slots, target, reload, ends and reloads
 	slots   []*slot
+	target  int // the number of workers wanted; slots may lag while they start
 	reload  ReloadStatus
 	ends    map[string]uint64 // worker ends by reason
 	results map[string]uint64 // reloads by result
@@ -87,6 +88,7 @@ func New(cfg Config) (*Supervisor, error) {
 		fatal:    make(chan error, 1),
 		reloads:  make(chan struct{}, 1),
 		firstUp:  make(chan struct{}),
+		target:   cfg.Workers,
 		ends:     map[string]uint64{},
 		results:  map[string]uint64{},
 		recycles: make(chan recycle, 64),
@@ -158,7 +160,7 @@ func (s *Supervisor) startSlots() <-chan struct{} {
 		}
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		for len(s.slots) < s.cfg.Workers {
+		for len(s.slots) < s.target {
 			s.addSlotLocked()
 		}
 	}()
@@ -175,10 +177,11 @@ func (s *Supervisor) addSlotLocked() {
 	go s.runSlot(sl)
 }
 
+// workerCount is the number of workers wanted, as PERCORE_WORKER_COUNT.
 func (s *Supervisor) workerCount() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.slots)
+	return s.target
 }
 
 // readyCount is the number of workers now taking traffic.
@@ -224,6 +227,7 @@ func (s *Supervisor) Scale(n int) (int, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.target = n
 	for len(s.slots) < n {
 		s.addSlotLocked()
 	}
