@@ -277,6 +277,11 @@ func (p *Pool) acquire(tried *triedSet, deadline *time.Time, wait time.Duration)
 		if full {
 			return p.await(tried)
 		}
+		if p.stillRouted(tried) {
+			// A retry whose every worker is still in rotation: they
+			// answered, badly. Waiting would only delay the 502.
+			return nil, ErrNoWorker
+		}
 		if deadline.IsZero() {
 			*deadline = time.Now().Add(wait)
 		}
@@ -292,6 +297,29 @@ func (p *Pool) acquire(tried *triedSet, deadline *time.Time, wait time.Duration)
 			return nil, ErrNoWorker
 		}
 	}
+}
+
+// stillRouted reports whether a request was tried on some workers and all
+// of them are still routed. A tried worker that left the pool (it died)
+// makes a wait for its replacement worth it.
+func (p *Pool) stillRouted(tried *triedSet) bool {
+	if tried.n == 0 {
+		return false
+	}
+	list := *p.backends.Load()
+	for i := 0; i < tried.n; i++ {
+		found := false
+		for _, b := range list {
+			if b.key == tried.keys[i] {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
 }
 
 // await queues a request until a worker slot is handed to it or the queue

@@ -114,9 +114,22 @@ func TestAcquireWaitsForAWorker(t *testing.T) {
 	if b == nil || b.key != 7 || err != nil {
 		t.Fatalf("acquire = %v, %v; want the added worker", b, err)
 	}
+	b.release()
+	// A retry whose worker is still routed (it answered badly) gives up at
+	// once: waiting would only delay the 502.
 	tried := triedSet{keys: [maxAttempts]uint64{7}, n: 1}
 	deadline = time.Time{}
 	start := time.Now()
+	if b, err := p.acquire(&tried, &deadline, time.Second); b != nil || err != ErrNoWorker {
+		t.Errorf("acquire = %v, %v; want ErrNoWorker", b, err)
+	}
+	if d := time.Since(start); d > 100*time.Millisecond {
+		t.Errorf("acquire waited %s for a retry whose worker is still routed", d)
+	}
+	// A retry whose worker left the pool (it died) waits for a replacement.
+	p.Drain(7)
+	deadline = time.Time{}
+	start = time.Now()
 	if b, err := p.acquire(&tried, &deadline, 50*time.Millisecond); b != nil || err != ErrNoWorker {
 		t.Errorf("acquire = %v, %v; want ErrNoWorker at the deadline", b, err)
 	}

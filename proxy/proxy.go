@@ -227,10 +227,16 @@ func (h *Handler) forward(ctx *fasthttp.RequestCtx, body *requestBody, rid []byt
 	up := fasthttp.AcquireResponse()
 	var tried triedSet
 	var deadline time.Time
+	var lastB *backend
+	var lastErr error
 	for attempt := 1; ; attempt++ {
 		b, err := h.pool.acquire(&tried, &deadline, h.wait)
 		if b == nil {
 			fasthttp.ReleaseResponse(up)
+			if lastB != nil {
+				h.fail(ctx, lastB, lastErr, rid) // the last worker's failure, not "none ready"
+				return
+			}
 			h.unavailable(ctx, err, rid)
 			return
 		}
@@ -251,6 +257,7 @@ func (h *Handler) forward(ctx *fasthttp.RequestCtx, body *requestBody, rid []byt
 			h.fail(ctx, b, err, rid)
 			return
 		}
+		lastB, lastErr = b, err
 		h.log.Debug("retrying on another worker", "worker", b.slot, "error", err)
 		up.Reset()
 		tried.add(b.key)
@@ -262,6 +269,16 @@ func (h *Handler) forward(ctx *fasthttp.RequestCtx, body *requestBody, rid []byt
 // it after the last byte is written (or the client went away).
 func (h *Handler) respond(ctx *fasthttp.RequestCtx, b *backend, up *fasthttp.Response, rid []byte) {
 	liftReadDeadline(up)
+	if cl := up.Header.ContentLength(); up.IsBodyStream() && cl >= 0 && cl <= flushHeadersAbove {
+		if err := readSmallBody(up, &ctx.Response, cl); err != nil {
+			// Nothing went to the client yet: a cut answer is a 502, not
+			// an empty reply.
+			fasthttp.ReleaseResponse(up)
+			b.release()
+			h.fail(ctx, b, err, rid)
+			return
+		}
+	}
 	b.succeeded()
 	h.pool.stats.record(b.stats, up.StatusCode(), time.Since(ctx.Time()))
 	resp := &ctx.Response
@@ -274,7 +291,7 @@ func (h *Handler) respond(ctx *fasthttp.RequestCtx, b *backend, up *fasthttp.Res
 		entry = h.newEntry(ctx, b, up.StatusCode(), rid)
 	}
 	if !up.IsBodyStream() {
-		entry.write(int64(len(up.Body())), nil)
+		entry.write(int64(len(resp.Body())), nil)
 		fasthttp.ReleaseResponse(up)
 		b.release()
 		return
@@ -284,6 +301,29 @@ func (h *Handler) respond(ctx *fasthttp.RequestCtx, b *backend, up *fasthttp.Res
 	cl := up.Header.ContentLength()
 	resp.ImmediateHeaderFlush = cl < 0 || cl > flushHeadersAbove
 	resp.SetBodyStream(br, cl)
+}
+
+// smallBodies are buffers for reading a small response body whole.
+var smallBodies = sync.Pool{New: func() any { return new([flushHeadersAbove]byte) }}
+
+// readSmallBody reads a response body of n bytes, n at most
+// flushHeadersAbove, into resp's body, so that a worker that cuts it short
+// is seen before anything is passed on. The upstream stream is closed;
+// up's body is then resp's.
+func readSmallBody(up *fasthttp.Response, resp *fasthttp.Response, n int) error {
+	buf := smallBodies.Get().(*[flushHeadersAbove]byte)
+	defer smallBodies.Put(buf)
+	stream := up.BodyStream()
+	_, err := io.ReadFull(stream, buf[:n])
+	if rc, ok := stream.(fasthttp.ReadCloserWithError); ok {
+		_ = rc.CloseWithError(err) // returns the connection, or drops it on error
+	}
+	if err != nil {
+		return err
+	}
+	up.SetBodyRaw(nil)
+	resp.SetBody(buf[:n])
+	return nil
 }
 
 // unavailable answers 503 when no worker could take the request. Shedding

@@ -75,6 +75,10 @@ func (c UpstreamConfig) newClient(addr string, responseTimeout time.Duration) *f
 		StreamResponseBody:        true,
 		DisablePathNormalizing:    true,
 		NoDefaultUserAgentHeader:  true,
+		// Last in, first out: under steady traffic the connections opened
+		// for a burst go idle and are closed, instead of being kept alive
+		// by round-robin reuse.
+		ConnPoolStrategy: fasthttp.LIFO,
 	}
 }
 
