@@ -283,6 +283,9 @@ func (a *actors) run(publicLn, adminLn net.Listener) error {
 		g.Add(admin.Run, func(error) { admin.Stop() })
 	}
 
+	trim := newTrimmer()
+	g.Add(trim.run, trim.interrupt)
+
 	if a.checksOn {
 		checker := health.NewChecker(a.checks, fleet{a.sup}, a.log.Named("health"))
 		g.Add(checker.Run, func(error) { checker.Stop() })
