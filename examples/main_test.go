@@ -5,15 +5,14 @@ package examples_test
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/percore/percore/internal/testutil"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -96,22 +95,7 @@ type instance struct {
 	err    error // how the process ended; read after exited is closed
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex // protects b
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+type lockedBuffer = testutil.LockedBuffer
 
 // startPercore runs percore in dir on free loopback ports with JSON logs,
 // the variables env added to the test's environment, and args (flags, "--"
@@ -268,37 +252,9 @@ func (in *instance) cleanup() {
 }
 
 // markedProcesses lists live processes whose environment holds mark; every
-// process percore starts inherits it. Exiting processes get 2 s to go.
+// process percore starts inherits it.
 func markedProcesses(mark string) []int {
-	needle := []byte("PERCORE_EXAMPLES_MARK=" + mark + "\x00")
-	deadline := time.Now().Add(2 * time.Second)
-	for {
-		var pids []int
-		entries, _ := os.ReadDir("/proc")
-		for _, e := range entries {
-			pid, err := strconv.Atoi(e.Name())
-			if err != nil {
-				continue
-			}
-			env, err := os.ReadFile("/proc/" + e.Name() + "/environ")
-			if err == nil && bytes.Contains(env, needle) && !isZombie(pid) {
-				pids = append(pids, pid)
-			}
-		}
-		if len(pids) == 0 || time.Now().After(deadline) {
-			return pids
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-func isZombie(pid int) bool {
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return true
-	}
-	i := bytes.LastIndexByte(data, ')')
-	return i > 0 && len(data) > i+2 && data[i+2] == 'Z'
+	return testutil.MarkedProcesses("PERCORE_EXAMPLES_MARK", mark)
 }
 
 // client is the tests' HTTP client; every request is bounded.

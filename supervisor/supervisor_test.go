@@ -1,9 +1,9 @@
 package supervisor
 
 import (
-	"bytes"
 	"context"
 	"errors"
+	"github.com/percore/percore/internal/testutil"
 	"net"
 	"strconv"
 	"strings"
@@ -55,22 +55,7 @@ type testRig struct {
 	errc   chan error
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = testutil.LockedBuffer
 
 func newRig(t *testing.T, fake string, workers int, mutate func(*Config), env ...string) *testRig {
 	t.Helper()

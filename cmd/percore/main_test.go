@@ -2,15 +2,14 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/percore/percore/internal/testutil"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -63,22 +62,8 @@ type instance struct {
 	err    error
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+// lockedBuffer collects output written from many goroutines.
+type lockedBuffer = testutil.LockedBuffer
 
 // start runs percore with args (flags, then "--" and the command) on free
 // loopback ports and waits until its first worker is ready.
@@ -243,36 +228,9 @@ func (in *instance) cleanup() {
 
 // markedProcesses lists live processes whose environment holds mark. Every
 // process percore starts inherits it.
-func markedProcesses(mark string) []int {
-	deadline := time.Now().Add(2 * time.Second)
-	for {
-		var pids []int
-		entries, _ := os.ReadDir("/proc")
-		for _, e := range entries {
-			pid, err := strconv.Atoi(e.Name())
-			if err != nil {
-				continue
-			}
-			env, err := os.ReadFile("/proc/" + e.Name() + "/environ")
-			if err == nil && bytes.Contains(env, []byte("PERCORE_TEST_MARK="+mark)) && !isZombie(pid) {
-				pids = append(pids, pid)
-			}
-		}
-		if len(pids) == 0 || time.Now().After(deadline) {
-			return pids
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
+func markedProcesses(mark string) []int { return testutil.MarkedProcesses("PERCORE_TEST_MARK", mark) }
 
-func isZombie(pid int) bool {
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return true
-	}
-	i := bytes.LastIndexByte(data, ')')
-	return i > 0 && len(data) > i+2 && data[i+2] == 'Z'
-}
+func isZombie(pid int) bool { return testutil.IsZombie(pid) }
 
 // client is a short-timeout HTTP client for the tests.
 var client = &http.Client{Timeout: 20 * time.Second}
