@@ -20,15 +20,21 @@ func listensOn(pgid, port int) (bool, error) {
 	if err != nil || len(inodes) == 0 {
 		return false, err
 	}
+	return groupHolds(pgid, inodes), nil
+}
+
+// groupHolds reports whether a process of group pgid holds one of the
+// sockets: the leader first, which is the common case, then the others.
+func groupHolds(pgid int, inodes map[string]bool) bool {
 	if holdsSocket(pgid, inodes) {
-		return true, nil
+		return true
 	}
 	for _, pid := range groupMembers(pgid) {
 		if pid != pgid && holdsSocket(pid, inodes) {
-			return true, nil
+			return true
 		}
 	}
-	return false, nil
+	return false
 }
 
 // listeningInodes returns the socket inodes listening on port, read from
@@ -150,15 +156,7 @@ func listensOnUnix(pgid int, path string) (bool, error) {
 	if len(inodes) == 0 {
 		return false, nil
 	}
-	if holdsSocket(pgid, inodes) {
-		return true, nil
-	}
-	for _, pid := range groupMembers(pgid) {
-		if pid != pgid && holdsSocket(pid, inodes) {
-			return true, nil
-		}
-	}
-	return false, nil
+	return groupHolds(pgid, inodes), nil
 }
 
 // unixAcceptCon is the flag of a listening socket in /proc/net/unix.
