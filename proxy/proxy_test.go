@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/percore/percore/internal/testutil"
 )
 
 func startRecorder(t *testing.T) (*recorder, string) {
@@ -236,7 +237,7 @@ func TestAbsoluteFormTarget(t *testing.T) {
 
 func TestAccessLog(t *testing.T) {
 	_, addr := startRecorder(t)
-	var buf lockedBuf
+	var buf testutil.LockedBuffer
 	log := hclog.New(&hclog.LoggerOptions{Output: &buf, JSONFormat: true})
 	p := startProxy(t, Config{AccessLog: log}, ServerConfig{}, addr)
 	resp, _ := rawRoundTrip(t, p.addr, "GET /path?token=secret HTTP/1.1\r\nHost: a\r\nX-Request-Id: rid-1\r\n\r\n")
@@ -315,29 +316,4 @@ func TestResponseHopByHopAndRequestID(t *testing.T) {
 	if got := resp.Header.Values("X-Request-Id"); len(got) != 1 || got[0] != "mine" {
 		t.Errorf("X-Request-Id = %v, want the request's id once", got)
 	}
-}
-
-// lockedBuf is a bytes.Buffer safe for the logger's concurrent writes.
-type lockedBuf struct {
-	mu  chan struct{}
-	buf bytes.Buffer
-}
-
-func (b *lockedBuf) lock() {
-	if b.mu == nil {
-		b.mu = make(chan struct{}, 1)
-	}
-	b.mu <- struct{}{}
-}
-
-func (b *lockedBuf) Write(p []byte) (int, error) {
-	b.lock()
-	defer func() { <-b.mu }()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuf) String() string {
-	b.lock()
-	defer func() { <-b.mu }()
-	return b.buf.String()
 }

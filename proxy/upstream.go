@@ -87,7 +87,7 @@ func dialUpstream(addr string) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	u := &upstreamConn{Conn: c}
+	u := &upstreamConn{Conn: withRawIO(c)}
 	u.local = upstreamAddr{Addr: c.LocalAddr(), conn: u}
 	return u, nil
 }

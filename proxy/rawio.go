@@ -1,0 +1,156 @@
+//go:build linux
+
+package proxy
+
+import (
+	"io"
+	"net"
+	"os"
+	"sync"
+	"syscall"
+	"unsafe"
+)
+
+// rawIOConn is a socket whose reads and writes go to the kernel as raw
+// system calls on its non-blocking descriptor, still waiting for readiness
+// and deadlines through Go's poller.
+//
+// A plain net.Conn read or write tells the scheduler it is entering a
+// system call that may block. On a busy proxy the background monitor then
+// finds processors "in a system call" every few tens of microseconds, hands
+// them to other threads and wakes those with futexes, and the proxy spends
+// more of its CPU moving goroutines between threads than relaying bytes.
+// Reads and writes on a non-blocking socket never block, so they need none
+// of that (see BenchmarkRawIO and bench/run).
+type rawIOConn struct {
+	net.Conn
+	rc syscall.RawConn
+
+	// The calls handed to rc are method values made once, so that a read
+	// or a write allocates nothing; their arguments and results pass
+	// through these fields, under the mutexes.
+	rmu     sync.Mutex
+	rbuf    []byte
+	rn      int
+	rerr    syscall.Errno
+	readFn  func(fd uintptr) bool
+	wmu     sync.Mutex
+	wbuf    []byte
+	wn      int
+	werr    syscall.Errno
+	writeFn func(fd uintptr) bool
+}
+
+// withRawIO returns c with raw reads and writes when it is a TCP or Unix
+// socket, else c itself.
+func withRawIO(c net.Conn) net.Conn {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return c
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return c
+	}
+	r := &rawIOConn{Conn: c, rc: rc}
+	r.readFn, r.writeFn = r.readOnce, r.writeSome
+	return r
+}
+
+// Read implements io.Reader.
+func (c *rawIOConn) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	c.rbuf, c.rn, c.rerr = p, 0, 0
+	err := c.rc.Read(c.readFn)
+	c.rbuf = nil
+	switch {
+	case err != nil:
+		return 0, err
+	case c.rerr != 0:
+		return 0, c.opError("read", c.rerr)
+	case c.rn == 0:
+		return 0, io.EOF
+	}
+	return c.rn, nil
+}
+
+// readOnce reads into rbuf; it returns false to wait for readability.
+func (c *rawIOConn) readOnce(fd uintptr) bool {
+	for {
+		r, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&c.rbuf[0])), uintptr(len(c.rbuf)))
+		switch e {
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return false
+		}
+		c.rn, c.rerr = int(r), e
+		return true
+	}
+}
+
+// Write implements io.Writer. It returns once all of p is written, or on
+// an error or deadline.
+func (c *rawIOConn) Write(p []byte) (int, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.wbuf, c.wn, c.werr = p, 0, 0
+	err := c.rc.Write(c.writeFn)
+	c.wbuf = nil
+	switch {
+	case err != nil:
+		return c.wn, err
+	case c.werr != 0:
+		return c.wn, c.opError("write", c.werr)
+	}
+	return c.wn, nil
+}
+
+// writeSome writes what is left of wbuf; it returns false to wait for
+// writability.
+func (c *rawIOConn) writeSome(fd uintptr) bool {
+	for c.wn < len(c.wbuf) {
+		rest := c.wbuf[c.wn:]
+		r, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&rest[0])), uintptr(len(rest)))
+		switch e {
+		case 0:
+			c.wn += int(r)
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return false
+		default:
+			c.werr = e
+			return true
+		}
+	}
+	return true
+}
+
+// CloseWrite shuts down the writing side, for tunnels' half-closes.
+func (c *rawIOConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
+func (c *rawIOConn) opError(op string, errno syscall.Errno) error {
+	return &net.OpError{Op: op, Net: c.LocalAddr().Network(), Source: c.LocalAddr(), Addr: c.RemoteAddr(),
+		Err: os.NewSyscallError(op, errno)}
+}
+
+// rawIOListener accepts rawIOConns.
+type rawIOListener struct{ net.Listener }
+
+// Accept implements net.Listener.
+func (l rawIOListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return withRawIO(c), nil
+}

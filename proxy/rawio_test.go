@@ -1,0 +1,209 @@
+//go:build linux
+
+package proxy
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// rawPair returns a connected pair over network ("tcp" or "unix"): the
+// dialled end wrapped by withRawIO, and the accepted end as it is.
+func rawPair(t testing.TB, network string) (raw net.Conn, peer net.Conn) {
+	t.Helper()
+	addr := "127.0.0.1:0"
+	if network == "unix" {
+		addr = filepath.Join(t.TempDir(), "s.sock")
+	}
+	ln, err := net.Listen(network, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		accepted <- c
+	}()
+	c, err := net.Dial(network, ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer = <-accepted
+	if peer == nil {
+		t.Fatal("accept failed")
+	}
+	raw = withRawIO(c)
+	if _, ok := raw.(*rawIOConn); !ok {
+		t.Fatalf("withRawIO(%T) did not wrap the socket", c)
+	}
+	t.Cleanup(func() { raw.Close(); peer.Close() })
+	return raw, peer
+}
+
+func TestRawIOMovesLargeDataBothWays(t *testing.T) {
+	for _, network := range []string{"tcp", "unix"} {
+		t.Run(network, func(t *testing.T) {
+			raw, peer := rawPair(t, network)
+			// 8 MiB is far above the socket buffers: writes come back with
+			// EAGAIN part-way and must wait for the reader.
+			data := bytes.Repeat([]byte("0123456789abcdef"), 512<<10)
+			got := make(chan []byte, 1)
+			go func() {
+				b, _ := io.ReadAll(io.LimitReader(peer, int64(len(data))))
+				got <- b
+			}()
+			n, err := raw.Write(data)
+			if err != nil || n != len(data) {
+				t.Fatalf("Write = %d, %v; want %d, nil", n, err, len(data))
+			}
+			if b := <-got; !bytes.Equal(b, data) {
+				t.Fatalf("peer read %d bytes, not what was written", len(b))
+			}
+
+			go func() { _, _ = peer.Write(data) }()
+			back, err := io.ReadAll(io.LimitReader(raw, int64(len(data))))
+			if err != nil || !bytes.Equal(back, data) {
+				t.Fatalf("read back %d bytes, %v", len(back), err)
+			}
+		})
+	}
+}
+
+func TestRawIOReadEndsWithEOFWhenThePeerCloses(t *testing.T) {
+	raw, peer := rawPair(t, "tcp")
+	if _, err := peer.Write([]byte("last")); err != nil {
+		t.Fatal(err)
+	}
+	peer.Close()
+	b, err := io.ReadAll(raw)
+	if err != nil || string(b) != "last" {
+		t.Fatalf("ReadAll = %q, %v; want \"last\", nil", b, err)
+	}
+	if n, err := raw.Read(make([]byte, 8)); n != 0 || err != io.EOF {
+		t.Fatalf("Read after EOF = %d, %v; want 0, io.EOF", n, err)
+	}
+}
+
+func TestRawIOReadHonoursTheDeadline(t *testing.T) {
+	raw, _ := rawPair(t, "tcp")
+	if err := raw.SetReadDeadline(time.Now().Add(50 * time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err := raw.Read(make([]byte, 8))
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() || !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("Read past the deadline = %v; want a timeout", err)
+	}
+	if waited := time.Since(start); waited < 40*time.Millisecond {
+		t.Fatalf("Read returned after %v, before the deadline", waited)
+	}
+}
+
+func TestRawIOWriteToAResetPeerFails(t *testing.T) {
+	raw, peer := rawPair(t, "tcp")
+	// Closing with unread data makes the kernel send a reset.
+	_, _ = raw.Write([]byte("unread"))
+	time.Sleep(20 * time.Millisecond)
+	peer.Close()
+	var err error
+	for i := 0; i < 100 && err == nil; i++ {
+		_, err = raw.Write([]byte("more"))
+		time.Sleep(time.Millisecond)
+	}
+	var op *net.OpError
+	if !errors.As(err, &op) || !(errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET)) {
+		t.Fatalf("Write to a reset peer = %v; want an *net.OpError with EPIPE or ECONNRESET", err)
+	}
+}
+
+func TestRawIOCloseWriteHalfCloses(t *testing.T) {
+	raw, peer := rawPair(t, "unix")
+	cw, ok := raw.(interface{ CloseWrite() error })
+	if !ok {
+		t.Fatal("the wrapped socket has no CloseWrite")
+	}
+	if err := cw.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := io.ReadAll(peer); err != nil || len(b) != 0 {
+		t.Fatalf("peer read %q, %v; want EOF", b, err)
+	}
+	if _, err := peer.Write([]byte("still open")); err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 32)
+	n, err := raw.Read(b)
+	if err != nil || string(b[:n]) != "still open" {
+		t.Fatalf("Read = %q, %v", b[:n], err)
+	}
+}
+
+func TestRawIOListenerWrapsAcceptedSockets(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rl := rawIOListener{ln}
+	defer rl.Close()
+	go func() {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err == nil {
+			c.Close()
+		}
+	}()
+	c, err := rl.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, ok := c.(*rawIOConn); !ok {
+		t.Fatalf("Accept returned %T, want *rawIOConn", c)
+	}
+}
+
+// BenchmarkRawIO compares a ping-pong of small messages over loopback TCP
+// through plain sockets and through rawIOConns.
+func BenchmarkRawIO(b *testing.B) {
+	for _, mode := range []string{"plain", "raw"} {
+		b.Run(mode, func(b *testing.B) {
+			raw, peer := rawPair(b, "tcp")
+			c := raw
+			if mode == "plain" {
+				c = raw.(*rawIOConn).Conn
+			}
+			go func() {
+				buf := make([]byte, 64)
+				for {
+					n, err := peer.Read(buf)
+					if err != nil {
+						return
+					}
+					if _, err := peer.Write(buf[:n]); err != nil {
+						return
+					}
+				}
+			}()
+			msg := []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+			buf := make([]byte, 64)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				if _, err := c.Write(msg); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := io.ReadFull(c, buf[:len(msg)]); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
