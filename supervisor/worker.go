@@ -139,7 +139,7 @@ func (s *Supervisor) awaitReady(ctx context.Context, w *worker) (*Exit, error) {
 	defer deadline.Stop()
 	poll := time.NewTimer(0)
 	defer poll.Stop()
-	delay := 2 * time.Millisecond
+	start := time.Now()
 	for {
 		select {
 		case e := <-w.exit:
@@ -157,9 +157,20 @@ func (s *Supervisor) awaitReady(ctx context.Context, w *worker) (*Exit, error) {
 		if ok {
 			return nil, nil
 		}
-		poll.Reset(delay)
-		delay = min(delay*2, 20*time.Millisecond)
+		poll.Reset(readyPollDelay(time.Since(start)))
 	}
+}
+
+// readyPollDelay is the pause between two readiness checks of a worker that
+// has been starting for elapsed. A proxy cannot answer before its first
+// worker is seen listening, so the first second is checked every few
+// milliseconds; a slower start is checked less often, since each check reads
+// the machine's socket table.
+func readyPollDelay(elapsed time.Duration) time.Duration {
+	if elapsed < time.Second {
+		return 3 * time.Millisecond
+	}
+	return 20 * time.Millisecond
 }
 
 // stop ends a worker: it waits until the router has drained it, sends the

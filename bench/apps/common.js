@@ -41,14 +41,17 @@ function burn(ms) {
 
 // serve answers every request with handle(req)'s text.
 function serve(handle) {
-  const port = Number(process.env.PORT || 3000);
+  // PORT is a number, or a socket path under percore --upstream unix.
+  const env = process.env.PORT || "3000";
+  const port = /^\d+$/.test(env) ? Number(env) : env;
   const host = process.env.HOST || "127.0.0.1";
   const server = http.createServer((req, res) => {
     const body = handle(req);
     res.writeHead(200, { "content-type": "text/plain", "content-length": Buffer.byteLength(body) });
     res.end(body);
   });
-  server.listen(port, host);
+  if (typeof port === "number") server.listen(port, host);
+  else server.listen(port);
   // Stop at once: the benchmark never stops a configuration mid-request.
   process.on("SIGTERM", () => process.exit(0));
   process.on("SIGINT", () => process.exit(0));
