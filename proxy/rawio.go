@@ -130,6 +130,25 @@ func (c *rawIOConn) writeSome(fd uintptr) bool {
 	return true
 }
 
+// ReadFrom implements io.ReaderFrom as net.TCPConn does for a reader that is
+// not a file or socket: it writes whatever each read returns at once. A
+// buffered writer over the connection hands a streamed response body to
+// ReadFrom when its buffer is empty, and without it would hold the body back
+// until the buffer is full.
+func (c *rawIOConn) ReadFrom(r io.Reader) (int64, error) {
+	buf := copyBuffers.Get().(*[copyBufferSize]byte)
+	defer copyBuffers.Put(buf)
+	return io.CopyBuffer(writerOnly{c}, r, buf[:])
+}
+
+// copyBufferSize is the size of ReadFrom's buffer, as io.Copy's.
+const copyBufferSize = 32 << 10
+
+var copyBuffers = sync.Pool{New: func() any { return new([copyBufferSize]byte) }}
+
+// writerOnly hides a writer's ReadFrom from io.CopyBuffer.
+type writerOnly struct{ io.Writer }
+
 // CloseWrite shuts down the writing side, for tunnels' half-closes.
 func (c *rawIOConn) CloseWrite() error {
 	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {

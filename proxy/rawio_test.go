@@ -3,6 +3,7 @@
 package proxy
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"io"
@@ -144,6 +145,32 @@ func TestRawIOCloseWriteHalfCloses(t *testing.T) {
 	n, err := raw.Read(b)
 	if err != nil || string(b[:n]) != "still open" {
 		t.Fatalf("Read = %q, %v", b[:n], err)
+	}
+}
+
+// TestRawIOBufferedWriterStreams checks that a buffered writer over a
+// rawIOConn passes each piece of a streamed body on as it comes, as it does
+// over a net.TCPConn, instead of holding it until the buffer is full.
+func TestRawIOBufferedWriterStreams(t *testing.T) {
+	raw, peer := rawPair(t, "tcp")
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		_, err := bufio.NewWriterSize(raw, 4096).ReadFrom(pr)
+		done <- err
+	}()
+	if _, err := pw.Write([]byte("first piece")); err != nil {
+		t.Fatal(err)
+	}
+	_ = peer.SetReadDeadline(time.Now().Add(2 * time.Second))
+	b := make([]byte, 64)
+	n, err := peer.Read(b)
+	if err != nil || string(b[:n]) != "first piece" {
+		t.Fatalf("peer read %q, %v while the stream was still open; want \"first piece\"", b[:n], err)
+	}
+	pw.Close()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }
 
