@@ -26,7 +26,7 @@ type Config struct {
 	// Status, when set, serves GET /status.
 	Status StatusSource
 	// Metrics, when set, serves GET /metrics.
-	Metrics Gatherer
+	Metrics MetricsWriter
 	// Logger receives the server's errors (default: a null logger).
 	Logger hclog.Logger
 }

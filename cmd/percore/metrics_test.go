@@ -2,6 +2,7 @@ package main
 
 import (
 	"net/http"
+	"runtime"
 	"testing"
 	"time"
 
@@ -17,6 +18,9 @@ func scrape(t *testing.T, in *instance) map[string]*dto.MetricFamily {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); ct != "text/plain; version=0.0.4; charset=utf-8" {
+		t.Errorf("/metrics Content-Type %q, want the text format's", ct)
+	}
 	p := expfmt.NewTextParser(model.UTF8Validation)
 	families, err := p.TextToMetricFamilies(resp.Body)
 	if err != nil {
@@ -44,9 +48,14 @@ func TestMetricsCountEveryRequest(t *testing.T) {
 	if got := requestsTotal(after) - before; got != sent {
 		t.Errorf("percore_requests_total rose by %v, want exactly %d", got, sent)
 	}
-	for _, name := range []string{"percore_request_duration_seconds", "percore_inflight_requests",
+	names := []string{"percore_request_duration_seconds", "percore_inflight_requests",
 		"percore_worker_rss_bytes", "percore_workers_ready", "percore_workers", "percore_tunnels_open",
-		"percore_process_resident_memory_bytes"} {
+		"percore_process_max_fds", "percore_process_virtual_memory_max_bytes"}
+	if runtime.GOOS == "linux" { // read from /proc
+		names = append(names, "percore_process_resident_memory_bytes", "percore_process_cpu_seconds_total",
+			"percore_process_open_fds", "percore_process_virtual_memory_bytes", "percore_process_start_time_seconds")
+	}
+	for _, name := range names {
 		if after[name] == nil {
 			t.Errorf("/metrics lacks %s", name)
 		}

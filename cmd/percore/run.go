@@ -278,7 +278,7 @@ func (a *actors) run(publicLn, adminLn net.Listener) error {
 
 	if adminLn != nil {
 		admin := health.New(adminLn, health.Config{Workers: a, Logger: a.log.Named("admin"),
-			Status: a.status, ReadyMin: a.readyMin, Metrics: registry(newCollector(a.sup, a.pool, a.proxy))})
+			Status: a.status, ReadyMin: a.readyMin, Metrics: newCollector(a.sup, a.pool, a.proxy)})
 		a.sd.onBegin = admin.MarkShuttingDown
 		g.Add(admin.Run, func(error) { admin.Stop() })
 	}
