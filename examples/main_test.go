@@ -231,30 +231,7 @@ func exitCode(err error) int {
 // cleanup stops a percore the test left running (SIGKILL after 20s) and
 // fails the test if a process percore started outlives it.
 func (in *instance) cleanup() {
-	select {
-	case <-in.exited:
-	default:
-		_ = in.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-in.exited:
-		case <-time.After(20 * time.Second):
-			in.t.Errorf("percore did not stop within 20s of SIGTERM")
-			_ = syscall.Kill(-in.cmd.Process.Pid, syscall.SIGKILL)
-			<-in.exited
-		}
-	}
-	if pids := markedProcesses(in.mark); len(pids) > 0 {
-		for _, pid := range pids {
-			_ = syscall.Kill(pid, syscall.SIGKILL)
-		}
-		in.t.Errorf("processes started by percore outlived it: %v", pids)
-	}
-}
-
-// markedProcesses lists live processes whose environment holds mark; every
-// process percore starts inherits it.
-func markedProcesses(mark string) []int {
-	return testutil.MarkedProcesses("PERCORE_EXAMPLES_MARK", mark)
+	testutil.StopPercore(in.t, in.cmd.Process, in.exited, "PERCORE_EXAMPLES_MARK", in.mark)
 }
 
 // client is the tests' HTTP client; every request is bounded.

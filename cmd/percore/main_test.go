@@ -206,30 +206,11 @@ func (in *instance) wait(timeout time.Duration) int {
 // cleanup stops percore gracefully (SIGKILL after 20s) and fails the test
 // if a process that percore started outlives it.
 func (in *instance) cleanup() {
-	select {
-	case <-in.exited:
-	default:
-		_ = in.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-in.exited:
-		case <-time.After(20 * time.Second):
-			in.t.Errorf("percore did not stop within 20s of SIGTERM")
-			_ = syscall.Kill(-in.cmd.Process.Pid, syscall.SIGKILL)
-			<-in.exited
-		}
-	}
-	if pids := markedProcesses(in.mark); len(pids) > 0 {
-		for _, pid := range pids {
-			_ = syscall.Kill(pid, syscall.SIGKILL)
-		}
-		in.t.Errorf("processes started by percore outlived it: %v", pids)
-	}
+	testutil.StopPercore(in.t, in.cmd.Process, in.exited, "PERCORE_TEST_MARK", in.mark)
 }
 
 // markedProcesses lists live processes whose environment holds mark. Every
 // process percore starts inherits it.
-func markedProcesses(mark string) []int { return testutil.MarkedProcesses("PERCORE_TEST_MARK", mark) }
-
 func isZombie(pid int) bool { return testutil.IsZombie(pid) }
 
 // client is a short-timeout HTTP client for the tests.

@@ -8,6 +8,8 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"syscall"
+	"testing"
 	"time"
 )
 
@@ -65,4 +67,29 @@ func IsZombie(pid int) bool {
 	}
 	i := bytes.LastIndexByte(data, ')')
 	return i > 0 && len(data) > i+2 && data[i+2] == 'Z'
+}
+
+// StopPercore ends a percore a test started: SIGTERM, then after 20s an
+// error and SIGKILL to its process group. exited is closed once the process
+// has been waited for. It then fails t if a process marked with key=mark
+// outlived percore, and kills those.
+func StopPercore(t testing.TB, p *os.Process, exited <-chan struct{}, key, mark string) {
+	select {
+	case <-exited:
+	default:
+		_ = p.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(20 * time.Second):
+			t.Errorf("percore did not stop within 20s of SIGTERM")
+			_ = syscall.Kill(-p.Pid, syscall.SIGKILL)
+			<-exited
+		}
+	}
+	if pids := MarkedProcesses(key, mark); len(pids) > 0 {
+		for _, pid := range pids {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+		t.Errorf("processes started by percore outlived it: %v", pids)
+	}
 }
