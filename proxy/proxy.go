@@ -176,6 +176,9 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 
 	removeHopByHop(&req.Header)
 	req.Header.ResetConnectionClose()
+	// The worker gets the Content-Type the client sent, or none: fasthttp
+	// would otherwise add its default to a body without one.
+	req.Header.SetNoDefaultContentType(true)
 	if !req.Header.IsHTTP11() {
 		// A proxy sends its own HTTP version (RFC 9110 section 6.2), and
 		// keeps its connection to the worker alive.
@@ -268,7 +271,6 @@ func (h *Handler) forward(ctx *fasthttp.RequestCtx, body *requestBody, rid []byt
 // through a bodyReader, which ends the in-flight count when fasthttp closes
 // it after the last byte is written (or the client went away).
 func (h *Handler) respond(ctx *fasthttp.RequestCtx, b *backend, up *fasthttp.Response, rid []byte) {
-	liftReadDeadline(up)
 	if cl := up.Header.ContentLength(); up.IsBodyStream() && cl >= 0 && cl <= flushHeadersAbove {
 		if err := readSmallBody(up, &ctx.Response, cl); err != nil {
 			// Nothing went to the client yet: a cut answer is a 502, not
@@ -285,6 +287,13 @@ func (h *Handler) respond(ctx *fasthttp.RequestCtx, b *backend, up *fasthttp.Res
 	up.Header.CopyTo(&resp.Header)
 	removeHopByHop(&resp.Header)
 	resp.Header.ResetConnectionClose()
+	if up.IsBodyStream() && up.Header.ContentLength() == -1 {
+		// removeHopByHop dropped the Trailer field: announce again the
+		// fields the worker announced; their values follow the body.
+		for _, name := range up.Header.PeekTrailerKeys() {
+			_ = resp.Header.AddTrailerBytes(name) // fasthttp refused the forbidden ones as it read them
+		}
+	}
 	resp.Header.SetBytesV("X-Request-Id", rid)
 	var entry *accessEntry
 	if h.access != nil {
@@ -297,7 +306,7 @@ func (h *Handler) respond(ctx *fasthttp.RequestCtx, b *backend, up *fasthttp.Res
 		return
 	}
 	br := bodyReaderPool.Get().(*bodyReader)
-	br.up, br.b, br.r, br.entry = up, b, up.BodyStream(), entry
+	br.up, br.b, br.r, br.out, br.entry = up, b, up.BodyStream(), &resp.Header, entry
 	cl := up.Header.ContentLength()
 	resp.ImmediateHeaderFlush = cl < 0 || cl > flushHeadersAbove
 	resp.SetBodyStream(br, cl)
@@ -308,20 +317,17 @@ var smallBodies = sync.Pool{New: func() any { return new([flushHeadersAbove]byte
 
 // readSmallBody reads a response body of n bytes, n at most
 // flushHeadersAbove, into resp's body, so that a worker that cuts it short
-// is seen before anything is passed on. The upstream stream is closed;
-// up's body is then resp's.
+// is seen before anything is passed on. The upstream stream is closed.
 func readSmallBody(up *fasthttp.Response, resp *fasthttp.Response, n int) error {
 	buf := smallBodies.Get().(*[flushHeadersAbove]byte)
 	defer smallBodies.Put(buf)
-	stream := up.BodyStream()
-	_, err := io.ReadFull(stream, buf[:n])
-	if rc, ok := stream.(fasthttp.ReadCloserWithError); ok {
-		_ = rc.CloseWithError(err) // returns the connection, or drops it on error
-	}
+	_, err := io.ReadFull(up.BodyStream(), buf[:n])
+	// Closing the stream returns the connection, or drops it when the body
+	// did not end at its framing.
+	up.SetBodyRaw(nil)
 	if err != nil {
 		return err
 	}
-	up.SetBodyRaw(nil)
 	resp.SetBody(buf[:n])
 	return nil
 }
@@ -452,7 +458,8 @@ func idempotent(req *fasthttp.Request) bool {
 type bodyReader struct {
 	up    *fasthttp.Response
 	b     *backend
-	r     io.Reader
+	r     io.Reader                // up's body stream
+	out   *fasthttp.ResponseHeader // the client's, for the trailer fields
 	n     int64
 	entry *accessEntry // nil when the access log is off
 }
@@ -463,16 +470,20 @@ var bodyReaderPool = sync.Pool{New: func() any { return new(bodyReader) }}
 func (br *bodyReader) Read(p []byte) (int, error) {
 	n, err := br.r.Read(p)
 	br.n += int64(n)
+	if err == io.EOF {
+		// fasthttp writes the trailer section after the last chunk.
+		if t, ok := br.r.(trailerSource); ok {
+			t.copyTrailers(br.out)
+		}
+	}
 	return n, err
 }
 
-// CloseWithError implements fasthttp.ReadCloserWithError. A non-nil err
-// (the client went away mid-body) discards the upstream connection instead
-// of returning it to the pool, so the worker sees the request end.
+// CloseWithError implements fasthttp.ReadCloserWithError. Releasing the
+// upstream response closes its body stream, which returns the connection to
+// the pool only when the body was read to its end: when the client went
+// away mid-body, the worker sees the request end.
 func (br *bodyReader) CloseWithError(err error) error {
-	if rc, ok := br.r.(fasthttp.ReadCloserWithError); ok {
-		_ = rc.CloseWithError(err) // the connection is dropped on error; nothing to report
-	}
 	br.entry.write(br.n, err)
 	fasthttp.ReleaseResponse(br.up)
 	br.b.release()

@@ -39,6 +39,9 @@ type rawIOConn struct {
 	wn      int
 	werr    syscall.Errno
 	writeFn func(fd uintptr) bool
+	peekBuf [1]byte // under rmu
+	idle    bool    // under rmu
+	peekFn  func(fd uintptr)
 }
 
 // withRawIO returns c with raw reads and writes when it is a TCP or Unix
@@ -53,8 +56,43 @@ func withRawIO(c net.Conn) net.Conn {
 		return c
 	}
 	r := &rawIOConn{Conn: c, rc: rc}
-	r.readFn, r.writeFn = r.readOnce, r.writeSome
+	r.readFn, r.writeFn, r.peekFn = r.readOnce, r.writeSome, r.peekOnce
 	return r
+}
+
+// connIdle reports whether nothing at all can be read from c now: no byte,
+// no end of stream, no error. It does not wait and consumes nothing. A
+// connection it cannot check counts as idle.
+func connIdle(c net.Conn) bool {
+	if r, ok := c.(*rawIOConn); ok {
+		return r.isIdle()
+	}
+	return true
+}
+
+// isIdle peeks at the socket without blocking (recv with MSG_PEEK and
+// MSG_DONTWAIT), as nginx tests its cached upstream connections.
+func (c *rawIOConn) isIdle() bool {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	c.idle = false
+	if err := c.rc.Control(c.peekFn); err != nil {
+		return false
+	}
+	return c.idle
+}
+
+// peekOnce peeks one byte; only "would block" means idle.
+func (c *rawIOConn) peekOnce(fd uintptr) {
+	for {
+		_, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&c.peekBuf[0])), 1,
+			syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
+		if e == syscall.EINTR {
+			continue
+		}
+		c.idle = e == syscall.EAGAIN
+		return
+	}
 }
 
 // Read implements io.Reader.

@@ -53,18 +53,16 @@ func (c *UpstreamConfig) setDefaults() {
 
 // newClient returns the keep-alive pool for one worker. fasthttp's own
 // retries would go to the same worker, so they are off: the handler retries
-// on another worker itself.
+// on another worker itself. Requests go through transport, which decides
+// when a connection may carry another response.
 //
 // responseTimeout (0 for none) bounds the wait for the response header after
-// the request is written. fasthttp has no such setting for streamed bodies:
-// its ReadTimeout deadline stays on the connection while the body streams,
-// so it would also cut a long download or an event stream. The connections
-// are therefore upstreamConns, and the handler lifts the deadline once the
-// header is in (see liftReadDeadline).
+// the request is written; the body may then stream for as long as it takes.
 func (c UpstreamConfig) newClient(addr string, responseTimeout time.Duration) *fasthttp.HostClient {
 	return &fasthttp.HostClient{
 		Addr:                      addr,
 		Dial:                      dialUpstream,
+		Transport:                 transport{},
 		MaxConns:                  c.MaxConns,
 		MaxConnWaitTimeout:        c.ConnWait,
 		MaxIdleConnDuration:       c.IdleTimeout,
@@ -87,34 +85,7 @@ func dialUpstream(addr string) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	u := &upstreamConn{Conn: withRawIO(c)}
-	u.local = upstreamAddr{Addr: c.LocalAddr(), conn: u}
-	return u, nil
-}
-
-// upstreamConn is a connection to a worker. Its LocalAddr, which fasthttp
-// copies into every Response read from it, leads back to the connection, so
-// the handler can reach the connection of a response it holds.
-type upstreamConn struct {
-	net.Conn
-	local upstreamAddr
-}
-
-// LocalAddr implements net.Conn.
-func (c *upstreamConn) LocalAddr() net.Addr { return &c.local }
-
-// upstreamAddr is the local address of an upstreamConn.
-type upstreamAddr struct {
-	net.Addr
-	conn *upstreamConn
-}
-
-// liftReadDeadline clears the read deadline fasthttp set on the connection
-// a response came from, so its body may stream for as long as it takes.
-func liftReadDeadline(resp *fasthttp.Response) {
-	if a, ok := resp.LocalAddr().(*upstreamAddr); ok {
-		_ = a.conn.SetReadDeadline(time.Time{}) // a failure shows on the next read
-	}
+	return withRawIO(c), nil
 }
 
 // dialWorker connects to a worker: addr is a loopback host:port, or the
