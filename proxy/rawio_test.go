@@ -234,3 +234,38 @@ func BenchmarkRawIO(b *testing.B) {
 		})
 	}
 }
+
+func TestConnIdleSeesBytesAndEndWithoutConsuming(t *testing.T) {
+	for _, network := range []string{"tcp", "unix"} {
+		t.Run(network, func(t *testing.T) {
+			raw, peer := rawPair(t, network)
+			if !connIdle(raw) {
+				t.Fatal("a quiet connection is not idle")
+			}
+			if _, err := peer.Write([]byte("x")); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, 5*time.Second, "the byte to be seen", func() bool { return !connIdle(raw) })
+			if connIdle(raw) {
+				t.Fatal("a second check lost the byte")
+			}
+			b := make([]byte, 8)
+			if n, err := raw.Read(b); n != 1 || b[0] != 'x' || err != nil {
+				t.Fatalf("Read after the checks = %q, %v; want the byte, untouched", b[:n], err)
+			}
+			if !connIdle(raw) {
+				t.Fatal("a drained connection is not idle")
+			}
+			peer.Close()
+			waitFor(t, 5*time.Second, "the end of stream to be seen", func() bool { return !connIdle(raw) })
+		})
+	}
+}
+
+func TestConnIdleOnAClosedConnection(t *testing.T) {
+	raw, _ := rawPair(t, "tcp")
+	raw.Close()
+	if connIdle(raw) {
+		t.Fatal("a closed connection is idle")
+	}
+}
