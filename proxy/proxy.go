@@ -185,6 +185,8 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 		// An absolute-form target's authority replaces Host (RFC 9112
 		// section 3.2.2); fasthttp writes it so, and X-Forwarded-Host agrees.
 		req.Header.SetHostBytes(req.URI().Host())
+	} else if len(req.Header.Host()) == 0 {
+		setListenerHost(req, ctx.LocalAddr())
 	}
 	setForwarded(&req.Header, ctx.RemoteAddr(), h.trusted)
 	if proto != nil {
@@ -198,6 +200,16 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 		_ = req.CloseBodyStream()
 		releaseRequestBody(body)
 	}
+}
+
+// setListenerHost gives a request without Host (HTTP/1.0 allows that; an
+// HTTP/1.1 one was refused) the address the client connected to, as nginx
+// does with its server name: the worker's HTTP/1.1 requires a Host, and the
+// listener's address is the name the client used.
+func setListenerHost(req *fasthttp.Request, local net.Addr) {
+	host := local.String()
+	req.URI().SetHost(host) // fasthttp writes the parsed target's host
+	req.Header.SetHost(host)
 }
 
 // expect answers "Expect: 100-continue" before fasthttp reads the body: a
@@ -250,6 +262,11 @@ func (h *Handler) forward(ctx *fasthttp.RequestCtx, body *requestBody, rid []byt
 		if body != nil && body.failed() {
 			fasthttp.ReleaseResponse(up)
 			h.clientFailed(ctx, body, b, rid)
+			return
+		}
+		if !workerFault(err) {
+			fasthttp.ReleaseResponse(up)
+			h.refuse(ctx, fasthttp.StatusBadRequest, "request percore cannot forward: "+err.Error(), rid)
 			return
 		}
 		if attempt >= maxAttempts || !retryable(err, req) {
