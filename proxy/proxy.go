@@ -28,6 +28,12 @@ const DefaultWorkerWait = 10 * time.Second
 // the body may stream for as long as it takes.
 const DefaultResponseTimeout = 2 * time.Minute
 
+// DefaultBodyTimeout is how long a client may go without sending any of a
+// request body it has started, as nginx's client_body_timeout: ample for a
+// slow link, short enough that a stalled upload does not hold a worker's
+// request open for good.
+const DefaultBodyTimeout = 60 * time.Second
+
 // flushHeadersAbove is the size above which a response's header is sent
 // ahead of its body: a body that fits the write buffer goes out with the
 // header in one write, a larger or unknown-length body (an event stream)
@@ -67,6 +73,11 @@ type Config struct {
 	// QueueTimeout is how long a request waits in the queue before 503
 	// (default 10s).
 	QueueTimeout time.Duration
+	// BodyTimeout is how long a client may go without sending any of a
+	// request body it has started; the request then ends with 408, and the
+	// worker sees its request cut short (default 60s, nginx's
+	// client_body_timeout; negative: none).
+	BodyTimeout time.Duration
 	// ResponseTimeout bounds the wait for a worker's response header after
 	// the request is written; it ends in 504 (default 2m; negative: none).
 	ResponseTimeout time.Duration
@@ -88,6 +99,7 @@ type Handler struct {
 	trusted     Trusted
 	maxBody     int64
 	respTimeout time.Duration // 0: none
+	bodyTimeout time.Duration // 0: none
 	ids         *requestIDs
 	tunnels     *tunnelSet
 }
@@ -104,6 +116,12 @@ func New(cfg Config) *Handler {
 	}
 	if h.trusted == nil {
 		h.trusted = DefaultTrusted()
+	}
+	switch {
+	case cfg.BodyTimeout == 0:
+		h.bodyTimeout = DefaultBodyTimeout
+	case cfg.BodyTimeout > 0:
+		h.bodyTimeout = cfg.BodyTimeout
 	}
 	switch {
 	case cfg.ResponseTimeout == 0:
@@ -156,9 +174,12 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 			return
 		}
 		// The header timeout bounds reading the header only: the body may
-		// take as long as the client takes to send it.
-		_ = ctx.SetReadDeadline(time.Time{}) // fails only on a closed connection, which the body read reports
-		body = acquireRequestBody(req.BodyStream(), h.maxBody)
+		// take as long as the client takes to send it, as long as it never
+		// goes quiet for the body timeout (each read sets its deadline).
+		if h.bodyTimeout == 0 {
+			_ = ctx.SetReadDeadline(time.Time{}) // fails only on a closed connection, which the body read reports
+		}
+		body = acquireRequestBody(ctx, req.BodyStream(), cl, h.maxBody, h.bodyTimeout)
 		size := cl
 		if cl == -1 {
 			complete, err := body.readAhead()
@@ -373,13 +394,17 @@ func (h *Handler) fail(ctx *fasthttp.RequestCtx, b *backend, err error, rid []by
 }
 
 // clientFailed answers a request whose body failed on the client's side:
-// 413 when it outgrew the limit, else 400 (broken chunked framing, or a
+// 413 when it outgrew the limit, 408 when the client stopped sending it for
+// the body timeout, else 400 (broken chunked framing, or a
 // client gone mid-upload, which will not read the answer). The connection
 // closes, since the rest of the body cannot be told from a next request.
 func (h *Handler) clientFailed(ctx *fasthttp.RequestCtx, body *requestBody, b *backend, rid []byte) {
 	status := fasthttp.StatusBadRequest
-	if body.tooLarge {
+	switch {
+	case body.tooLarge:
 		status = fasthttp.StatusRequestEntityTooLarge
+	case body.stalled():
+		status = fasthttp.StatusRequestTimeout
 	}
 	h.log.Debug("request body failed on the client's side", "status", status, "read", body.n,
 		"request_id", string(rid), "error", body.err)

@@ -2,18 +2,22 @@ package main
 
 import (
 	"encoding/json"
+	"io"
+	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 )
 
-// warnings returns percore's own log lines at warn level or above so far.
-func (in *instance) warnings() []map[string]any {
+// proxyWarnings returns the proxy's log lines at warn level or above so far.
+func (in *instance) proxyWarnings() []map[string]any {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	var w []map[string]any
 	for _, m := range in.seen {
-		if l, _ := m["@level"].(string); l == "warn" || l == "error" {
+		l, _ := m["@level"].(string)
+		if mod, _ := m["@module"].(string); mod == "percore.proxy" && (l == "warn" || l == "error") {
 			w = append(w, m)
 		}
 	}
@@ -79,7 +83,78 @@ func TestClientFaultsNeverEjectWorkers(t *testing.T) {
 	if got := readyz(t, in); got != 200 {
 		t.Errorf("/readyz = %d after client faults, want 200", got)
 	}
-	if w := in.warnings(); len(w) > 0 {
+	if w := in.proxyWarnings(); len(w) > 0 {
 		t.Errorf("client faults logged %d warnings, first: %v", len(w), w[0])
+	}
+}
+
+// TestProxyBodyTimeoutEndsStalledUpload: a client that stops sending a
+// body it has started gets 408 after --body-timeout, and the worker sees its
+// request end; before, once fasthttp's first 8 KiB were in, nothing bounded
+// the wait.
+func TestProxyBodyTimeoutEndsStalledUpload(t *testing.T) {
+	needNode(t)
+	const limit = time.Second
+	in := start(t, "--workers", "1", "--health-interval", "off", "--body-timeout", limit.String(),
+		"--", "node", proxyAppJS())
+
+	for _, sent := range []int{100, 20 << 10} { // within fasthttp's read-ahead, and past it
+		t.Run(strconv.Itoa(sent)+" bytes then silence", func(t *testing.T) {
+			before := stats(t, in)
+			c, err := net.Dial("tcp", in.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			_ = c.SetDeadline(time.Now().Add(15 * time.Second))
+			head := "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n"
+			if _, err := io.WriteString(c, head+strings.Repeat("a", sent)); err != nil {
+				t.Fatal(err)
+			}
+			stalled := time.Now()
+			out, _ := io.ReadAll(c)
+			took := time.Since(stalled)
+			if statusOf(string(out)) != 408 {
+				t.Errorf("stalled body answered %.80q, want 408", out)
+			}
+			if took < limit-200*time.Millisecond || took > limit+2*time.Second {
+				t.Errorf("answered %s after the body stalled, want at the %s body timeout", took, limit)
+			}
+			if sent > 8<<10 {
+				// The request reached the worker; it must see it end.
+				deadline := time.Now().Add(5 * time.Second)
+				for s := stats(t, in); s.Aborted == before.Aborted; s = stats(t, in) {
+					if time.Now().After(deadline) {
+						t.Fatalf("the worker still holds the stalled request: %+v", s)
+					}
+					time.Sleep(50 * time.Millisecond)
+				}
+			}
+		})
+	}
+	t.Run("client leaves mid-body", func(t *testing.T) {
+		// The body stream ends early without an error: it is the client's
+		// fault, not a 502 counted against the worker.
+		before := stats(t, in)
+		c, err := net.Dial("tcp", in.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.WriteString(c, "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n"+strings.Repeat("a", 20<<10))
+		time.Sleep(100 * time.Millisecond) // the request reaches the worker
+		c.Close()
+		deadline := time.Now().Add(5 * time.Second)
+		for s := stats(t, in); s.Aborted == before.Aborted; s = stats(t, in) {
+			if time.Now().After(deadline) {
+				t.Fatalf("the worker still holds the abandoned request: %+v", s)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
+	if got := readyz(t, in); got != 200 {
+		t.Errorf("/readyz = %d after stalled uploads, want 200", got)
+	}
+	if w := in.proxyWarnings(); len(w) > 0 {
+		t.Errorf("stalled uploads logged %d warnings, first: %v", len(w), w[0])
 	}
 }
