@@ -173,7 +173,7 @@ type Serve struct {
 
 // NewServe returns a Serve for srv on ln.
 func NewServe(srv *Server, ln net.Listener) *Serve {
-	return &Serve{srv: srv, ln: &Listener{Listener: rawIOListener{ln}}, done: make(chan struct{})}
+	return &Serve{srv: srv, ln: &Listener{Listener: bareLFListener{rawIOListener{ln}}}, done: make(chan struct{})}
 }
 
 // Run serves until Stop has finished, then waits for the open tunnels to

@@ -158,3 +158,37 @@ func TestProxyBodyTimeoutEndsStalledUpload(t *testing.T) {
 		t.Errorf("stalled uploads logged %d warnings, first: %v", len(w), w[0])
 	}
 }
+
+// TestProxyBareLFRequestGets400AtOnce: a request whose lines all end in a
+// bare LF never shows fasthttp the CRLF CRLF it waits for; it used to wait
+// for the header timeout (20s) and get 408.
+func TestProxyBareLFRequestGets400AtOnce(t *testing.T) {
+	needNode(t)
+	in := start(t, "--workers", "1", "--health-interval", "off", "--", "node", proxyAppJS())
+	before := stats(t, in)
+	for _, raw := range []string{
+		"GET / HTTP/1.1\nHost: x\n\n",
+		"GET / HTTP/1.0\n\n",
+		"\nGET / HTTP/1.1\nHost: x\nX-A: a\n\n",
+		"GET / HTTP/1.1\nHost: x\n\r\n",
+		"POST /upload HTTP/1.1\nHost: x\nContent-Length: 5\n\nhello",
+	} {
+		began := time.Now()
+		out := rawExchange(t, in.addr, raw, 5*time.Second)
+		if took := time.Since(began); statusOf(out) != 400 || took > time.Second {
+			t.Errorf("%q: %.60q after %s, want 400 within 1s", raw, out, took)
+		}
+	}
+	// Blank lines in a body are a body's business.
+	for _, raw := range []string{
+		"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\nConnection: close\r\n\r\na\n\n\nb\n",
+		"\r\nGET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+	} {
+		if out := rawExchange(t, in.addr, raw, 5*time.Second); statusOf(out) != 200 {
+			t.Errorf("%q: %.60q, want 200", raw, out)
+		}
+	}
+	if s := stats(t, in); s.Requests != before.Requests+2 {
+		t.Errorf("the worker saw %d requests, want %d", s.Requests, before.Requests+2)
+	}
+}
