@@ -273,6 +273,15 @@ func (h *Handler) forward(ctx *fasthttp.RequestCtx, body *requestBody, rid []byt
 			h.unavailable(ctx, err, rid)
 			return
 		}
+		if (attempt > 1 || !deadline.IsZero()) && clientGone(ctx.Conn()) {
+			// A retry, or a request that waited for a worker (a reload, a
+			// crash): one whose client left is not sent, least of all to
+			// a worker that did not see it yet.
+			b.release()
+			fasthttp.ReleaseResponse(up)
+			h.abandoned(ctx, rid)
+			return
+		}
 		h.pool.counted(b)
 		err = b.client.Do(req, up)
 		if err == nil {
@@ -409,6 +418,18 @@ func (h *Handler) clientFailed(ctx *fasthttp.RequestCtx, body *requestBody, b *b
 	h.log.Debug("request body failed on the client's side", "status", status, "read", body.n,
 		"request_id", string(rid), "error", body.err)
 	h.answer(ctx, status, fasthttp.StatusMessage(status)+"\n", rid, b)
+	ctx.SetConnectionClose()
+}
+
+// statusClientClosed is nginx's status for a request whose client left
+// before its answer: it goes to the access log and metrics only.
+const statusClientClosed = 499
+
+// abandoned ends a request whose client left while it waited for a worker
+// or a retry: it is not sent again.
+func (h *Handler) abandoned(ctx *fasthttp.RequestCtx, rid []byte) {
+	h.log.Debug("client left; request not sent again", "request_id", string(rid), "path", string(ctx.Path()))
+	h.answer(ctx, statusClientClosed, "Client Closed Request\n", rid, nil)
 	ctx.SetConnectionClose()
 }
 

@@ -6,6 +6,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -190,5 +191,44 @@ func TestProxyBareLFRequestGets400AtOnce(t *testing.T) {
 	}
 	if s := stats(t, in); s.Requests != before.Requests+2 {
 		t.Errorf("the worker saw %d requests, want %d", s.Requests, before.Requests+2)
+	}
+}
+
+// TestReloadDoesNotResendAbandonedRequests: a request whose client left is
+// still in flight on a worker being replaced; at the drain deadline the old
+// worker is killed, and the request, a GET, used to be retried on the new
+// worker for nobody.
+func TestReloadDoesNotResendAbandonedRequests(t *testing.T) {
+	needNode(t)
+	in := start(t, "--workers", "1", "--health-interval", "off", "--shutdown-timeout", "1s",
+		"--control", controlPath(t), "--", "node", proxyAppJS())
+	before := stats(t, in)
+
+	c, err := net.Dial("tcp", in.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(c, "GET /slow?ms=30000 HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for s := stats(t, in); s.Requests == before.Requests; s = stats(t, in) {
+		if time.Now().After(deadline) {
+			t.Fatal("the worker never got the long request")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	c.Close() // the client gives up
+
+	in.signal(syscall.SIGHUP)
+	in.waitLog("reload done", 30*time.Second)
+	// The old worker was killed with the request on it; a retry, if any, has
+	// reached the new worker by the time it answers this.
+	time.Sleep(200 * time.Millisecond)
+	if s := stats(t, in); s.Requests != 0 {
+		t.Errorf("the new worker got %d requests, want 0: the abandoned request was sent again", s.Requests)
+	}
+	if got := readyz(t, in); got != 200 {
+		t.Errorf("/readyz = %d after the reload, want 200", got)
 	}
 }
