@@ -4,6 +4,9 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"time"
+
+	"github.com/valyala/fasthttp"
 )
 
 // errBodyTooLarge ends a request body that outgrows the body limit.
@@ -14,12 +17,17 @@ var errBodyTooLarge = errors.New("request body over the limit")
 // whether the client's side failed (broken chunked framing, a client gone
 // mid-upload), so that the failure is answered as the client's and not
 // blamed on the worker. It holds no more than one read-ahead buffer,
-// whatever the body's size.
+// whatever the body's size. Each read waits at most the idle timeout for the
+// client's next bytes, so a client that stops sending mid-body ends its
+// request instead of holding a worker's request open.
 type requestBody struct {
-	r        io.Reader // fasthttp's stream of the client's body
-	ahead    []byte    // read ahead before forwarding, not yet passed on
-	n        int64     // bytes read from r
-	max      int64     // 0: no limit
+	r        io.Reader            // fasthttp's stream of the client's body
+	ctx      *fasthttp.RequestCtx // the request's, for the read deadline; nil once released
+	idle     time.Duration        // 0: no idle timeout
+	ahead    []byte               // read ahead before forwarding, not yet passed on
+	n        int64                // bytes read from r
+	size     int64                // the Content-Length; -1 for a chunked body
+	max      int64                // 0: no limit
 	tooLarge bool
 	err      error // the client's stream failed with it
 
@@ -28,14 +36,16 @@ type requestBody struct {
 
 var requestBodyPool = sync.Pool{New: func() any { return new(requestBody) }}
 
-func acquireRequestBody(r io.Reader, max int64) *requestBody {
+// acquireRequestBody returns a requestBody for ctx's body stream r, which
+// it must not outlive: the handler releases it before it returns.
+func acquireRequestBody(ctx *fasthttp.RequestCtx, r io.Reader, size int, max int64, idle time.Duration) *requestBody {
 	rb := requestBodyPool.Get().(*requestBody)
-	rb.r, rb.max = r, max
+	rb.r, rb.ctx, rb.size, rb.max, rb.idle = r, ctx, int64(size), max, idle
 	return rb
 }
 
 func releaseRequestBody(rb *requestBody) {
-	rb.r, rb.ahead, rb.n, rb.max, rb.tooLarge, rb.err = nil, nil, 0, 0, false, nil
+	rb.r, rb.ctx, rb.idle, rb.ahead, rb.n, rb.size, rb.max, rb.tooLarge, rb.err = nil, nil, 0, nil, 0, 0, 0, false, nil
 	requestBodyPool.Put(rb)
 }
 
@@ -64,11 +74,21 @@ func (rb *requestBody) Read(p []byte) (int, error) {
 }
 
 func (rb *requestBody) read(p []byte) (int, error) {
+	if rb.idle > 0 {
+		// fasthttp lifts a deadline set through ctx once the handler
+		// returns. A failure means a closed connection, which the read
+		// reports.
+		_ = rb.ctx.SetReadDeadline(time.Now().Add(rb.idle))
+	}
 	n, err := rb.r.Read(p)
 	rb.n += int64(n)
 	if rb.max > 0 && rb.n > rb.max {
 		rb.tooLarge = true
 		return 0, errBodyTooLarge
+	}
+	if err == io.EOF && rb.size >= 0 && rb.n < rb.size {
+		// The client closed its connection before the end of its body.
+		err = io.ErrUnexpectedEOF
 	}
 	if err != nil && err != io.EOF {
 		rb.err = err
@@ -78,3 +98,7 @@ func (rb *requestBody) read(p []byte) (int, error) {
 
 // failed reports whether forwarding failed on the client's side.
 func (rb *requestBody) failed() bool { return rb.tooLarge || rb.err != nil }
+
+// stalled reports whether the client stopped sending its body for longer
+// than the idle timeout.
+func (rb *requestBody) stalled() bool { return rb.err != nil && isTimeout(rb.err) }

@@ -1,8 +1,11 @@
 package proxy
 
 import (
+	"errors"
 	"math/rand/v2"
 	"time"
+
+	"github.com/valyala/fasthttp"
 )
 
 // Passive health: a worker whose requests fail at the proxy (connection
@@ -18,6 +21,33 @@ const (
 	// EjectMax bounds an ejection.
 	EjectMax = 30 * time.Second
 )
+
+// ownErrors are the messages of fasthttp's errors about a request it will
+// not write (they are not exported): they say nothing of the worker.
+var ownErrors = [...]string{
+	"missing required host header in request",
+	"fasthttp: body stream exceeds content-length",
+}
+
+// workerFault reports whether a failed exchange with a worker counts
+// against it: a refused, reset or closed connection, a timeout, a malformed
+// answer. A request percore refused to write, or could not express, does
+// not: checkRequest turns those away before a worker is chosen, and this is
+// the net for any it missed, so that no client can eject a worker by the
+// shape of its requests.
+func workerFault(err error) bool {
+	if errors.Is(err, fasthttp.ErrHostClientRedirectToDifferentScheme) {
+		return false
+	}
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		for _, msg := range ownErrors {
+			if e.Error() == msg {
+				return false
+			}
+		}
+	}
+	return true
+}
 
 // succeeded notes an answer from b: its failure streak ends.
 func (b *backend) succeeded() {

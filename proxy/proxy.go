@@ -28,6 +28,12 @@ const DefaultWorkerWait = 10 * time.Second
 // the body may stream for as long as it takes.
 const DefaultResponseTimeout = 2 * time.Minute
 
+// DefaultBodyTimeout is how long a client may go without sending any of a
+// request body it has started, as nginx's client_body_timeout: ample for a
+// slow link, short enough that a stalled upload does not hold a worker's
+// request open for good.
+const DefaultBodyTimeout = 60 * time.Second
+
 // flushHeadersAbove is the size above which a response's header is sent
 // ahead of its body: a body that fits the write buffer goes out with the
 // header in one write, a larger or unknown-length body (an event stream)
@@ -67,6 +73,11 @@ type Config struct {
 	// QueueTimeout is how long a request waits in the queue before 503
 	// (default 10s).
 	QueueTimeout time.Duration
+	// BodyTimeout is how long a client may go without sending any of a
+	// request body it has started; the request then ends with 408, and the
+	// worker sees its request cut short (default 60s, nginx's
+	// client_body_timeout; negative: none).
+	BodyTimeout time.Duration
 	// ResponseTimeout bounds the wait for a worker's response header after
 	// the request is written; it ends in 504 (default 2m; negative: none).
 	ResponseTimeout time.Duration
@@ -88,6 +99,7 @@ type Handler struct {
 	trusted     Trusted
 	maxBody     int64
 	respTimeout time.Duration // 0: none
+	bodyTimeout time.Duration // 0: none
 	ids         *requestIDs
 	tunnels     *tunnelSet
 }
@@ -104,6 +116,12 @@ func New(cfg Config) *Handler {
 	}
 	if h.trusted == nil {
 		h.trusted = DefaultTrusted()
+	}
+	switch {
+	case cfg.BodyTimeout == 0:
+		h.bodyTimeout = DefaultBodyTimeout
+	case cfg.BodyTimeout > 0:
+		h.bodyTimeout = cfg.BodyTimeout
 	}
 	switch {
 	case cfg.ResponseTimeout == 0:
@@ -156,9 +174,12 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 			return
 		}
 		// The header timeout bounds reading the header only: the body may
-		// take as long as the client takes to send it.
-		_ = ctx.SetReadDeadline(time.Time{}) // fails only on a closed connection, which the body read reports
-		body = acquireRequestBody(req.BodyStream(), h.maxBody)
+		// take as long as the client takes to send it, as long as it never
+		// goes quiet for the body timeout (each read sets its deadline).
+		if h.bodyTimeout == 0 {
+			_ = ctx.SetReadDeadline(time.Time{}) // fails only on a closed connection, which the body read reports
+		}
+		body = acquireRequestBody(ctx, req.BodyStream(), cl, h.maxBody, h.bodyTimeout)
 		size := cl
 		if cl == -1 {
 			complete, err := body.readAhead()
@@ -188,6 +209,8 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 		// An absolute-form target's authority replaces Host (RFC 9112
 		// section 3.2.2); fasthttp writes it so, and X-Forwarded-Host agrees.
 		req.Header.SetHostBytes(req.URI().Host())
+	} else if len(req.Header.Host()) == 0 {
+		setListenerHost(req, ctx.LocalAddr())
 	}
 	setForwarded(&req.Header, ctx.RemoteAddr(), h.trusted)
 	if proto != nil {
@@ -201,6 +224,16 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 		_ = req.CloseBodyStream()
 		releaseRequestBody(body)
 	}
+}
+
+// setListenerHost gives a request without Host (HTTP/1.0 allows that; an
+// HTTP/1.1 one was refused) the address the client connected to, as nginx
+// does with its server name: the worker's HTTP/1.1 requires a Host, and the
+// listener's address is the name the client used.
+func setListenerHost(req *fasthttp.Request, local net.Addr) {
+	host := local.String()
+	req.URI().SetHost(host) // fasthttp writes the parsed target's host
+	req.Header.SetHost(host)
 }
 
 // expect answers "Expect: 100-continue" before fasthttp reads the body: a
@@ -243,6 +276,15 @@ func (h *Handler) forward(ctx *fasthttp.RequestCtx, body *requestBody, rid []byt
 			h.unavailable(ctx, err, rid)
 			return
 		}
+		if (attempt > 1 || !deadline.IsZero()) && clientGone(ctx.Conn()) {
+			// A retry, or a request that waited for a worker (a reload, a
+			// crash): one whose client left is not sent, least of all to
+			// a worker that did not see it yet.
+			b.release()
+			fasthttp.ReleaseResponse(up)
+			h.abandoned(ctx, rid)
+			return
+		}
 		h.pool.counted(b)
 		err = b.client.Do(req, up)
 		if err == nil {
@@ -253,6 +295,11 @@ func (h *Handler) forward(ctx *fasthttp.RequestCtx, body *requestBody, rid []byt
 		if body != nil && body.failed() {
 			fasthttp.ReleaseResponse(up)
 			h.clientFailed(ctx, body, b, rid)
+			return
+		}
+		if !workerFault(err) {
+			fasthttp.ReleaseResponse(up)
+			h.refuse(ctx, fasthttp.StatusBadRequest, "request percore cannot forward: "+err.Error(), rid)
 			return
 		}
 		if attempt >= maxAttempts || !retryable(err, req) {
@@ -362,17 +409,33 @@ func (h *Handler) fail(ctx *fasthttp.RequestCtx, b *backend, err error, rid []by
 }
 
 // clientFailed answers a request whose body failed on the client's side:
-// 413 when it outgrew the limit, else 400 (broken chunked framing, or a
+// 413 when it outgrew the limit, 408 when the client stopped sending it for
+// the body timeout, else 400 (broken chunked framing, or a
 // client gone mid-upload, which will not read the answer). The connection
 // closes, since the rest of the body cannot be told from a next request.
 func (h *Handler) clientFailed(ctx *fasthttp.RequestCtx, body *requestBody, b *backend, rid []byte) {
 	status := fasthttp.StatusBadRequest
-	if body.tooLarge {
+	switch {
+	case body.tooLarge:
 		status = fasthttp.StatusRequestEntityTooLarge
+	case body.stalled():
+		status = fasthttp.StatusRequestTimeout
 	}
 	h.log.Debug("request body failed on the client's side", "status", status, "read", body.n,
 		"request_id", string(rid), "error", body.err)
 	h.answer(ctx, status, fasthttp.StatusMessage(status)+"\n", rid, b)
+	ctx.SetConnectionClose()
+}
+
+// statusClientClosed is nginx's status for a request whose client left
+// before its answer: it goes to the access log and metrics only.
+const statusClientClosed = 499
+
+// abandoned ends a request whose client left while it waited for a worker
+// or a retry: it is not sent again.
+func (h *Handler) abandoned(ctx *fasthttp.RequestCtx, rid []byte) {
+	h.log.Debug("client left; request not sent again", "request_id", string(rid), "path", string(ctx.Path()))
+	h.answer(ctx, statusClientClosed, "Client Closed Request\n", rid, nil)
 	ctx.SetConnectionClose()
 }
 

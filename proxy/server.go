@@ -33,8 +33,9 @@ type ServerConfig struct {
 	// BodyBufferSize caps what fasthttp reads of a request body before the
 	// handler runs (default 64KiB; fasthttp v1.78.0 reads at most 8KiB
 	// ahead); the rest streams to the worker. It is not a limit on body size
-	// (see Config.MaxBody). That read-ahead must arrive within IdleTimeout
-	// of the header; after it, a body may take as long as it takes.
+	// (see Config.MaxBody). That read-ahead must arrive within the body
+	// timeout (Config.BodyTimeout; IdleTimeout when it is off) of the
+	// header; after it, each read of the body waits up to the body timeout.
 	BodyBufferSize int
 }
 
@@ -70,7 +71,7 @@ func NewServer(h *Handler, cfg ServerConfig, log hclog.Logger) *Server {
 	}
 	return &Server{h: h, Server: &fasthttp.Server{
 		Handler:               h.ServeHTTP,
-		HeaderReceived:        bodyDeadline{cfg.IdleTimeout}.config,
+		HeaderReceived:        bodyDeadline{readAhead(h, cfg)}.config,
 		ExpectHandler:         h.expect,
 		ErrorHandler:          errorHandler{log}.serve,
 		Name:                  "",
@@ -92,10 +93,19 @@ func NewServer(h *Handler, cfg ServerConfig, log hclog.Logger) *Server {
 	}}
 }
 
+// readAhead is the time a request with a body has to send what fasthttp
+// reads of it before the handler runs.
+func readAhead(h *Handler, cfg ServerConfig) time.Duration {
+	if h.bodyTimeout > 0 {
+		return h.bodyTimeout
+	}
+	return cfg.IdleTimeout
+}
+
 // bodyDeadline moves the read deadline of a request with a body once its
 // header is in: fasthttp reads up to 8KiB of the body before the handler
 // runs, and that must not be bound by the header timeout. The handler then
-// lifts the deadline for the rest of the body. A request without a body
+// moves the deadline with each read of the rest of the body. A request without a body
 // keeps the header deadline, which no read meets any more.
 type bodyDeadline struct{ readAhead time.Duration }
 
@@ -163,7 +173,7 @@ type Serve struct {
 
 // NewServe returns a Serve for srv on ln.
 func NewServe(srv *Server, ln net.Listener) *Serve {
-	return &Serve{srv: srv, ln: &Listener{Listener: rawIOListener{ln}}, done: make(chan struct{})}
+	return &Serve{srv: srv, ln: &Listener{Listener: bareLFListener{rawIOListener{ln}}}, done: make(chan struct{})}
 }
 
 // Run serves until Stop has finished, then waits for the open tunnels to

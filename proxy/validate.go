@@ -25,12 +25,24 @@ import (
 // header line. It also refuses HTTP versions other than 1.0 and 1.1 (505)
 // and CONNECT (405), which would turn percore into a forward proxy. A request
 // refused here never reaches a worker.
+//
+// It refuses as well what percore could not express to a worker, so that
+// such a request is the client's fault (400) and never a worker's (502): an
+// absolute-form target whose scheme is not http or whose authority is empty
+// (percore's listener speaks plain HTTP, and its client to the workers writes
+// only http targets; an https target is refused rather than quietly sent as
+// http), and a Connection header that names a framing header
+// (Content-Length, Transfer-Encoding or Host), whose removal as hop-by-hop
+// (RFC 9110 section 7.6.1) would leave the request without its framing.
 func checkRequest(h *fasthttp.RequestHeader) (int, string) {
 	if !h.IsHTTP11() && !bytes.Equal(h.Protocol(), []byte("HTTP/1.0")) {
 		return fasthttp.StatusHTTPVersionNotSupported, "unsupported HTTP version"
 	}
 	if h.IsConnect() {
 		return fasthttp.StatusMethodNotAllowed, "CONNECT is not proxied"
+	}
+	if why := checkTarget(h.RequestURI()); why != "" {
+		return fasthttp.StatusBadRequest, why
 	}
 	s := scanHeaderBlock(h.RawHeaders())
 	switch {
@@ -42,8 +54,33 @@ func checkRequest(h *fasthttp.RequestHeader) (int, string) {
 		return fasthttp.StatusBadRequest, "both Content-Length and Transfer-Encoding"
 	case s.transferEncoding > 0 && !s.chunked:
 		return fasthttp.StatusBadRequest, "Transfer-Encoding other than chunked"
+	case s.connectionFraming:
+		return fasthttp.StatusBadRequest, "Connection names a framing header"
 	}
 	return 0, ""
+}
+
+// checkTarget returns why an absolute-form request target (RFC 9112
+// section 3.2.2) cannot be forwarded, or "" when it can, or when the target
+// is in origin or asterisk form.
+func checkTarget(uri []byte) string {
+	if len(uri) == 0 || uri[0] == '/' || uri[0] == '*' {
+		return ""
+	}
+	scheme, rest, ok := bytes.Cut(uri, []byte("://"))
+	if !ok || !bytes.EqualFold(scheme, []byte("http")) {
+		return "absolute-form target with a scheme other than http"
+	}
+	if end := bytes.IndexAny(rest, "/?#"); end >= 0 {
+		rest = rest[:end]
+	}
+	if at := bytes.LastIndexByte(rest, '@'); at >= 0 {
+		rest = rest[at+1:]
+	}
+	if len(rest) == 0 || rest[0] == ':' {
+		return "absolute-form target without a host"
+	}
+	return ""
 }
 
 // headerBlock is what scanHeaderBlock found in a header block as it came
@@ -54,6 +91,9 @@ type headerBlock struct {
 	contentLength    int  // Content-Length lines
 	transferEncoding int  // Transfer-Encoding lines
 	chunked          bool // the last Transfer-Encoding line says exactly "chunked"
+	// connectionFraming: a Connection line names Content-Length,
+	// Transfer-Encoding or Host.
+	connectionFraming bool
 }
 
 // scanHeaderBlock reads the raw header lines (without the request line), as
@@ -84,6 +124,12 @@ func scanHeaderBlock(raw []byte) headerBlock {
 			continue
 		}
 		switch name := line[:colon]; len(name) {
+		case len("Connection"):
+			if bytes.EqualFold(name, []byte("Connection")) {
+				v := line[colon+1:]
+				s.connectionFraming = s.connectionFraming || hasToken(v, "Content-Length") ||
+					hasToken(v, "Transfer-Encoding") || hasToken(v, "Host")
+			}
 		case len("Content-Length"):
 			if bytes.EqualFold(name, []byte("Content-Length")) {
 				s.contentLength++

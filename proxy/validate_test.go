@@ -30,6 +30,16 @@ func TestCheckRequest(t *testing.T) {
 		{"obs-fold", "GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\r\n 2\r\n\r\n", 400},
 		{"obs-fold with a tab", "GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\r\n\t2\r\n\r\n", 400},
 		{"bare LF", "GET / HTTP/1.1\r\nHost: a\nX-A: 1\r\n\r\n", 400},
+		{"absolute-form http", "GET http://a/b HTTP/1.1\r\nHost: a\r\n\r\n", 0},
+		{"absolute-form HTTP, port and userinfo", "GET HTTP://u@a:8080?q HTTP/1.1\r\nHost: a\r\n\r\n", 0},
+		{"absolute-form https", "GET https://a/ HTTP/1.1\r\nHost: a\r\n\r\n", 400},
+		{"absolute-form ws", "GET ws://a/ HTTP/1.1\r\nHost: a\r\n\r\n", 400},
+		{"absolute-form without a host", "GET http:///b HTTP/1.1\r\nHost: a\r\n\r\n", 400},
+		{"absolute-form with a port only", "GET http://:80/b HTTP/1.1\r\nHost: a\r\n\r\n", 400},
+		{"Connection: keep-alive", "GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, X-A\r\n\r\n", 0},
+		{"Connection: Content-Length", "POST / HTTP/1.1\r\nHost: a\r\nConnection: Content-Length\r\nContent-Length: 1\r\n\r\nx", 400},
+		{"Connection: transfer-encoding", "POST / HTTP/1.1\r\nHost: a\r\nconnection: close, transfer-encoding\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400},
+		{"Connection: Host", "GET / HTTP/1.1\r\nHost: a\r\nConnection: Host\r\n\r\n", 400},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -19,6 +19,7 @@ type proxySettings struct {
 	IdleTimeout     time.Duration // 0: proxy.DefaultIdleTimeout
 	MaxHeaderSize   int           // 0: proxy.DefaultHeaderBufferSize
 	ResponseTimeout time.Duration // 0: proxy.DefaultResponseTimeout; negative: none
+	BodyTimeout     time.Duration // 0: proxy.DefaultBodyTimeout; negative: none
 	MaxBody         int64         // 0: no limit
 	MaxInFlight     int           // 0: no limit
 	Queue           int           // 0: proxy.DefaultQueue; negative: no queue
@@ -33,6 +34,9 @@ func proxyOptions() []option {
 		{name: "header-timeout", value: "DURATION", def: proxy.DefaultHeaderTimeout.String(),
 			usage: "time a client has to send a request's header (new connections: from connect); cuts slowloris",
 			set:   positiveDuration(func(p *proxySettings) *time.Duration { return &p.HeaderTimeout })},
+		{name: "body-timeout", value: "DURATION|off", def: proxy.DefaultBodyTimeout.String(),
+			usage: "time a client may go without sending any of a request body it has started (408)",
+			set:   setBodyTimeout},
 		{name: "idle-timeout", value: "DURATION", def: proxy.DefaultIdleTimeout.String(),
 			usage: "closes a client's keep-alive connection idle this long",
 			set:   positiveDuration(func(p *proxySettings) *time.Duration { return &p.IdleTimeout })},
@@ -79,6 +83,7 @@ func proxyParts(cfg *config, pool *proxy.Pool, log hclog.Logger, recycle func(ke
 		Queue:             p.Queue,
 		QueueTimeout:      p.QueueTimeout,
 		ResponseTimeout:   p.ResponseTimeout,
+		BodyTimeout:       p.BodyTimeout,
 	}
 	if p.AccessLog {
 		hc.AccessLog = log.Named("access")
@@ -101,6 +106,14 @@ func setResponseTimeout(c *config, v string) error {
 		return nil
 	}
 	return positiveDuration(func(p *proxySettings) *time.Duration { return &p.ResponseTimeout })(c, v)
+}
+
+func setBodyTimeout(c *config, v string) error {
+	if v == "off" {
+		c.Proxy.BodyTimeout = -1
+		return nil
+	}
+	return positiveDuration(func(p *proxySettings) *time.Duration { return &p.BodyTimeout })(c, v)
 }
 
 func setMaxHeaderSize(c *config, v string) error {

@@ -28,7 +28,7 @@ func TestProxyOptionsDefaults(t *testing.T) {
 
 func TestProxyOptionsValues(t *testing.T) {
 	cfg, err := parseConfig([]string{"--header-timeout", "5s", "--idle-timeout=30s", "--max-header-size", "32K",
-		"--response-timeout", "off", "--max-body", "10MiB", "--max-inflight", "4", "--queue", "0",
+		"--response-timeout", "off", "--body-timeout", "3s", "--max-body", "10MiB", "--max-inflight", "4", "--queue", "0",
 		"--queue-timeout", "1500ms", "--access-log", "--trusted-proxies", " 10.0.0.0/8, 192.168.1.7 ,::ffff:1.2.3.4",
 		"--", "node"}, map[string]string{"PERCORE_MAX_INFLIGHT": "9", "PERCORE_MAX_BODY": "1"})
 	if err != nil {
@@ -36,7 +36,7 @@ func TestProxyOptionsValues(t *testing.T) {
 	}
 	p := cfg.Proxy
 	want := proxySettings{HeaderTimeout: 5 * time.Second, IdleTimeout: 30 * time.Second, MaxHeaderSize: 32 << 10,
-		ResponseTimeout: -1, MaxBody: 10 << 20, MaxInFlight: 4, Queue: -1, QueueTimeout: 1500 * time.Millisecond,
+		ResponseTimeout: -1, BodyTimeout: 3 * time.Second, MaxBody: 10 << 20, MaxInFlight: 4, Queue: -1, QueueTimeout: 1500 * time.Millisecond,
 		AccessLog: true}
 	got := p
 	got.Trusted = nil
@@ -72,6 +72,8 @@ func TestProxyOptionsErrors(t *testing.T) {
 		{"--max-header-size", "100"},
 		{"--max-header-size", "2G"},
 		{"--response-timeout", "never"},
+		{"--body-timeout", "0s"},
+		{"--body-timeout", "never"},
 		{"--max-body", "0"},
 		{"--max-body", "lots"},
 		{"--max-inflight", "0"},
