@@ -13,6 +13,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	oklog "github.com/oklog/run"
+	"github.com/percore/percore/accept"
 	"github.com/percore/percore/control"
 	"github.com/percore/percore/health"
 	"github.com/percore/percore/jsruntime"
@@ -165,10 +166,16 @@ func serve(cfg *config, environ []string, log hclog.Logger) error {
 		return err
 	}
 	log.Info("proxy listening", "addr", publicLn.Addr().String())
+	pub := accept.New(publicLn, accept.Config{Name: "public", Logger: log})
+	a.listeners = append(a.listeners, pub)
+	var admin *accept.Listener
 	if adminLn != nil {
 		log.Info("admin listening", "addr", adminLn.Addr().String())
+		admin = accept.New(adminLn, accept.Config{Name: "admin", Logger: log, Spare: true})
+		a.listeners = append(a.listeners, admin)
+		return a.run(pub, admin)
 	}
-	return a.run(publicLn, adminLn)
+	return a.run(pub, nil)
 }
 
 // becomeUser drops to --user once the listeners are open; the default
@@ -195,6 +202,7 @@ type actors struct {
 	srv   proxy.ServerConfig
 	sup   *supervisor.Supervisor
 
+	listeners   listeners
 	controlPath string
 	status      *statusSource
 	checks      health.CheckConfig
@@ -277,7 +285,7 @@ func (a *actors) run(publicLn, adminLn net.Listener) error {
 	})
 
 	if adminLn != nil {
-		admin := health.New(adminLn, health.Config{Workers: a, Logger: a.log.Named("admin"),
+		admin := health.New(adminLn, health.Config{Workers: a, Listeners: a.listeners, Logger: a.log.Named("admin"),
 			Status: a.status, ReadyMin: a.readyMin, Metrics: newCollector(a.sup, a.pool, a.proxy)})
 		a.sd.onBegin = admin.MarkShuttingDown
 		g.Add(admin.Run, func(error) { admin.Stop() })
@@ -320,6 +328,20 @@ func (a *actors) controlServer() *control.Server {
 	}
 	a.log.Info("control socket", "path", a.controlPath)
 	return ctl
+}
+
+// listeners are percore's listeners, as health sees them.
+type listeners []*accept.Listener
+
+// NotAccepting implements health.Listeners.
+func (ls listeners) NotAccepting() string {
+	var why []string
+	for _, l := range ls {
+		if err := l.Err(); err != nil {
+			why = append(why, err.Error())
+		}
+	}
+	return strings.Join(why, "; ")
 }
 
 // ReadyWorkers implements health.Workers.
