@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	oklog "github.com/oklog/run"
 	"github.com/percore/percore/accept"
+	"github.com/percore/percore/cmd/percore/internal/earlysignal"
 	"github.com/percore/percore/control"
 	"github.com/percore/percore/health"
 	"github.com/percore/percore/jsruntime"
@@ -51,6 +52,10 @@ func currentVersion() string {
 func run(args, environ []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 {
 		switch args[0] {
+		case "version", "plan", "reload", "scale", "status":
+			earlysignal.Release() // these commands end on a signal's default action
+		}
+		switch args[0] {
 		case "version":
 			fmt.Fprintf(stdout, "percore %s\n", currentVersion())
 			return exitOK
@@ -62,6 +67,8 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 			return runStatus(args[1:], environ, stdout, stderr)
 		}
 	}
+	sigs := catchSignals()
+	defer earlysignal.Release()
 	env := envMap(environ)
 	cfg, err := parseConfig(args, env)
 	if errors.Is(err, errHelp) {
@@ -77,7 +84,7 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	log := newLogger(cfg, stderr)
-	if err := serve(cfg, environ, log); err != nil {
+	if err := serve(cfg, environ, log, sigs); err != nil {
 		var crash *supervisor.CrashLoopError
 		if errors.As(err, &crash) {
 			log.Error(crash.Error())
@@ -122,7 +129,7 @@ func newLogger(cfg *config, w io.Writer) hclog.Logger {
 
 // serve sizes the workers, opens the listeners and runs every actor until a
 // signal or a crash loop ends them.
-func serve(cfg *config, environ []string, log hclog.Logger) error {
+func serve(cfg *config, environ []string, log hclog.Logger, sigs chan os.Signal) error {
 	p, err := makePlan(cfg, log)
 	if err != nil {
 		return err
@@ -165,6 +172,7 @@ func serve(cfg *config, environ []string, log hclog.Logger) error {
 	if err != nil {
 		return err
 	}
+	a.sigs = sigs
 	log.Info("proxy listening", "addr", publicLn.Addr().String())
 	pub := accept.New(publicLn, accept.Config{Name: "public", Logger: log})
 	a.listeners = append(a.listeners, pub)
@@ -203,6 +211,7 @@ type actors struct {
 	sup   *supervisor.Supervisor
 
 	listeners   listeners
+	sigs        chan os.Signal // from catchSignals
 	controlPath string
 	status      *statusSource
 	checks      health.CheckConfig
@@ -270,6 +279,14 @@ func assemble(cfg *config, p plan, environ []string, log hclog.Logger, l supervi
 // server (answering 503 on /readyz from the start) goes last.
 func (a *actors) run(publicLn, adminLn net.Listener) error {
 	defer a.sd.close()
+	if sig := earlyStop(a.sigs, a.log); sig != nil {
+		publicLn.Close()
+		if adminLn != nil {
+			adminLn.Close()
+		}
+		a.log.Info("stopped before the workers started", "signal", sig.String())
+		return nil
+	}
 	var g oklog.Group
 
 	serve := proxy.NewServe(proxy.NewServer(a.proxy, a.srv, a.log.Named("http")), publicLn)
@@ -303,7 +320,7 @@ func (a *actors) run(publicLn, adminLn net.Listener) error {
 		g.Add(ctl.Run, func(error) { ctl.Stop() })
 	}
 
-	sigs := newSignals(a.log, a.sd, a.sup)
+	sigs := newSignals(a.log, a.sd, a.sup, a.sigs)
 	g.Add(sigs.run, sigs.interrupt)
 
 	err := g.Run()
