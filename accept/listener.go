@@ -19,6 +19,9 @@ const (
 	BackoffMax = time.Second
 )
 
+// DefaultSettle is Config.Settle's default.
+const DefaultSettle = 5 * time.Second
+
 // probeWindow is how long an accept after a failure waits for a connection.
 // An accept that times out got past the kernel's descriptor allocation (it
 // allocates the descriptor before it looks for a connection), which shows the
@@ -32,6 +35,12 @@ type Config struct {
 	// Logger receives one warning when a burst of failures starts and one
 	// line with its counts when it ends (default: a null logger).
 	Logger hclog.Logger
+	// Settle is how long the listener must accept again before a burst of
+	// failures counts as over and its counts are logged; a failure within
+	// Settle belongs to the same burst, so a listener that flaps at the
+	// limit (each freed descriptor lets one accept through) logs one burst,
+	// not one per flap (default 5s).
+	Settle time.Duration
 	// Spare keeps one descriptor in reserve (a duplicate of the listening
 	// socket). When accept fails for lack of descriptors, the spare is
 	// closed to accept one connection, and reopened when that connection
@@ -50,18 +59,29 @@ type Listener struct {
 	closed    chan struct{}
 	closeOnce sync.Once
 
-	failing  atomic.Pointer[failure] // the current burst, nil while accepting
+	failing  atomic.Pointer[failure] // set while the listener is not accepting
 	failures atomic.Uint64           // failed accepts since the start
 
-	mu    sync.Mutex // protects spare
+	mu    sync.Mutex // protects spare, burst
 	spare int        // the reserved descriptor, -1 when none is held
+	burst *burst     // the burst being logged, nil when none
 }
 
-// failure is one burst of failed accepts.
+// failure is the current spell of failed accepts.
 type failure struct {
 	since time.Time
 	err   error
-	count atomic.Uint64
+}
+
+// burst is a run of failed accepts as the log tells it: it starts with a
+// warning and ends, with its counts, once the listener has accepted for
+// Config.Settle.
+type burst struct {
+	since     time.Time
+	err       error
+	count     uint64
+	recovered time.Time   // when the listener last accepted again
+	end       *time.Timer // runs endBurst once the listener has settled
 }
 
 // New returns ln with retrying accepts. With cfg.Spare, it reserves its
@@ -69,6 +89,9 @@ type failure struct {
 func New(ln net.Listener, cfg Config) *Listener {
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
+	}
+	if cfg.Settle <= 0 {
+		cfg.Settle = DefaultSettle
 	}
 	l := &Listener{ln: ln, cfg: cfg, closed: make(chan struct{}), spare: -1}
 	if cfg.Spare {
@@ -127,25 +150,52 @@ func (l *Listener) Accept() (net.Conn, error) {
 // failed counts one failed accept and warns when it starts a burst.
 func (l *Listener) failed(err error) {
 	l.failures.Add(1)
-	if f := l.failing.Load(); f != nil {
-		f.count.Add(1)
+	now := time.Now()
+	if l.failing.Load() == nil {
+		l.failing.Store(&failure{since: now, err: err})
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.burst != nil {
+		l.burst.count++
+		if l.burst.end != nil {
+			l.burst.end.Stop()
+			l.burst.end = nil
+		}
 		return
 	}
-	f := &failure{since: time.Now(), err: err}
-	f.count.Add(1)
-	l.failing.Store(f)
+	l.burst = &burst{since: now, err: err, count: 1}
 	l.cfg.Logger.Warn("listener cannot accept connections; retrying with backoff until it can",
 		"listener", l.cfg.Name, "error", err)
 }
 
-// recovered ends a burst of failures, if one is running, and logs its counts.
+// recovered notes that the listener accepts again; the burst's counts are
+// logged once it has settled.
 func (l *Listener) recovered() {
-	f := l.failing.Swap(nil)
-	if f == nil {
+	if l.failing.Load() == nil {
 		return
 	}
-	l.cfg.Logger.Warn("listener accepting again", "listener", l.cfg.Name, "failed_accepts", f.count.Load(),
-		"for", time.Since(f.since).Round(time.Millisecond), "error", f.err)
+	l.failing.Store(nil)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.burst != nil && l.burst.end == nil {
+		l.burst.recovered = time.Now()
+		l.burst.end = time.AfterFunc(l.cfg.Settle, l.endBurst)
+	}
+}
+
+// endBurst logs the end of a burst, unless the listener failed again.
+func (l *Listener) endBurst() {
+	l.mu.Lock()
+	b := l.burst
+	if b == nil || b.end == nil || l.failing.Load() != nil {
+		l.mu.Unlock()
+		return
+	}
+	l.burst = nil
+	l.mu.Unlock()
+	l.cfg.Logger.Warn("listener accepting again", "listener", l.cfg.Name, "failed_accepts", b.count,
+		"for", b.recovered.Sub(b.since).Round(time.Millisecond), "error", b.err)
 }
 
 // Err returns why the listener is not accepting connections now, or nil
@@ -155,7 +205,7 @@ func (l *Listener) Err() error {
 	if f == nil {
 		return nil
 	}
-	return &NotAcceptingError{Listener: l.cfg.Name, Since: f.since, Failures: f.count.Load(), Err: f.err}
+	return &NotAcceptingError{Listener: l.cfg.Name, Since: f.since, Err: f.err}
 }
 
 // Failures returns how many accepts have failed for lack of resources since
@@ -169,6 +219,9 @@ func (l *Listener) Close() error {
 	l.closeOnce.Do(func() {
 		close(l.closed)
 		l.mu.Lock()
+		if l.burst != nil && l.burst.end != nil {
+			l.burst.end.Stop()
+		}
 		if l.spare >= 0 {
 			_ = syscall.Close(l.spare)
 			l.spare = -1
@@ -185,8 +238,7 @@ func (l *Listener) Addr() net.Addr { return l.ln.Addr() }
 // NotAcceptingError says a listener is not accepting connections.
 type NotAcceptingError struct {
 	Listener string    // its name
-	Since    time.Time // when the first accept of the burst failed
-	Failures uint64    // failed accepts so far in the burst
+	Since    time.Time // when the first accept of the spell failed
 	Err      error     // the first failure
 }
 

@@ -15,8 +15,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// scriptedListener returns the errors of its script, one per Accept, then
-// accepts on the real listener it embeds.
+// scriptedListener returns the errors of its script, one per Accept (a nil
+// one accepts), then accepts on the real listener it embeds.
 type scriptedListener struct {
 	*net.TCPListener
 	mu     sync.Mutex // protects script, calls
@@ -30,8 +30,10 @@ func (s *scriptedListener) Accept() (net.Conn, error) {
 	if len(s.script) > 0 {
 		err := s.script[0]
 		s.script = s.script[1:]
-		s.mu.Unlock()
-		return nil, err
+		if err != nil {
+			s.mu.Unlock()
+			return nil, err
+		}
 	}
 	s.mu.Unlock()
 	return s.TCPListener.Accept()
@@ -74,7 +76,7 @@ func acceptAsync(l net.Listener) <-chan acceptResult {
 func TestAcceptRetriesEMFILE(t *testing.T) {
 	fake := newScripted(t, emfile(), emfile(), emfile(), emfile(), emfile())
 	var logs testutil.LockedBuffer
-	l := New(fake, Config{Name: "public", Logger: newLogger(&logs)})
+	l := New(fake, Config{Name: "public", Logger: newLogger(&logs), Settle: 50 * time.Millisecond})
 	defer l.Close()
 
 	res := acceptAsync(l)
@@ -108,6 +110,10 @@ func TestAcceptRetriesEMFILE(t *testing.T) {
 	}
 	if got := l.Failures(); got != 5 {
 		t.Errorf("Failures() = %d, want 5", got)
+	}
+	deadline = time.Now().Add(5 * time.Second)
+	for !strings.Contains(logs.String(), "listener accepting again") && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
 	}
 	out := logs.String()
 	if n := strings.Count(out, "cannot accept connections"); n != 1 {
@@ -214,3 +220,33 @@ func TestSpareAcceptsOneConnection(t *testing.T) {
 	}
 }
 func fcntlFlags(fd int) (int, error) { return unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0) }
+
+// TestFlappingIsOneBurst: a listener at the limit lets one accept through
+// whenever a descriptor frees; that is one burst in the log, not one per flap.
+func TestFlappingIsOneBurst(t *testing.T) {
+	fake := newScripted(t, emfile(), nil, emfile(), nil)
+	var logs testutil.LockedBuffer
+	l := New(fake, Config{Name: "public", Logger: newLogger(&logs), Settle: 200 * time.Millisecond})
+	defer l.Close()
+	for range 2 {
+		c, err := net.Dial("tcp", fake.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		got, err := l.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got.Close()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(logs.String(), "listener accepting again") && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	out := logs.String()
+	if strings.Count(out, "cannot accept connections") != 1 || strings.Count(out, "accepting again") != 1 ||
+		!strings.Contains(out, "failed_accepts=2") {
+		t.Errorf("want one burst of 2 failures in the log:\n%s", out)
+	}
+}

@@ -102,12 +102,19 @@ func TestOutOfFileDescriptorsListenersRecover(t *testing.T) {
 		}
 		held = append(held, c)
 	}
-	in.findLog("listener cannot accept connections", 10*time.Second)
-
-	code, body, err := fetchOnce("http://" + in.admin + "/healthz")
-	if err != nil || code != 503 || !strings.Contains(body, "too many open files") {
-		t.Fatalf("/healthz while out of descriptors = %d %q (%v), want 503 saying why", code, body, err)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		code, body, err := fetchOnce("http://" + in.admin + "/healthz")
+		if err == nil && code == 503 && strings.Contains(body, "too many open files") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/healthz while out of descriptors = %d %q (%v), want 503 saying why; logs:\n%s",
+				code, body, err, in.logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
+	in.findLog("listener cannot accept connections", 5*time.Second)
 	if code, _, _ := fetchOnce("http://" + in.admin + "/readyz"); code != 503 {
 		t.Errorf("/readyz while out of descriptors = %d, want 503", code)
 	}
@@ -138,7 +145,7 @@ func TestOutOfFileDescriptorsListenersRecover(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	in.findLog("listener accepting again", 5*time.Second)
+	in.findLog("listener accepting again", 15*time.Second)
 
 	in.mu.Lock()
 	warns := 0
