@@ -3,6 +3,7 @@ package health
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/percore/percore/accept"
 )
 
 // Target is one serving worker to check.
@@ -111,6 +113,13 @@ func (c *Checker) round() {
 	seen := make(map[uint64]int, len(targets))
 	for i, tg := range targets {
 		n := 0
+		if errors.Is(errs[i], errNoResources) {
+			// percore's own shortage says nothing of the worker: keep
+			// its count as it was.
+			c.log.Debug("health check skipped", "worker", tg.Slot, "error", errs[i])
+			seen[tg.Key] = c.fails[tg.Key]
+			continue
+		}
 		if errs[i] != nil {
 			n = c.fails[tg.Key] + 1
 			c.log.Warn("worker failed a health check", "worker", tg.Slot, "failures", n, "error", errs[i])
@@ -124,6 +133,10 @@ func (c *Checker) round() {
 	c.fails = seen
 }
 
+// errNoResources says a check could not run for lack of file descriptors
+// or memory in percore; it is not the worker's failure.
+var errNoResources = errors.New("percore is out of file descriptors or memory")
+
 // check runs one check against addr.
 func (c *Checker) check(addr string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.Timeout)
@@ -134,6 +147,9 @@ func (c *Checker) check(addr string) error {
 		network = "unix"
 	}
 	conn, err := d.DialContext(ctx, network, addr)
+	if accept.ResourceError(err) {
+		return fmt.Errorf("connect: %w: %w", errNoResources, err)
+	}
 	if err != nil {
 		return fmt.Errorf("connect: %w", err)
 	}

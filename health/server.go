@@ -17,12 +17,22 @@ type Workers interface {
 	ReadyWorkers() int
 }
 
+// Listeners tells whether percore's listeners are accepting connections.
+type Listeners interface {
+	// NotAccepting returns why a listener is not accepting new connections
+	// (out of file descriptors, say), or "" while every one is.
+	NotAccepting() string
+}
+
 // Config configures a Server.
 type Config struct {
 	// Workers is where readiness comes from. Required.
 	Workers Workers
 	// ReadyMin is how many ready workers make /readyz answer 200 (default 1).
 	ReadyMin int
+	// Listeners, when set, makes /healthz and /readyz answer 503 while a
+	// listener is not accepting connections.
+	Listeners Listeners
 	// Status, when set, serves GET /status.
 	Status StatusSource
 	// Metrics, when set, serves GET /metrics.
@@ -42,11 +52,17 @@ type Server struct {
 	once sync.Once
 }
 
-// Timeouts of the admin listener: probes are short requests.
+// Limits of the admin listener: probes and scrapes are short requests from
+// a few clients, so a handful of connections, each short-lived, serve them.
+// A client that holds connections open, or opens thousands, must not grow
+// percore's memory (each connection holds a goroutine and its buffers);
+// past MaxConns a connection gets 503 and is closed.
 const (
 	readTimeout  = 5 * time.Second
 	writeTimeout = 5 * time.Second
-	idleTimeout  = 30 * time.Second
+	idleTimeout  = 5 * time.Second
+	// MaxConns is how many connections the admin listener serves at once.
+	MaxConns = 64
 )
 
 // New returns a Server that will serve on ln.
@@ -64,7 +80,9 @@ func New(ln net.Listener, cfg Config) *Server {
 		ReadTimeout:           readTimeout,
 		WriteTimeout:          writeTimeout,
 		IdleTimeout:           idleTimeout,
+		Concurrency:           MaxConns,
 		MaxRequestBodySize:    4 << 10,
+		Logger:                fasthttpLogger{cfg.Logger},
 	}
 	return s
 }
@@ -100,8 +118,10 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx) {
 	ctx.SetContentType("text/plain; charset=utf-8")
 	ctx.Response.Header.Set("Cache-Control", "no-store")
 	switch string(ctx.Path()) {
-	case "/healthz", "/livez":
+	case "/livez":
 		ctx.SetBodyString("ok\n")
+	case "/healthz":
+		s.healthz(ctx)
 	case "/readyz":
 		s.readyz(ctx)
 	case "/status":
@@ -113,10 +133,37 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx) {
 	}
 }
 
+// notAccepting returns why a listener is not accepting, or "". While one is
+// not, the answer closes its connection: every descriptor counts.
+func (s *Server) notAccepting(ctx *fasthttp.RequestCtx) string {
+	if s.cfg.Listeners == nil {
+		return ""
+	}
+	reason := s.cfg.Listeners.NotAccepting()
+	if reason != "" {
+		ctx.SetConnectionClose()
+	}
+	return reason
+}
+
+// healthz answers 200 while percore runs and its listeners accept, else 503
+// with the reason.
+func (s *Server) healthz(ctx *fasthttp.RequestCtx) {
+	if reason := s.notAccepting(ctx); reason != "" {
+		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
+		ctx.SetBodyString(reason + "\n")
+		return
+	}
+	ctx.SetBodyString("ok\n")
+}
+
 func (s *Server) readyz(ctx *fasthttp.RequestCtx) {
 	ready := s.cfg.Workers.ReadyWorkers()
+	refused := s.notAccepting(ctx)
 	var reason string
 	switch {
+	case refused != "":
+		reason = refused
 	case s.shutdown.Load():
 		reason = "shutting down"
 	case ready < s.cfg.ReadyMin:
@@ -137,4 +184,12 @@ func (s *Server) readyz(ctx *fasthttp.RequestCtx) {
 		reason = fmt.Sprintf("%d workers ready", ready)
 	}
 	ctx.SetBodyString(reason + "\n")
+}
+
+// fasthttpLogger routes fasthttp's own messages to hclog.
+type fasthttpLogger struct{ log hclog.Logger }
+
+// Printf implements fasthttp.Logger.
+func (l fasthttpLogger) Printf(format string, args ...any) {
+	l.log.Debug(fmt.Sprintf(format, args...))
 }

@@ -150,7 +150,11 @@ func (s *Supervisor) runWorker(sl *slot) outcome {
 	sl.set(StateStarting, nil)
 	w, err := s.startReady(sl)
 	var fail *startError
+	var short *shortageError
 	switch {
+	case errors.As(err, &short):
+		s.recordShortage(sl, short)
+		return outcome{}
 	case errors.As(err, &fail):
 		s.recordExit(sl, fail.exit, fail.reason, fail.detail, fail.w)
 		return outcome{failed: true}
@@ -186,6 +190,11 @@ func (e *startError) Error() string {
 // supervisor stops or the slot is removed meanwhile.
 func (s *Supervisor) startReady(sl *slot) (*worker, error) {
 	w, err := s.spawn(sl.id)
+	if err != nil && outOfResources(err) {
+		s.log.Warn("cannot start a worker: percore is out of file descriptors or memory; "+
+			"retrying with backoff, not counted as a failed start", "worker", sl.id, "error", err)
+		return nil, &shortageError{err: err}
+	}
 	if err != nil {
 		s.log.Error("worker failed to start", "worker", sl.id, "error", err)
 		return nil, &startError{exit: Exit{Code: 127}, reason: "start failed", detail: err.Error()}
@@ -198,7 +207,13 @@ func (s *Supervisor) startReady(sl *slot) (*worker, error) {
 	defer cancel()
 	go cancelOnStop(ctx, cancel, s.stopping, sl.remove)
 	exit, err := s.awaitReady(ctx, w)
+	var short *shortageError
 	switch {
+	case errors.As(err, &short):
+		w.log.Warn("cannot check whether the worker listens: percore is out of file descriptors or memory; "+
+			"restarting it with backoff, not counted as a failed start", "error", err)
+		s.kill(w)
+		return nil, short
 	case exit != nil:
 		w.forget()
 		w.log.Error("worker exited before it was ready", "exit", exit.String())

@@ -140,17 +140,22 @@ func (s *Supervisor) awaitReady(ctx context.Context, w *worker) (*Exit, error) {
 	poll := time.NewTimer(0)
 	defer poll.Stop()
 	start := time.Now()
+	var lastErr error
 	for {
 		select {
 		case e := <-w.exit:
 			return &e, nil
 		case <-deadline.C:
+			if outOfResources(lastErr) {
+				return nil, &shortageError{err: lastErr}
+			}
 			return nil, errNotReady
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-poll.C:
 		}
 		ok, err := w.listening()
+		lastErr = err
 		if err != nil {
 			w.log.Debug("readiness check", "error", err)
 		}

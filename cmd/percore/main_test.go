@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"github.com/percore/percore/cmd/percore/internal/earlysignal"
 	"github.com/percore/percore/internal/testutil"
 	"io"
 	"net/http"
@@ -21,6 +22,7 @@ import (
 var percoreBin string
 
 func TestMain(m *testing.M) {
+	earlysignal.Release() // the test binary is not percore: Ctrl-C ends it
 	dir, err := os.MkdirTemp("", "percore-test-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

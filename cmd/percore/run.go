@@ -13,6 +13,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	oklog "github.com/oklog/run"
+	"github.com/percore/percore/accept"
+	"github.com/percore/percore/cmd/percore/internal/earlysignal"
 	"github.com/percore/percore/control"
 	"github.com/percore/percore/health"
 	"github.com/percore/percore/jsruntime"
@@ -50,6 +52,10 @@ func currentVersion() string {
 func run(args, environ []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 {
 		switch args[0] {
+		case "version", "plan", "reload", "scale", "status":
+			earlysignal.Release() // these commands end on a signal's default action
+		}
+		switch args[0] {
 		case "version":
 			fmt.Fprintf(stdout, "percore %s\n", currentVersion())
 			return exitOK
@@ -61,6 +67,8 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 			return runStatus(args[1:], environ, stdout, stderr)
 		}
 	}
+	sigs := catchSignals()
+	defer earlysignal.Release()
 	env := envMap(environ)
 	cfg, err := parseConfig(args, env)
 	if errors.Is(err, errHelp) {
@@ -76,7 +84,7 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	log := newLogger(cfg, stderr)
-	if err := serve(cfg, environ, log); err != nil {
+	if err := serve(cfg, environ, log, sigs); err != nil {
 		var crash *supervisor.CrashLoopError
 		if errors.As(err, &crash) {
 			log.Error(crash.Error())
@@ -121,7 +129,7 @@ func newLogger(cfg *config, w io.Writer) hclog.Logger {
 
 // serve sizes the workers, opens the listeners and runs every actor until a
 // signal or a crash loop ends them.
-func serve(cfg *config, environ []string, log hclog.Logger) error {
+func serve(cfg *config, environ []string, log hclog.Logger, sigs chan os.Signal) error {
 	p, err := makePlan(cfg, log)
 	if err != nil {
 		return err
@@ -164,11 +172,18 @@ func serve(cfg *config, environ []string, log hclog.Logger) error {
 	if err != nil {
 		return err
 	}
+	a.sigs = sigs
 	log.Info("proxy listening", "addr", publicLn.Addr().String())
+	pub := accept.New(publicLn, accept.Config{Name: "public", Logger: log})
+	a.listeners = append(a.listeners, pub)
+	var admin *accept.Listener
 	if adminLn != nil {
 		log.Info("admin listening", "addr", adminLn.Addr().String())
+		admin = accept.New(adminLn, accept.Config{Name: "admin", Logger: log, Spare: true})
+		a.listeners = append(a.listeners, admin)
+		return a.run(pub, admin)
 	}
-	return a.run(publicLn, adminLn)
+	return a.run(pub, nil)
 }
 
 // becomeUser drops to --user once the listeners are open; the default
@@ -195,6 +210,8 @@ type actors struct {
 	srv   proxy.ServerConfig
 	sup   *supervisor.Supervisor
 
+	listeners   listeners
+	sigs        chan os.Signal // from catchSignals
 	controlPath string
 	status      *statusSource
 	checks      health.CheckConfig
@@ -262,6 +279,14 @@ func assemble(cfg *config, p plan, environ []string, log hclog.Logger, l supervi
 // server (answering 503 on /readyz from the start) goes last.
 func (a *actors) run(publicLn, adminLn net.Listener) error {
 	defer a.sd.close()
+	if sig := earlyStop(a.sigs, a.log); sig != nil {
+		publicLn.Close()
+		if adminLn != nil {
+			adminLn.Close()
+		}
+		a.log.Info("stopped before the workers started", "signal", sig.String())
+		return nil
+	}
 	var g oklog.Group
 
 	serve := proxy.NewServe(proxy.NewServer(a.proxy, a.srv, a.log.Named("http")), publicLn)
@@ -277,7 +302,7 @@ func (a *actors) run(publicLn, adminLn net.Listener) error {
 	})
 
 	if adminLn != nil {
-		admin := health.New(adminLn, health.Config{Workers: a, Logger: a.log.Named("admin"),
+		admin := health.New(adminLn, health.Config{Workers: a, Listeners: a.listeners, Logger: a.log.Named("admin"),
 			Status: a.status, ReadyMin: a.readyMin, Metrics: newCollector(a.sup, a.pool, a.proxy)})
 		a.sd.onBegin = admin.MarkShuttingDown
 		g.Add(admin.Run, func(error) { admin.Stop() })
@@ -295,7 +320,7 @@ func (a *actors) run(publicLn, adminLn net.Listener) error {
 		g.Add(ctl.Run, func(error) { ctl.Stop() })
 	}
 
-	sigs := newSignals(a.log, a.sd, a.sup)
+	sigs := newSignals(a.log, a.sd, a.sup, a.sigs)
 	g.Add(sigs.run, sigs.interrupt)
 
 	err := g.Run()
@@ -320,6 +345,20 @@ func (a *actors) controlServer() *control.Server {
 	}
 	a.log.Info("control socket", "path", a.controlPath)
 	return ctl
+}
+
+// listeners are percore's listeners, as health sees them.
+type listeners []*accept.Listener
+
+// NotAccepting implements health.Listeners.
+func (ls listeners) NotAccepting() string {
+	var why []string
+	for _, l := range ls {
+		if err := l.Err(); err != nil {
+			why = append(why, err.Error())
+		}
+	}
+	return strings.Join(why, "; ")
 }
 
 // ReadyWorkers implements health.Workers.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/percore/percore/cmd/percore/internal/earlysignal"
 	"github.com/percore/percore/supervisor"
 )
 
@@ -74,11 +75,36 @@ type signals struct {
 	wg   sync.WaitGroup
 }
 
-func newSignals(log hclog.Logger, sd *shutdown, life lifecycle) *signals {
-	s := &signals{log: log, sd: sd, life: life, ch: make(chan os.Signal, 8), quit: make(chan struct{})}
-	signal.Notify(s.ch, syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT,
-		syscall.SIGHUP, syscall.SIGTTIN, syscall.SIGTTOU)
-	return s
+// catchSignals returns the channel that has been receiving the signals
+// percore handles since the process started (see package earlysignal).
+func catchSignals() chan os.Signal {
+	ch := earlysignal.Channel()
+	signal.Notify(ch, earlysignal.Signals...) // again, in case an earlier run released it
+	return ch
+}
+
+// newSignals returns the signals actor reading ch, a channel from
+// catchSignals.
+func newSignals(log hclog.Logger, sd *shutdown, life lifecycle, ch chan os.Signal) *signals {
+	return &signals{log: log, sd: sd, life: life, ch: ch, quit: make(chan struct{})}
+}
+
+// earlyStop takes the signals that came before the actors started. It
+// returns the first stop signal (TERM, INT or QUIT), or nil; the others
+// are logged and dropped, since there are no workers yet to reload or scale.
+func earlyStop(ch <-chan os.Signal, log hclog.Logger) os.Signal {
+	for {
+		select {
+		case sig := <-ch:
+			switch sig {
+			case syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT:
+				return sig
+			}
+			log.Info("signal before the workers started: nothing to do", "signal", sig.String())
+		default:
+			return nil
+		}
+	}
 }
 
 // lifecycleSignal acts on HUP, TTIN and TTOU; it reports false for the
