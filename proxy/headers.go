@@ -142,16 +142,26 @@ var forwardingHeaders = [...]string{"Forwarded", "X-Real-IP", "True-Client-IP", 
 // isForwardingHeader reports whether a header of this name is removed from
 // an untrusted peer's request: any X-Forwarded-* (-For, -Proto, -Host,
 // -Port, -Prefix, -Ssl, -Scheme, -Client-Cert...) and forwardingHeaders,
-// compared without case.
+// compared without case. Most names are told apart by length and first
+// letter alone.
 func isForwardingHeader(name []byte) bool {
 	const xf = "X-Forwarded-"
-	if len(name) > len(xf) && bytes.EqualFold(name[:len(xf)], []byte(xf)) {
-		return true
+	if len(name) == 0 {
+		return false
 	}
-	for _, f := range forwardingHeaders {
-		if len(name) == len(f) && bytes.EqualFold(name, []byte(f)) {
-			return true
+	switch name[0] | 0x20 {
+	case 'x':
+		if len(name) > len(xf) {
+			return bytes.EqualFold(name[:len(xf)], []byte(xf))
 		}
+		return len(name) == len("X-Real-IP") && bytes.EqualFold(name, []byte("X-Real-IP"))
+	case 'f':
+		return len(name) == len("Forwarded") && bytes.EqualFold(name, []byte("Forwarded")) ||
+			len(name) == len("Fly-Client-IP") && bytes.EqualFold(name, []byte("Fly-Client-IP"))
+	case 't':
+		return len(name) == len("True-Client-IP") && bytes.EqualFold(name, []byte("True-Client-IP"))
+	case 'c':
+		return len(name) == len("CF-Connecting-IP") && bytes.EqualFold(name, []byte("CF-Connecting-IP"))
 	}
 	return false
 }
@@ -175,7 +185,7 @@ func removeForwarding(h *fasthttp.RequestHeader) {
 	}
 	for len(raw) > 0 {
 		var name []byte
-		name, _, raw = nextHeaderLine(raw)
+		name, _, raw = nextHeader(raw)
 		if isForwardingHeader(name) {
 			h.DelBytes(name) // copies name first: raw stays as it was
 		}
@@ -184,40 +194,67 @@ func removeForwarding(h *fasthttp.RequestHeader) {
 
 // appendForwardedFor appends to dst the X-Forwarded-For list a trusted
 // peer's request goes on with: the values of all its X-Forwarded-For lines
-// in the order they came, then ip.
+// in the order they came, then ip. With more than one line, it deletes them
+// all, since SetBytesV replaces only the first.
 func appendForwardedFor(dst []byte, h *fasthttp.RequestHeader, ip []byte) []byte {
-	prior := h.Peek("X-Forwarded-For")
-	if len(prior) == 0 {
-		return append(dst, ip...) // none sent, or named in Connection and removed
-	}
-	if raw := h.RawHeaders(); len(raw) > 0 {
-		for len(raw) > 0 {
+	lines := h.PeekAll("X-Forwarded-For")
+	switch {
+	case len(lines) == 0:
+		// None sent, or named in Connection and removed.
+	case len(lines) == 1:
+		if v := lines[0]; len(v) > 0 {
+			dst = append(append(dst, v...), ", "...)
+		}
+	case len(h.RawHeaders()) == 0:
+		// Built by code: no record of the order but the stored one.
+		for _, v := range lines {
+			if len(v) > 0 {
+				dst = append(append(dst, v...), ", "...)
+			}
+		}
+		h.Del("X-Forwarded-For")
+	default:
+		// Deleting other headers may have reordered the stored lines; the
+		// block as it came off the wire has them in order.
+		for raw := h.RawHeaders(); len(raw) > 0; {
 			var name, value []byte
-			name, value, raw = nextHeaderLine(raw)
-			if len(value) > 0 && len(name) == len("X-Forwarded-For") && bytes.EqualFold(name, []byte("X-Forwarded-For")) {
+			name, value, raw = nextHeader(raw)
+			if len(name) != len("X-Forwarded-For") || !bytes.EqualFold(name, []byte("X-Forwarded-For")) {
+				continue
+			}
+			if value = trimOWS(value); len(value) > 0 {
 				dst = append(append(dst, value...), ", "...)
 			}
 		}
-		h.Del("X-Forwarded-For") // SetBytesV would replace only the first line
-	} else {
-		dst = append(append(dst, prior...), ", "...)
+		h.Del("X-Forwarded-For")
 	}
 	return append(dst, ip...)
 }
 
-// nextHeaderLine splits the first line off a raw header block (lines that
-// end in CRLF, or LF) into its name and its value, trimmed, and returns the
-// rest. A line without a colon has an empty name.
-func nextHeaderLine(raw []byte) (name, value, rest []byte) {
+// nextHeader splits the first line off a raw header block (lines that end
+// in CRLF, or LF) into its name and its value, untrimmed, and returns the
+// rest of the block. A line without a colon has an empty name.
+func nextHeader(raw []byte) (name, value, rest []byte) {
 	line := raw
 	if i := bytes.IndexByte(raw, '\n'); i >= 0 {
 		line, rest = raw[:i], raw[i+1:]
 	}
-	name, value, ok := bytes.Cut(line, []byte(":"))
-	if !ok {
-		return nil, nil, rest
+	if i := bytes.IndexByte(line, ':'); i >= 0 {
+		return line[:i], line[i+1:], rest
 	}
-	return name, bytes.Trim(value, " \t\r"), rest
+	return nil, nil, rest
+}
+
+// trimOWS trims the optional white space around a header value (RFC 9110
+// section 5.5) and the CR ending its line.
+func trimOWS(v []byte) []byte {
+	for len(v) > 0 && (v[len(v)-1] == ' ' || v[len(v)-1] == '\t' || v[len(v)-1] == '\r') {
+		v = v[:len(v)-1]
+	}
+	for len(v) > 0 && (v[0] == ' ' || v[0] == '\t') {
+		v = v[1:]
+	}
+	return v
 }
 
 func peerIP(a net.Addr) net.IP {

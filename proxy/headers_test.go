@@ -176,6 +176,11 @@ func TestIsForwardingHeader(t *testing.T) {
 			t.Errorf("isForwardingHeader(%q) = %v, want %v", name, got, want)
 		}
 	}
+	for _, name := range forwardingHeaders {
+		if !isForwardingHeader([]byte(name)) || !isForwardingHeader([]byte(strings.ToLower(name))) {
+			t.Errorf("isForwardingHeader(%q) = false for a name of forwardingHeaders", name)
+		}
+	}
 }
 
 func TestParseTrusted(t *testing.T) {
