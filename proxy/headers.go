@@ -99,13 +99,13 @@ func hasToken(v []byte, name string) bool {
 // client-address headers of CDNs and platforms) is removed, whatever its
 // case or however often it repeats, and percore sets its own
 // X-Forwarded-For (the peer), -Proto (http) and -Host (the Host). Apps and
-// frameworks read any of them (Express's req.ip takes the left of
-// X-Forwarded-For, others prefer X-Real-IP or Fly-Client-IP), so leaving
-// one would let a client choose its address.
+// frameworks read any of them (Express's req.ip reads X-Forwarded-For,
+// other code X-Real-IP or Fly-Client-IP), so leaving one line would let a
+// client choose its address.
 //
 // From a trusted peer they are kept; its X-Forwarded-For lines are folded
-// into one list, in order, with the peer appended (RFC 7239 section 5.2's
-// order for Forwarded), and -Proto and -Host are set when it sent none.
+// into one list, in order, with the peer appended last, and -Proto and
+// -Host are set when it sent none.
 //
 // It allocates nothing unless the folded X-Forwarded-For outgrows a stack
 // buffer.
