@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+	"github.com/percore/percore/proxy"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -181,7 +183,47 @@ func TestFlyConfig(t *testing.T) {
 		t.Errorf("[[vm]] = %+v, want cpus and memory, which percore sizes the workers by", fly.VM)
 	}
 
+	// Fly's proxy connects from the Machine's private IPv4 network (seen as
+	// ::ffff:172.19.x.x by apps) and sends Fly-Client-IP and X-Forwarded-*:
+	// percore must keep them, and only from there.
+	checkTrusted(t, "fly.toml", fly.Env["PERCORE_TRUSTED_PROXIES"],
+		[]string{"172.19.2.97", "::ffff:172.19.2.97", "fdaa:0:1:a7b:1::2"}, []string{"7.7.7.7", "2001:db8::1"})
+
 	probeAdmin(t, mapEnv(fly.Env), paths)
+}
+
+// checkTrusted checks that a config's PERCORE_TRUSTED_PROXIES is set (the
+// default, loopback, would drop the platform edge's forwarding headers),
+// trusts the edge's addresses and none of the others.
+func checkTrusted(t *testing.T, file, v string, edge, others []string) {
+	t.Helper()
+	if v == "" {
+		t.Errorf("%s does not set PERCORE_TRUSTED_PROXIES: percore would remove the edge's forwarding headers", file)
+		return
+	}
+	trusted, err := proxy.ParseTrusted(v)
+	if err != nil {
+		t.Fatalf("%s: PERCORE_TRUSTED_PROXIES=%q: %v", file, v, err)
+	}
+	contains := func(s string) bool {
+		a := netip.MustParseAddr(s).Unmap()
+		for _, p := range trusted {
+			if p.Contains(a) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, a := range edge {
+		if !contains(a) {
+			t.Errorf("%s: PERCORE_TRUSTED_PROXIES=%q does not trust the edge's address %s", file, v, a)
+		}
+	}
+	for _, a := range others {
+		if contains(a) {
+			t.Errorf("%s: PERCORE_TRUSTED_PROXIES=%q trusts %s, which may be any client", file, v, a)
+		}
+	}
 }
 
 // flyDuration reads kill_timeout: whole seconds or a Go-style duration.
@@ -436,6 +478,11 @@ func TestKubernetesConfig(t *testing.T) {
 	if !reaches {
 		t.Errorf("no Service port targets percore's public port %d: %+v", d.PublicPort, svc.Spec.Ports)
 	}
+
+	// An ingress controller's pods connect from the pod network, a private
+	// range (10.244.0.0/16 with flannel, 192.168.0.0/16 with Calico).
+	checkTrusted(t, "kubernetes.yaml", env["PERCORE_TRUSTED_PROXIES"],
+		[]string{"10.244.1.17", "192.168.3.4", "fd00:10:244::5"}, []string{"7.7.7.7", "2001:db8::1"})
 
 	probeAdmin(t, mapEnv(env), probed)
 }

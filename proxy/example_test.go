@@ -6,8 +6,8 @@ import (
 	"github.com/percore/percore/proxy"
 )
 
-// The peers whose X-Forwarded-* headers percore keeps unless told otherwise
-// with --trusted-proxies.
+// The peers whose forwarding headers percore keeps unless told otherwise
+// with --trusted-proxies: loopback only.
 func ExampleDefaultTrusted() {
 	for _, p := range proxy.DefaultTrusted() {
 		fmt.Println(p)
@@ -15,10 +15,16 @@ func ExampleDefaultTrusted() {
 	// Output:
 	// 127.0.0.0/8
 	// ::1/128
-	// 10.0.0.0/8
-	// 172.16.0.0/12
-	// 192.168.0.0/16
-	// fc00::/7
-	// fe80::/10
-	// 100.64.0.0/10
+}
+
+// Named sets, CIDRs and addresses mix in one list, as --trusted-proxies
+// takes it.
+func ExampleParseTrusted() {
+	t, err := proxy.ParseTrusted("fly, 203.0.113.0/24, 2001:db8::7")
+	fmt.Println(t, err)
+	_, err = proxy.ParseTrusted("loopback, 10.0.0.0/33")
+	fmt.Println(err)
+	// Output:
+	// 172.16.0.0/12,fdaa::/16,203.0.113.0/24,2001:db8::7/128 <nil>
+	// "10.0.0.0/33" is not a CIDR such as 10.0.0.0/8
 }

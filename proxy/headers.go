@@ -92,37 +92,23 @@ func hasToken(v []byte, name string) bool {
 	return false
 }
 
-// Trusted is a list of networks whose peers may set forwarded headers.
-type Trusted []netip.Prefix
-
-// DefaultTrusted are the peers trusted by default: loopback (127.0.0.0/8,
-// ::1), the private ranges of RFC 1918 and RFC 4193, IPv6 link-local and
-// the shared CGNAT range 100.64.0.0/10, which platform edges (Fly's proxy,
-// Kubernetes ingresses, cloud load balancers) connect from. A public address
-// is never trusted by default.
-func DefaultTrusted() Trusted {
-	var t Trusted
-	for _, s := range []string{"127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12",
-		"192.168.0.0/16", "fc00::/7", "fe80::/10", "100.64.0.0/10"} {
-		t = append(t, netip.MustParsePrefix(s))
-	}
-	return t
-}
-
-func (t Trusted) contains(ip netip.Addr) bool {
-	ip = ip.Unmap()
-	for _, p := range t {
-		if p.Contains(ip) {
-			return true
-		}
-	}
-	return false
-}
-
-// setForwarded sets X-Forwarded-For, -Proto and -Host for the worker. From
-// a trusted peer, the client's chain in X-Forwarded-For is kept and the peer
-// appended, and its -Proto and -Host stand; from anyone else they are
-// replaced, so a client cannot forge its address.
+// setForwarded sets the forwarding headers the worker sees.
+//
+// From a peer outside trusted, every line of every forwarding header
+// (isForwardingHeader: X-Forwarded-*, Forwarded, X-Real-IP and the
+// client-address headers of CDNs and platforms) is removed, whatever its
+// case or however often it repeats, and percore sets its own
+// X-Forwarded-For (the peer), -Proto (http) and -Host (the Host). Apps and
+// frameworks read any of them (Express's req.ip reads X-Forwarded-For,
+// other code X-Real-IP or Fly-Client-IP), so leaving one line would let a
+// client choose its address.
+//
+// From a trusted peer they are kept; its X-Forwarded-For lines are folded
+// into one list, in order, with the peer appended last, and -Proto and
+// -Host are set when it sent none.
+//
+// It allocates nothing unless the folded X-Forwarded-For outgrows a stack
+// buffer.
 func setForwarded(h *fasthttp.RequestHeader, peer net.Addr, trusted Trusted) {
 	var ipBuf [64]byte
 	ip := appendPeerIP(ipBuf[:0], peer)
@@ -130,19 +116,145 @@ func setForwarded(h *fasthttp.RequestHeader, peer net.Addr, trusted Trusted) {
 	if addr, ok := netip.AddrFromSlice(peerIP(peer)); ok {
 		fromTrusted = trusted.contains(addr)
 	}
-	if prior := h.Peek("X-Forwarded-For"); fromTrusted && len(prior) > 0 {
+	if fromTrusted {
 		var buf [512]byte
-		v := append(append(append(buf[:0], prior...), ", "...), ip...)
-		h.SetBytesV("X-Forwarded-For", v)
-	} else {
-		h.SetBytesV("X-Forwarded-For", ip)
+		h.SetBytesV("X-Forwarded-For", appendForwardedFor(buf[:0], h, ip))
+		if len(h.Peek("X-Forwarded-Proto")) == 0 {
+			h.Set("X-Forwarded-Proto", "http")
+		}
+		if len(h.Peek("X-Forwarded-Host")) == 0 {
+			h.SetBytesV("X-Forwarded-Host", h.Host())
+		}
+		return
 	}
-	if !fromTrusted || len(h.Peek("X-Forwarded-Proto")) == 0 {
-		h.Set("X-Forwarded-Proto", "http")
+	removeForwarding(h)
+	h.SetBytesV("X-Forwarded-For", ip)
+	h.Set("X-Forwarded-Proto", "http")
+	h.SetBytesV("X-Forwarded-Host", h.Host())
+}
+
+// forwardingHeaders are the headers besides X-Forwarded-* that carry a
+// client's address or scheme as a proxy saw it: RFC 7239's Forwarded,
+// nginx's X-Real-IP, Cloudflare's CF-Connecting-IP and (Enterprise)
+// True-Client-IP, which Akamai also sends, and Fly.io's Fly-Client-IP.
+var forwardingHeaders = [...]string{"Forwarded", "X-Real-IP", "True-Client-IP", "Fly-Client-IP", "CF-Connecting-IP"}
+
+// isForwardingHeader reports whether a header of this name is removed from
+// an untrusted peer's request: any X-Forwarded-* (-For, -Proto, -Host,
+// -Port, -Prefix, -Ssl, -Scheme, -Client-Cert...) and forwardingHeaders,
+// compared without case. Most names are told apart by length and first
+// letter alone.
+func isForwardingHeader(name []byte) bool {
+	const xf = "X-Forwarded-"
+	if len(name) == 0 {
+		return false
 	}
-	if !fromTrusted || len(h.Peek("X-Forwarded-Host")) == 0 {
-		h.SetBytesV("X-Forwarded-Host", h.Host())
+	switch name[0] | 0x20 {
+	case 'x':
+		if len(name) > len(xf) {
+			return bytes.EqualFold(name[:len(xf)], []byte(xf))
+		}
+		return len(name) == len("X-Real-IP") && bytes.EqualFold(name, []byte("X-Real-IP"))
+	case 'f':
+		return len(name) == len("Forwarded") && bytes.EqualFold(name, []byte("Forwarded")) ||
+			len(name) == len("Fly-Client-IP") && bytes.EqualFold(name, []byte("Fly-Client-IP"))
+	case 't':
+		return len(name) == len("True-Client-IP") && bytes.EqualFold(name, []byte("True-Client-IP"))
+	case 'c':
+		return len(name) == len("CF-Connecting-IP") && bytes.EqualFold(name, []byte("CF-Connecting-IP"))
 	}
+	return false
+}
+
+// removeForwarding deletes every line of every forwarding header. Deleting
+// a name deletes all its lines (fasthttp's Set would replace only the
+// first). The names are found in the header block as it came off the wire,
+// which holds each line the client sent; a header built by hand has no such
+// block, and then the fixed names are deleted.
+func removeForwarding(h *fasthttp.RequestHeader) {
+	raw := h.RawHeaders()
+	if len(raw) == 0 {
+		for _, name := range [...]string{"X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host",
+			"X-Forwarded-Port", "X-Forwarded-Prefix", "X-Forwarded-Ssl", "X-Forwarded-Scheme"} {
+			h.Del(name)
+		}
+		for _, name := range forwardingHeaders {
+			h.Del(name)
+		}
+		return
+	}
+	for len(raw) > 0 {
+		var name []byte
+		name, _, raw = nextHeader(raw)
+		if isForwardingHeader(name) {
+			h.DelBytes(name) // copies name first: raw stays as it was
+		}
+	}
+}
+
+// appendForwardedFor appends to dst the X-Forwarded-For list a trusted
+// peer's request goes on with: the values of all its X-Forwarded-For lines
+// in the order they came, then ip. With more than one line, it deletes them
+// all, since SetBytesV replaces only the first.
+func appendForwardedFor(dst []byte, h *fasthttp.RequestHeader, ip []byte) []byte {
+	lines := h.PeekAll("X-Forwarded-For")
+	switch {
+	case len(lines) == 0:
+		// None sent, or named in Connection and removed.
+	case len(lines) == 1:
+		if v := lines[0]; len(v) > 0 {
+			dst = append(append(dst, v...), ", "...)
+		}
+	case len(h.RawHeaders()) == 0:
+		// Built by code: no record of the order but the stored one.
+		for _, v := range lines {
+			if len(v) > 0 {
+				dst = append(append(dst, v...), ", "...)
+			}
+		}
+		h.Del("X-Forwarded-For")
+	default:
+		// Deleting other headers may have reordered the stored lines; the
+		// block as it came off the wire has them in order.
+		for raw := h.RawHeaders(); len(raw) > 0; {
+			var name, value []byte
+			name, value, raw = nextHeader(raw)
+			if len(name) != len("X-Forwarded-For") || !bytes.EqualFold(name, []byte("X-Forwarded-For")) {
+				continue
+			}
+			if value = trimOWS(value); len(value) > 0 {
+				dst = append(append(dst, value...), ", "...)
+			}
+		}
+		h.Del("X-Forwarded-For")
+	}
+	return append(dst, ip...)
+}
+
+// nextHeader splits the first line off a raw header block (lines that end
+// in CRLF, or LF) into its name and its value, untrimmed, and returns the
+// rest of the block. A line without a colon has an empty name.
+func nextHeader(raw []byte) (name, value, rest []byte) {
+	line := raw
+	if i := bytes.IndexByte(raw, '\n'); i >= 0 {
+		line, rest = raw[:i], raw[i+1:]
+	}
+	if i := bytes.IndexByte(line, ':'); i >= 0 {
+		return line[:i], line[i+1:], rest
+	}
+	return nil, nil, rest
+}
+
+// trimOWS trims the optional white space around a header value (RFC 9110
+// section 5.5) and the CR ending its line.
+func trimOWS(v []byte) []byte {
+	for len(v) > 0 && (v[len(v)-1] == ' ' || v[len(v)-1] == '\t' || v[len(v)-1] == '\r') {
+		v = v[:len(v)-1]
+	}
+	for len(v) > 0 && (v[0] == ' ' || v[0] == '\t') {
+		v = v[1:]
+	}
+	return v
 }
 
 func peerIP(a net.Addr) net.IP {

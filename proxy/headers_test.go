@@ -3,6 +3,7 @@ package proxy
 import (
 	"net"
 	"net/netip"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -62,37 +63,165 @@ func TestRemoveHopByHopResponse(t *testing.T) {
 	}
 }
 
+// TestSetForwarded checks the forwarding headers a worker gets, per peer
+// and trust list. The requests are parsed from the wire, as percore gets
+// them. Issue 13: with two X-Forwarded-For lines from an untrusted peer the
+// worker saw "127.0.0.1, 7.7.7.7" (Express's req.ip: 7.7.7.7), duplicated
+// -Proto and -Host survived, and X-Real-IP, Forwarded, True-Client-IP,
+// Fly-Client-IP and CF-Connecting-IP passed through.
 func TestSetForwarded(t *testing.T) {
+	private, _ := NamedTrusted(TrustedPrivate)
+	none, _ := NamedTrusted(TrustedNone)
+	spoof := "X-Forwarded-For: 7.7.7.7\r\nX-Forwarded-For: 8.8.8.8\r\n" +
+		"X-Forwarded-Proto: https\r\nX-Forwarded-Proto: https\r\n" +
+		"X-Forwarded-Host: evil.test\r\nx-forwarded-host: evil2.test\r\n" +
+		"X-Real-IP: 7.7.7.7\r\nForwarded: for=7.7.7.7;proto=https\r\nTrue-Client-IP: 7.7.7.7\r\n" +
+		"Fly-Client-IP: 7.7.7.7\r\ncf-connecting-ip: 7.7.7.7\r\nX-Forwarded-Port: 443\r\n" +
+		"X-Forwarded-Prefix: /admin\r\nX-FORWARDED-SSL: on\r\nX-Forwarded-Client-Cert: x\r\n"
+	// What percore sets for an untrusted peer; every other forwarding line is gone.
+	own := func(peer string) map[string][]string {
+		return map[string][]string{"X-Forwarded-For": {peer}, "X-Forwarded-Proto": {"http"},
+			"X-Forwarded-Host": {"app.test"}}
+	}
 	cases := []struct {
-		name, peer, priorXFF, priorProto, wantXFF, wantProto string
+		name    string
+		peer    string
+		trusted Trusted
+		lines   string
+		want    map[string][]string // every forwarding header the worker gets, each line
 	}{
-		{"untrusted peer replaces", "203.0.113.9", "1.2.3.4", "https", "203.0.113.9", "http"},
-		{"trusted peer extends", "10.1.2.3", "1.2.3.4", "https", "1.2.3.4, 10.1.2.3", "https"},
-		{"trusted peer without prior", "127.0.0.1", "", "", "127.0.0.1", "http"},
-		{"ipv6 untrusted", "2001:db8::1", "1.2.3.4", "", "2001:db8::1", "http"},
+		{"untrusted peer, everything spoofed", "203.0.113.9", DefaultTrusted(), spoof, own("203.0.113.9")},
+		{"private peer untrusted by default", "10.1.2.3", DefaultTrusted(), spoof, own("10.1.2.3")},
+		{"loopback peer with none", "127.0.0.1", none, spoof, own("127.0.0.1")},
+		{"ipv6 untrusted", "2001:db8::1", DefaultTrusted(), spoof, own("2001:db8::1")},
+		{"untrusted, two X-Forwarded-For lines only", "203.0.113.9", DefaultTrusted(),
+			"X-Forwarded-For: 127.0.0.1\r\nX-Forwarded-For: 7.7.7.7\r\n", own("203.0.113.9")},
+		{"trusted peer keeps and appends", "10.1.2.3", private,
+			"X-Forwarded-For: 1.2.3.4\r\nX-Forwarded-Proto: https\r\nX-Real-IP: 1.2.3.4\r\nFly-Client-IP: 1.2.3.4\r\n",
+			map[string][]string{"X-Forwarded-For": {"1.2.3.4, 10.1.2.3"}, "X-Forwarded-Proto": {"https"},
+				"X-Forwarded-Host": {"app.test"}, "X-Real-Ip": {"1.2.3.4"}, "Fly-Client-Ip": {"1.2.3.4"}}},
+		{"trusted peer, lines folded in order", "127.0.0.1", DefaultTrusted(),
+			"X-Forwarded-For: 1.1.1.1, 2.2.2.2\r\nAccept: */*\r\nx-forwarded-for: 3.3.3.3\r\nX-Forwarded-Host: a.test\r\n",
+			map[string][]string{"X-Forwarded-For": {"1.1.1.1, 2.2.2.2, 3.3.3.3, 127.0.0.1"},
+				"X-Forwarded-Proto": {"http"}, "X-Forwarded-Host": {"a.test"}}},
+		{"trusted peer without prior", "127.0.0.1", DefaultTrusted(), "", own("127.0.0.1")},
+		{"trusted peer, X-Forwarded-For named in Connection", "127.0.0.1", DefaultTrusted(),
+			"Connection: X-Forwarded-For\r\nX-Forwarded-For: 1.2.3.4\r\n", own("127.0.0.1")},
+		{"ipv4-mapped peer in an ipv4 range", "::ffff:10.0.0.7", private,
+			"X-Forwarded-For: 1.2.3.4\r\n", map[string][]string{"X-Forwarded-For": {"1.2.3.4, 10.0.0.7"},
+				"X-Forwarded-Proto": {"http"}, "X-Forwarded-Host": {"app.test"}}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			var h fasthttp.RequestHeader
-			h.SetHost("app.test")
-			if c.priorXFF != "" {
-				h.Set("X-Forwarded-For", c.priorXFF)
+			var req fasthttp.Request
+			if err := req.Read(bufioReader("GET / HTTP/1.1\r\nHost: app.test\r\n" + c.lines + "\r\n")); err != nil {
+				t.Fatal(err)
 			}
-			if c.priorProto != "" {
-				h.Set("X-Forwarded-Proto", c.priorProto)
-			}
+			h := &req.Header
+			removeHopByHop(h)
 			peer := &net.TCPAddr{IP: net.IP(netip.MustParseAddr(c.peer).AsSlice()), Port: 5555}
-			setForwarded(&h, peer, DefaultTrusted())
-			if got := string(h.Peek("X-Forwarded-For")); got != c.wantXFF {
-				t.Errorf("X-Forwarded-For = %q, want %q", got, c.wantXFF)
-			}
-			if got := string(h.Peek("X-Forwarded-Proto")); got != c.wantProto {
-				t.Errorf("X-Forwarded-Proto = %q, want %q", got, c.wantProto)
-			}
-			if got := string(h.Peek("X-Forwarded-Host")); got != "app.test" {
-				t.Errorf("X-Forwarded-Host = %q, want app.test", got)
+			setForwarded(h, peer, c.trusted)
+			if got := forwardingLines(h); !reflect.DeepEqual(got, c.want) {
+				t.Errorf("the worker gets\n%v\nwant\n%v\nheader:\n%s", got, c.want, h.Header())
 			}
 		})
+	}
+}
+
+// TestSetForwardedByHand covers headers without a raw block (set by code,
+// not parsed): the fixed names are removed all the same.
+func TestSetForwardedByHand(t *testing.T) {
+	var h fasthttp.RequestHeader
+	h.SetHost("app.test")
+	h.Add("X-Forwarded-For", "7.7.7.7")
+	h.Add("X-Forwarded-For", "8.8.8.8")
+	h.Set("X-Real-IP", "7.7.7.7")
+	h.Set("CF-Connecting-IP", "7.7.7.7")
+	setForwarded(&h, &net.TCPAddr{IP: net.IPv4(203, 0, 113, 9)}, DefaultTrusted())
+	want := map[string][]string{"X-Forwarded-For": {"203.0.113.9"}, "X-Forwarded-Proto": {"http"},
+		"X-Forwarded-Host": {"app.test"}}
+	if got := forwardingLines(&h); !reflect.DeepEqual(got, want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+	h.Reset()
+	h.Set("X-Forwarded-For", "1.2.3.4")
+	setForwarded(&h, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)}, DefaultTrusted())
+	if got := string(h.Peek("X-Forwarded-For")); got != "1.2.3.4, 127.0.0.1" {
+		t.Errorf("trusted: X-Forwarded-For = %q", got)
+	}
+}
+
+// forwardingLines lists each forwarding header of h as it would be written,
+// with every line's value, keyed by the name as written.
+func forwardingLines(h *fasthttp.RequestHeader) map[string][]string {
+	got := map[string][]string{}
+	for _, line := range strings.Split(string(h.Header()), "\r\n") {
+		name, value, ok := strings.Cut(line, ": ")
+		if ok && isForwardingHeader([]byte(name)) {
+			got[name] = append(got[name], value)
+		}
+	}
+	return got
+}
+
+func TestIsForwardingHeader(t *testing.T) {
+	for name, want := range map[string]bool{
+		"X-Forwarded-For": true, "x-forwarded-proto": true, "X-FORWARDED-HOST": true, "X-Forwarded-Port": true,
+		"X-Forwarded-Prefix": true, "X-Forwarded-Anything": true, "Forwarded": true, "forwarded": true,
+		"X-Real-IP": true, "X-Real-Ip": true, "True-Client-IP": true, "Fly-Client-IP": true, "CF-Connecting-IP": true,
+		"X-Forwarded": false, "X-Forwarded-": false, "Forwarded-For": false, "Via": false, "Host": false,
+		"X-Request-Id": false, "Fly-Region": false, "X-Real-IPs": false, "": false,
+	} {
+		if got := isForwardingHeader([]byte(name)); got != want {
+			t.Errorf("isForwardingHeader(%q) = %v, want %v", name, got, want)
+		}
+	}
+	for _, name := range forwardingHeaders {
+		if !isForwardingHeader([]byte(name)) || !isForwardingHeader([]byte(strings.ToLower(name))) {
+			t.Errorf("isForwardingHeader(%q) = false for a name of forwardingHeaders", name)
+		}
+	}
+}
+
+func TestParseTrusted(t *testing.T) {
+	cases := []struct{ in, want string }{
+		{"loopback", "127.0.0.0/8,::1/128"},
+		{"none", "none"},
+		{" none ", "none"},
+		{"private", "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7,fe80::/10,100.64.0.0/10"},
+		{"fly", "172.16.0.0/12,fdaa::/16"},
+		{"loopback,fly", "127.0.0.0/8,::1/128,172.16.0.0/12,fdaa::/16"},
+		{"loopback, private", "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7,fe80::/10,100.64.0.0/10"},
+		{" 10.0.0.0/8, 192.168.1.7 ,::ffff:1.2.3.4", "10.0.0.0/8,192.168.1.7/32,1.2.3.4/32"},
+		{"fly, 203.0.113.0/24,2001:db8::7", "172.16.0.0/12,fdaa::/16,203.0.113.0/24,2001:db8::7/128"},
+		{"10.1.2.3/8,::ffff:10.0.0.0/104", "10.0.0.0/8"},
+		{"loopback,", "127.0.0.0/8,::1/128"},
+	}
+	for _, c := range cases {
+		got, err := ParseTrusted(c.in)
+		if err != nil {
+			t.Errorf("ParseTrusted(%q): %v", c.in, err)
+			continue
+		}
+		if got.String() != c.want {
+			t.Errorf("ParseTrusted(%q) = %s, want %s", c.in, got, c.want)
+		}
+	}
+	for in, naming := range map[string]string{
+		"banana":              `"banana"`,
+		"loopback,banana":     `"banana"`,
+		"10.0.0.0/33":         `"10.0.0.0/33"`,
+		"private, 10.0.0.0/x": `"10.0.0.0/x"`,
+		"Private":             `"Private"`,
+		"none,loopback":       `"none"`,
+		"loopback, none":      `"none"`,
+		",":                   "want loopback, private, fly, none",
+		"":                    "want loopback, private, fly, none",
+	} {
+		_, err := ParseTrusted(in)
+		if err == nil || !strings.Contains(err.Error(), naming) {
+			t.Errorf("ParseTrusted(%q) = %v, want an error naming %s", in, err, naming)
+		}
 	}
 }
 

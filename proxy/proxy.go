@@ -54,8 +54,9 @@ type Config struct {
 	AccessLog hclog.Logger
 	// WorkerWait is how long a request waits for a ready worker (default 10s).
 	WorkerWait time.Duration
-	// Trusted are the peers whose X-Forwarded-* headers are kept (default
-	// DefaultTrusted; an empty non-nil list trusts nobody).
+	// Trusted are the peers whose forwarding headers (X-Forwarded-*,
+	// Forwarded, X-Real-IP, ...) are kept; every other peer's are removed
+	// (default DefaultTrusted, loopback; an empty non-nil list trusts nobody).
 	Trusted Trusted
 	// MaxBody limits request bodies in bytes (default: no limit). A larger
 	// Content-Length gets 413 at once; a chunked body is cut when it grows

@@ -136,11 +136,15 @@ func FuzzCheckRequest(f *testing.F) {
 // FuzzHeaderRewrite runs a parsed request through the header rewrite done
 // before forwarding and checks what the worker would get: no hop-by-hop
 // header left, none named by the client's Connection, and X-Forwarded-For
-// that is the peer's address alone when the peer is not trusted.
+// that is the peer's address alone, with no other forwarding header than
+// percore's own, when the peer is not trusted.
 func FuzzHeaderRewrite(f *testing.F) {
 	f.Add("keep-alive, X-Drop", "X-Drop", "1", "6.6.6.6", true)
 	f.Add("close", "Te", "trailers", "", false)
 	f.Add("Upgrade, x-a,, ,X-B", "Upgrade", "websocket", "1.2.3.4, 5.6.7.8", true)
+	f.Add("close", "x-forwarded-for", "7.7.7.7", "1.2.3.4", false)
+	f.Add("X-Real-IP", "X-Real-IP", "7.7.7.7", "", false)
+	f.Add("", "X-Forwarded-Proto", "https", "1.2.3.4", true)
 	f.Fuzz(func(t *testing.T, conn, name, value, xff string, trusted bool) {
 		var req fasthttp.Request
 		raw := "GET / HTTP/1.1\r\nHost: a\r\nConnection: " + conn + "\r\n" + name + ": " + value +
@@ -154,7 +158,7 @@ func FuzzHeaderRewrite(f *testing.F) {
 		peer := &net.TCPAddr{IP: net.IPv4(203, 0, 113, 5), Port: 1}
 		list := Trusted{}
 		if trusted {
-			list = DefaultTrusted()
+			list, _ = NamedTrusted(TrustedPrivate)
 			peer.IP = net.IPv4(10, 0, 0, 1)
 		}
 		setForwarded(h, peer, list)
@@ -175,6 +179,10 @@ func FuzzHeaderRewrite(f *testing.F) {
 		got := string(h.Peek("X-Forwarded-For"))
 		if !trusted && got != "203.0.113.5" {
 			t.Fatalf("untrusted peer: X-Forwarded-For = %q", got)
+		}
+		if lines := forwardingLines(h); !trusted && (len(lines) != 3 || len(lines["X-Forwarded-For"]) != 1 ||
+			len(lines["X-Forwarded-Proto"]) != 1 || len(lines["X-Forwarded-Host"]) != 1) {
+			t.Fatalf("untrusted peer: forwarding headers %v", lines)
 		}
 		if trusted && !strings.HasSuffix(got, "10.0.0.1") {
 			t.Fatalf("trusted peer: X-Forwarded-For = %q, want the peer appended", got)

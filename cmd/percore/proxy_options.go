@@ -2,10 +2,7 @@ package main
 
 import (
 	"errors"
-	"fmt"
-	"net/netip"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -61,8 +58,8 @@ func proxyOptions() []option {
 		{name: "access-log", isBool: true, def: "false",
 			usage: "log each request: method, path, status, bytes, duration, worker, request id",
 			set:   setAccessLog},
-		{name: "trusted-proxies", value: "CIDR,...|none", def: "loopback and private ranges",
-			usage: "peers whose X-Forwarded-For/-Proto/-Host are kept; others' are replaced",
+		{name: "trusted-proxies", value: "SET|CIDR,...", def: "loopback",
+			usage: "peers whose X-Forwarded-*, Forwarded, X-Real-IP and CDN client-IP headers are kept (percore appends to X-Forwarded-For); others' are removed; sets loopback, private, fly, none, mixed with CIDRs",
 			set:   setTrustedProxies},
 	}
 }
@@ -178,44 +175,13 @@ func setAccessLog(c *config, v string) error {
 	return nil
 }
 
-// setTrustedProxies reads a comma-separated list of CIDRs or single
-// addresses, or "none".
+// setTrustedProxies reads a comma-separated list of named sets, CIDRs and
+// single addresses (proxy.ParseTrusted).
 func setTrustedProxies(c *config, v string) error {
-	t, err := parseTrusted(v)
+	t, err := proxy.ParseTrusted(v)
 	if err != nil {
 		return err
 	}
 	c.Proxy.Trusted = t
 	return nil
-}
-
-func parseTrusted(v string) (proxy.Trusted, error) {
-	if strings.TrimSpace(v) == "none" {
-		return proxy.Trusted{}, nil
-	}
-	t := proxy.Trusted{}
-	for _, s := range strings.Split(v, ",") {
-		s = strings.TrimSpace(s)
-		if s == "" {
-			continue
-		}
-		if strings.Contains(s, "/") {
-			p, err := netip.ParsePrefix(s)
-			if err != nil {
-				return nil, fmt.Errorf("%q is not a CIDR such as 10.0.0.0/8", s)
-			}
-			t = append(t, p.Masked())
-			continue
-		}
-		a, err := netip.ParseAddr(s)
-		if err != nil {
-			return nil, fmt.Errorf("%q is not an address or a CIDR", s)
-		}
-		a = a.Unmap()
-		t = append(t, netip.PrefixFrom(a, a.BitLen()))
-	}
-	if len(t) == 0 {
-		return nil, errors.New(`want CIDRs separated by commas, or "none"`)
-	}
-	return t, nil
 }

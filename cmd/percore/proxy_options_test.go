@@ -29,7 +29,7 @@ func TestProxyOptionsDefaults(t *testing.T) {
 func TestProxyOptionsValues(t *testing.T) {
 	cfg, err := parseConfig([]string{"--header-timeout", "5s", "--idle-timeout=30s", "--max-header-size", "32K",
 		"--response-timeout", "off", "--body-timeout", "3s", "--max-body", "10MiB", "--max-inflight", "4", "--queue", "0",
-		"--queue-timeout", "1500ms", "--access-log", "--trusted-proxies", " 10.0.0.0/8, 192.168.1.7 ,::ffff:1.2.3.4",
+		"--queue-timeout", "1500ms", "--access-log", "--trusted-proxies", " fly, 10.0.0.0/8, 192.168.1.7 ,::ffff:1.2.3.4",
 		"--", "node"}, map[string]string{"PERCORE_MAX_INFLIGHT": "9", "PERCORE_MAX_BODY": "1"})
 	if err != nil {
 		t.Fatal(err)
@@ -43,7 +43,7 @@ func TestProxyOptionsValues(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("settings = %+v\nwant %+v", got, want)
 	}
-	wantTrusted := []string{"10.0.0.0/8", "192.168.1.7/32", "1.2.3.4/32"}
+	wantTrusted := []string{"172.16.0.0/12", "fdaa::/16", "10.0.0.0/8", "192.168.1.7/32", "1.2.3.4/32"}
 	if len(p.Trusted) != len(wantTrusted) {
 		t.Fatalf("trusted = %v, want %v", p.Trusted, wantTrusted)
 	}
@@ -61,6 +61,23 @@ func TestProxyOptionsValues(t *testing.T) {
 	if cfg.Proxy.MaxInFlight != 9 || cfg.Proxy.Queue != 7 || !cfg.Proxy.AccessLog ||
 		cfg.Proxy.Trusted == nil || len(cfg.Proxy.Trusted) != 0 {
 		t.Errorf("from the environment: %+v", cfg.Proxy)
+	}
+
+	cfg, err = parseConfig([]string{"node"}, map[string]string{"PERCORE_TRUSTED_PROXIES": "private"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if private, _ := proxy.NamedTrusted(proxy.TrustedPrivate); !reflect.DeepEqual(cfg.Proxy.Trusted, private) {
+		t.Errorf("PERCORE_TRUSTED_PROXIES=private: %v, want %v", cfg.Proxy.Trusted, private)
+	}
+}
+
+// TestTrustedProxiesErrorNamesEntry checks that a bad entry in a list is
+// the one the error names.
+func TestTrustedProxiesErrorNamesEntry(t *testing.T) {
+	_, err := parseConfig([]string{"--trusted-proxies", "loopback, 10.0.0.0/8, privat", "node"}, nil)
+	if err == nil || !strings.Contains(err.Error(), `"privat"`) || !strings.Contains(err.Error(), "private") {
+		t.Errorf("err = %v, want one naming \"privat\" and the sets", err)
 	}
 }
 
@@ -84,6 +101,8 @@ func TestProxyOptionsErrors(t *testing.T) {
 		{"--trusted-proxies", "banana"},
 		{"--trusted-proxies", "10.0.0.0/33"},
 		{"--trusted-proxies", ","},
+		{"--trusted-proxies", "loopback,privat"},
+		{"--trusted-proxies", "none,fly"},
 	} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			_, err := parseConfig(append(args, "node"), nil)
