@@ -82,6 +82,11 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 			log.Error(crash.Error())
 			return exitCrashLoop
 		}
+		var unsafe *control.UnsafePathError
+		if errors.As(err, &unsafe) {
+			log.Error("percore failed", "error", err)
+			return exitUsage
+		}
 		log.Error("percore failed", "error", err)
 		return exitError
 	}
@@ -137,6 +142,17 @@ func serve(cfg *config, environ []string, log hclog.Logger) error {
 			return fmt.Errorf("admin listener on %s: %w", cfg.Admin, err)
 		}
 	}
+	ctl, err := openControl(cfg, log)
+	if err != nil {
+		publicLn.Close()
+		if adminLn != nil {
+			adminLn.Close()
+		}
+		return err
+	}
+	if ctl != nil {
+		defer ctl.Stop()
+	}
 	reaper, err := supervisor.NewReaper(log.Named("reaper"))
 	if err == nil && cfg.User != nil {
 		err = becomeUser(cfg, &environ, log)
@@ -164,6 +180,7 @@ func serve(cfg *config, environ []string, log hclog.Logger) error {
 	if err != nil {
 		return err
 	}
+	a.ctl = ctl
 	log.Info("proxy listening", "addr", publicLn.Addr().String())
 	if adminLn != nil {
 		log.Info("admin listening", "addr", adminLn.Addr().String())
@@ -171,17 +188,13 @@ func serve(cfg *config, environ []string, log hclog.Logger) error {
 	return a.run(publicLn, adminLn)
 }
 
-// becomeUser drops to --user once the listeners are open; the default
-// control socket then follows the new uid.
+// becomeUser drops to --user once the listeners and the control socket
+// are open.
 func becomeUser(cfg *config, environ *[]string, log hclog.Logger) error {
-	defaultControl := cfg.Control == control.DefaultPath()
 	if err := cfg.User.drop(); err != nil {
 		return err
 	}
 	*environ = cfg.User.env(*environ)
-	if defaultControl {
-		cfg.Control = control.DefaultPath()
-	}
 	log.Info("running as user", "user", cfg.User.name, "uid", cfg.User.uid, "gid", cfg.User.gid)
 	return nil
 }
@@ -195,11 +208,11 @@ type actors struct {
 	srv   proxy.ServerConfig
 	sup   *supervisor.Supervisor
 
-	controlPath string
-	status      *statusSource
-	checks      health.CheckConfig
-	checksOn    bool
-	readyMin    int
+	ctl      *control.Server // nil without a control socket
+	status   *statusSource
+	checks   health.CheckConfig
+	checksOn bool
+	readyMin int
 }
 
 // makeSocketDir creates the private directory of the workers' sockets for
@@ -247,7 +260,6 @@ func assemble(cfg *config, p plan, environ []string, log hclog.Logger, l supervi
 		srv:   srv,
 		sup:   sup,
 
-		controlPath: cfg.Control,
 		status: &statusSource{started: time.Now(), res: p.res, plan: p, maxMem: p.maxMemory(cfg),
 			sup: sup, pool: pool},
 		checks:   cfg.Checks,
@@ -291,8 +303,8 @@ func (a *actors) run(publicLn, adminLn net.Listener) error {
 		g.Add(checker.Run, func(error) { checker.Stop() })
 	}
 
-	if ctl := a.controlServer(); ctl != nil {
-		g.Add(ctl.Run, func(error) { ctl.Stop() })
+	if a.ctl != nil {
+		g.Add(func() error { return a.ctl.Serve(a.sup) }, func(error) { a.ctl.Stop() })
 	}
 
 	sigs := newSignals(a.log, a.sd, a.sup)
@@ -307,19 +319,35 @@ func (a *actors) run(publicLn, adminLn net.Listener) error {
 	return err
 }
 
-// controlServer opens the control socket, or returns nil (with a warning)
-// when it cannot: percore then runs without one.
-func (a *actors) controlServer() *control.Server {
-	if a.controlPath == "" {
-		return nil
+// openControl opens the control socket before percore drops to --user, so
+// that the kernel vouches for it (SO_PEERCRED) as the user who started
+// percore. An unsafe --control path stops percore; a default one that cannot
+// be had is logged loudly and percore runs without a control socket.
+func openControl(cfg *config, log hclog.Logger) (*control.Server, error) {
+	if cfg.Control == "" {
+		return nil, nil
 	}
-	ctl, err := control.Listen(a.controlPath, a.sup, a.log.Named("control"))
-	if err != nil {
-		a.log.Warn("running without a control socket: percore reload and scale will not reach this percore", "error", err)
-		return nil
+	explicit := cfg.Control != control.DefaultPath()
+	var ctl *control.Server
+	var err error
+	if explicit {
+		ctl, err = control.Listen(cfg.Control, log.Named("control"))
+	} else {
+		ctl, err = control.ListenDefault(log.Named("control"))
 	}
-	a.log.Info("control socket", "path", a.controlPath)
-	return ctl
+	var unsafe *control.UnsafePathError
+	switch {
+	case err == nil:
+		log.Info("control socket", "path", ctl.Path())
+		return ctl, nil
+	case errors.As(err, &unsafe) && explicit:
+		return nil, fmt.Errorf("--control %s: %w", cfg.Control, err)
+	case errors.As(err, &unsafe):
+		log.Error("refusing the control socket's directory: percore reload and scale will not reach this percore (remove the path, or give --control)", "error", err)
+	default:
+		log.Warn("running without a control socket: percore reload and scale will not reach this percore", "error", err)
+	}
+	return nil, nil
 }
 
 // ReadyWorkers implements health.Workers.
