@@ -2,7 +2,6 @@ package control
 
 import (
 	"errors"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -102,12 +101,7 @@ func TestSendWithoutServer(t *testing.T) {
 
 func TestStaleSocketIsReplaced(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "stale.sock")
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln.SetUnlinkOnClose(false)
-	ln.Close() // the socket file stays, as after a crash
+	staleSocket(t, path)
 	s, err := Listen(path, hclog.NewNullLogger())
 	if err != nil {
 		t.Fatalf("a stale socket of ours must be replaced: %v", err)
