@@ -5,8 +5,8 @@
 // The guards are the socket's directory, which only its owner can enter,
 // its file mode (owner only) and, on the command's side, the kernel's word
 // on who serves the socket (SO_PEERCRED): a command is sent only to a
-// process of the same user or root. The channel is never on the network. It is not the admin HTTP listener, which stays
-// read-only.
+// process of the same user or root. The channel is never on the network.
+// It is not the admin HTTP listener, which stays read-only.
 package control
 
 import (
@@ -101,8 +101,8 @@ func listen(path string, log hclog.Logger) (*Server, error) {
 // Path is where the socket is.
 func (s *Server) Path() string { return s.path }
 
-// Serve accepts commands for target until Stop; with a target bound it is
-// a run.Group actor.
+// Serve accepts commands for target until Stop. It blocks: run it as a
+// run.Group actor with Stop as its interrupt.
 func (s *Server) Serve(target Target) error {
 	for {
 		c, err := s.ln.Accept()

@@ -82,12 +82,11 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 			log.Error(crash.Error())
 			return exitCrashLoop
 		}
+		log.Error("percore failed", "error", err)
 		var unsafe *control.UnsafePathError
 		if errors.As(err, &unsafe) {
-			log.Error("percore failed", "error", err)
 			return exitUsage
 		}
-		log.Error("percore failed", "error", err)
 		return exitError
 	}
 	return exitOK
