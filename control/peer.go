@@ -28,8 +28,8 @@ func (e *PeerError) Error() string {
 	if e.Peer.PID > 0 {
 		pid = fmt.Sprintf("pid %d", e.Peer.PID)
 	}
-	return fmt.Sprintf("refusing to send to %s: it is served by %s running as uid %d, not by uid %d or root "+
-		"(another user may have taken the path; nothing was sent)", e.Path, pid, e.Peer.UID, e.UID)
+	return fmt.Sprintf("refusing to send to %s: it is served by %s running as uid %d, not by %s "+
+		"(another user may have taken the path; nothing was sent)", e.Path, pid, e.Peer.UID, usOrRoot(e.UID))
 }
 
 // checkPeer accepts a peer that runs as uid or as root.
@@ -57,4 +57,12 @@ func dialChecked(path string, uid int) (*net.UnixConn, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// usOrRoot names whom a path or peer may belong to: uid or root.
+func usOrRoot(uid int) string {
+	if uid == 0 {
+		return "root"
+	}
+	return fmt.Sprintf("uid %d or root", uid)
 }

@@ -107,7 +107,7 @@ func checkSocketDir(dir string, uid int) error {
 			return fmt.Errorf("check control socket directory: %w", err)
 		}
 		if owner := ownerOf(fi); owner != uid && owner != 0 {
-			return &UnsafePathError{Path: d, Problem: fmt.Sprintf("is owned by uid %d, not by uid %d or root", owner, uid)}
+			return &UnsafePathError{Path: d, Problem: fmt.Sprintf("is owned by uid %d, not by %s", owner, usOrRoot(uid))}
 		}
 		shared := fi.Mode().Perm()&0o022 != 0
 		if shared && (last || fi.Mode()&fs.ModeSticky == 0) {
