@@ -2,9 +2,11 @@
 // which "percore reload" and "percore scale" reach a running percore, for
 // people who cannot easily send it signals (kubectl exec, fly ssh console).
 //
-// The socket's file permissions are the guard (owner only); the channel is
-// never on the network. It is not the admin HTTP listener, which stays
-// read-only.
+// The guards are the socket's directory, which only its owner can enter,
+// its file mode (owner only) and, on the command's side, the kernel's word
+// on who serves the socket (SO_PEERCRED): a command is sent only to a
+// process of the same user or root. The channel is never on the network.
+// It is not the admin HTTP listener, which stays read-only.
 package control
 
 import (
@@ -14,6 +16,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,11 +32,6 @@ type Target interface {
 	ScaleBy(delta int) (int, error)
 }
 
-// DefaultPath is where the socket lives unless --control says otherwise.
-func DefaultPath() string {
-	return fmt.Sprintf("%s/percore-%d.sock", os.TempDir(), os.Getuid())
-}
-
 // maxCommand bounds a command line.
 const maxCommand = 256
 
@@ -42,18 +40,44 @@ var ErrInUse = errors.New("control socket is in use by another percore")
 
 // Server answers control commands on a Unix socket.
 type Server struct {
-	ln     net.Listener
-	path   string
-	target Target
-	log    hclog.Logger
-	wg     sync.WaitGroup
-	once   sync.Once
+	ln   net.Listener
+	path string
+	log  hclog.Logger
+	wg   sync.WaitGroup
+	once sync.Once
 }
 
-// Listen creates the socket at path, readable and writable by its owner
-// only. A stale socket left by a dead percore is replaced; a live one is
-// ErrInUse.
-func Listen(path string, target Target, log hclog.Logger) (*Server, error) {
+// ListenDefault opens the socket at DefaultPath, creating its directory
+// with mode 0700 first; a directory that is not ours alone is an
+// *UnsafePathError.
+func ListenDefault(log hclog.Logger) (*Server, error) {
+	if err := makePrivateDir(DefaultDir(), os.Getuid()); err != nil {
+		return nil, err
+	}
+	return listen(DefaultPath(), log)
+}
+
+// Listen opens the socket at path (a --control path), readable and writable
+// by its owner only. Its directory must be ours or root's and closed to
+// other users' writes; a missing last directory is created with mode 0700.
+// A socket of ours left by a dead percore is replaced; a live one is
+// ErrInUse. Anything else already at path, or a directory others could
+// write to, is an *UnsafePathError.
+func Listen(path string, log hclog.Logger) (*Server, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("control socket %s: %w", path, err)
+	}
+	if err := checkSocketDir(filepath.Dir(abs), os.Getuid()); err != nil {
+		return nil, err
+	}
+	return listen(path, log)
+}
+
+func listen(path string, log hclog.Logger) (*Server, error) {
+	if err := checkOldSocket(path, os.Getuid()); err != nil {
+		return nil, err
+	}
 	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
 		c.Close()
 		return nil, fmt.Errorf("%s: %w", path, ErrInUse)
@@ -71,11 +95,15 @@ func Listen(path string, target Target, log hclog.Logger) (*Server, error) {
 		ln.Close()
 		return nil, fmt.Errorf("control socket %s: %w", path, err)
 	}
-	return &Server{ln: ln, path: path, target: target, log: log}, nil
+	return &Server{ln: ln, path: path, log: log}, nil
 }
 
-// Run accepts commands until Stop; it is a run.Group actor.
-func (s *Server) Run() error {
+// Path is where the socket is.
+func (s *Server) Path() string { return s.path }
+
+// Serve accepts commands for target until Stop. It blocks: run it as a
+// run.Group actor with Stop as its interrupt.
+func (s *Server) Serve(target Target) error {
 	for {
 		c, err := s.ln.Accept()
 		if err != nil {
@@ -86,11 +114,13 @@ func (s *Server) Run() error {
 			return fmt.Errorf("control socket: %w", err)
 		}
 		s.wg.Add(1)
-		go s.serveConn(c)
+		go s.serveConn(c, target)
 	}
 }
 
-// Stop closes the socket and removes its file.
+// Stop closes the socket and removes its file. It is safe to call more
+// than once. A percore that became another user after it opened the socket
+// may lack the right to remove the file; the next start replaces it.
 func (s *Server) Stop() {
 	s.once.Do(func() {
 		s.ln.Close()
@@ -98,7 +128,7 @@ func (s *Server) Stop() {
 	})
 }
 
-func (s *Server) serveConn(c net.Conn) {
+func (s *Server) serveConn(c net.Conn, target Target) {
 	defer s.wg.Done()
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
@@ -106,20 +136,20 @@ func (s *Server) serveConn(c net.Conn) {
 	if err != nil {
 		return
 	}
-	reply := s.do(strings.TrimSpace(line))
+	reply := do(target, strings.TrimSpace(line))
 	s.log.Info("control command", "command", strings.TrimSpace(line), "reply", reply)
 	fmt.Fprintln(c, reply)
 }
 
 // do runs one command and returns the reply line: "ok ..." or "error: ...".
-func (s *Server) do(cmd string) string {
+func do(target Target, cmd string) string {
 	verb, arg, _ := strings.Cut(cmd, " ")
 	switch verb {
 	case "reload":
-		s.target.Reload()
+		target.Reload()
 		return "ok reload started"
 	case "scale":
-		n, err := s.scale(strings.TrimSpace(arg))
+		n, err := scale(target, strings.TrimSpace(arg))
 		if err != nil {
 			return "error: " + err.Error()
 		}
@@ -129,15 +159,15 @@ func (s *Server) do(cmd string) string {
 	}
 }
 
-func (s *Server) scale(arg string) (int, error) {
+func scale(target Target, arg string) (int, error) {
 	delta, relative, n, err := ParseScale(arg)
 	if err != nil {
 		return 0, err
 	}
 	if relative {
-		return s.target.ScaleBy(delta)
+		return target.ScaleBy(delta)
 	}
-	return s.target.Scale(n)
+	return target.Scale(n)
 }
 
 // ParseScale reads N, +K or -K.
@@ -156,11 +186,13 @@ func ParseScale(arg string) (delta int, relative bool, n int, err error) {
 }
 
 // Send sends one command to the percore listening at path and returns its
-// reply, or an error that says nothing answers there.
+// reply, or an error that says nothing answers there. The process serving
+// path must run as our user or root (else a *PeerError, and nothing is
+// sent).
 func Send(path, command string) (string, error) {
-	c, err := net.DialTimeout("unix", path, 2*time.Second)
+	c, err := dialChecked(path, os.Getuid())
 	if err != nil {
-		return "", fmt.Errorf("no percore answers on %s (is it running, and is this its --control path?): %w", path, err)
+		return "", err
 	}
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(10 * time.Second))

@@ -43,12 +43,12 @@ func (f *fakeTarget) ScaleBy(d int) (int, error) {
 func TestCommands(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "c.sock")
 	target := &fakeTarget{workers: 2}
-	s, err := Listen(path, target, hclog.NewNullLogger())
+	s, err := Listen(path, hclog.NewNullLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- s.Run() }()
+	go func() { done <- s.Serve(target) }()
 	defer func() {
 		s.Stop()
 		if err := <-done; err != nil {
@@ -87,7 +87,7 @@ func TestCommands(t *testing.T) {
 	if target.reloads != 1 {
 		t.Errorf("reloads = %d", target.reloads)
 	}
-	if _, err := Listen(path, target, hclog.NewNullLogger()); !errors.Is(err, ErrInUse) {
+	if _, err := Listen(path, hclog.NewNullLogger()); !errors.Is(err, ErrInUse) {
 		t.Errorf("second Listen = %v, want ErrInUse", err)
 	}
 }
@@ -101,12 +101,10 @@ func TestSendWithoutServer(t *testing.T) {
 
 func TestStaleSocketIsReplaced(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "stale.sock")
-	if err := os.WriteFile(path, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	s, err := Listen(path, &fakeTarget{}, hclog.NewNullLogger())
+	staleSocket(t, path)
+	s, err := Listen(path, hclog.NewNullLogger())
 	if err != nil {
-		t.Fatalf("a stale file must be replaced: %v", err)
+		t.Fatalf("a stale socket of ours must be replaced: %v", err)
 	}
 	s.Stop()
 }

@@ -107,7 +107,7 @@ func coreOptions() []option {
 			usage: "recycle a worker after N requests (replaced first, then drained)", set: setMaxRequests},
 		{name: "max-requests-jitter", value: "N", def: "0",
 			usage: "recycle after up to N more requests, so workers are not recycled together", set: intSetter(0, 1<<30, func(c *config) *int { return &c.MaxRequestsJitter })},
-		{name: "control", value: "PATH|off", def: "$TMPDIR/percore-UID.sock",
+		{name: "control", value: "PATH|off", def: "$XDG_RUNTIME_DIR/percore/control.sock",
 			usage: "Unix socket for percore reload and percore scale", set: setControl},
 		{name: "health-path", value: "PATH", def: `"OPTIONS *" request`,
 			usage: "GET this path on each worker to check it (2xx/3xx passes); by default any answer to OPTIONS * passes", set: setHealthPath},

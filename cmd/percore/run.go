@@ -91,6 +91,10 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 			return exitCrashLoop
 		}
 		log.Error("percore failed", "error", err)
+		var unsafe *control.UnsafePathError
+		if errors.As(err, &unsafe) {
+			return exitUsage
+		}
 		return exitError
 	}
 	return exitOK
@@ -145,6 +149,17 @@ func serve(cfg *config, environ []string, log hclog.Logger, sigs chan os.Signal)
 			return fmt.Errorf("admin listener on %s: %w", cfg.Admin, err)
 		}
 	}
+	ctl, err := openControl(cfg, log)
+	if err != nil {
+		publicLn.Close()
+		if adminLn != nil {
+			adminLn.Close()
+		}
+		return err
+	}
+	if ctl != nil {
+		defer ctl.Stop()
+	}
 	reaper, err := supervisor.NewReaper(log.Named("reaper"))
 	if err == nil && cfg.User != nil {
 		err = becomeUser(cfg, &environ, log)
@@ -173,6 +188,7 @@ func serve(cfg *config, environ []string, log hclog.Logger, sigs chan os.Signal)
 		return err
 	}
 	a.sigs = sigs
+	a.ctl = ctl
 	log.Info("proxy listening", "addr", publicLn.Addr().String())
 	pub := accept.New(publicLn, accept.Config{Name: "public", Logger: log})
 	a.listeners = append(a.listeners, pub)
@@ -186,17 +202,13 @@ func serve(cfg *config, environ []string, log hclog.Logger, sigs chan os.Signal)
 	return a.run(pub, nil)
 }
 
-// becomeUser drops to --user once the listeners are open; the default
-// control socket then follows the new uid.
+// becomeUser drops to --user once the listeners and the control socket
+// are open.
 func becomeUser(cfg *config, environ *[]string, log hclog.Logger) error {
-	defaultControl := cfg.Control == control.DefaultPath()
 	if err := cfg.User.drop(); err != nil {
 		return err
 	}
 	*environ = cfg.User.env(*environ)
-	if defaultControl {
-		cfg.Control = control.DefaultPath()
-	}
 	log.Info("running as user", "user", cfg.User.name, "uid", cfg.User.uid, "gid", cfg.User.gid)
 	return nil
 }
@@ -210,13 +222,13 @@ type actors struct {
 	srv   proxy.ServerConfig
 	sup   *supervisor.Supervisor
 
-	listeners   listeners
-	sigs        chan os.Signal // from catchSignals
-	controlPath string
-	status      *statusSource
-	checks      health.CheckConfig
-	checksOn    bool
-	readyMin    int
+	listeners listeners
+	sigs      chan os.Signal  // from catchSignals
+	ctl       *control.Server // nil without a control socket
+	status    *statusSource
+	checks    health.CheckConfig
+	checksOn  bool
+	readyMin  int
 }
 
 // makeSocketDir creates the private directory of the workers' sockets for
@@ -264,7 +276,6 @@ func assemble(cfg *config, p plan, environ []string, log hclog.Logger, l supervi
 		srv:   srv,
 		sup:   sup,
 
-		controlPath: cfg.Control,
 		status: &statusSource{started: time.Now(), res: p.res, plan: p, maxMem: p.maxMemory(cfg),
 			sup: sup, pool: pool},
 		checks:   cfg.Checks,
@@ -316,8 +327,8 @@ func (a *actors) run(publicLn, adminLn net.Listener) error {
 		g.Add(checker.Run, func(error) { checker.Stop() })
 	}
 
-	if ctl := a.controlServer(); ctl != nil {
-		g.Add(ctl.Run, func(error) { ctl.Stop() })
+	if a.ctl != nil {
+		g.Add(func() error { return a.ctl.Serve(a.sup) }, func(error) { a.ctl.Stop() })
 	}
 
 	sigs := newSignals(a.log, a.sd, a.sup, a.sigs)
@@ -332,19 +343,35 @@ func (a *actors) run(publicLn, adminLn net.Listener) error {
 	return err
 }
 
-// controlServer opens the control socket, or returns nil (with a warning)
-// when it cannot: percore then runs without one.
-func (a *actors) controlServer() *control.Server {
-	if a.controlPath == "" {
-		return nil
+// openControl opens the control socket before percore drops to --user, so
+// that the kernel vouches for it (SO_PEERCRED) as the user who started
+// percore. An unsafe --control path stops percore; a default one that cannot
+// be had is logged loudly and percore runs without a control socket.
+func openControl(cfg *config, log hclog.Logger) (*control.Server, error) {
+	if cfg.Control == "" {
+		return nil, nil
 	}
-	ctl, err := control.Listen(a.controlPath, a.sup, a.log.Named("control"))
-	if err != nil {
-		a.log.Warn("running without a control socket: percore reload and scale will not reach this percore", "error", err)
-		return nil
+	explicit := cfg.Control != control.DefaultPath()
+	var ctl *control.Server
+	var err error
+	if explicit {
+		ctl, err = control.Listen(cfg.Control, log.Named("control"))
+	} else {
+		ctl, err = control.ListenDefault(log.Named("control"))
 	}
-	a.log.Info("control socket", "path", a.controlPath)
-	return ctl
+	var unsafe *control.UnsafePathError
+	switch {
+	case err == nil:
+		log.Info("control socket", "path", ctl.Path())
+		return ctl, nil
+	case errors.As(err, &unsafe) && explicit:
+		return nil, fmt.Errorf("--control %s: %w", cfg.Control, err)
+	case errors.As(err, &unsafe):
+		log.Error("refusing the control socket's directory: percore reload and scale will not reach this percore (remove the path, or give --control)", "error", err)
+	default:
+		log.Warn("running without a control socket: percore reload and scale will not reach this percore", "error", err)
+	}
+	return nil, nil
 }
 
 // listeners are percore's listeners, as health sees them.
