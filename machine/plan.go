@@ -97,6 +97,9 @@ func workerCount(r Resources, req Request, total, usable uint64) (int, string) {
 	if n == cpus {
 		return n, "cpus"
 	}
+	if heapForShare(usable, n) < MinHeapMB {
+		return n, fmt.Sprintf("memory: %s fits no worker of >= %dMiB heap; running 1", FormatBytes(total), MinHeapMB)
+	}
 	return n, fmt.Sprintf("memory: %s fits %d %s of >= %dMiB heap",
 		FormatBytes(total), n, plural(n, "worker"), MinHeapMB)
 }

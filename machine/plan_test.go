@@ -38,6 +38,8 @@ func TestNewPlan(t *testing.T) {
 		{"1GiB 8CPU capped by memory", res(1024, 8, 0), node, 4, "memory: 1.0GiB fits 4 workers of >= 128MiB heap", 153, "auto", 235, false, nil},
 		{"64MiB floor", res(64, 1, 0), node, 1, "cpus", HeapFloorMB, "auto, raised to the 64MiB floor", 28, false,
 			[]string{"a 28MiB worker budget fits a 0MiB heap; using the 64MiB floor"}},
+		{"64MiB 2CPU fits no worker of the minimum heap", res(64, 2, 0), node, 1, "memory: 64MiB fits no worker of >= 128MiB heap; running 1",
+			HeapFloorMB, "auto, raised to the 64MiB floor", 28, false, []string{"a 28MiB worker budget fits a 0MiB heap; using the 64MiB floor"}},
 		{"explicit workers that fit", res(2048, 4, 0), Request{Runtime: RuntimeNode, Workers: 2, WorkersSource: "--workers"},
 			2, "--workers", 468, "auto", 637, true, nil},
 		{"explicit workers beyond memory", res(512, 2, 0), Request{Runtime: RuntimeNode, Workers: 4, WorkersSource: "WEB_CONCURRENCY"},
