@@ -50,6 +50,7 @@ type Plan struct {
 	WorkersReason string   // e.g. "cpus", "--workers", "memory: 256MiB fits 1 worker of >= 128MiB heap"
 	HeapMB        int      // V8 old-space MiB to pass (the --max-old-space-size number); 0 = pass nothing
 	HeapReason    string   // "auto", "--heap", "off", "bun: no hard heap cap, recycled by RSS"
+	SemiSpaceMB   int      // V8 semi-space MiB to pass with HeapMB (the --max-semi-space-size number); 0 = pass nothing
 	WorkerBudget  uint64   // bytes of RSS one worker may use; for bun the RSS recycle limit
 	SpareSlot     bool     // the budget leaves room for one extra worker, so a replacement may start before the old one stops
 	Warnings      []string // e.g. an explicit worker count that does not fit memory
@@ -124,6 +125,7 @@ func (p *Plan) chooseHeap(req Request, memoryKnown bool) {
 		p.HeapReason = "off"
 	case req.Heap == HeapFixed && req.HeapMB > 0:
 		p.HeapMB, p.HeapReason = req.HeapMB, "--heap"
+		p.SemiSpaceMB = int(semiSpaceMB(uint64(req.HeapMB)))
 	case !memoryKnown:
 		p.HeapReason = "auto: memory unknown, runtime default"
 		p.warn("memory size unknown; no heap limit is set")
@@ -139,6 +141,7 @@ func (p *Plan) chooseHeap(req Request, memoryKnown bool) {
 func (p *Plan) autoHeap() {
 	h := heapForBudget(p.WorkerBudget / MiB)
 	p.HeapMB, p.HeapReason = int(h), "auto"
+	p.SemiSpaceMB = int(semiSpaceForBudget(p.WorkerBudget / MiB))
 	if h < HeapFloorMB {
 		p.HeapMB, p.HeapReason = HeapFloorMB, fmt.Sprintf("auto, raised to the %dMiB floor", HeapFloorMB)
 		p.warn("a %s worker budget fits a %dMiB heap; using the %dMiB floor, so the cgroup may kill workers before V8 stops them",
@@ -161,6 +164,13 @@ func (p *Plan) warnFit(r Resources, req Request, total, usable uint64) {
 				p.HeapMB, fit, FormatBytes(p.WorkerBudget))
 		}
 	}
+}
+
+// YoungGenMB is the V8 young generation that SemiSpaceMB gives: two
+// semi-spaces and a new large-object space of the same size; 0 when no
+// semi-space size is passed.
+func (p Plan) YoungGenMB() int {
+	return 3 * p.SemiSpaceMB
 }
 
 // eachGets describes the memory one worker gets, for warnings.

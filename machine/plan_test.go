@@ -32,9 +32,9 @@ func TestNewPlan(t *testing.T) {
 		{"256MiB 1CPU with swap", res(256, 1, 512), withSwap, 1, "cpus", 241, "auto", 348, true, nil},
 		{"256MiB 2CPU with swap", res(256, 2, 512), withSwap, 2, "cpus", 151, "auto", 232, true, nil},
 		{"512MiB 2CPU with swap", res(512, 2, 512), withSwap, 2, "cpus", 213, "auto", 313, true, nil},
-		{"1GiB 2CPU with swap", res(1024, 2, 512), withSwap, 2, "cpus", 340, "auto", 475, true, nil},
-		{"2GiB 4CPU with swap", res(2048, 4, 512), withSwap, 4, "cpus", 344, "auto", 480, true, nil},
-		{"8GiB 16CPU, reserve at its cap", res(8192, 16, 0), node, 16, "cpus", 333, "auto", 466, true, nil},
+		{"1GiB 2CPU with swap", res(1024, 2, 512), withSwap, 2, "cpus", 343, "auto", 475, true, nil},
+		{"2GiB 4CPU with swap", res(2048, 4, 512), withSwap, 4, "cpus", 347, "auto", 480, true, nil},
+		{"8GiB 16CPU, reserve at its cap", res(8192, 16, 0), node, 16, "cpus", 336, "auto", 466, true, nil},
 		{"1GiB 8CPU capped by memory", res(1024, 8, 0), node, 4, "memory: 1.0GiB fits 4 workers of >= 128MiB heap", 153, "auto", 235, false, nil},
 		{"64MiB floor", res(64, 1, 0), node, 1, "cpus", HeapFloorMB, "auto, raised to the 64MiB floor", 28, false,
 			[]string{"a 28MiB worker budget fits a 0MiB heap; using the 64MiB floor"}},
@@ -47,7 +47,7 @@ func TestNewPlan(t *testing.T) {
 				"a 113MiB worker budget fits a 56MiB heap",
 				"WEB_CONCURRENCY 4 is more than the 2 CPUs available",
 				"WEB_CONCURRENCY 4 does not fit 512MiB: each worker gets a 64MiB heap (113MiB budget), below the 128MiB minimum heap"}},
-		{"explicit workers without source", res(1024, 2, 0), Request{Runtime: RuntimeNode, Workers: 1}, 1, "explicit", 336, "auto", 470, true, nil},
+		{"explicit workers without source", res(1024, 2, 0), Request{Runtime: RuntimeNode, Workers: 1}, 1, "explicit", 339, "auto", 470, true, nil},
 		{"heap off", res(512, 2, 0), Request{Runtime: RuntimeNode, Heap: HeapOff}, 2, "cpus", 0, "off", 227, false, nil},
 		{"heap fixed", res(1024, 2, 0), Request{Runtime: RuntimeNode, Heap: HeapFixed, HeapMB: 200}, 2, "cpus", 200, "--heap", 313, true, nil},
 		{"heap fixed too large", res(512, 2, 0), Request{Runtime: RuntimeNode, Heap: HeapFixed, HeapMB: 400}, 2, "cpus", 400, "--heap", 227, false,
@@ -131,7 +131,7 @@ func TestHeapModeString(t *testing.T) {
 }
 
 func TestYoungGen(t *testing.T) {
-	for heap, want := range map[uint64]uint64{64: 3, 256: 3, 512: 12, 1024: 24, 2048: 48, 8192: 48} {
+	for heap, want := range map[uint64]uint64{64: 3, 256: 3, 430: 6, 512: 12, 767: 12, 1024: 24, 2048: 48, 8192: 48} {
 		if got := youngGenMB(heap); got != want {
 			t.Errorf("youngGenMB(%d) = %d, want %d", heap, got, want)
 		}

@@ -200,6 +200,10 @@ func changedEnv(base, env []string) []string {
 }
 
 func heapText(p machine.Plan) string {
+	if p.HeapMB > 0 && p.SemiSpaceMB > 0 {
+		return fmt.Sprintf("%dMiB V8 old space per worker (%s), young generation %dMiB (semi-space %dMiB): heap_size_limit %dMiB",
+			p.HeapMB, p.HeapReason, p.YoungGenMB(), p.SemiSpaceMB, p.HeapMB+p.YoungGenMB())
+	}
 	if p.HeapMB > 0 {
 		return fmt.Sprintf("%dMiB V8 old space per worker (%s)", p.HeapMB, p.HeapReason)
 	}

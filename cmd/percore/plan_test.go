@@ -12,7 +12,7 @@ func TestPlanCommand(t *testing.T) {
 		want []string
 	}{
 		{[]string{"--cpus", "2", "--memory", "512M", "--", "node", "server.js"},
-			[]string{"workers:  2 (cpus)", "heap:     147MiB", `argv ["node" "--max-old-space-size=147" "server.js"]`, "PERCORE_WORKER_ID=1"}},
+			[]string{"workers:  2 (cpus)", "heap:     147MiB", `argv ["node" "--max-old-space-size=147" "--max-semi-space-size=1" "server.js"]`, "heap_size_limit 150MiB", "PERCORE_WORKER_ID=1"}},
 		{[]string{"--cpus", "2", "--memory", "256Mi", "--", "node", "server.js"},
 			[]string{"workers:  1 (memory", "heap:     134MiB"}},
 		{[]string{"--cpus", "2", "--memory", "512M", "--swap", "512M", "--include-swap"},

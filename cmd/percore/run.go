@@ -335,7 +335,7 @@ type plan struct {
 
 func (p plan) prepare(argv, env []string, port int) ([]string, []string, error) {
 	w, _, err := jsruntime.Prepare(jsruntime.Worker{Argv: argv, Env: env},
-		jsruntime.Options{Kind: p.kind, HeapMB: p.heapMB(), Port: port})
+		p.options(port))
 	return w.Argv, w.Env, err
 }
 
@@ -358,6 +358,11 @@ func oomCounter() supervisor.OOMCounter {
 		return c
 	}
 	return nil
+}
+
+// options are the settings Prepare gives a worker listening on port.
+func (p plan) options(port int) jsruntime.Options {
+	return jsruntime.Options{Kind: p.kind, HeapMB: p.heapMB(), SemiSpaceMB: p.SemiSpaceMB, Port: port}
 }
 
 // heapMB is the heap setting handed to the runtime. Bun has no hard heap
@@ -403,7 +408,7 @@ func makePlan(cfg *config, log hclog.Logger) (plan, error) {
 // will get and to fail before any start when the command cannot be prepared.
 func (p plan) dryRun(argv []string) (jsruntime.Applied, error) {
 	_, applied, err := jsruntime.Prepare(jsruntime.Worker{Argv: argv, Env: os.Environ()},
-		jsruntime.Options{Kind: p.kind, HeapMB: p.heapMB(), Port: 1})
+		p.options(1))
 	if err != nil {
 		return applied, fmt.Errorf("prepare the worker command: %w", err)
 	}

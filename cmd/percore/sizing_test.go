@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/percore/percore/machine"
 )
 
 // runtimeBin finds deno or bun as the test command installs them. Outside
@@ -153,4 +155,47 @@ func makeMemoryCgroup(t *testing.T, limit int64) string {
 	}
 	t.Skip("cannot create a memory cgroup here (needs root and a writable cgroup hierarchy)")
 	return ""
+}
+
+// TestHeapSizeLimitWithLimitOnParentCgroup runs percore in a memory cgroup
+// without a limit of its own, below a parent limited to 512 MiB, and checks
+// that node and deno workers report the heap_size_limit the plan gives (old
+// space plus young generation), not one sized from the host's memory.
+func TestHeapSizeLimitWithLimitOnParentCgroup(t *testing.T) {
+	const limit = 512 << 20
+	mp := machine.NewPlan(machine.Resources{CPUs: 2, Memory: limit}, machine.Request{Runtime: machine.RuntimeNode})
+	want := int64(mp.HeapMB + mp.YoungGenMB())
+	for _, rt := range []struct {
+		name    string
+		command func(t *testing.T) []string
+	}{
+		{"node", func(t *testing.T) []string { needNode(t); return []string{"node", "testdata/heap.js"} }},
+		{"deno", func(t *testing.T) []string {
+			return []string{runtimeBin(t, "deno"), "run", "--allow-env", "--allow-net", "testdata/deno-heap.ts"}
+		}},
+	} {
+		t.Run(rt.name, func(t *testing.T) {
+			command := rt.command(t)
+			parent := makeMemoryCgroup(t, limit)
+			child := filepath.Join(parent, "child")
+			if err := os.Mkdir(child, 0o755); err != nil {
+				t.Fatalf("create child cgroup: %v", err)
+			}
+			t.Cleanup(func() {
+				deadline := time.Now().Add(5 * time.Second)
+				for os.Remove(child) != nil && time.Now().Before(deadline) {
+					time.Sleep(50 * time.Millisecond)
+				}
+			})
+			wrapper := []string{"sh", "-c", `echo $$ > "$0/cgroup.procs" && exec "$@"`, child}
+			in := launchVia(t, wrapper, append([]string{"--workers", "2", "--"}, command...)...)
+			plan := in.findLog("plan:", 20*time.Second)["@message"].(string)
+			if !strings.Contains(plan, "memory=512MiB (cgroup") {
+				t.Fatalf("plan line does not use the parent's limit: %s", plan)
+			}
+			in.waitLog("worker ready", 30*time.Second)
+			// Within 2 MiB of the plan: V8 may round its spaces to pages.
+			checkHeap(t, in, want-2, want+2+1)
+		})
+	}
 }
