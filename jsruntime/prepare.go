@@ -25,7 +25,7 @@ type Options struct {
 	// with it, do not depend on the memory V8 believes the machine has; 0 =
 	// pass none. A semi-space size of the user's own is kept.
 	SemiSpaceMB int
-	Port   int // the worker's loopback port (already in Env as PORT=...; some runtimes need it as a flag too)
+	Port        int // the worker's loopback port (already in Env as PORT=...; some runtimes need it as a flag too)
 }
 
 // Applied says what Prepare did, for the plan line and logs.
