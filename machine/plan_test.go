@@ -137,3 +137,44 @@ func TestYoungGen(t *testing.T) {
 		}
 	}
 }
+
+// TestNewPlanUserHeap checks that a heap limit of the user's own is checked
+// against the memory like percore's.
+func TestNewPlanUserHeap(t *testing.T) {
+	node := func(mb int, workers int) Request {
+		return Request{Runtime: RuntimeNode, UserHeapMB: mb, UserHeapSource: "NODE_OPTIONS --max-old-space-size", Workers: workers}
+	}
+	cases := []struct {
+		name     string
+		memMiB   uint64
+		req      Request
+		warnings []string
+	}{
+		{"4096 in 512MiB", 512, node(4096, 0), []string{"NODE_OPTIONS --max-old-space-size=4096 does not fit 512MiB: " +
+			"2 workers × (4096MiB heap + 48MiB young generation + 40MiB idle runtime) = 8368MiB, but 454MiB is left for workers; " +
+			"the cgroup will kill workers before V8 stops them (percore's heap would be 147MiB)"}},
+		{"170 in 512MiB fits the memory, not the budget", 512, node(170, 0), []string{
+			"NODE_OPTIONS --max-old-space-size=170 exceeds the 147MiB that fits a 227MiB worker budget"}},
+		{"120 in 512MiB", 512, node(120, 0), nil},
+		{"0 is V8's default", 512, node(0, 0), nil},
+		{"deno in 1GiB", 1024, Request{Runtime: RuntimeDeno, UserHeapMB: 2048, UserHeapSource: "DENO_V8_FLAGS --max-old-space-size"},
+			[]string{"DENO_V8_FLAGS --max-old-space-size=2048 does not fit 1.0GiB: 2 workers × (2048MiB heap + 48MiB young generation"}},
+		{"bun is not checked", 512, Request{Runtime: RuntimeBun, UserHeapMB: 4096, UserHeapSource: "BUN_JSC_forceRAMSize"}, nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := NewPlan(Resources{CPUs: 2, Memory: c.memMiB * MiB}, c.req)
+			if p.UserHeapMB != c.req.UserHeapMB || p.UserHeapSource != c.req.UserHeapSource {
+				t.Errorf("plan's user heap = %d from %q, want %d from %q", p.UserHeapMB, p.UserHeapSource, c.req.UserHeapMB, c.req.UserHeapSource)
+			}
+			if len(p.Warnings) != len(c.warnings) {
+				t.Fatalf("warnings %q, want %d matching %q", p.Warnings, len(c.warnings), c.warnings)
+			}
+			for i, w := range c.warnings {
+				if !strings.Contains(p.Warnings[i], w) {
+					t.Errorf("warning %d = %q, want it to contain %q", i, p.Warnings[i], w)
+				}
+			}
+		})
+	}
+}

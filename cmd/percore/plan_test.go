@@ -50,3 +50,23 @@ func TestPlanCommandErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestPlanCommandChecksUserHeap checks that "percore plan" shows a heap
+// limit set in NODE_OPTIONS as the one in force and warns that it cannot fit.
+func TestPlanCommandChecksUserHeap(t *testing.T) {
+	for _, args := range [][]string{{"--cpus", "2", "--memory", "512M"}, {"--cpus", "2", "--memory", "512M", "--", "npm", "start"}} {
+		var out, errOut bytes.Buffer
+		env := []string{"PATH=/usr/bin", "NODE_OPTIONS=--max-old-space-size=4096"}
+		if code := run(append([]string{"plan"}, args...), env, &out, &errOut); code != 0 {
+			t.Fatalf("exit %d: %s", code, errOut.String())
+		}
+		for _, want := range []string{
+			"heap:     4096MiB V8 old space per worker (your setting: NODE_OPTIONS --max-old-space-size; percore's would be 147MiB)",
+			"warning:  NODE_OPTIONS --max-old-space-size=4096 does not fit 512MiB: 2 workers × (4096MiB heap + 48MiB young generation + 40MiB idle runtime) = 8368MiB, but 454MiB is left for workers",
+		} {
+			if !strings.Contains(out.String(), want) {
+				t.Errorf("%q: plan output lacks %q:\n%s", args, want, out.String())
+			}
+		}
+	}
+}

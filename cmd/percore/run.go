@@ -388,7 +388,10 @@ func makePlan(cfg *config, log hclog.Logger) (plan, error) {
 	for _, n := range res.Notes {
 		log.Debug("resources", "note", n)
 	}
-	mp := newPlan(cfg, res, kind)
+	mp, err := newPlan(cfg, res, kind, os.Environ())
+	if err != nil {
+		return plan{}, err
+	}
 	for _, w := range mp.Warnings {
 		log.Warn(w)
 	}
@@ -415,11 +418,36 @@ func (p plan) dryRun(argv []string) (jsruntime.Applied, error) {
 	return applied, nil
 }
 
-func newPlan(cfg *config, res machine.Resources, kind jsruntime.Kind) machine.Plan {
+// newPlan sizes the workers of cfg.Command, started with environment env,
+// checking a heap limit that the command or env sets like percore's own.
+func newPlan(cfg *config, res machine.Resources, kind jsruntime.Kind, env []string) (machine.Plan, error) {
+	userMB, userAt, err := userHeap(cfg.Command, env, kind)
+	if err != nil {
+		return machine.Plan{}, err
+	}
 	return machine.NewPlan(res, machine.Request{
 		Workers: cfg.Workers, WorkersSource: cfg.WorkersSource,
 		Heap: cfg.Heap, HeapMB: cfg.HeapMB, IncludeSwap: cfg.IncludeSwap, Runtime: kind.String(),
-	})
+		UserHeapMB: userMB, UserHeapSource: userAt,
+	}), nil
+}
+
+// userHeap returns the heap limit that argv or env sets for the runtime
+// and where, as "NODE_OPTIONS --max-old-space-size"; "" when none is set.
+// Without argv it looks for the runtime's own variables in env.
+func userHeap(argv, env []string, kind jsruntime.Kind) (int, string, error) {
+	if len(argv) == 0 {
+		argv = []string{kind.String()}
+	}
+	_, a, err := jsruntime.Prepare(jsruntime.Worker{Argv: argv, Env: env}, jsruntime.Options{Kind: kind})
+	if err != nil {
+		return 0, "", fmt.Errorf("prepare the worker command: %w", err)
+	}
+	if a.UserHeapAt == "" || (kind != jsruntime.Node && kind != jsruntime.Deno) {
+		// Bun's own BUN_JSC_forceRAMSize is no cap, and is reported in the plan line.
+		return 0, "", nil
+	}
+	return a.UserHeapMB, a.UserHeapAt + " --max-old-space-size", nil
 }
 
 func planLine(res machine.Resources, p machine.Plan, kind jsruntime.Kind, a jsruntime.Applied) string {

@@ -199,3 +199,20 @@ func TestHeapSizeLimitWithLimitOnParentCgroup(t *testing.T) {
 		})
 	}
 }
+
+// TestRunWarnsOfUserHeapThatCannotFit runs percore in a 512 MiB memory
+// cgroup with NODE_OPTIONS=--max-old-space-size=4096 and checks it warns
+// that two workers of that heap cannot fit.
+func TestRunWarnsOfUserHeapThatCannotFit(t *testing.T) {
+	needNode(t)
+	t.Setenv("NODE_OPTIONS", "--max-old-space-size=4096")
+	dir := makeMemoryCgroup(t, 512<<20)
+	wrapper := []string{"sh", "-c", `echo $$ > "$0/cgroup.procs" && exec "$@"`, dir}
+	in := launchVia(t, wrapper, "--workers", "2", "--", "node", "testdata/heap.js")
+	warn := in.findLog("NODE_OPTIONS --max-old-space-size=4096 does not fit", 20*time.Second)["@message"].(string)
+	want := "NODE_OPTIONS --max-old-space-size=4096 does not fit 512MiB: 2 workers × (4096MiB heap + 48MiB young generation + 40MiB idle runtime) = 8368MiB, but 454MiB is left for workers"
+	if !strings.HasPrefix(warn, want) {
+		t.Errorf("warning %q, want it to start %q", warn, want)
+	}
+	in.waitLog("worker ready", 20*time.Second)
+}
