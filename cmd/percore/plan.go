@@ -161,6 +161,9 @@ func printPlan(w io.Writer, cfg *config, pf planFlags, environ []string) error {
 	fmt.Fprintf(w, "heap:     %s\n", heapText(mp))
 	fmt.Fprintf(w, "budget:   %s RSS per worker (spare slot for replacements: %v)\n",
 		machine.FormatBytes(mp.WorkerBudget), mp.SpareSlot)
+	for _, note := range res.Notes {
+		fmt.Fprintf(w, "note:     %s\n", note)
+	}
 	for _, warn := range mp.Warnings {
 		fmt.Fprintf(w, "warning:  %s\n", warn)
 	}

@@ -386,7 +386,7 @@ func makePlan(cfg *config, log hclog.Logger) (plan, error) {
 		return plan{}, fmt.Errorf("detect resources: %w", err)
 	}
 	for _, n := range res.Notes {
-		log.Debug("resources", "note", n)
+		log.Info("resources", "note", n)
 	}
 	mp, err := newPlan(cfg, res, kind, os.Environ())
 	if err != nil {

@@ -216,3 +216,29 @@ func TestRunWarnsOfUserHeapThatCannotFit(t *testing.T) {
 	}
 	in.waitLog("worker ready", 20*time.Second)
 }
+
+// TestPlanInCgroupNamespaceWithoutRemount runs "percore plan" in a cgroup
+// namespace of its own (unshare -C) made inside a child of a cgroup limited
+// to 512 MiB, with the cgroup filesystem left as it was mounted outside the
+// namespace, and checks the plan reads the limit and says how it found it.
+func TestPlanInCgroupNamespaceWithoutRemount(t *testing.T) {
+	unshare, err := exec.LookPath("unshare")
+	if err != nil {
+		t.Skip("unshare is not installed")
+	}
+	parent := makeMemoryCgroup(t, 512<<20)
+	child := filepath.Join(parent, "child")
+	if err := os.Mkdir(child, 0o755); err != nil {
+		t.Fatalf("create child cgroup: %v", err)
+	}
+	t.Cleanup(func() { os.Remove(child) })
+	out, err := exec.Command("sh", "-c", `echo $$ > "$0/cgroup.procs" && exec "$@"`, child, unshare, "-C", percoreBin, "plan").CombinedOutput()
+	if err != nil {
+		t.Skipf("cannot run percore in a new cgroup namespace: %v: %s", err, out)
+	}
+	for _, want := range []string{"memory:   512MiB (cgroup", "outside percore's cgroup namespace", "found percore's cgroup at "} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("plan lacks %q:\n%s", want, out)
+		}
+	}
+}
