@@ -23,7 +23,7 @@ func prepareDeno(w *Worker, o Options, l launch) Applied {
 	}
 	envFlags, _ := lookupVar(*w, denoV8FlagsVar)
 	a := Applied{Warning: cmd.warning(o.Port, l.direct())}
-	inserts, newEnvFlags := cmd.placeHeap(&a, w.Argv, envFlags, o.HeapMB, l.direct())
+	inserts, newEnvFlags := cmd.placeHeap(&a, w.Argv, envFlags, o, l.direct())
 	if l.direct() && cmd.sub == "serve" {
 		inserts = append(inserts, cmd.listenFlags(&a, o.Port)...)
 	}
@@ -36,14 +36,20 @@ func prepareDeno(w *Worker, o Options, l launch) Applied {
 	return a
 }
 
-// placeHeap decides where the heap limit of mb MiB goes and records it in
-// a. It edits a --v8-flags option already in argv in place, and returns the
-// options to insert after the subcommand or the new DENO_V8_FLAGS value. A
-// limit the user set (argv wins over DENO_V8_FLAGS, as deno reads them in
-// that order) is kept.
-func (c denoCommand) placeHeap(a *Applied, argv []string, envFlags string, mb int, direct bool) (inserts []string, newEnvFlags string) {
+// placeHeap decides where the heap limit of o.HeapMB MiB (and the
+// semi-space size of o.SemiSpaceMB) goes and records it in a. It edits a
+// --v8-flags option already in argv in place, and returns the options to
+// insert after the subcommand or the new DENO_V8_FLAGS value. A limit the
+// user set (argv wins over DENO_V8_FLAGS, as deno reads them in that order)
+// is kept, and so is a semi-space size of the user's.
+func (c denoCommand) placeHeap(a *Applied, argv []string, envFlags string, o Options, direct bool) (inserts []string, newEnvFlags string) {
+	envList := strings.Split(envFlags, ",")
 	fromArgv := c.userHeap()
-	fromEnv := scanHeapFlags(strings.Split(envFlags, ","), false)
+	fromEnv := scanHeapFlags(envList, false)
+	if scanV8Flags(envList, semiFlagName, false).found || scanV8Flags(c.v8FlagLists(), semiFlagName, false).found {
+		o.SemiSpaceMB = 0
+	}
+	mb, flags := o.HeapMB, strings.Join(heapFlags(o), ",")
 	switch {
 	case fromArgv.found:
 		a.UserHeapMB, a.UserHeapAt = fromArgv.mb, "argv"
@@ -52,14 +58,14 @@ func (c denoCommand) placeHeap(a *Applied, argv []string, envFlags string, mb in
 	case mb == 0:
 		// No limit to pass.
 	case direct && c.takesV8Flags():
-		option, inserted := c.addV8Flag(argv, heapFlag(mb))
+		option, inserted := c.addV8Flag(argv, flags)
 		a.HeapFlag = option + " (argv)"
 		if inserted {
 			inserts = append(inserts, option)
 		}
 	default:
-		newEnvFlags = appendV8Flag(envFlags, heapFlag(mb))
-		a.HeapFlag = heapFlag(mb) + " (" + denoV8FlagsVar + ")"
+		newEnvFlags = appendV8Flag(envFlags, flags)
+		a.HeapFlag = flags + " (" + denoV8FlagsVar + ")"
 	}
 	return inserts, newEnvFlags
 }

@@ -6,12 +6,15 @@
 // # Where a setting goes
 //
 // Node run directly gets --max-old-space-size=<MB> right after the node
-// binary, before the script, where node reads it and the app never sees it.
+// binary, before the script, where node reads it and the app never sees it,
+// and --max-semi-space-size=<MB> beside it when a semi-space size is given
+// (Options.SemiSpaceMB), which pins the young generation.
 // Behind a wrapper that starts node itself (npm, npx, pnpm, yarn, corepack,
 // sh -c) the flag goes into NODE_OPTIONS, which every node child reads.
 //
 // Deno run directly (deno run, deno serve, deno eval or deno <script>) gets
-// --v8-flags=--max-old-space-size=<MB> right after its subcommand; behind a
+// --v8-flags=--max-old-space-size=<MB>[,--max-semi-space-size=<MB>] right
+// after its subcommand, or those flags added to a --v8-flags of the user's; behind a
 // wrapper (deno task, sh -c) it gets DENO_V8_FLAGS instead. deno serve does
 // not read PORT, so it is given --port=<port> and --host=127.0.0.1.
 //

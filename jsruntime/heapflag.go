@@ -5,12 +5,27 @@ import (
 	"strings"
 )
 
-// heapFlagName is V8's flag for the old-space limit, in MiB.
-const heapFlagName = "max-old-space-size"
+// V8's flags for the old-space limit and the semi-space size, in MiB.
+const (
+	heapFlagName = "max-old-space-size"
+	semiFlagName = "max-semi-space-size"
+)
 
 // heapFlag returns the V8 flag that sets the old-space limit to mb MiB.
 func heapFlag(mb int) string {
 	return "--" + heapFlagName + "=" + strconv.Itoa(mb)
+}
+
+// heapFlags returns the V8 flags for o: the old-space limit and, when
+// o.SemiSpaceMB is set, the semi-space size, which pins the young
+// generation that V8 would otherwise size from the memory it believes the
+// machine has.
+func heapFlags(o Options) []string {
+	flags := []string{heapFlag(o.HeapMB)}
+	if o.SemiSpaceMB > 0 {
+		flags = append(flags, "--"+semiFlagName+"="+strconv.Itoa(o.SemiSpaceMB))
+	}
+	return flags
 }
 
 // splitHeapFlag tells whether word is V8's old-space flag, spelled as V8
@@ -18,11 +33,16 @@ func heapFlag(mb int) string {
 // (--max-old-space-size, --max_old_space_size, -max-old-space-size). value
 // is what follows "=", and hasValue says whether there was a "=".
 func splitHeapFlag(word string) (value string, hasValue, ok bool) {
+	return splitV8Flag(word, heapFlagName)
+}
+
+// splitV8Flag is splitHeapFlag for the V8 flag called flagName.
+func splitV8Flag(word, flagName string) (value string, hasValue, ok bool) {
 	if !strings.HasPrefix(word, "-") {
 		return "", false, false
 	}
 	name, value, hasValue := strings.Cut(strings.TrimPrefix(word[1:], "-"), "=")
-	if strings.ReplaceAll(name, "_", "-") != heapFlagName {
+	if strings.ReplaceAll(name, "_", "-") != flagName {
 		return "", false, false
 	}
 	return value, hasValue, true
@@ -51,9 +71,14 @@ type heapSetting struct {
 // value may also be the next option (--max-old-space-size N) unless that
 // starts with "-".
 func scanHeapFlags(options []string, spaced bool) heapSetting {
+	return scanV8Flags(options, heapFlagName, spaced)
+}
+
+// scanV8Flags is scanHeapFlags for the V8 flag called flagName.
+func scanV8Flags(options []string, flagName string, spaced bool) heapSetting {
 	var found heapSetting
 	for i := 0; i < len(options); i++ {
-		value, hasValue, ok := splitHeapFlag(options[i])
+		value, hasValue, ok := splitV8Flag(options[i], flagName)
 		if !ok {
 			continue
 		}

@@ -14,15 +14,22 @@ const nodeOptionsVar = "NODE_OPTIONS"
 // node binary when argv runs node itself, otherwise into NODE_OPTIONS.
 func prepareNode(w *Worker, o Options, l launch) (Applied, error) {
 	nodeOptions, _ := lookupVar(*w, nodeOptionsVar)
-	fromEnv, err := nodeOptionsHeap(nodeOptions)
+	envOptions, err := splitNodeOptions(nodeOptions)
 	if err != nil {
-		return Applied{}, err
+		return Applied{}, fmt.Errorf("read %s %q: %w", nodeOptionsVar, nodeOptions, err)
 	}
-	var fromArgv heapSetting
+	fromEnv := scanHeapFlags(envOptions, true)
+	var argvOptions []string
 	runsNode := l.kind == Node && l.binary()
 	if runsNode {
-		fromArgv = nodeArgvHeap(l.words[l.at+1:])
+		args := l.words[l.at+1:]
+		argvOptions = args[:nodeScriptIndex(args)]
 	}
+	fromArgv := scanHeapFlags(argvOptions, true)
+	if scanV8Flags(envOptions, semiFlagName, true).found || scanV8Flags(argvOptions, semiFlagName, true).found {
+		o.SemiSpaceMB = 0 // the user's own semi-space size wins
+	}
+	flags := heapFlags(o)
 	var a Applied
 	// node reads NODE_OPTIONS first and its own options after, so argv wins.
 	switch {
@@ -33,22 +40,13 @@ func prepareNode(w *Worker, o Options, l launch) (Applied, error) {
 	case o.HeapMB == 0:
 		// No limit to pass.
 	case runsNode && l.direct():
-		w.Argv = slices.Insert(w.Argv, l.at+1, heapFlag(o.HeapMB))
-		a.HeapFlag = heapFlag(o.HeapMB) + " (argv)"
+		w.Argv = slices.Insert(w.Argv, l.at+1, flags...)
+		a.HeapFlag = strings.Join(flags, " ") + " (argv)"
 	default:
-		setVar(w, nodeOptionsVar, appendNodeOption(nodeOptions, heapFlag(o.HeapMB)))
-		a.HeapFlag = heapFlag(o.HeapMB) + " (" + nodeOptionsVar + ")"
+		setVar(w, nodeOptionsVar, appendNodeOption(nodeOptions, strings.Join(flags, " ")))
+		a.HeapFlag = strings.Join(flags, " ") + " (" + nodeOptionsVar + ")"
 	}
 	return a, nil
-}
-
-// nodeOptionsHeap finds the heap limit that a NODE_OPTIONS value sets.
-func nodeOptionsHeap(nodeOptions string) (heapSetting, error) {
-	options, err := splitNodeOptions(nodeOptions)
-	if err != nil {
-		return heapSetting{}, fmt.Errorf("read %s %q: %w", nodeOptionsVar, nodeOptions, err)
-	}
-	return scanHeapFlags(options, true), nil
 }
 
 // splitNodeOptions splits a NODE_OPTIONS value into options as node does:
@@ -97,12 +95,6 @@ func appendNodeOption(nodeOptions, option string) string {
 	return nodeOptions + " " + option
 }
 
-// nodeArgvHeap finds the heap limit among node's own options: the words
-// after the node binary, up to the script (or "--").
-func nodeArgvHeap(args []string) heapSetting {
-	return scanHeapFlags(args[:nodeScriptIndex(args)], true)
-}
-
 // nodeScriptIndex returns the index in args (the words after the node
 // binary) of the first word that is not one of node's own options: the
 // script, "-" for standard input, or "--". It is len(args) when node runs
@@ -123,8 +115,10 @@ func nodeScriptIndex(args []string) int {
 // nodeOptionTakesValue reports whether a node option, written without
 // "=", takes the next word as its value.
 func nodeOptionTakesValue(option string) bool {
-	if _, hasValue, isHeap := splitHeapFlag(option); isHeap {
-		return !hasValue
+	for _, flag := range []string{heapFlagName, semiFlagName} {
+		if _, hasValue, isV8 := splitV8Flag(option, flag); isV8 {
+			return !hasValue
+		}
 	}
 	switch option {
 	case "-r", "--require", "--import", "--loader", "--experimental-loader",
@@ -145,4 +139,19 @@ func nodeOptionTakesValue(option string) bool {
 		return true
 	}
 	return false
+}
+
+// nodeOptionsHeap finds the heap limit that a NODE_OPTIONS value sets.
+func nodeOptionsHeap(nodeOptions string) (heapSetting, error) {
+	options, err := splitNodeOptions(nodeOptions)
+	if err != nil {
+		return heapSetting{}, fmt.Errorf("read %s %q: %w", nodeOptionsVar, nodeOptions, err)
+	}
+	return scanHeapFlags(options, true), nil
+}
+
+// nodeArgvHeap finds the heap limit among node's own options: the words
+// after the node binary, up to the script (or "--").
+func nodeArgvHeap(args []string) heapSetting {
+	return scanHeapFlags(args[:nodeScriptIndex(args)], true)
 }

@@ -20,7 +20,12 @@ type Worker struct {
 type Options struct {
 	Kind   Kind
 	HeapMB int // V8 old-space limit in MiB; 0 = pass nothing
-	Port   int // the worker's loopback port (already in Env as PORT=...; some runtimes need it as a flag too)
+	// SemiSpaceMB is the V8 semi-space size in MiB passed with HeapMB
+	// (node and deno), so that the young generation, and heap_size_limit
+	// with it, do not depend on the memory V8 believes the machine has; 0 =
+	// pass none. A semi-space size of the user's own is kept.
+	SemiSpaceMB int
+	Port        int // the worker's loopback port (already in Env as PORT=...; some runtimes need it as a flag too)
 }
 
 // Applied says what Prepare did, for the plan line and logs.
@@ -100,6 +105,8 @@ func (o Options) check() error {
 		return fmt.Errorf("unknown runtime kind %d", int(o.Kind))
 	case o.HeapMB < 0:
 		return fmt.Errorf("heap limit %d MiB is negative", o.HeapMB)
+	case o.SemiSpaceMB < 0:
+		return fmt.Errorf("semi-space size %d MiB is negative", o.SemiSpaceMB)
 	case o.Port < 0 || o.Port > maxPort:
 		return fmt.Errorf("port %d is out of range 0-%d", o.Port, maxPort)
 	}

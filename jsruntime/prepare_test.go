@@ -430,3 +430,55 @@ func TestPrepareReturnsFreshSlices(t *testing.T) {
 		t.Errorf("the output shares memory with the input: argv %q env %q", in.Argv, in.Env[:2])
 	}
 }
+
+// TestPrepareSemiSpace checks that the semi-space size goes with the heap
+// limit wherever that goes, and that a semi-space size of the user's wins.
+func TestPrepareSemiSpace(t *testing.T) {
+	cases := []struct {
+		name     string
+		argv     string
+		env      []string
+		wantArgv string
+		wantEnv  map[string]string
+		want     string
+	}{
+		{"node", "node|server.js", nil, "node|--max-old-space-size=147|--max-semi-space-size=1|server.js", nil,
+			"--max-old-space-size=147 --max-semi-space-size=1 (argv)"},
+		{"npm", "npm|start", []string{"NODE_OPTIONS=--enable-source-maps"}, "npm|start",
+			map[string]string{"NODE_OPTIONS": "--enable-source-maps --max-old-space-size=147 --max-semi-space-size=1"},
+			"--max-old-space-size=147 --max-semi-space-size=1 (NODE_OPTIONS)"},
+		{"node, user's semi-space in argv", "node|--max_semi_space_size|8|server.js", nil,
+			"node|--max-old-space-size=147|--max_semi_space_size|8|server.js", nil, "--max-old-space-size=147 (argv)"},
+		{"node, user's semi-space in NODE_OPTIONS", "node|server.js", []string{"NODE_OPTIONS=--max-semi-space-size=4"},
+			"node|--max-old-space-size=147|server.js", nil, "--max-old-space-size=147 (argv)"},
+		{"deno run", "deno|run|-A|main.ts", nil, "deno|run|--v8-flags=--max-old-space-size=147,--max-semi-space-size=1|-A|main.ts", nil,
+			"--v8-flags=--max-old-space-size=147,--max-semi-space-size=1 (argv)"},
+		{"deno run, the user's --v8-flags", "deno|run|--v8-flags=--stack-size=2000|main.ts", nil,
+			"deno|run|--v8-flags=--stack-size=2000,--max-old-space-size=147,--max-semi-space-size=1|main.ts", nil,
+			"--v8-flags=--stack-size=2000,--max-old-space-size=147,--max-semi-space-size=1 (argv)"},
+		{"deno run, the user's semi-space", "deno|run|--v8-flags=--max-semi-space-size=8|main.ts", nil,
+			"deno|run|--v8-flags=--max-semi-space-size=8,--max-old-space-size=147|main.ts", nil,
+			"--v8-flags=--max-semi-space-size=8,--max-old-space-size=147 (argv)"},
+		{"deno task", "deno|task|start", []string{"DENO_V8_FLAGS=--stack-size=2000"}, "deno|task|start",
+			map[string]string{"DENO_V8_FLAGS": "--stack-size=2000,--max-old-space-size=147,--max-semi-space-size=1"},
+			"--max-old-space-size=147,--max-semi-space-size=1 (DENO_V8_FLAGS)"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			argv := splitArgs(tc.argv)
+			got, applied, err := Prepare(Worker{Argv: argv, Env: tc.env}, Options{Kind: Detect(argv), HeapMB: 147, SemiSpaceMB: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := splitArgs(tc.wantArgv); !slices.Equal(got.Argv, want) {
+				t.Errorf("argv\n got %q\nwant %q", got.Argv, want)
+			}
+			for name, want := range tc.wantEnv {
+				checkEnv(t, got.Env, name, want)
+			}
+			if applied.HeapFlag != tc.want {
+				t.Errorf("HeapFlag = %q, want %q", applied.HeapFlag, tc.want)
+			}
+		})
+	}
+}

@@ -315,6 +315,32 @@ func TestDetect(t *testing.T) {
 			notes: []string{"outside the mount root"},
 		},
 		{
+			name: "v1 cgroup namespace without a remount finds the process's cgroup by its pid",
+			tree: unsharedV1Tree("42 (percore) S 1 42 42 0 -1\n"),
+			want: Resources{CPUs: 8, CPUQuota: 8, CPUSource: "affinity", Memory: 512 * MiB,
+				MemorySource: "cgroup v1 memory.limit_in_bytes (/a)", SwapSource: "/proc/meminfo", Cgroup: "v1"},
+			notes: []string{"the cgroup v1 memory mount /sys/fs/cgroup/memory has root /../.., outside percore's cgroup namespace" +
+				" (a namespace made without mounting cgroupfs again); found percore's cgroup at /sys/fs/cgroup/memory/a/b by its pid"},
+		},
+		{
+			name: "v1 cgroup namespace without a remount, the process's cgroup not found",
+			tree: unsharedV1Tree("99 (percore) S 1 99 99 0 -1\n"),
+			want: Resources{CPUs: 8, CPUQuota: 8, CPUSource: "affinity", Memory: memTotal8G,
+				MemorySource: "/proc/meminfo", SwapSource: "/proc/meminfo", Cgroup: "v1"},
+			notes: []string{"has root /../.., outside percore's cgroup namespace", "percore's cgroup was not found by its pid below it, " +
+				"so /sys/fs/cgroup/memory's top-level limits (the host's) are read"},
+		},
+		{
+			name: "v2 cgroup namespace without a remount finds the process's cgroup by its pid",
+			tree: v2Tree("/", 0, tree{"memory.max": "max\n", "k/pod/memory.max": mib(256), "k/pod/cgroup.procs": "5\n42\n",
+				"k/other/cgroup.procs": "7\n", "j/memory.max": mib(128)}).with(tree{
+				"proc/self/mountinfo": strings.Replace(v2Mountinfo, "0:27 / /sys/fs/cgroup", "0:27 /../.. /sys/fs/cgroup", 1),
+				"proc/self/stat":      "42 (percore) S 1\n"}),
+			want: Resources{CPUs: 8, CPUQuota: 8, CPUSource: "affinity", Memory: 256 * MiB,
+				MemorySource: "cgroup v2 memory.max", SwapSource: "/proc/meminfo", Cgroup: "v2"},
+			notes: []string{"found percore's cgroup at /sys/fs/cgroup/k/pod by its pid"},
+		},
+		{
 			name: "mountinfo missing falls back to /sys/fs/cgroup",
 			tree: v2Tree("/app", 0, tree{"app/memory.max": mib(512)}).with(tree{"proc/self/mountinfo": ""}),
 			want: Resources{CPUs: 8, CPUQuota: 8, CPUSource: "affinity", Memory: 512 * MiB,
@@ -508,4 +534,21 @@ func containsSubstring(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// unsharedV1Tree is a cgroup v1 host seen from a cgroup namespace made
+// with unshare -C and no new cgroup mount: the process's cgroup /a/b looks
+// like "/" and the memory mount's root like "/../..". stat is the
+// process's /proc/self/stat; pid 42 is in /a/b, limited to 512 MiB at /a.
+func unsharedV1Tree(stat string) tree {
+	return v1Tree("/", 0, tree{
+		"memory/a/memory.limit_in_bytes": mib(512),
+		"memory/a/b/cgroup.procs":        "40\n42\n",
+		"memory/x/memory.limit_in_bytes": mib(256),
+		"memory/x/y/cgroup.procs":        "7\n",
+		"memory/z/cgroup.procs":          "8\n",
+	}).with(tree{
+		"proc/self/mountinfo": strings.Replace(v1Mountinfo, "0:31 / /sys/fs/cgroup/memory", "0:31 /../.. /sys/fs/cgroup/memory", 1),
+		"proc/self/stat":      stat,
+	})
 }

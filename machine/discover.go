@@ -107,6 +107,7 @@ func (rd *reader) v1Hierarchy(entries []cgroupEntry, mounts []mount, c string) (
 		h := hierarchy{version: 1, path: e.path}
 		if m, ok := pickMount(mounts, "cgroup", c, e.path); ok {
 			h.mount, h.root = m.point, m.root
+			rd.resolveEscaped(&h, c)
 			return h, true
 		}
 		for _, dir := range []string{strings.Join(e.controllers, ","), c} {
@@ -131,6 +132,7 @@ func (rd *reader) v2Hierarchy(entries []cgroupEntry, mounts []mount) (hierarchy,
 		h := hierarchy{version: 2, path: e.path}
 		if m, ok := pickMount(mounts, "cgroup2", "", e.path); ok {
 			h.mount, h.root = m.point, m.root
+			rd.resolveEscaped(&h, "")
 			return h, true
 		}
 		for _, p := range []string{sysCgroup, path.Join(sysCgroup, "unified")} {

@@ -10,7 +10,11 @@
 // are read along the process's own cgroup and every ancestor visible through
 // the mount, and the tightest one wins. Hybrid hosts, with v1 controllers and
 // a unified hierarchy that holds none of them, are read through their v1
-// controllers.
+// controllers. In a cgroup namespace made without mounting the cgroup
+// filesystem again (unshare -C), the mount's root lies outside the namespace
+// ("/.." in mountinfo) and /proc/self/cgroup's paths are relative to a
+// root the mount does not name; the process's cgroup is then found below the
+// mount by its pid in cgroup.procs, and a note says so.
 //
 // # CPU rounding
 //
@@ -36,7 +40,9 @@
 //
 // where NodeBaseMB is the RSS of an idle Node process and young is V8's
 // young generation (three semi-spaces: 3 MiB below a 256 MiB heap, growing
-// to 48 MiB at 2 GiB). The remaining fifth covers code space, Buffers,
+// to 48 MiB at 2 GiB). The semi-space size is part of the plan
+// (Plan.SemiSpaceMB) and is passed to the runtime, so the young generation
+// does not depend on the memory V8 believes the machine has. The remaining fifth covers code space, Buffers,
 // native allocations and the garbage collector's own working memory; with it,
 // workers that fill their heap die with "JavaScript heap out of memory"
 // before the cgroup's OOM killer is reached. The automatic worker count is

@@ -34,20 +34,33 @@ for (let i = 0; ; i++) {
 `
 
 // TestHeapOOMBeforeCgroupOOM fills every worker slot NewPlan sizes for a
-// memory cgroup with a node process that allocates until its heap is full,
-// and checks that V8 stops each one ("JavaScript heap out of memory",
-// SIGABRT) before the kernel's OOM killer has to.
+// memory cgroup with a node (and, when installed, deno) process that
+// allocates until its heap is full, and checks that V8 stops each one
+// ("JavaScript heap out of memory", SIGABRT) before the kernel's OOM killer
+// has to. The limit is set on a parent of the processes' cgroup, where V8
+// does not see it, so the young generation is the one the plan passes.
 func TestHeapOOMBeforeCgroupOOM(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts real node processes; skipped with -short")
 	}
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Skipf("node is not installed: %v", err)
-	}
-	script := filepath.Join(t.TempDir(), "fill.js")
+	script := filepath.Join(t.TempDir(), "fill.cjs")
 	if err := os.WriteFile(script, []byte(fillScript), 0o644); err != nil {
 		t.Fatal(err)
+	}
+	runtimes := map[string]func(p Plan) []string{}
+	if node, err := exec.LookPath("node"); err == nil {
+		runtimes["node"] = func(p Plan) []string {
+			return []string{node, "--max-old-space-size=" + strconv.Itoa(p.HeapMB),
+				"--max-semi-space-size=" + strconv.Itoa(p.SemiSpaceMB), script}
+		}
+	}
+	if deno, err := exec.LookPath(filepath.Join("..", ".tools", "bin", "deno")); err == nil {
+		runtimes["deno"] = func(p Plan) []string {
+			return []string{deno, "run", fmt.Sprintf("--v8-flags=--max-old-space-size=%d,--max-semi-space-size=%d", p.HeapMB, p.SemiSpaceMB), script}
+		}
+	}
+	if len(runtimes) == 0 {
+		t.Skip("neither node nor deno is installed")
 	}
 	for _, c := range []struct {
 		memory  uint64
@@ -58,52 +71,60 @@ func TestHeapOOMBeforeCgroupOOM(t *testing.T) {
 		{256 * MiB, 1, 1},
 		{1024 * MiB, 2, 2},
 	} {
-		t.Run(FormatBytes(c.memory), func(t *testing.T) {
-			plan := NewPlan(Resources{CPUs: c.cpus, Memory: c.memory}, Request{Runtime: RuntimeNode})
-			if plan.Workers != c.workers {
-				t.Fatalf("plan has %d workers, want %d: %+v", plan.Workers, c.workers, plan)
-			}
-			procs := plan.Workers
-			if plan.SpareSlot {
-				procs++
-			}
-			cg := newMemoryCgroup(t, c.memory)
-			fillSlots(t, cg, node, script, procs, plan.HeapMB)
-			if n := cg.oomKills(t); n != 0 {
-				t.Errorf("cgroup OOM killer ran %d times", n)
-			}
-			t.Logf("%d processes of --max-old-space-size=%d in %s: peak %s",
-				procs, plan.HeapMB, FormatBytes(c.memory), cg.peak())
-		})
+		for name, command := range runtimes {
+			t.Run(name+"/"+FormatBytes(c.memory), func(t *testing.T) {
+				plan := NewPlan(Resources{CPUs: c.cpus, Memory: c.memory}, Request{Runtime: name})
+				if plan.Workers != c.workers {
+					t.Fatalf("plan has %d workers, want %d: %+v", plan.Workers, c.workers, plan)
+				}
+				procs := plan.Workers
+				if plan.SpareSlot {
+					procs++
+				}
+				cg := newMemoryCgroup(t, c.memory)
+				child := cg.child(t)
+				peakRSS := fillSlots(t, child, command(plan), procs)
+				if n := cg.oomKills(t); n != 0 {
+					t.Errorf("cgroup OOM killer ran %d times", n)
+				}
+				t.Logf("%d %s processes of old space %dMiB + young %dMiB (budget %s) in %s: cgroup peak %s, highest process peak RSS %s",
+					procs, name, plan.HeapMB, plan.YoungGenMB(), FormatBytes(plan.WorkerBudget), FormatBytes(c.memory), cg.peak(), FormatBytes(peakRSS))
+			})
+		}
 	}
 }
 
-// fillSlots runs n filling node processes in the cgroup at once and checks
-// each ends with V8's heap exhaustion.
-func fillSlots(t *testing.T, cg memoryCgroup, node, script string, n, heapMB int) {
+// fillSlots runs n filling processes of argv in the cgroup at once, checks
+// each ends with V8's heap exhaustion, and returns the highest peak RSS.
+func fillSlots(t *testing.T, cg memoryCgroup, argv []string, n int) uint64 {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cmds := make([]*exec.Cmd, n)
 	stderr := make([]*bytes.Buffer, n)
 	for i := range cmds {
-		cmds[i] = exec.CommandContext(ctx, "/bin/sh", "-c",
-			`ulimit -c 0; echo $$ > "$1" && exec "$2" --max-old-space-size="$3" "$4"`,
-			"sh", path.Join(cg.dir, "cgroup.procs"), node, strconv.Itoa(heapMB), script)
+		cmds[i] = exec.CommandContext(ctx, "/bin/sh", append([]string{"-c",
+			`ulimit -c 0; echo $$ > "$0" && exec "$@"`, path.Join(cg.dir, "cgroup.procs")}, argv...)...)
 		stderr[i] = &bytes.Buffer{}
 		cmds[i].Stderr = stderr[i]
 		if err := cmds[i].Start(); err != nil {
-			t.Fatalf("start node: %v", err)
+			t.Fatalf("start %s: %v", argv[0], err)
 		}
 	}
+	var peak uint64
 	for i, cmd := range cmds {
 		err := cmd.Wait()
+		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+			peak = max(peak, uint64(ru.Maxrss)*1024)
+		}
 		ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
-		if ws.Signaled() && ws.Signal() == syscall.SIGABRT && strings.Contains(stderr[i].String(), "JavaScript heap out of memory") {
+		if ws.Signaled() && (ws.Signal() == syscall.SIGABRT || ws.Signal() == syscall.SIGTRAP || ws.Signal() == syscall.SIGILL) &&
+			(strings.Contains(stderr[i].String(), "JavaScript heap out of memory") || strings.Contains(stderr[i].String(), "Fatal JavaScript out of memory")) {
 			continue
 		}
-		t.Errorf("worker %d: %v, want SIGABRT with \"JavaScript heap out of memory\"; stderr:\n%s", i, err, tail(stderr[i].String(), 400))
+		t.Errorf("worker %d: %v, want V8's abort with \"JavaScript heap out of memory\" (node) or \"Fatal JavaScript out of memory\" (deno); stderr:\n%s", i, err, tail(stderr[i].String(), 400))
 	}
+	return peak
 }
 
 // memoryCgroup is a memory cgroup created for one test.
@@ -146,6 +167,18 @@ func newMemoryCgroup(t *testing.T, limit uint64) memoryCgroup {
 		t.Fatalf("set %s: %v", swapFile, err)
 	}
 	return cg
+}
+
+// child creates a cgroup without a limit of its own below cg, removed when
+// the test ends.
+func (cg memoryCgroup) child(t *testing.T) memoryCgroup {
+	t.Helper()
+	c := memoryCgroup{dir: path.Join(cg.dir, "child"), version: cg.version}
+	if err := os.Mkdir(c.dir, 0o755); err != nil {
+		t.Fatalf("create child cgroup: %v", err)
+	}
+	t.Cleanup(func() { c.remove(t) })
+	return c
 }
 
 // remove deletes the cgroup once its processes are gone.

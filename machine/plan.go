@@ -41,18 +41,28 @@ type Request struct {
 	HeapMB        int // with HeapFixed
 	IncludeSwap   bool
 	Runtime       string // "node", "deno", "bun", "other"
+	// UserHeapMB is a heap limit in MiB that the user set for the runtime
+	// (NODE_OPTIONS, argv, DENO_V8_FLAGS), which the runtime is left to use
+	// instead of percore's; 0 with UserHeapSource set is V8's "no limit".
+	UserHeapMB int
+	// UserHeapSource says where UserHeapMB was found, as
+	// "NODE_OPTIONS --max-old-space-size"; "" when the user set none.
+	UserHeapSource string
 }
 
 // Plan is the worker count and per-worker memory derived from Resources and
 // a Request.
 type Plan struct {
-	Workers       int      // worker processes to keep running
-	WorkersReason string   // e.g. "cpus", "--workers", "memory: 256MiB fits 1 worker of >= 128MiB heap"
-	HeapMB        int      // V8 old-space MiB to pass (the --max-old-space-size number); 0 = pass nothing
-	HeapReason    string   // "auto", "--heap", "off", "bun: no hard heap cap, recycled by RSS"
-	WorkerBudget  uint64   // bytes of RSS one worker may use; for bun the RSS recycle limit
-	SpareSlot     bool     // the budget leaves room for one extra worker, so a replacement may start before the old one stops
-	Warnings      []string // e.g. an explicit worker count that does not fit memory
+	Workers        int      // worker processes to keep running
+	WorkersReason  string   // e.g. "cpus", "--workers", "memory: 256MiB fits 1 worker of >= 128MiB heap"
+	HeapMB         int      // V8 old-space MiB to pass (the --max-old-space-size number); 0 = pass nothing
+	HeapReason     string   // "auto", "--heap", "off", "bun: no hard heap cap, recycled by RSS"
+	SemiSpaceMB    int      // V8 semi-space MiB to pass with HeapMB (the --max-semi-space-size number); 0 = pass nothing
+	WorkerBudget   uint64   // bytes of RSS one worker may use; for bun the RSS recycle limit
+	SpareSlot      bool     // the budget leaves room for one extra worker, so a replacement may start before the old one stops
+	UserHeapMB     int      // the user's own heap limit in force instead of HeapMB (Request.UserHeapMB)
+	UserHeapSource string   // where the user's limit was set (Request.UserHeapSource); "" when percore's HeapMB is in force
+	Warnings       []string // e.g. an explicit worker count that does not fit memory
 }
 
 // NewPlan sizes workers for r as req asks; the rules are in the package
@@ -74,6 +84,7 @@ func NewPlan(r Resources, req Request) Plan {
 	p.WorkerBudget = usable / uint64(slots)
 	p.chooseHeap(req, r.Memory > 0)
 	p.warnFit(r, req, total, usable)
+	p.checkUserHeap(req, total, usable)
 	return p
 }
 
@@ -96,6 +107,9 @@ func workerCount(r Resources, req Request, total, usable uint64) (int, string) {
 	}
 	if n == cpus {
 		return n, "cpus"
+	}
+	if heapForShare(usable, n) < MinHeapMB {
+		return n, fmt.Sprintf("memory: %s fits no worker of >= %dMiB heap; running 1", FormatBytes(total), MinHeapMB)
 	}
 	return n, fmt.Sprintf("memory: %s fits %d %s of >= %dMiB heap",
 		FormatBytes(total), n, plural(n, "worker"), MinHeapMB)
@@ -121,6 +135,7 @@ func (p *Plan) chooseHeap(req Request, memoryKnown bool) {
 		p.HeapReason = "off"
 	case req.Heap == HeapFixed && req.HeapMB > 0:
 		p.HeapMB, p.HeapReason = req.HeapMB, "--heap"
+		p.SemiSpaceMB = int(semiSpaceMB(uint64(req.HeapMB)))
 	case !memoryKnown:
 		p.HeapReason = "auto: memory unknown, runtime default"
 		p.warn("memory size unknown; no heap limit is set")
@@ -136,6 +151,7 @@ func (p *Plan) chooseHeap(req Request, memoryKnown bool) {
 func (p *Plan) autoHeap() {
 	h := heapForBudget(p.WorkerBudget / MiB)
 	p.HeapMB, p.HeapReason = int(h), "auto"
+	p.SemiSpaceMB = int(semiSpaceForBudget(p.WorkerBudget / MiB))
 	if h < HeapFloorMB {
 		p.HeapMB, p.HeapReason = HeapFloorMB, fmt.Sprintf("auto, raised to the %dMiB floor", HeapFloorMB)
 		p.warn("a %s worker budget fits a %dMiB heap; using the %dMiB floor, so the cgroup may kill workers before V8 stops them",
@@ -158,6 +174,42 @@ func (p *Plan) warnFit(r Resources, req Request, total, usable uint64) {
 				p.HeapMB, fit, FormatBytes(p.WorkerBudget))
 		}
 	}
+}
+
+// checkUserHeap records the user's own heap setting and warns, with the
+// numbers, when it does not fit: when the workers with that heap, their
+// young generations and idle runtimes need more than the memory left for
+// workers, or, like --heap, when it exceeds the heap that fits a worker's
+// budget, so that the cgroup would stop workers before V8 does.
+func (p *Plan) checkUserHeap(req Request, total, usable uint64) {
+	if req.UserHeapSource == "" {
+		return
+	}
+	p.UserHeapMB, p.UserHeapSource = req.UserHeapMB, req.UserHeapSource
+	if (req.Runtime != RuntimeNode && req.Runtime != RuntimeDeno) || req.UserHeapMB <= 0 || total == 0 {
+		return
+	}
+	heap := uint64(req.UserHeapMB)
+	young := youngGenMB(heap)
+	need := uint64(p.Workers) * (heap + young + NodeBaseMB)
+	setting := fmt.Sprintf("%s=%d", req.UserHeapSource, req.UserHeapMB)
+	if need*MiB > usable {
+		p.warn("%s does not fit %s: %d %s × (%dMiB heap + %dMiB young generation + %dMiB idle runtime) = %dMiB, but %s is left for workers; "+
+			"the cgroup will kill workers before V8 stops them (percore's heap would be %dMiB)",
+			setting, FormatBytes(total), p.Workers, plural(p.Workers, "worker"), heap, young, NodeBaseMB, need, FormatBytes(usable), p.HeapMB)
+		return
+	}
+	if fit := heapForBudget(p.WorkerBudget / MiB); heap > fit {
+		p.warn("%s exceeds the %dMiB that fits a %s worker budget; the cgroup may kill workers before V8 stops them",
+			setting, fit, FormatBytes(p.WorkerBudget))
+	}
+}
+
+// YoungGenMB is the V8 young generation that SemiSpaceMB gives: two
+// semi-spaces and a new large-object space of the same size; 0 when no
+// semi-space size is passed.
+func (p Plan) YoungGenMB() int {
+	return 3 * p.SemiSpaceMB
 }
 
 // eachGets describes the memory one worker gets, for warnings.

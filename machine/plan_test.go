@@ -32,12 +32,14 @@ func TestNewPlan(t *testing.T) {
 		{"256MiB 1CPU with swap", res(256, 1, 512), withSwap, 1, "cpus", 241, "auto", 348, true, nil},
 		{"256MiB 2CPU with swap", res(256, 2, 512), withSwap, 2, "cpus", 151, "auto", 232, true, nil},
 		{"512MiB 2CPU with swap", res(512, 2, 512), withSwap, 2, "cpus", 213, "auto", 313, true, nil},
-		{"1GiB 2CPU with swap", res(1024, 2, 512), withSwap, 2, "cpus", 340, "auto", 475, true, nil},
-		{"2GiB 4CPU with swap", res(2048, 4, 512), withSwap, 4, "cpus", 344, "auto", 480, true, nil},
-		{"8GiB 16CPU, reserve at its cap", res(8192, 16, 0), node, 16, "cpus", 333, "auto", 466, true, nil},
+		{"1GiB 2CPU with swap", res(1024, 2, 512), withSwap, 2, "cpus", 343, "auto", 475, true, nil},
+		{"2GiB 4CPU with swap", res(2048, 4, 512), withSwap, 4, "cpus", 347, "auto", 480, true, nil},
+		{"8GiB 16CPU, reserve at its cap", res(8192, 16, 0), node, 16, "cpus", 336, "auto", 466, true, nil},
 		{"1GiB 8CPU capped by memory", res(1024, 8, 0), node, 4, "memory: 1.0GiB fits 4 workers of >= 128MiB heap", 153, "auto", 235, false, nil},
 		{"64MiB floor", res(64, 1, 0), node, 1, "cpus", HeapFloorMB, "auto, raised to the 64MiB floor", 28, false,
 			[]string{"a 28MiB worker budget fits a 0MiB heap; using the 64MiB floor"}},
+		{"64MiB 2CPU fits no worker of the minimum heap", res(64, 2, 0), node, 1, "memory: 64MiB fits no worker of >= 128MiB heap; running 1",
+			HeapFloorMB, "auto, raised to the 64MiB floor", 28, false, []string{"a 28MiB worker budget fits a 0MiB heap; using the 64MiB floor"}},
 		{"explicit workers that fit", res(2048, 4, 0), Request{Runtime: RuntimeNode, Workers: 2, WorkersSource: "--workers"},
 			2, "--workers", 468, "auto", 637, true, nil},
 		{"explicit workers beyond memory", res(512, 2, 0), Request{Runtime: RuntimeNode, Workers: 4, WorkersSource: "WEB_CONCURRENCY"},
@@ -45,7 +47,7 @@ func TestNewPlan(t *testing.T) {
 				"a 113MiB worker budget fits a 56MiB heap",
 				"WEB_CONCURRENCY 4 is more than the 2 CPUs available",
 				"WEB_CONCURRENCY 4 does not fit 512MiB: each worker gets a 64MiB heap (113MiB budget), below the 128MiB minimum heap"}},
-		{"explicit workers without source", res(1024, 2, 0), Request{Runtime: RuntimeNode, Workers: 1}, 1, "explicit", 336, "auto", 470, true, nil},
+		{"explicit workers without source", res(1024, 2, 0), Request{Runtime: RuntimeNode, Workers: 1}, 1, "explicit", 339, "auto", 470, true, nil},
 		{"heap off", res(512, 2, 0), Request{Runtime: RuntimeNode, Heap: HeapOff}, 2, "cpus", 0, "off", 227, false, nil},
 		{"heap fixed", res(1024, 2, 0), Request{Runtime: RuntimeNode, Heap: HeapFixed, HeapMB: 200}, 2, "cpus", 200, "--heap", 313, true, nil},
 		{"heap fixed too large", res(512, 2, 0), Request{Runtime: RuntimeNode, Heap: HeapFixed, HeapMB: 400}, 2, "cpus", 400, "--heap", 227, false,
@@ -129,9 +131,50 @@ func TestHeapModeString(t *testing.T) {
 }
 
 func TestYoungGen(t *testing.T) {
-	for heap, want := range map[uint64]uint64{64: 3, 256: 3, 512: 12, 1024: 24, 2048: 48, 8192: 48} {
+	for heap, want := range map[uint64]uint64{64: 3, 256: 3, 430: 6, 512: 12, 767: 12, 1024: 24, 2048: 48, 8192: 48} {
 		if got := youngGenMB(heap); got != want {
 			t.Errorf("youngGenMB(%d) = %d, want %d", heap, got, want)
 		}
+	}
+}
+
+// TestNewPlanUserHeap checks that a heap limit of the user's own is checked
+// against the memory like percore's.
+func TestNewPlanUserHeap(t *testing.T) {
+	node := func(mb int, workers int) Request {
+		return Request{Runtime: RuntimeNode, UserHeapMB: mb, UserHeapSource: "NODE_OPTIONS --max-old-space-size", Workers: workers}
+	}
+	cases := []struct {
+		name     string
+		memMiB   uint64
+		req      Request
+		warnings []string
+	}{
+		{"4096 in 512MiB", 512, node(4096, 0), []string{"NODE_OPTIONS --max-old-space-size=4096 does not fit 512MiB: " +
+			"2 workers × (4096MiB heap + 48MiB young generation + 40MiB idle runtime) = 8368MiB, but 454MiB is left for workers; " +
+			"the cgroup will kill workers before V8 stops them (percore's heap would be 147MiB)"}},
+		{"170 in 512MiB fits the memory, not the budget", 512, node(170, 0), []string{
+			"NODE_OPTIONS --max-old-space-size=170 exceeds the 147MiB that fits a 227MiB worker budget"}},
+		{"120 in 512MiB", 512, node(120, 0), nil},
+		{"0 is V8's default", 512, node(0, 0), nil},
+		{"deno in 1GiB", 1024, Request{Runtime: RuntimeDeno, UserHeapMB: 2048, UserHeapSource: "DENO_V8_FLAGS --max-old-space-size"},
+			[]string{"DENO_V8_FLAGS --max-old-space-size=2048 does not fit 1.0GiB: 2 workers × (2048MiB heap + 48MiB young generation"}},
+		{"bun is not checked", 512, Request{Runtime: RuntimeBun, UserHeapMB: 4096, UserHeapSource: "BUN_JSC_forceRAMSize"}, nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := NewPlan(Resources{CPUs: 2, Memory: c.memMiB * MiB}, c.req)
+			if p.UserHeapMB != c.req.UserHeapMB || p.UserHeapSource != c.req.UserHeapSource {
+				t.Errorf("plan's user heap = %d from %q, want %d from %q", p.UserHeapMB, p.UserHeapSource, c.req.UserHeapMB, c.req.UserHeapSource)
+			}
+			if len(p.Warnings) != len(c.warnings) {
+				t.Fatalf("warnings %q, want %d matching %q", p.Warnings, len(c.warnings), c.warnings)
+			}
+			for i, w := range c.warnings {
+				if !strings.Contains(p.Warnings[i], w) {
+					t.Errorf("warning %d = %q, want it to contain %q", i, p.Warnings[i], w)
+				}
+			}
+		})
 	}
 }

@@ -8,6 +8,12 @@ package machine
 // out of memory" while the cgroup peaked at 67-88% of its limit with Buffers
 // about a twelfth of the heap, and at most 96% with Buffers a quarter of it;
 // at 90 the peaks were 88-96%; at 100 the 256 MiB cgroup hit its limit.
+// Measured again with the semi-space size passed and the limit on a parent
+// cgroup (node v20.20, deno 2.9.6; TestHeapOOMBeforeCgroupOOM): every node
+// and deno process died of heap exhaustion, no OOM kill, the highest process
+// peak RSS 88-90% of its budget (204 of 227 MiB, 189 of 211, 277 of 313) and
+// heap_size_limit exactly old space + young generation. An idle node or
+// deno HTTP server has an RSS of 42 MiB, file pages included.
 const (
 	// MinHeapMB is the smallest heap worth running a worker with; the
 	// automatic worker count is lowered until each worker gets this much.
@@ -40,20 +46,36 @@ func usableMemory(total uint64) uint64 {
 	return total - reserve
 }
 
-// youngGenMB approximates V8's young generation for an old space of heapMB:
-// three semi-spaces of heap/256 (up to a 256 MiB heap) or heap/128 (above),
-// each between 1 and 16 MiB.
-func youngGenMB(heapMB uint64) uint64 {
+// semiSpaceMB is the V8 semi-space size, in MiB, that a worker of old space
+// heapMB is given with --max-semi-space-size: heap/256 up to a 256 MiB heap,
+// heap/128 above, between 1 and 16 MiB, rounded down to a power of two (V8
+// rounds a semi-space up to one). These are V8's own ratios; passing the
+// size pins it, because V8 otherwise sizes the young generation from the
+// memory it believes the machine has, which for a limit on a parent cgroup
+// is the host's (a 48 MiB young generation beside a 147 MiB old space).
+func semiSpaceMB(heapMB uint64) uint64 {
 	ratio := uint64(128)
 	if heapMB <= 256 {
 		ratio = 256
 	}
-	return 3 * min(max(heapMB/ratio, 1), 16)
+	semi := min(max(heapMB/ratio, 1), 16)
+	for semi&(semi-1) != 0 {
+		semi &= semi - 1
+	}
+	return semi
+}
+
+// youngGenMB is V8's young generation for a semi-space of semiSpaceMB(heapMB):
+// two semi-spaces and a new large-object space of the same size. V8 reports
+// heap_size_limit as the old space plus this.
+func youngGenMB(heapMB uint64) uint64 {
+	return 3 * semiSpaceMB(heapMB)
 }
 
 // heapForBudget returns the old-space limit in MiB that keeps a Node worker
 // within an RSS budget of budgetMB, or 0 when the budget is below NodeBaseMB.
-// The young generation is sized from the budget, a slight overestimate.
+// The young generation is sized from the budget (semiSpaceForBudget), a
+// slight overestimate.
 func heapForBudget(budgetMB uint64) uint64 {
 	if budgetMB <= NodeBaseMB {
 		return 0
@@ -64,6 +86,12 @@ func heapForBudget(budgetMB uint64) uint64 {
 		return 0
 	}
 	return (x - y) * HeapPercent / 100
+}
+
+// semiSpaceForBudget returns the semi-space size heapForBudget assumes for
+// a budget of budgetMB.
+func semiSpaceForBudget(budgetMB uint64) uint64 {
+	return semiSpaceMB(budgetMB - min(budgetMB, NodeBaseMB))
 }
 
 // heapForShare returns heapForBudget of usable bytes split n ways.

@@ -144,7 +144,10 @@ func printPlan(w io.Writer, cfg *config, pf planFlags, environ []string) error {
 	if cfg.Runtime != "" {
 		kind, _ = jsruntime.ParseKind(cfg.Runtime)
 	}
-	mp := newPlan(cfg, res, kind)
+	mp, err := newPlan(cfg, res, kind, environ)
+	if err != nil {
+		return err
+	}
 	fmt.Fprintf(w, "cpus:     %d (%s)\n", res.CPUs, res.CPUSource)
 	fmt.Fprintf(w, "memory:   %s (%s)\n", machine.FormatBytes(res.Memory), res.MemorySource)
 	swap := "none"
@@ -158,6 +161,9 @@ func printPlan(w io.Writer, cfg *config, pf planFlags, environ []string) error {
 	fmt.Fprintf(w, "heap:     %s\n", heapText(mp))
 	fmt.Fprintf(w, "budget:   %s RSS per worker (spare slot for replacements: %v)\n",
 		machine.FormatBytes(mp.WorkerBudget), mp.SpareSlot)
+	for _, note := range res.Notes {
+		fmt.Fprintf(w, "note:     %s\n", note)
+	}
 	for _, warn := range mp.Warnings {
 		fmt.Fprintf(w, "warning:  %s\n", warn)
 	}
@@ -200,6 +206,16 @@ func changedEnv(base, env []string) []string {
 }
 
 func heapText(p machine.Plan) string {
+	switch {
+	case p.UserHeapSource != "" && p.UserHeapMB > 0:
+		return fmt.Sprintf("%dMiB V8 old space per worker (your setting: %s; percore's would be %dMiB)", p.UserHeapMB, p.UserHeapSource, p.HeapMB)
+	case p.UserHeapSource != "":
+		return fmt.Sprintf("runtime default (your setting: %s=0; percore's would be %dMiB)", p.UserHeapSource, p.HeapMB)
+	}
+	if p.HeapMB > 0 && p.SemiSpaceMB > 0 {
+		return fmt.Sprintf("%dMiB V8 old space per worker (%s), young generation %dMiB (semi-space %dMiB): heap_size_limit %dMiB",
+			p.HeapMB, p.HeapReason, p.YoungGenMB(), p.SemiSpaceMB, p.HeapMB+p.YoungGenMB())
+	}
 	if p.HeapMB > 0 {
 		return fmt.Sprintf("%dMiB V8 old space per worker (%s)", p.HeapMB, p.HeapReason)
 	}

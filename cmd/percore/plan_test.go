@@ -12,7 +12,7 @@ func TestPlanCommand(t *testing.T) {
 		want []string
 	}{
 		{[]string{"--cpus", "2", "--memory", "512M", "--", "node", "server.js"},
-			[]string{"workers:  2 (cpus)", "heap:     147MiB", `argv ["node" "--max-old-space-size=147" "server.js"]`, "PERCORE_WORKER_ID=1"}},
+			[]string{"workers:  2 (cpus)", "heap:     147MiB", `argv ["node" "--max-old-space-size=147" "--max-semi-space-size=1" "server.js"]`, "heap_size_limit 150MiB", "PERCORE_WORKER_ID=1"}},
 		{[]string{"--cpus", "2", "--memory", "256Mi", "--", "node", "server.js"},
 			[]string{"workers:  1 (memory", "heap:     134MiB"}},
 		{[]string{"--cpus", "2", "--memory", "512M", "--swap", "512M", "--include-swap"},
@@ -47,6 +47,26 @@ func TestPlanCommandErrors(t *testing.T) {
 		}
 		if !strings.Contains(errOut.String(), strings.TrimLeft(args[0], "-")) {
 			t.Errorf("%v: error %q does not name the flag", args, errOut.String())
+		}
+	}
+}
+
+// TestPlanCommandChecksUserHeap checks that "percore plan" shows a heap
+// limit set in NODE_OPTIONS as the one in force and warns that it cannot fit.
+func TestPlanCommandChecksUserHeap(t *testing.T) {
+	for _, args := range [][]string{{"--cpus", "2", "--memory", "512M"}, {"--cpus", "2", "--memory", "512M", "--", "npm", "start"}} {
+		var out, errOut bytes.Buffer
+		env := []string{"PATH=/usr/bin", "NODE_OPTIONS=--max-old-space-size=4096"}
+		if code := run(append([]string{"plan"}, args...), env, &out, &errOut); code != 0 {
+			t.Fatalf("exit %d: %s", code, errOut.String())
+		}
+		for _, want := range []string{
+			"heap:     4096MiB V8 old space per worker (your setting: NODE_OPTIONS --max-old-space-size; percore's would be 147MiB)",
+			"warning:  NODE_OPTIONS --max-old-space-size=4096 does not fit 512MiB: 2 workers × (4096MiB heap + 48MiB young generation + 40MiB idle runtime) = 8368MiB, but 454MiB is left for workers",
+		} {
+			if !strings.Contains(out.String(), want) {
+				t.Errorf("%q: plan output lacks %q:\n%s", args, want, out.String())
+			}
 		}
 	}
 }

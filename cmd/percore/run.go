@@ -401,7 +401,7 @@ type plan struct {
 
 func (p plan) prepare(argv, env []string, port int) ([]string, []string, error) {
 	w, _, err := jsruntime.Prepare(jsruntime.Worker{Argv: argv, Env: env},
-		jsruntime.Options{Kind: p.kind, HeapMB: p.heapMB(), Port: port})
+		p.options(port))
 	return w.Argv, w.Env, err
 }
 
@@ -426,6 +426,11 @@ func oomCounter() supervisor.OOMCounter {
 	return nil
 }
 
+// options are the settings Prepare gives a worker listening on port.
+func (p plan) options(port int) jsruntime.Options {
+	return jsruntime.Options{Kind: p.kind, HeapMB: p.heapMB(), SemiSpaceMB: p.SemiSpaceMB, Port: port}
+}
+
 // heapMB is the heap setting handed to the runtime. Bun has no hard heap
 // cap; it is told the worker's memory budget as the RAM size its collector
 // plans for, which keeps its resident size down.
@@ -447,9 +452,12 @@ func makePlan(cfg *config, log hclog.Logger) (plan, error) {
 		return plan{}, fmt.Errorf("detect resources: %w", err)
 	}
 	for _, n := range res.Notes {
-		log.Debug("resources", "note", n)
+		log.Info("resources", "note", n)
 	}
-	mp := newPlan(cfg, res, kind)
+	mp, err := newPlan(cfg, res, kind, os.Environ())
+	if err != nil {
+		return plan{}, err
+	}
 	for _, w := range mp.Warnings {
 		log.Warn(w)
 	}
@@ -469,18 +477,43 @@ func makePlan(cfg *config, log hclog.Logger) (plan, error) {
 // will get and to fail before any start when the command cannot be prepared.
 func (p plan) dryRun(argv []string) (jsruntime.Applied, error) {
 	_, applied, err := jsruntime.Prepare(jsruntime.Worker{Argv: argv, Env: os.Environ()},
-		jsruntime.Options{Kind: p.kind, HeapMB: p.heapMB(), Port: 1})
+		p.options(1))
 	if err != nil {
 		return applied, fmt.Errorf("prepare the worker command: %w", err)
 	}
 	return applied, nil
 }
 
-func newPlan(cfg *config, res machine.Resources, kind jsruntime.Kind) machine.Plan {
+// newPlan sizes the workers of cfg.Command, started with environment env,
+// checking a heap limit that the command or env sets like percore's own.
+func newPlan(cfg *config, res machine.Resources, kind jsruntime.Kind, env []string) (machine.Plan, error) {
+	userMB, userAt, err := userHeap(cfg.Command, env, kind)
+	if err != nil {
+		return machine.Plan{}, err
+	}
 	return machine.NewPlan(res, machine.Request{
 		Workers: cfg.Workers, WorkersSource: cfg.WorkersSource,
 		Heap: cfg.Heap, HeapMB: cfg.HeapMB, IncludeSwap: cfg.IncludeSwap, Runtime: kind.String(),
-	})
+		UserHeapMB: userMB, UserHeapSource: userAt,
+	}), nil
+}
+
+// userHeap returns the heap limit that argv or env sets for the runtime
+// and where, as "NODE_OPTIONS --max-old-space-size"; "" when none is set.
+// Without argv it looks for the runtime's own variables in env.
+func userHeap(argv, env []string, kind jsruntime.Kind) (int, string, error) {
+	if len(argv) == 0 {
+		argv = []string{kind.String()}
+	}
+	_, a, err := jsruntime.Prepare(jsruntime.Worker{Argv: argv, Env: env}, jsruntime.Options{Kind: kind})
+	if err != nil {
+		return 0, "", fmt.Errorf("prepare the worker command: %w", err)
+	}
+	if a.UserHeapAt == "" || (kind != jsruntime.Node && kind != jsruntime.Deno) {
+		// Bun's own BUN_JSC_forceRAMSize is no cap, and is reported in the plan line.
+		return 0, "", nil
+	}
+	return a.UserHeapMB, a.UserHeapAt + " --max-old-space-size", nil
 }
 
 func planLine(res machine.Resources, p machine.Plan, kind jsruntime.Kind, a jsruntime.Applied) string {

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/percore/percore/machine"
 )
 
 // runtimeBin finds deno or bun as the test command installs them. Outside
@@ -153,4 +155,90 @@ func makeMemoryCgroup(t *testing.T, limit int64) string {
 	}
 	t.Skip("cannot create a memory cgroup here (needs root and a writable cgroup hierarchy)")
 	return ""
+}
+
+// TestHeapSizeLimitWithLimitOnParentCgroup runs percore in a memory cgroup
+// without a limit of its own, below a parent limited to 512 MiB, and checks
+// that node and deno workers report the heap_size_limit the plan gives (old
+// space plus young generation), not one sized from the host's memory.
+func TestHeapSizeLimitWithLimitOnParentCgroup(t *testing.T) {
+	const limit = 512 << 20
+	mp := machine.NewPlan(machine.Resources{CPUs: 2, Memory: limit}, machine.Request{Runtime: machine.RuntimeNode})
+	want := int64(mp.HeapMB + mp.YoungGenMB())
+	for _, rt := range []struct {
+		name    string
+		command func(t *testing.T) []string
+	}{
+		{"node", func(t *testing.T) []string { needNode(t); return []string{"node", "testdata/heap.js"} }},
+		{"deno", func(t *testing.T) []string {
+			return []string{runtimeBin(t, "deno"), "run", "--allow-env", "--allow-net", "testdata/deno-heap.ts"}
+		}},
+	} {
+		t.Run(rt.name, func(t *testing.T) {
+			command := rt.command(t)
+			parent := makeMemoryCgroup(t, limit)
+			child := filepath.Join(parent, "child")
+			if err := os.Mkdir(child, 0o755); err != nil {
+				t.Fatalf("create child cgroup: %v", err)
+			}
+			t.Cleanup(func() {
+				deadline := time.Now().Add(5 * time.Second)
+				for os.Remove(child) != nil && time.Now().Before(deadline) {
+					time.Sleep(50 * time.Millisecond)
+				}
+			})
+			wrapper := []string{"sh", "-c", `echo $$ > "$0/cgroup.procs" && exec "$@"`, child}
+			in := launchVia(t, wrapper, append([]string{"--workers", "2", "--"}, command...)...)
+			plan := in.findLog("plan:", 20*time.Second)["@message"].(string)
+			if !strings.Contains(plan, "memory=512MiB (cgroup") {
+				t.Fatalf("plan line does not use the parent's limit: %s", plan)
+			}
+			in.waitLog("worker ready", 30*time.Second)
+			// Within 2 MiB of the plan: V8 may round its spaces to pages.
+			checkHeap(t, in, want-2, want+2+1)
+		})
+	}
+}
+
+// TestRunWarnsOfUserHeapThatCannotFit runs percore in a 512 MiB memory
+// cgroup with NODE_OPTIONS=--max-old-space-size=4096 and checks it warns
+// that two workers of that heap cannot fit.
+func TestRunWarnsOfUserHeapThatCannotFit(t *testing.T) {
+	needNode(t)
+	t.Setenv("NODE_OPTIONS", "--max-old-space-size=4096")
+	dir := makeMemoryCgroup(t, 512<<20)
+	wrapper := []string{"sh", "-c", `echo $$ > "$0/cgroup.procs" && exec "$@"`, dir}
+	in := launchVia(t, wrapper, "--workers", "2", "--", "node", "testdata/heap.js")
+	warn := in.findLog("NODE_OPTIONS --max-old-space-size=4096 does not fit", 20*time.Second)["@message"].(string)
+	want := "NODE_OPTIONS --max-old-space-size=4096 does not fit 512MiB: 2 workers × (4096MiB heap + 48MiB young generation + 40MiB idle runtime) = 8368MiB, but 454MiB is left for workers"
+	if !strings.HasPrefix(warn, want) {
+		t.Errorf("warning %q, want it to start %q", warn, want)
+	}
+	in.waitLog("worker ready", 20*time.Second)
+}
+
+// TestPlanInCgroupNamespaceWithoutRemount runs "percore plan" in a cgroup
+// namespace of its own (unshare -C) made inside a child of a cgroup limited
+// to 512 MiB, with the cgroup filesystem left as it was mounted outside the
+// namespace, and checks the plan reads the limit and says how it found it.
+func TestPlanInCgroupNamespaceWithoutRemount(t *testing.T) {
+	unshare, err := exec.LookPath("unshare")
+	if err != nil {
+		t.Skip("unshare is not installed")
+	}
+	parent := makeMemoryCgroup(t, 512<<20)
+	child := filepath.Join(parent, "child")
+	if err := os.Mkdir(child, 0o755); err != nil {
+		t.Fatalf("create child cgroup: %v", err)
+	}
+	t.Cleanup(func() { os.Remove(child) })
+	out, err := exec.Command("sh", "-c", `echo $$ > "$0/cgroup.procs" && exec "$@"`, child, unshare, "-C", percoreBin, "plan").CombinedOutput()
+	if err != nil {
+		t.Skipf("cannot run percore in a new cgroup namespace: %v: %s", err, out)
+	}
+	for _, want := range []string{"memory:   512MiB (cgroup", "outside percore's cgroup namespace", "found percore's cgroup at "} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("plan lacks %q:\n%s", want, out)
+		}
+	}
 }
