@@ -338,4 +338,3 @@ func judgeRequest(s requestShape, a answer, recs []diffRecord) (heads, ends int,
 	}
 	return heads, ends, problems
 }
-
