@@ -4,9 +4,9 @@
 //   /extra/...   the body, then more bytes than its Content-Length says
 //                ("INJECTED extra\n") in the same write, as a worker does
 //                that sets Content-Length to a UTF-8 string's length
-//   /late/...    the right answer, then CHAOS_LATE_MS later (default 3) a
-//                whole second response with X-Injected: yes, when no other
-//                request has come in on the connection meanwhile
+//   /late/...    the answer but its last byte, then CHAOS_LATE_MS later
+//                (default 3) that byte and a whole second response with
+//                X-Injected: yes in one write
 //   anything else  the right answer
 const net = require("node:net");
 
@@ -21,7 +21,6 @@ function answer(path) {
 const server = net.createServer((socket) => {
   socket.on("error", () => {});
   let buf = "";
-  let seen = 0; // requests read on this connection
   socket.on("data", (d) => {
     buf += d.toString("latin1");
     for (;;) {
@@ -29,15 +28,14 @@ const server = net.createServer((socket) => {
       if (i < 0) return;
       const head = buf.slice(0, i);
       buf = buf.slice(i + 4);
-      seen++;
       const path = head.split("\r\n")[0].split(" ")[1] || "/";
       if (path.startsWith("/extra/")) {
         socket.write(answer(path) + "INJECTED extra\n", "latin1");
       } else if (path.startsWith("/late/")) {
-        socket.write(answer(path), "latin1");
-        const at = seen;
+        const a = answer(path);
+        socket.write(a.slice(0, -1), "latin1");
         setTimeout(() => {
-          if (seen === at && buf.length === 0 && !socket.destroyed) socket.write(injected, "latin1");
+          if (!socket.destroyed) socket.write(a.slice(-1) + injected, "latin1");
         }, lateMs);
       } else {
         socket.write(answer(path), "latin1");
