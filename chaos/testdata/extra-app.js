@@ -4,9 +4,12 @@
 //   /extra/...   the body, then more bytes than its Content-Length says
 //                ("INJECTED extra\n") in the same write, as a worker does
 //                that sets Content-Length to a UTF-8 string's length
-//   /late/...    the answer but its last byte, then CHAOS_LATE_MS later
-//                (default 3) that byte and a whole second response with
-//                X-Injected: yes in one write
+//   /late/...    the right answer, then CHAOS_LATE_MS later (default 3) a
+//                whole second response with X-Injected: yes, when no other
+//                request has come in on the connection meanwhile (checked
+//                after a poll for I/O, so that a request already on its way
+//                is seen: bytes that meet a request on the way are the one
+//                case no HTTP/1.1 proxy can tell from its answer)
 //   anything else  the right answer
 const net = require("node:net");
 
@@ -21,6 +24,7 @@ function answer(path) {
 const server = net.createServer((socket) => {
   socket.on("error", () => {});
   let buf = "";
+  let seen = 0; // requests read on this connection
   socket.on("data", (d) => {
     buf += d.toString("latin1");
     for (;;) {
@@ -28,15 +32,16 @@ const server = net.createServer((socket) => {
       if (i < 0) return;
       const head = buf.slice(0, i);
       buf = buf.slice(i + 4);
+      seen++;
       const path = head.split("\r\n")[0].split(" ")[1] || "/";
       if (path.startsWith("/extra/")) {
         socket.write(answer(path) + "INJECTED extra\n", "latin1");
       } else if (path.startsWith("/late/")) {
-        const a = answer(path);
-        socket.write(a.slice(0, -1), "latin1");
-        setTimeout(() => {
-          if (!socket.destroyed) socket.write(a.slice(-1) + injected, "latin1");
-        }, lateMs);
+        socket.write(answer(path), "latin1");
+        const at = seen;
+        setTimeout(() => setImmediate(() => {
+          if (seen === at && buf.length === 0 && !socket.destroyed) socket.write(injected, "latin1");
+        }), lateMs);
       } else {
         socket.write(answer(path), "latin1");
       }
