@@ -144,7 +144,7 @@ func (p *Pool) configure(lim *limit, responseTimeout time.Duration) {
 // from now on. Queued requests take its free slots at once.
 func (p *Pool) Add(key uint64, slot int, addr string) {
 	p.mu.Lock()
-	b := &backend{key: key, slot: slot, addr: addr, client: p.cfg.newClient(addr, p.respTimeout),
+	b := &backend{key: key, slot: slot, addr: addr, client: p.cfg.newClient(addr, slot, p.respTimeout),
 		lim: p.lim.Load(), drained: make(chan struct{}), stats: p.stats.forSlot(slot),
 		maxRequests: requestLimit(p.maxRequests, p.jitter)}
 	old := *p.backends.Load()

@@ -13,6 +13,9 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
+// http11 is the protocol of every response percore sends.
+var http11 = []byte("HTTP/1.1")
+
 // maxAttempts bounds how many workers one request is tried on.
 const maxAttempts = 4
 
@@ -333,6 +336,10 @@ func (h *Handler) respond(ctx *fasthttp.RequestCtx, b *backend, up *fasthttp.Res
 	h.pool.stats.record(b.stats, up.StatusCode(), time.Since(ctx.Time()))
 	resp := &ctx.Response
 	up.Header.CopyTo(&resp.Header)
+	// A proxy answers in its own HTTP version (RFC 9110 section 6.2): a
+	// worker's HTTP/1.0 status line would otherwise go out above the
+	// chunked framing percore gives a body of unknown length.
+	resp.Header.SetProtocol(http11)
 	removeHopByHop(&resp.Header)
 	resp.Header.ResetConnectionClose()
 	if up.IsBodyStream() && up.Header.ContentLength() == -1 {

@@ -39,8 +39,8 @@ type rawIOConn struct {
 	wn      int
 	werr    syscall.Errno
 	writeFn func(fd uintptr) bool
-	peekBuf [1]byte // under rmu
-	idle    bool    // under rmu
+	peekBuf [1]byte   // under rmu
+	peeked  peekState // under rmu
 	peekFn  func(fd uintptr)
 }
 
@@ -63,34 +63,44 @@ func withRawIO(c net.Conn) net.Conn {
 // connIdle reports whether nothing at all can be read from c now: no byte,
 // no end of stream, no error. It does not wait and consumes nothing. A
 // connection it cannot check counts as idle.
-func connIdle(c net.Conn) bool {
+func connIdle(c net.Conn) bool { return connPeek(c) == peekIdle }
+
+// connPeek tells what could be read from c now, without waiting and without
+// consuming anything. A connection it cannot check counts as idle.
+func connPeek(c net.Conn) peekState {
 	if r, ok := c.(*rawIOConn); ok {
-		return r.isIdle()
+		return r.peek()
 	}
-	return true
+	return peekIdle
 }
 
-// isIdle peeks at the socket without blocking (recv with MSG_PEEK and
+// peek peeks at the socket without blocking (recv with MSG_PEEK and
 // MSG_DONTWAIT), as nginx tests its cached upstream connections.
-func (c *rawIOConn) isIdle() bool {
+func (c *rawIOConn) peek() peekState {
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
-	c.idle = false
+	c.peeked = peekEnd
 	if err := c.rc.Control(c.peekFn); err != nil {
-		return false
+		return peekEnd
 	}
-	return c.idle
+	return c.peeked
 }
 
 // peekOnce peeks one byte; only "would block" means idle.
 func (c *rawIOConn) peekOnce(fd uintptr) {
 	for {
-		_, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&c.peekBuf[0])), 1,
+		n, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&c.peekBuf[0])), 1,
 			syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
-		if e == syscall.EINTR {
+		switch {
+		case e == syscall.EINTR:
 			continue
+		case e == syscall.EAGAIN:
+			c.peeked = peekIdle
+		case e == 0 && n > 0:
+			c.peeked = peekData
+		default:
+			c.peeked = peekEnd
 		}
-		c.idle = e == syscall.EAGAIN
 		return
 	}
 }

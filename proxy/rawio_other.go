@@ -12,5 +12,9 @@ func withRawIO(c net.Conn) net.Conn { return c }
 // whether its connection is reused.
 func connIdle(net.Conn) bool { return true }
 
+// connPeek tells what could be read from c now. On this system it cannot
+// tell, and says idle.
+func connPeek(net.Conn) peekState { return peekIdle }
+
 // rawIOListener accepts connections as they are on this system.
 type rawIOListener struct{ net.Listener }

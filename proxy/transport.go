@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync/atomic"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/valyala/fasthttp"
 )
 
@@ -32,23 +34,66 @@ var errBadStatus = errors.New("malformed response status")
 //     worker wrote to it or closed it meanwhile (nginx does the same with its
 //     idle upstream connections), taking or dialing another one;
 //   - refuses statuses outside 100-599 and an unsolicited 101, and skips
-//     interim (1xx) responses.
+//     interim (1xx) responses;
+//   - stops reusing the worker's connections for the rest of its life once
+//     it has written outside a response's framing (bytes past a response's
+//     end, or bytes on an idle connection). Bytes a worker writes late can
+//     otherwise meet the next request on the connection, where no HTTP/1.1
+//     client can tell them from that request's answer; after the first sign
+//     of such a worker, every response has a connection of its own.
 //
 // The body is a stream the caller must close through the Response (which
 // fasthttp does when it resets or releases it); closing it returns or
 // discards the connection. The response header timeout is the client's
 // ReadTimeout; it is lifted once the header is in, so that a body may
 // stream for as long as it takes.
-type transport struct{}
+//
+// There is one transport per worker.
+type transport struct {
+	stray atomic.Bool  // the worker wrote outside a response's framing
+	log   hclog.Logger // gets one warning when stray is set
+}
+
+// newTransport returns the transport of one worker; log may be nil.
+func newTransport(log hclog.Logger) *transport {
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	return &transport{log: log}
+}
+
+// markStray notes that the worker wrote bytes no request asked for: from now
+// on no connection to it is reused, and the idle ones, which may hold more
+// such bytes, are closed.
+func (t *transport) markStray(hc *fasthttp.HostClient, what string) {
+	if t.stray.Swap(true) {
+		return
+	}
+	t.log.Warn("worker wrote outside its responses' framing: its connections are no longer reused, "+
+		"so that those bytes never reach another client (check the app's Content-Length, and writes after a response ended)",
+		"seen", what)
+	hc.CloseIdleConnections()
+}
+
+// reuse reports whether a connection whose response ended cleanly may go
+// back to the pool.
+func (t *transport) reuse() bool { return !t.stray.Load() }
 
 // RoundTrip implements fasthttp.RoundTripper. It never asks fasthttp to
 // retry: the handler retries on another worker itself.
-func (transport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response) (bool, error) {
+func (t *transport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response) (bool, error) {
 	cc, err := hc.AcquireConn(0, req.ConnectionClose())
 	// A pooled connection has a last use; a new one has none and cannot
 	// hold anything yet. Each discarded connection leaves the pool, so this
 	// ends at a fresh dial at the latest.
-	for err == nil && !cc.LastUseTime().IsZero() && !connIdle(cc.Conn()) {
+	for err == nil && !cc.LastUseTime().IsZero() {
+		state := connPeek(cc.Conn())
+		if state == peekIdle {
+			break
+		}
+		if state == peekData {
+			t.markStray(hc, "bytes on an idle connection")
+		}
 		hc.CloseConn(cc)
 		cc, err = hc.AcquireConn(0, req.ConnectionClose())
 	}
@@ -71,14 +116,17 @@ func (transport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp 
 	if bodiless(req, resp) || cl == 0 {
 		clean := br.Buffered() == 0
 		hc.ReleaseReader(br)
-		if keep && clean {
+		if !clean {
+			t.markStray(hc, "bytes past the end of a response")
+		}
+		if keep && clean && t.reuse() {
 			hc.ReleaseConn(cc)
 		} else {
 			hc.CloseConn(cc)
 		}
 		return false, nil
 	}
-	body := acquireUpstreamBody(hc, cc, (*fasthttp.HostClient).ReleaseConn, (*fasthttp.HostClient).CloseConn)
+	body := acquireUpstreamBody(t, hc, cc, (*fasthttp.HostClient).ReleaseConn, (*fasthttp.HostClient).CloseConn)
 	body.start(br, cl, keep)
 	resp.SetBodyStream(body, cl)
 	return false, nil

@@ -213,3 +213,43 @@ func TestWorkerFramingFaults(t *testing.T) {
 		}
 	})
 }
+
+// A worker that once wrote outside a response's framing gets a connection
+// of its own for every later response: bytes it writes late can then never
+// meet another request. A worker that merely closes an idle connection
+// (its keep-alive timeout) keeps its connections reused.
+func TestStrayWorkerLosesConnectionReuse(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		after     func(net.Conn)
+		wantConns int32
+	}{
+		{"bytes after the response", func(c net.Conn) { _, _ = io.WriteString(c, injected) }, 4},
+		{"connection closed after the response", func(c net.Conn) { c.Close() }, 2},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			done := make(chan struct{})
+			w := startFramingWorker(t, func(path, body string) (string, func(net.Conn)) {
+				if path == "/first" {
+					return plainAnswer("first\n"), func(conn net.Conn) { c.after(conn); close(done) }
+				}
+				return plainAnswer("for " + path + "\n"), nil
+			})
+			p := startProxy(t, Config{}, ServerConfig{}, w.addr())
+			if resp, body := rawRoundTrip(t, p.addr, "GET /first HTTP/1.1\r\nHost: a\r\n\r\n"); resp.StatusCode != 200 || body != "first\n" {
+				t.Fatalf("GET /first = %d %q", resp.StatusCode, body)
+			}
+			<-done
+			time.Sleep(20 * time.Millisecond) // the write or close reaches the proxy's socket
+			for _, path := range []string{"/a", "/b", "/c"} {
+				resp, body := rawRoundTrip(t, p.addr, "GET "+path+" HTTP/1.1\r\nHost: a\r\n\r\n")
+				if resp.StatusCode != 200 || body != "for "+path+"\n" {
+					t.Errorf("GET %s = %d %q", path, resp.StatusCode, body)
+				}
+			}
+			if n := w.accepted.Load(); n != c.wantConns {
+				t.Errorf("the worker accepted %d connections for 4 requests, want %d", n, c.wantConns)
+			}
+		})
+	}
+}

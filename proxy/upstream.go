@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/valyala/fasthttp"
 )
 
@@ -22,6 +23,9 @@ type UpstreamConfig struct {
 	IdleTimeout time.Duration
 	// HeaderBufferSize bounds a worker's response header block (default 16KiB).
 	HeaderBufferSize int
+	// Logger gets one warning for each worker that writes outside its
+	// responses' framing (default: none).
+	Logger hclog.Logger
 }
 
 // Defaults for UpstreamConfig.
@@ -58,11 +62,15 @@ func (c *UpstreamConfig) setDefaults() {
 //
 // responseTimeout (0 for none) bounds the wait for the response header after
 // the request is written; the body may then stream for as long as it takes.
-func (c UpstreamConfig) newClient(addr string, responseTimeout time.Duration) *fasthttp.HostClient {
+func (c UpstreamConfig) newClient(addr string, slot int, responseTimeout time.Duration) *fasthttp.HostClient {
+	var log hclog.Logger
+	if c.Logger != nil {
+		log = c.Logger.With("worker", slot)
+	}
 	return &fasthttp.HostClient{
 		Addr:                      addr,
 		Dial:                      dialUpstream,
-		Transport:                 transport{},
+		Transport:                 newTransport(log),
 		MaxConns:                  c.MaxConns,
 		MaxConnWaitTimeout:        c.ConnWait,
 		MaxIdleConnDuration:       c.IdleTimeout,

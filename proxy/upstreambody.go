@@ -50,6 +50,7 @@ func (f framing) String() string {
 // upstreamBody is not safe for concurrent use: Read and CloseWithError run on
 // the goroutine writing the response.
 type upstreamBody[C any] struct {
+	t       *transport
 	hc      *fasthttp.HostClient
 	cc      C
 	release func(*fasthttp.HostClient, C)
@@ -69,12 +70,12 @@ type upstreamBody[C any] struct {
 // upstreamBodies pools upstreamBodies of every connection type (there is one).
 var upstreamBodies sync.Pool
 
-func acquireUpstreamBody[C any](hc *fasthttp.HostClient, cc C, release, discard func(*fasthttp.HostClient, C)) *upstreamBody[C] {
+func acquireUpstreamBody[C any](t *transport, hc *fasthttp.HostClient, cc C, release, discard func(*fasthttp.HostClient, C)) *upstreamBody[C] {
 	b, _ := upstreamBodies.Get().(*upstreamBody[C])
 	if b == nil {
 		b = new(upstreamBody[C])
 	}
-	b.hc, b.cc, b.release, b.discard = hc, cc, release, discard
+	b.t, b.hc, b.cc, b.release, b.discard = t, hc, cc, release, discard
 	return b
 }
 
@@ -279,7 +280,11 @@ func (b *upstreamBody[C]) copyTrailers(dst *fasthttp.ResponseHeader) {
 // called once, by the Response holding b (fasthttp detaches the stream as it
 // closes it).
 func (b *upstreamBody[C]) CloseWithError(error) error {
-	clean := b.done && b.err == nil && b.keep && b.br.Buffered() == 0
+	ended := b.done && b.err == nil
+	if ended && b.br.Buffered() > 0 {
+		b.t.markStray(b.hc, "bytes past the end of a response")
+	}
+	clean := ended && b.keep && b.br.Buffered() == 0 && b.t.reuse()
 	b.hc.ReleaseReader(b.br)
 	if clean {
 		b.release(b.hc, b.cc)

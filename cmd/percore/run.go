@@ -245,7 +245,7 @@ func makeSocketDir(cfg *config) (string, error) {
 }
 
 func assemble(cfg *config, p plan, environ []string, log hclog.Logger, l supervisor.Launcher, socketDir string) (*actors, error) {
-	pool := proxy.NewPool(proxy.UpstreamConfig{})
+	pool := proxy.NewPool(proxy.UpstreamConfig{Logger: log.Named("proxy")})
 	out := supervisor.NewOutput(outputConfig(cfg))
 	sup, err := supervisor.New(supervisor.Config{
 		Command:         cfg.Command,
