@@ -122,6 +122,7 @@ func newLogger(cfg *config, w io.Writer) hclog.Logger {
 // serve sizes the workers, opens the listeners and runs every actor until a
 // signal or a crash loop ends them.
 func serve(cfg *config, environ []string, log hclog.Logger) error {
+	lockMemory(log)
 	p, err := makePlan(cfg, log)
 	if err != nil {
 		return err
@@ -218,6 +219,7 @@ func makeSocketDir(cfg *config) (string, error) {
 func assemble(cfg *config, p plan, environ []string, log hclog.Logger, l supervisor.Launcher, socketDir string) (*actors, error) {
 	pool := proxy.NewPool(proxy.UpstreamConfig{})
 	out := supervisor.NewOutput(outputConfig(cfg))
+	guard := p.guard(cfg)
 	sup, err := supervisor.New(supervisor.Config{
 		Command:         cfg.Command,
 		Env:             environ,
@@ -230,7 +232,8 @@ func assemble(cfg *config, p plan, environ []string, log hclog.Logger, l supervi
 		ReadyTimeout:    cfg.ReadyTimeout,
 		StopSignal:      cfg.StopSignal,
 		ShutdownTimeout: cfg.ShutdownTimeout,
-		MaxMemory:       p.maxMemory(cfg),
+		Guard:           guard,
+		SpareSlot:       p.SpareSlot,
 		MaxBootFailures: cfg.MaxBootFailures,
 		SocketDir:       socketDir,
 		OOM:             oomCounter(),
@@ -248,7 +251,7 @@ func assemble(cfg *config, p plan, environ []string, log hclog.Logger, l supervi
 		sup:   sup,
 
 		controlPath: cfg.Control,
-		status: &statusSource{started: time.Now(), res: p.res, plan: p, maxMem: p.maxMemory(cfg),
+		status: &statusSource{started: time.Now(), res: p.res, plan: p, maxMem: guard.Budget,
 			sup: sup, pool: pool},
 		checks:   cfg.Checks,
 		checksOn: cfg.ChecksOn,
@@ -337,18 +340,6 @@ func (p plan) prepare(argv, env []string, port int) ([]string, []string, error) 
 	w, _, err := jsruntime.Prepare(jsruntime.Worker{Argv: argv, Env: env},
 		jsruntime.Options{Kind: p.kind, HeapMB: p.heapMB(), Port: port})
 	return w.Argv, w.Env, err
-}
-
-// maxMemory is the RSS at which a worker is recycled: --max-memory, or for
-// Bun, which has no hard heap cap, its memory budget unless told otherwise.
-func (p plan) maxMemory(cfg *config) uint64 {
-	if cfg.MaxMemorySet {
-		return uint64(cfg.MaxMemoryMB) * machine.MiB
-	}
-	if p.kind == jsruntime.Bun {
-		return p.WorkerBudget
-	}
-	return 0
 }
 
 // oomCounter returns the OOM kill counter of percore's memory cgroup, or
