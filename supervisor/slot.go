@@ -217,7 +217,13 @@ func (s *Supervisor) startReady(sl *slot) (*worker, error) {
 	case exit != nil:
 		w.forget()
 		w.log.Error("worker exited before it was ready", "exit", exit.String())
-		return nil, &startError{w: w, exit: *exit, reason: "boot failure"}
+		sl.mu.Lock()
+		killed := ""
+		if sl.cur == w {
+			killed = sl.killed
+		}
+		sl.mu.Unlock()
+		return nil, &startError{w: w, exit: *exit, reason: "boot failure", detail: killed}
 	case errors.Is(err, errNotReady):
 		w.log.Error("worker did not listen on its port in time; is the app listening on process.env.PORT?",
 			"addr", w.addr(), "ready_timeout", s.cfg.ReadyTimeout)
