@@ -1,6 +1,7 @@
 package main
 
 import (
+	"math"
 	"strings"
 
 	"github.com/percore/percore/jsruntime"
@@ -9,7 +10,8 @@ import (
 )
 
 // hardMarginMinMB and hardMarginPercent size the Guard's hard limit above
-// the budget: budget + max(32MiB, 10%), but no more than half the memory the
+// the budget where a cgroup limits the memory (elsewhere workers are only
+// recycled): budget + max(32MiB, 10%), but no more than half the memory the
 // plan keeps back, shared among the worker slots, so that workers killed at
 // the hard limit still leave percore and the kernel room below the cgroup's
 // limit.
@@ -37,8 +39,12 @@ func (p plan) guard(cfg *config) supervisor.Guard {
 	if budget == 0 {
 		return supervisor.Guard{}
 	}
+	if !p.memoryLimited() {
+		// No cgroup limit to keep below: recycle, never kill.
+		return supervisor.Guard{Budget: budget, Hard: math.MaxUint64}
+	}
 	margin := max(hardMarginMinMB*machine.MiB, budget/100*hardMarginPercent)
-	if p.memoryLimited() {
+	{
 		slots := uint64(p.Workers)
 		if p.SpareSlot {
 			slots++
