@@ -50,11 +50,17 @@ type Config struct {
 	// ShutdownTimeout bounds the stop of the remaining workers after Run
 	// gives up on a crash loop (default 10s).
 	ShutdownTimeout time.Duration
-	// MaxMemory, when above zero, is the resident memory in bytes a worker's
-	// process group may use; a worker above it is recycled (replaced, then
-	// drained).
-	MaxMemory uint64
-	// SampleInterval is how often worker memory is sampled (default 1s).
+	// Guard holds each worker's process group to a memory budget (default
+	// off).
+	Guard Guard
+	// SpareSlot says the memory leaves room for one more worker, so a
+	// recycled worker's replacement may start before it stops. Without it,
+	// a recycled worker is stopped first. Reloads always start the
+	// replacement first, so that new code that fails to start leaves the
+	// old workers serving.
+	SpareSlot bool
+	// SampleInterval is how often worker memory is sampled for status, and
+	// the Guard's default Every (default 1s).
 	SampleInterval time.Duration
 	// SocketDir, when set, makes workers listen on Unix sockets in this
 	// directory instead of loopback TCP ports: PORT is then the socket's
@@ -106,6 +112,8 @@ func (c *Config) setDefaults() error {
 	setDuration(&c.MinUptime, DefaultMinUptime)
 	setDuration(&c.ShutdownTimeout, 10*time.Second)
 	setDuration(&c.SampleInterval, time.Second)
+	setDuration(&c.Guard.Every, c.SampleInterval)
+	c.Guard.setDefaults()
 	if c.StopSignal == 0 {
 		c.StopSignal = syscall.SIGTERM
 	}

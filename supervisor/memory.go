@@ -6,42 +6,100 @@ import (
 	"time"
 )
 
-// sampler reads each serving worker's resident memory every SampleInterval,
-// for status and for recycling workers above MaxMemory.
+// sampler reads the resident memory of each slot's worker, for status and
+// for the Guard. A worker is sampled every Guard.Every, or every Guard.Near
+// once it is above NearPercent of its budget, so that only workers close to
+// their budget are read often.
 func (s *Supervisor) sampler() {
 	defer s.loops.Done()
-	t := time.NewTicker(s.cfg.SampleInterval)
+	tick := s.cfg.Guard.Every
+	if s.cfg.Guard.On() {
+		tick = s.cfg.Guard.Near
+	}
+	t := time.NewTicker(tick)
 	defer t.Stop()
+	next := map[*slot]time.Time{}
 	for {
 		select {
 		case <-s.stopping:
 			return
-		case <-t.C:
-			s.sampleAll()
+		case now := <-t.C:
+			s.sampleDue(now, next)
 		}
 	}
 }
 
-func (s *Supervisor) sampleAll() {
-	for _, sl := range s.slotList() {
-		w := sl.current()
-		if w == nil {
+// sampleDue samples the slots whose next sample is due and plans the next.
+func (s *Supervisor) sampleDue(now time.Time, next map[*slot]time.Time) {
+	slots := s.slotList()
+	seen := make(map[*slot]bool, len(slots))
+	for _, sl := range slots {
+		seen[sl] = true
+		if now.Before(next[sl]) {
 			continue
 		}
-		rss, ok := groupRSS(w.pid)
+		rss, ok := s.sample(sl)
 		if !ok {
+			next[sl] = time.Time{}
 			continue
 		}
-		sl.mu.Lock()
-		if sl.cur == w {
-			sl.rss = rss
-		}
-		sl.mu.Unlock()
-		if s.cfg.MaxMemory > 0 && rss > s.cfg.MaxMemory {
-			w.log.Warn("worker is above --max-memory", "rss_mib", rss>>20, "max_mib", s.cfg.MaxMemory>>20)
-			s.Recycle(w.key, "max-memory")
+		// A tick's jitter must not push a sample a whole Near late.
+		next[sl] = now.Add(s.cfg.Guard.interval(rss) - s.cfg.Guard.Near/2)
+	}
+	for sl := range next {
+		if !seen[sl] {
+			delete(next, sl)
 		}
 	}
+}
+
+// sample reads the resident memory of the slot's worker, whatever its
+// state, records it and acts on it as the Guard says.
+func (s *Supervisor) sample(sl *slot) (uint64, bool) {
+	sl.mu.Lock()
+	w, state := sl.cur, sl.state
+	sl.mu.Unlock()
+	if w == nil {
+		return 0, false
+	}
+	rss, ok := groupRSS(w.pid)
+	if !ok {
+		return 0, false
+	}
+	sl.mu.Lock()
+	if sl.cur == w {
+		sl.rss = rss
+	}
+	sl.mu.Unlock()
+	switch s.cfg.Guard.decide(rss) {
+	case guardKill:
+		s.killOverHard(sl, w, rss)
+	case guardRecycle:
+		if state == StateReady {
+			s.recycle(w.key, "max-memory", s.cfg.Guard.overBudget(rss))
+		}
+	}
+	return rss, true
+}
+
+// killOverHard takes a worker above the Guard's hard limit out of rotation
+// and kills its group at once; the slot's loop sees the exit and records
+// the reason.
+func (s *Supervisor) killOverHard(sl *slot, w *worker, rss uint64) {
+	reason := s.cfg.Guard.overHard(rss)
+	sl.mu.Lock()
+	if sl.cur != w || sl.killed != "" {
+		sl.mu.Unlock()
+		return
+	}
+	sl.killed = reason
+	if sl.state == StateReady {
+		sl.state, sl.readySince = StateDraining, time.Time{}
+	}
+	sl.mu.Unlock()
+	w.log.Error("killing worker", "reason", reason)
+	s.cfg.Router.Drain(w.key)
+	s.killGroup(w)
 }
 
 // diagnose says why a worker died, as far as percore can tell: a SIGKILL

@@ -24,10 +24,17 @@ func (s *Supervisor) Reload() {
 	}
 }
 
-// Recycle replaces the worker with key like a reload step (replacement
-// first, then drain), for example when it outgrew its memory limit. Keys
-// that are not serving, or already queued, are ignored.
+// Recycle replaces the worker with key, for example after it served its
+// maximum number of requests: the replacement starts first when
+// Config.SpareSlot says it fits, else the worker is drained and stopped
+// first. Keys that are not serving, or already queued, are ignored.
 func (s *Supervisor) Recycle(key uint64, reason string) {
+	s.recycle(key, reason, "")
+}
+
+// recycle queues a recycling; detail, when set, is the reason the log and
+// /status give.
+func (s *Supervisor) recycle(key uint64, reason, detail string) {
 	sl, w := s.slotOf(key)
 	if sl == nil {
 		return
@@ -39,9 +46,10 @@ func (s *Supervisor) Recycle(key uint64, reason string) {
 	if queued {
 		return
 	}
-	w.log.Info("recycling worker", "reason", reason)
+	r := recycle{key: key, reason: reason, detail: detail}
+	w.log.Info("recycling worker", "reason", r.shown())
 	select {
-	case s.recycles <- recycle{key: key, reason: reason}:
+	case s.recycles <- r:
 	default:
 		sl.mu.Lock()
 		sl.recycling = false
@@ -52,7 +60,15 @@ func (s *Supervisor) Recycle(key uint64, reason string) {
 // recycle asks for one worker's replacement.
 type recycle struct {
 	key    uint64
-	reason string
+	reason string // counted
+	detail string // shown, when set
+}
+
+func (r recycle) shown() string {
+	if r.detail != "" {
+		return r.detail
+	}
+	return r.reason
 }
 
 // ReloadState returns the status of the last reload.
@@ -84,7 +100,8 @@ func (s *Supervisor) replacer() {
 			s.runReload()
 		case r := <-s.recycles:
 			if sl, _ := s.slotOf(r.key); sl != nil {
-				if err := s.replaceSlot(sl, r.reason); err != nil && err != errStopping {
+				req := replaceRequest{reason: r.reason, detail: r.detail, stopFirst: !s.cfg.SpareSlot}
+				if err := s.replaceSlot(sl, req); err != nil && err != errStopping {
 					s.log.Error("recycle failed; the worker keeps serving", "worker", sl.id, "error", err)
 				}
 			}
@@ -108,7 +125,7 @@ func (s *Supervisor) runReload() {
 			if restart {
 				break
 			}
-			err := s.replaceSlot(sl, "reload")
+			err := s.replaceSlot(sl, replaceRequest{reason: "reload"})
 			if err == errStopping {
 				return
 			}
@@ -139,8 +156,8 @@ func (s *Supervisor) setReload(r ReloadStatus, starting bool) {
 
 // replaceSlot asks the slot to replace its worker and waits until the old
 // one is gone or the replacement failed.
-func (s *Supervisor) replaceSlot(sl *slot, reason string) error {
-	req := replaceRequest{reason: reason, done: make(chan error, 1)}
+func (s *Supervisor) replaceSlot(sl *slot, req replaceRequest) error {
+	req.done = make(chan error, 1)
 	select {
 	case sl.replace <- req:
 	case <-sl.remove:

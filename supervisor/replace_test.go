@@ -3,6 +3,7 @@ package supervisor
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -113,7 +114,8 @@ func TestScaleUpAndDown(t *testing.T) {
 
 func TestWorkerAboveMaxMemoryIsRecycled(t *testing.T) {
 	rig := newRig(t, "hog", 1, func(c *Config) {
-		c.MaxMemory = 64 << 20
+		c.Guard = Guard{Budget: 64 << 20, Hard: 1 << 40}
+		c.SpareSlot = true
 		c.SampleInterval = 100 * time.Millisecond
 	}, "FAKE_HOG_MB=100")
 	rig.waitAdded(t)
@@ -122,7 +124,7 @@ func TestWorkerAboveMaxMemoryIsRecycled(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		ws := rig.sup.Snapshot()[0]
-		if ws.PID != first && ws.Replaced >= 1 && ws.LastReason == "max-memory" {
+		if ws.PID != first && ws.Replaced >= 1 && strings.HasPrefix(ws.LastReason, "memory: rss ") {
 			if ws.Restarts != 0 {
 				t.Errorf("a recycle counted as a restart: %+v", ws)
 			}

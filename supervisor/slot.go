@@ -31,6 +31,7 @@ type slot struct {
 	rss          uint64
 	recycling    bool
 	ejected      string // why the serving worker was taken out, if it was
+	killed       string // why the Guard killed the slot's worker, if it did
 	healthFails  int
 }
 
@@ -38,8 +39,18 @@ type slot struct {
 // the old worker has stopped, or why the replacement failed (the old worker
 // then keeps serving).
 type replaceRequest struct {
-	reason string
-	done   chan error
+	reason    string // what is counted: "reload", "max-memory", "max-requests"
+	detail    string // what /status shows, when more than reason
+	stopFirst bool   // stop the old worker before the replacement starts
+	done      chan error
+}
+
+// shown is the reason /status gives for the replaced worker's end.
+func (r replaceRequest) shown() string {
+	if r.detail != "" {
+		return r.detail
+	}
+	return r.reason
 }
 
 func newSlot(id int) *slot {
@@ -81,7 +92,7 @@ func (sl *slot) set(state State, w *worker) {
 	sl.mu.Lock()
 	defer sl.mu.Unlock()
 	if sl.cur != w {
-		sl.rss, sl.healthFails = 0, 0
+		sl.rss, sl.healthFails, sl.killed = 0, 0, ""
 	}
 	sl.state, sl.cur = state, w
 	if state == StateReady {
@@ -116,6 +127,9 @@ func (s *Supervisor) runSlot(sl *slot) {
 		if o.stable {
 			backoff = s.cfg.BackoffMin
 		}
+		if o.replaced {
+			continue
+		}
 		if o.failed {
 			s.firstOutcome()
 		}
@@ -137,9 +151,10 @@ func (s *Supervisor) runSlot(sl *slot) {
 
 // outcome is how one worker's life in a slot ended.
 type outcome struct {
-	stopped bool // the supervisor stopped it
-	failed  bool // it failed before serving, or soon after
-	stable  bool // it served long enough to forget earlier failures
+	stopped  bool // the supervisor stopped it
+	failed   bool // it failed before serving, or soon after
+	stable   bool // it served long enough to forget earlier failures
+	replaced bool // it was stopped to be replaced: start the next one now
 }
 
 // errStopping says a replacement was cut short by a stop.
@@ -217,7 +232,13 @@ func (s *Supervisor) startReady(sl *slot) (*worker, error) {
 	case exit != nil:
 		w.forget()
 		w.log.Error("worker exited before it was ready", "exit", exit.String())
-		return nil, &startError{w: w, exit: *exit, reason: "boot failure"}
+		sl.mu.Lock()
+		killed := ""
+		if sl.cur == w {
+			killed = sl.killed
+		}
+		sl.mu.Unlock()
+		return nil, &startError{w: w, exit: *exit, reason: "boot failure", detail: killed}
 	case errors.Is(err, errNotReady):
 		w.log.Error("worker did not listen on its port in time; is the app listening on process.env.PORT?",
 			"addr", w.addr(), "ready_timeout", s.cfg.ReadyTimeout)
@@ -259,6 +280,9 @@ func (s *Supervisor) serve(sl *slot, w *worker) outcome {
 			cancel()
 			return outcome{stopped: true}
 		case req := <-sl.replace:
+			if req.stopFirst {
+				return s.stopThenReplace(sl, w, req)
+			}
 			w = s.replaceWorker(sl, w, req)
 		}
 	}
@@ -285,13 +309,17 @@ func (s *Supervisor) crashed(sl *slot, w *worker, e Exit) outcome {
 	if failed {
 		reason = "boot failure"
 	}
+	detail := ""
 	sl.mu.Lock()
 	if sl.ejected != "" {
 		reason, failed = sl.ejected, false
 		sl.ejected = ""
 	}
+	if sl.killed != "" {
+		reason, detail, failed = "max-memory", sl.killed, false
+	}
 	sl.mu.Unlock()
-	s.recordExit(sl, e, reason, "", w)
+	s.recordExit(sl, e, reason, detail, w)
 	return outcome{failed: failed, stable: up >= s.cfg.StableAfter}
 }
 
@@ -299,7 +327,7 @@ func (s *Supervisor) crashed(sl *slot, w *worker, e Exit) outcome {
 // traffic and old drains and stops in the background, after which req is
 // answered. If the replacement fails, old keeps serving.
 func (s *Supervisor) replaceWorker(sl *slot, old *worker, req replaceRequest) *worker {
-	old.log.Info("replacing worker", "reason", req.reason)
+	old.log.Info("replacing worker", "reason", req.shown())
 	nw, err := s.startReady(sl)
 	if err != nil {
 		if errors.Is(err, errStopping) {
@@ -325,7 +353,7 @@ func (s *Supervisor) replaceWorker(sl *slot, old *worker, req replaceRequest) *w
 // signal and HurryGrace before SIGKILL, and the request is answered.
 func (s *Supervisor) retireWorker(sl *slot, w *worker, req replaceRequest) {
 	defer s.retiring.Done()
-	w.log.Info("worker draining", "reason", req.reason)
+	w.log.Info("worker draining", "reason", req.shown())
 	drain, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	go cancelOnStop(drain, cancel, s.stopping, nil)
 	select {
@@ -339,12 +367,44 @@ func (s *Supervisor) retireWorker(sl *slot, w *worker, req replaceRequest) {
 	drained := make(chan struct{})
 	close(drained)
 	e := s.stop(grace, w, drained)
-	w.log.Info("worker stopped", "exit", e.String(), "reason", req.reason)
+	w.log.Info("worker stopped", "exit", e.String(), "reason", req.shown())
 	s.count(req.reason)
 	sl.mu.Lock()
-	sl.lastExit, sl.lastReason = &e, req.reason
+	sl.lastExit, sl.lastReason = &e, req.shown()
 	sl.mu.Unlock()
 	req.done <- nil
+}
+
+// stopThenReplace drains and stops a worker whose replacement would not
+// fit beside it in memory, then has the slot's loop start the replacement
+// at once. The slot serves nothing in between; a worker that passes the
+// Guard's hard limit while it drains is killed.
+func (s *Supervisor) stopThenReplace(sl *slot, w *worker, req replaceRequest) outcome {
+	w.log.Info("replacing worker: stopping it first, there is no memory for a replacement beside it",
+		"reason", req.shown())
+	sl.set(StateDraining, w)
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	go cancelOnStop(ctx, cancel, s.stopping, nil)
+	e := s.stop(ctx, w, s.cfg.Router.Drain(w.key))
+	reason, shown := req.reason, req.shown()
+	sl.mu.Lock()
+	if sl.killed != "" {
+		shown = sl.killed
+	}
+	sl.replaced++
+	sl.recycling = false
+	sl.lastExit, sl.lastReason = &e, shown
+	sl.mu.Unlock()
+	w.log.Info("worker stopped", "exit", e.String(), "reason", shown)
+	s.count(reason)
+	req.done <- nil
+	select {
+	case <-s.stopping:
+		return outcome{stopped: true}
+	default:
+	}
+	return outcome{replaced: true}
 }
 
 func (s *Supervisor) stopWorker(sl *slot, w *worker, ctx context.Context) {
@@ -376,6 +436,9 @@ func (s *Supervisor) recordExit(sl *slot, e Exit, reason, detail string, w *work
 	sl.lastExit, sl.lastReason = &e, reason
 	if reason != "boot failure" && reason != "not ready in time" && reason != "start failed" {
 		sl.bootFailures = 0
+		if detail != "" {
+			sl.lastReason = detail
+		}
 		return
 	}
 	sl.bootFailures++

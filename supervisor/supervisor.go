@@ -99,6 +99,11 @@ func New(cfg Config) (*Supervisor, error) {
 // (it then returns nil) or until they keep failing at start-up (it then stops
 // the rest within the stop budget and returns a *CrashLoopError).
 func (s *Supervisor) Run() error {
+	if g := s.cfg.Guard; g.On() {
+		s.log.Info("memory guard: a worker above the budget is recycled, above the hard limit killed",
+			"budget_mib", g.Budget>>20, "hard_mib", g.Hard>>20, "every", g.Every, "near", g.Near,
+			"near_above_percent", NearPercent, "stop_first", !s.cfg.SpareSlot)
+	}
 	s.loops.Add(2)
 	go s.replacer()
 	go s.sampler()

@@ -254,7 +254,7 @@ func TestOOMKilledWorkerIsDiagnosed(t *testing.T) {
 	needNode(t)
 	dir := makeMemoryCgroup(t, 256<<20)
 	wrapper := []string{"sh", "-c", `echo $$ > "$0/cgroup.procs" && exec "$@"`, dir}
-	in := launchVia(t, wrapper, "--workers", "1", "--heap", "off", "--", "node", appJS())
+	in := launchVia(t, wrapper, "--workers", "1", "--heap", "off", "--max-memory", "off", "--", "node", appJS())
 	in.waitLog("worker ready", 20*time.Second)
 	go func() {
 		// Buffers live outside the V8 heap: only the cgroup limit stops them.

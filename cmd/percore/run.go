@@ -134,6 +134,7 @@ func newLogger(cfg *config, w io.Writer) hclog.Logger {
 // serve sizes the workers, opens the listeners and runs every actor until a
 // signal or a crash loop ends them.
 func serve(cfg *config, environ []string, log hclog.Logger, sigs chan os.Signal) error {
+	lockMemory(log)
 	p, err := makePlan(cfg, log)
 	if err != nil {
 		return err
@@ -247,6 +248,7 @@ func makeSocketDir(cfg *config) (string, error) {
 func assemble(cfg *config, p plan, environ []string, log hclog.Logger, l supervisor.Launcher, socketDir string) (*actors, error) {
 	pool := proxy.NewPool(proxy.UpstreamConfig{Logger: log.Named("proxy")})
 	out := supervisor.NewOutput(outputConfig(cfg))
+	guard := p.guard(cfg)
 	sup, err := supervisor.New(supervisor.Config{
 		Command:         cfg.Command,
 		Env:             environ,
@@ -259,7 +261,8 @@ func assemble(cfg *config, p plan, environ []string, log hclog.Logger, l supervi
 		ReadyTimeout:    cfg.ReadyTimeout,
 		StopSignal:      cfg.StopSignal,
 		ShutdownTimeout: cfg.ShutdownTimeout,
-		MaxMemory:       p.maxMemory(cfg),
+		Guard:           guard,
+		SpareSlot:       p.SpareSlot,
 		MaxBootFailures: cfg.MaxBootFailures,
 		SocketDir:       socketDir,
 		OOM:             oomCounter(),
@@ -276,7 +279,7 @@ func assemble(cfg *config, p plan, environ []string, log hclog.Logger, l supervi
 		srv:   srv,
 		sup:   sup,
 
-		status: &statusSource{started: time.Now(), res: p.res, plan: p, maxMem: p.maxMemory(cfg),
+		status: &statusSource{started: time.Now(), res: p.res, plan: p, maxMem: guard.Budget,
 			sup: sup, pool: pool},
 		checks:   cfg.Checks,
 		checksOn: cfg.ChecksOn,
@@ -403,18 +406,6 @@ func (p plan) prepare(argv, env []string, port int) ([]string, []string, error) 
 	w, _, err := jsruntime.Prepare(jsruntime.Worker{Argv: argv, Env: env},
 		p.options(port))
 	return w.Argv, w.Env, err
-}
-
-// maxMemory is the RSS at which a worker is recycled: --max-memory, or for
-// Bun, which has no hard heap cap, its memory budget unless told otherwise.
-func (p plan) maxMemory(cfg *config) uint64 {
-	if cfg.MaxMemorySet {
-		return uint64(cfg.MaxMemoryMB) * machine.MiB
-	}
-	if p.kind == jsruntime.Bun {
-		return p.WorkerBudget
-	}
-	return 0
 }
 
 // oomCounter returns the OOM kill counter of percore's memory cgroup, or

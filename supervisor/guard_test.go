@@ -1,0 +1,181 @@
+package supervisor
+
+import (
+	"fmt"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestGuardDecide(t *testing.T) {
+	const mib = 1 << 20
+	g := Guard{Budget: 227 * mib, Hard: 259 * mib}
+	for _, c := range []struct {
+		rss  uint64
+		want guardAction
+	}{
+		{0, guardNone},
+		{100 * mib, guardNone},
+		{227 * mib, guardNone},
+		{227*mib + 1, guardRecycle},
+		{259 * mib, guardRecycle},
+		{259*mib + 1, guardKill},
+		{1 << 40, guardKill},
+	} {
+		if got := g.decide(c.rss); got != c.want {
+			t.Errorf("decide(%d MiB) = %s, want %s", c.rss/mib, got, c.want)
+		}
+	}
+	if got := (Guard{}).decide(1 << 40); got != guardNone {
+		t.Errorf("an off guard decided %s", got)
+	}
+}
+
+func TestGuardInterval(t *testing.T) {
+	const mib = 1 << 20
+	g := Guard{Budget: 200 * mib, Hard: 232 * mib, Every: time.Second}
+	g.setDefaults()
+	for _, c := range []struct {
+		rss  uint64
+		want time.Duration
+	}{
+		{0, time.Second},
+		{150 * mib, time.Second}, // 75 %: not above
+		{151 * mib, DefaultGuardNear},
+		{300 * mib, DefaultGuardNear},
+	} {
+		if got := g.interval(c.rss); got != c.want {
+			t.Errorf("interval(%d MiB) = %s, want %s", c.rss/mib, got, c.want)
+		}
+	}
+	// A steady 70 MiB/s growth is seen between the budget and the hard
+	// limit: it moves 7 MiB between two samples once near the budget.
+	if step := uint64(70*mib) * uint64(g.Near) / uint64(time.Second); step >= g.Hard-g.Budget {
+		t.Errorf("70 MiB/s moves %d MiB per sample, past a %d MiB margin", step/mib, (g.Hard-g.Budget)/mib)
+	}
+	if off := (Guard{Every: time.Second, Near: time.Millisecond}); off.interval(1<<40) != time.Second {
+		t.Error("an off guard samples fast")
+	}
+}
+
+func TestGuardReasons(t *testing.T) {
+	g := Guard{Budget: 227 << 20, Hard: 259 << 20}
+	if got, want := g.overBudget(233<<20), "memory: rss 233MiB over budget 227MiB"; got != want {
+		t.Errorf("overBudget = %q, want %q", got, want)
+	}
+	if got := g.overHard(300 << 20); !strings.HasPrefix(got, "memory: rss 300MiB over hard limit 259MiB") {
+		t.Errorf("overHard = %q", got)
+	}
+}
+
+// orderLauncher records process starts and exits in the order they happen.
+type orderLauncher struct {
+	inner  Launcher
+	mu     sync.Mutex // protects events
+	events []string
+	wg     sync.WaitGroup
+}
+
+func (l *orderLauncher) note(format string, args ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.events = append(l.events, fmt.Sprintf(format, args...))
+}
+
+func (l *orderLauncher) Start(cmd *exec.Cmd) (int, <-chan Exit, error) {
+	pid, exit, err := l.inner.Start(cmd)
+	if err != nil {
+		return pid, exit, err
+	}
+	l.note("start %d", pid)
+	out := make(chan Exit, 1)
+	l.wg.Add(1)
+	go l.forward(pid, exit, out)
+	return pid, out, nil
+}
+
+func (l *orderLauncher) forward(pid int, in <-chan Exit, out chan<- Exit) {
+	defer l.wg.Done()
+	e := <-in
+	l.note("exit %d", pid)
+	out <- e
+}
+
+func (l *orderLauncher) order() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.events...)
+}
+
+// recycleOrder runs one hog above its budget until it was recycled once,
+// and returns the first three process events.
+func recycleOrder(t *testing.T, spare bool) []string {
+	var l *orderLauncher
+	rig := newRig(t, "hog", 1, func(c *Config) {
+		l = &orderLauncher{inner: c.Launcher}
+		t.Cleanup(l.wg.Wait) // after the rig's cleanup has stopped the workers
+		c.Launcher = l
+		c.Guard = Guard{Budget: 64 << 20, Hard: 1 << 40}
+		c.SpareSlot = spare
+		c.SampleInterval = 100 * time.Millisecond
+	}, "FAKE_HOG_MB=100")
+	rig.waitAdded(t)
+	rig.waitAdded(t) // the replacement
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		ws := rig.sup.Snapshot()[0]
+		if ws.Replaced >= 1 && len(l.order()) >= 3 {
+			if !strings.HasPrefix(ws.LastReason, "memory: rss ") || ws.Restarts != 0 {
+				t.Errorf("status after the recycle: %+v", ws)
+			}
+			return l.order()[:3]
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("not recycled: %+v, events %v", rig.sup.Snapshot()[0], l.order())
+	return nil
+}
+
+func TestRecycleWithoutSpareSlotStopsFirst(t *testing.T) {
+	ev := recycleOrder(t, false)
+	if !strings.HasPrefix(ev[0], "start") || !strings.HasPrefix(ev[1], "exit") || !strings.HasPrefix(ev[2], "start") {
+		t.Errorf("events %v, want start, exit of the old worker, then start of the new", ev)
+	}
+}
+
+func TestRecycleWithSpareSlotStartsFirst(t *testing.T) {
+	ev := recycleOrder(t, true)
+	if !strings.HasPrefix(ev[0], "start") || !strings.HasPrefix(ev[1], "start") || !strings.HasPrefix(ev[2], "exit") {
+		t.Errorf("events %v, want two starts, then the old worker's exit", ev)
+	}
+}
+
+func TestWorkerAboveHardLimitIsKilled(t *testing.T) {
+	rig := newRig(t, "hog", 1, func(c *Config) {
+		c.MaxBootFailures = 100
+		c.Guard = Guard{Budget: 32 << 20, Hard: 64 << 20}
+		c.SampleInterval = 100 * time.Millisecond
+	}, "FAKE_HOG_MB=100")
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		// A sample taken while the hog still grows may recycle it first;
+		// its replacement hogs the same.
+		snap := rig.sup.Snapshot()
+		if len(snap) == 0 {
+			time.Sleep(20 * time.Millisecond)
+			continue
+		}
+		ws := snap[0]
+		if ws.LastExit != nil && strings.Contains(ws.LastReason, "over hard limit 64MiB") {
+			if ws.LastExit.Signal != syscall.SIGKILL {
+				t.Errorf("last exit %v, want SIGKILL", ws.LastExit)
+			}
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("worker above the hard limit still runs: %+v", rig.sup.Snapshot())
+}
