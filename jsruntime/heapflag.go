@@ -28,15 +28,10 @@ func heapFlags(o Options) []string {
 	return flags
 }
 
-// splitHeapFlag tells whether word is V8's old-space flag, spelled as V8
-// accepts it: one or two leading dashes, "-" or "_" between the words
+// splitV8Flag tells whether word is the V8 flag called flagName, spelled as
+// V8 accepts it: one or two leading dashes, "-" or "_" between the words
 // (--max-old-space-size, --max_old_space_size, -max-old-space-size). value
 // is what follows "=", and hasValue says whether there was a "=".
-func splitHeapFlag(word string) (value string, hasValue, ok bool) {
-	return splitV8Flag(word, heapFlagName)
-}
-
-// splitV8Flag is splitHeapFlag for the V8 flag called flagName.
 func splitV8Flag(word, flagName string) (value string, hasValue, ok bool) {
 	if !strings.HasPrefix(word, "-") {
 		return "", false, false
