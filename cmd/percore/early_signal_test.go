@@ -98,8 +98,11 @@ func TestEarlySIGTERMStopsCleanly(t *testing.T) {
 		if code := r.exitCode(t); code != 0 {
 			t.Fatalf("run %d: exit %d after an early SIGTERM, want 0; output:\n%s", i, code, r.logs.String())
 		}
-		if !strings.Contains(r.logs.String(), "stopped before the workers started") {
-			t.Fatalf("run %d: no log line for the early stop; output:\n%s", i, r.logs.String())
+		// On a loaded machine percore may get as far as starting the worker
+		// before it reads the signal; either way the stop is logged.
+		if logs := r.logs.String(); !strings.Contains(logs, "stopped before the workers started") &&
+			!strings.Contains(logs, "stopping gracefully: signal=terminated") {
+			t.Fatalf("run %d: no log line for the early stop; output:\n%s", i, logs)
 		}
 	}
 }

@@ -3,57 +3,27 @@
 package main
 
 import (
-	"bufio"
-	"os"
-	"strconv"
-	"strings"
-
 	"github.com/hashicorp/go-hclog"
 	"golang.org/x/sys/unix"
 )
-
-// capIPCLock is CAP_IPC_LOCK's bit in /proc/self/status CapEff.
-const capIPCLock = 14
 
 // lockMemory keeps percore's own pages in memory, best effort. In a memory
 // cgroup at its limit the kernel reclaims what it can, and percore's code is
 // file-backed, hence reclaimable: every page of it evicted is read back from
 // disk the next time percore runs it, and percore then answers seconds late
 // while its workers thrash. MCL_ONFAULT locks pages as they are first used,
-// so the cost is percore's resident size, not its address space. Future
-// mappings (the Go heap as it grows) are locked too only where that can
-// never fail: with CAP_IPC_LOCK or no RLIMIT_MEMLOCK, since a locked mapping
-// over the limit fails, and the Go runtime treats that as fatal.
+// so the cost is percore's resident size, not its address space.
+//
+// Only the mappings of now are locked (the binary's code and data, the
+// first heap), never future ones (MCL_FUTURE): a future mapping over
+// RLIMIT_MEMLOCK fails, which the Go runtime treats as fatal, and a percore
+// that drops to --user loses the CAP_IPC_LOCK that exempts it from the limit
+// while it still grows its heap and starts threads.
 func lockMemory(log hclog.Logger) {
-	flags := unix.MCL_CURRENT | unix.MCL_ONFAULT
-	if mayLockFuture() {
-		flags |= unix.MCL_FUTURE
-	}
-	if err := unix.Mlockall(flags); err != nil {
+	if err := unix.Mlockall(unix.MCL_CURRENT | unix.MCL_ONFAULT); err != nil {
 		log.Debug("cannot lock percore's memory; under memory pressure its pages may be evicted",
 			"error", err, "hint", "grant CAP_IPC_LOCK or raise RLIMIT_MEMLOCK (ulimit -l)")
 		return
 	}
-	log.Debug("percore's memory is locked", "future", flags&unix.MCL_FUTURE != 0)
-}
-
-// mayLockFuture reports whether every future mapping can be locked.
-func mayLockFuture() bool {
-	var rl unix.Rlimit
-	if err := unix.Getrlimit(unix.RLIMIT_MEMLOCK, &rl); err == nil && rl.Cur == unix.RLIM_INFINITY {
-		return true
-	}
-	f, err := os.Open("/proc/self/status")
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "CapEff:"); ok {
-			caps, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
-			return err == nil && caps&(1<<capIPCLock) != 0
-		}
-	}
-	return false
+	log.Debug("percore's memory is locked")
 }
