@@ -342,6 +342,12 @@ func (h *Handler) respond(ctx *fasthttp.RequestCtx, b *backend, up *fasthttp.Res
 	resp.Header.SetProtocol(http11)
 	removeHopByHop(&resp.Header)
 	resp.Header.ResetConnectionClose()
+	if refusedAsMalformed(&up.Header) {
+		// The worker could not read the request and closes its own
+		// connection: the client's closes too, as it would with the worker
+		// served directly, since what follows on it cannot be trusted.
+		resp.SetConnectionClose()
+	}
 	if up.IsBodyStream() && up.Header.ContentLength() == -1 {
 		// removeHopByHop dropped the Trailer field: announce again the
 		// fields the worker announced; their values follow the body.
@@ -365,6 +371,13 @@ func (h *Handler) respond(ctx *fasthttp.RequestCtx, b *backend, up *fasthttp.Res
 	cl := up.Header.ContentLength()
 	resp.ImmediateHeaderFlush = cl < 0 || cl > flushHeadersAbove
 	resp.SetBodyStream(br, cl)
+}
+
+// refusedAsMalformed reports a worker's answer to a request it could not
+// read: a 400 that closes the worker's connection, as Node's parser answers
+// an unknown or lower-case method.
+func refusedAsMalformed(h *fasthttp.ResponseHeader) bool {
+	return h.StatusCode() == fasthttp.StatusBadRequest && h.ConnectionClose()
 }
 
 // smallBodies are buffers for reading a small response body whole.
