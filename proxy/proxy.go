@@ -106,12 +106,13 @@ type Handler struct {
 	bodyTimeout time.Duration // 0: none
 	ids         *requestIDs
 	tunnels     *tunnelSet
+	streams     *streamSet // close-delimited responses to HTTP/1.0 clients
 }
 
 // New returns a Handler.
 func New(cfg Config) *Handler {
 	h := &Handler{pool: cfg.Pool, log: cfg.Logger, access: cfg.AccessLog, wait: cfg.WorkerWait,
-		trusted: cfg.Trusted, maxBody: cfg.MaxBody, ids: newRequestIDs(), tunnels: newTunnelSet()}
+		trusted: cfg.Trusted, maxBody: cfg.MaxBody, ids: newRequestIDs(), tunnels: newTunnelSet(), streams: newStreamSet()}
 	if h.log == nil {
 		h.log = hclog.NewNullLogger()
 	}
@@ -204,7 +205,8 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 	// The worker gets the Content-Type the client sent, or none: fasthttp
 	// would otherwise add its default to a body without one.
 	req.Header.SetNoDefaultContentType(true)
-	if !req.Header.IsHTTP11() {
+	http10 := !req.Header.IsHTTP11()
+	if http10 {
 		// A proxy sends its own HTTP version (RFC 9110 section 6.2), and
 		// keeps its connection to the worker alive.
 		req.Header.SetProtocol("HTTP/1.1")
@@ -221,7 +223,7 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 		h.serveUpgrade(ctx, proto, rid) // never with a body: see upgradeProtocol
 		return
 	}
-	h.forward(ctx, body, rid)
+	h.forward(ctx, body, rid, http10)
 	if body != nil {
 		// The worker's client has read the whole body by now. Drop the
 		// request's reference to it (it has no Close) and pool it.
@@ -262,7 +264,7 @@ func (h *Handler) requestID(hdr *fasthttp.RequestHeader, dst []byte) []byte {
 
 // forward sends the request to a worker, retrying on another one what can
 // be retried, and hands the response to the client.
-func (h *Handler) forward(ctx *fasthttp.RequestCtx, body *requestBody, rid []byte) {
+func (h *Handler) forward(ctx *fasthttp.RequestCtx, body *requestBody, rid []byte, http10 bool) {
 	req := &ctx.Request
 	up := fasthttp.AcquireResponse()
 	var tried triedSet
@@ -292,7 +294,7 @@ func (h *Handler) forward(ctx *fasthttp.RequestCtx, body *requestBody, rid []byt
 		h.pool.counted(b)
 		err = b.client.Do(req, up)
 		if err == nil {
-			h.respond(ctx, b, up, rid)
+			h.respond(ctx, b, up, rid, http10)
 			return
 		}
 		b.release()
@@ -320,8 +322,10 @@ func (h *Handler) forward(ctx *fasthttp.RequestCtx, body *requestBody, rid []byt
 
 // respond hands the worker's response to the client. The body streams
 // through a bodyReader, which ends the in-flight count when fasthttp closes
-// it after the last byte is written (or the client went away).
-func (h *Handler) respond(ctx *fasthttp.RequestCtx, b *backend, up *fasthttp.Response, rid []byte) {
+// it after the last byte is written (or the client went away). A body of
+// unknown length to an HTTP/1.0 client ends with the connection instead of
+// the chunked coding (see untilClose).
+func (h *Handler) respond(ctx *fasthttp.RequestCtx, b *backend, up *fasthttp.Response, rid []byte, http10 bool) {
 	if cl := up.Header.ContentLength(); up.IsBodyStream() && cl >= 0 && cl <= flushHeadersAbove {
 		if err := readSmallBody(up, &ctx.Response, cl); err != nil {
 			// Nothing went to the client yet: a cut answer is a 502, not
@@ -342,7 +346,13 @@ func (h *Handler) respond(ctx *fasthttp.RequestCtx, b *backend, up *fasthttp.Res
 	resp.Header.SetProtocol(http11)
 	removeHopByHop(&resp.Header)
 	resp.Header.ResetConnectionClose()
-	if up.IsBodyStream() && up.Header.ContentLength() == -1 {
+	if refusedAsMalformed(&up.Header) {
+		// The worker could not read the request and closes its own
+		// connection: the client's closes too, as it would with the worker
+		// served directly, since what follows on it cannot be trusted.
+		resp.SetConnectionClose()
+	}
+	if up.IsBodyStream() && up.Header.ContentLength() == -1 && !http10 {
 		// removeHopByHop dropped the Trailer field: announce again the
 		// fields the worker announced; their values follow the body.
 		for _, name := range up.Header.PeekTrailerKeys() {
@@ -363,8 +373,19 @@ func (h *Handler) respond(ctx *fasthttp.RequestCtx, b *backend, up *fasthttp.Res
 	br := bodyReaderPool.Get().(*bodyReader)
 	br.up, br.b, br.r, br.out, br.entry = up, b, up.BodyStream(), &resp.Header, entry
 	cl := up.Header.ContentLength()
+	if cl < 0 && http10 {
+		h.sendUntilClose(ctx, resp, br)
+		return
+	}
 	resp.ImmediateHeaderFlush = cl < 0 || cl > flushHeadersAbove
 	resp.SetBodyStream(br, cl)
+}
+
+// refusedAsMalformed reports a worker's answer to a request it could not
+// read: a 400 that closes the worker's connection, as Node's parser answers
+// an unknown or lower-case method.
+func refusedAsMalformed(h *fasthttp.ResponseHeader) bool {
+	return h.StatusCode() == fasthttp.StatusBadRequest && h.ConnectionClose()
 }
 
 // smallBodies are buffers for reading a small response body whole.
@@ -530,7 +551,7 @@ type bodyReader struct {
 	up    *fasthttp.Response
 	b     *backend
 	r     io.Reader                // up's body stream
-	out   *fasthttp.ResponseHeader // the client's, for the trailer fields
+	out   *fasthttp.ResponseHeader // the client's, for the trailer fields; nil: none
 	n     int64
 	entry *accessEntry // nil when the access log is off
 }
@@ -541,7 +562,7 @@ var bodyReaderPool = sync.Pool{New: func() any { return new(bodyReader) }}
 func (br *bodyReader) Read(p []byte) (int, error) {
 	n, err := br.r.Read(p)
 	br.n += int64(n)
-	if err == io.EOF {
+	if err == io.EOF && br.out != nil {
 		// fasthttp writes the trailer section after the last chunk.
 		if t, ok := br.r.(trailerSource); ok {
 			t.copyTrailers(br.out)

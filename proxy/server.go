@@ -181,6 +181,7 @@ func NewServe(srv *Server, ln net.Listener) *Serve {
 func (s *Serve) Run() error {
 	err := s.srv.Serve(s.ln)
 	<-s.done
+	s.srv.h.streams.wait(s.ctx)
 	s.srv.h.tunnels.wait(s.ctx)
 	return err
 }

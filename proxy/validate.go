@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"strings"
 
 	"github.com/valyala/fasthttp"
 )
@@ -22,7 +23,9 @@ import (
 // past a front proxy that reads them another way (RFC 9112 sections 2.2, 5.2,
 // 6.1 and 6.3): Content-Length together with Transfer-Encoding, the
 // "identity" coding, obs-fold continuation lines, and a bare LF ending a
-// header line. It also refuses HTTP versions other than 1.0 and 1.1 (505)
+// header line, and a header name that is not a token (RFC 9110 section 5.1:
+// "X A" with a space inside, which fasthttp keeps and a worker's parser
+// refuses or reads another way). It also refuses HTTP versions other than 1.0 and 1.1 (505)
 // and CONNECT (405), which would turn percore into a forward proxy. A request
 // refused here never reaches a worker.
 //
@@ -50,6 +53,8 @@ func checkRequest(h *fasthttp.RequestHeader) (int, string) {
 		return fasthttp.StatusBadRequest, "header line ends in a bare LF"
 	case s.folded:
 		return fasthttp.StatusBadRequest, "obs-fold header continuation"
+	case s.badName:
+		return fasthttp.StatusBadRequest, "header name that is not a token"
 	case s.transferEncoding > 0 && s.contentLength > 0:
 		return fasthttp.StatusBadRequest, "both Content-Length and Transfer-Encoding"
 	case s.transferEncoding > 0 && !s.chunked:
@@ -88,6 +93,7 @@ func checkTarget(uri []byte) string {
 type headerBlock struct {
 	bareLF           bool // a line ends in LF without CR
 	folded           bool // a line starts with SP or HTAB (obs-fold)
+	badName          bool // a field name holds a byte that is not a tchar
 	contentLength    int  // Content-Length lines
 	transferEncoding int  // Transfer-Encoding lines
 	chunked          bool // the last Transfer-Encoding line says exactly "chunked"
@@ -123,7 +129,12 @@ func scanHeaderBlock(raw []byte) headerBlock {
 		if colon < 0 {
 			continue
 		}
-		switch name := line[:colon]; len(name) {
+		name := line[:colon]
+		if !isToken(name) {
+			s.badName = true
+			continue
+		}
+		switch len(name) {
 		case len("Connection"):
 			if bytes.EqualFold(name, []byte("Connection")) {
 				v := line[colon+1:]
@@ -142,4 +153,27 @@ func scanHeaderBlock(raw []byte) headerBlock {
 		}
 	}
 	return s
+}
+
+// isToken reports whether b is a token (RFC 9110 section 5.6.2): one or
+// more tchars.
+func isToken(b []byte) bool {
+	if len(b) == 0 {
+		return false
+	}
+	for _, c := range b {
+		if !isTchar(c) {
+			return false
+		}
+	}
+	return true
+}
+
+// isTchar reports whether c may appear in a token.
+func isTchar(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
 }

@@ -40,6 +40,8 @@ func TestCheckRequest(t *testing.T) {
 		{"Connection: Content-Length", "POST / HTTP/1.1\r\nHost: a\r\nConnection: Content-Length\r\nContent-Length: 1\r\n\r\nx", 400},
 		{"Connection: transfer-encoding", "POST / HTTP/1.1\r\nHost: a\r\nconnection: close, transfer-encoding\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400},
 		{"Connection: Host", "GET / HTTP/1.1\r\nHost: a\r\nConnection: Host\r\n\r\n", 400},
+		{"space in a header name", "GET / HTTP/1.1\r\nHost: a\r\nX A: b\r\n\r\n", 400},
+		{"token characters in a header name", "GET / HTTP/1.1\r\nHost: a\r\nX-a.b_c!#$%&'*+^`|~9: b\r\n\r\n", 0},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -64,6 +66,8 @@ func TestScanHeaderBlock(t *testing.T) {
 		{"Transfer-Encoding: identity\r\n\r\n", headerBlock{transferEncoding: 1}},
 		{"A: 1\n\r\n", headerBlock{bareLF: true}},
 		{"A: 1\r\n b\r\n\r\n", headerBlock{folded: true}},
+		{"X A: 1\r\n\r\n", headerBlock{badName: true}},
+		{"X\"A: 1\r\n\r\n", headerBlock{badName: true}},
 		{"A: 1\r\n\r\nContent-Length: 5\r\n", headerBlock{}}, // after the end: not a header
 	}
 	for _, c := range cases {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -81,24 +82,41 @@ func (t *Tail) Lines() []string {
 	return append([]string(nil), t.lines...)
 }
 
+// pipeReaders counts the readers of one worker's two pipes; done closes
+// when both have seen the end of their pipe.
+type pipeReaders struct {
+	left atomic.Int32
+	done chan struct{}
+}
+
+// finished notes that one reader is done.
+func (p *pipeReaders) finished() {
+	if p.left.Add(-1) == 0 {
+		close(p.done)
+	}
+}
+
 // attach returns pipe ends for a worker's stdout and stderr. The caller
 // passes them to the child and closes them after the child started; the
-// lines read are written to the output and kept in tail.
-func (o *Output) attach(id int, tail *Tail) (stdout, stderr *os.File, err error) {
+// lines read are written to the output and kept in tail. done closes once
+// both pipes have ended and their last lines are in tail.
+func (o *Output) attach(id int, tail *Tail) (stdout, stderr *os.File, done <-chan struct{}, err error) {
 	outR, outW, err := os.Pipe()
 	if err != nil {
-		return nil, nil, fmt.Errorf("pipe for stdout: %w", err)
+		return nil, nil, nil, fmt.Errorf("pipe for stdout: %w", err)
 	}
 	errR, errW, err := os.Pipe()
 	if err != nil {
 		outR.Close()
 		outW.Close()
-		return nil, nil, fmt.Errorf("pipe for stderr: %w", err)
+		return nil, nil, nil, fmt.Errorf("pipe for stderr: %w", err)
 	}
+	p := &pipeReaders{done: make(chan struct{})}
+	p.left.Store(2)
 	o.readers.Add(2)
-	go o.copyLines(outR, o.stdout, id, tail)
-	go o.copyLines(errR, o.stderr, id, tail)
-	return outW, errW, nil
+	go o.copyLines(outR, o.stdout, id, tail, p)
+	go o.copyLines(errR, o.stderr, id, tail, p)
+	return outW, errW, p.done, nil
 }
 
 // Wait waits until every pipe reader has seen the end of its pipe, or until
@@ -120,8 +138,9 @@ func (o *Output) Wait(timeout time.Duration) bool {
 }
 
 // copyLines reads one pipe until its end and writes what it reads line by line.
-func (o *Output) copyLines(r *os.File, w io.Writer, id int, tail *Tail) {
+func (o *Output) copyLines(r *os.File, w io.Writer, id int, tail *Tail, p *pipeReaders) {
 	defer o.readers.Done()
+	defer p.finished()
 	defer r.Close()
 	lr := lineReader{r: r, buf: make([]byte, 0, 4096)}
 	for {

@@ -230,6 +230,7 @@ func (s *Supervisor) startReady(sl *slot) (*worker, error) {
 		s.kill(w)
 		return nil, short
 	case exit != nil:
+		w.awaitOutput()
 		w.forget()
 		w.log.Error("worker exited before it was ready", "exit", exit.String())
 		sl.mu.Lock()
@@ -242,7 +243,9 @@ func (s *Supervisor) startReady(sl *slot) (*worker, error) {
 	case errors.Is(err, errNotReady):
 		w.log.Error("worker did not listen on its port in time; is the app listening on process.env.PORT?",
 			"addr", w.addr(), "ready_timeout", s.cfg.ReadyTimeout)
-		return nil, &startError{w: w, exit: s.kill(w), reason: "not ready in time"}
+		exit := s.kill(w)
+		w.awaitOutput()
+		return nil, &startError{w: w, exit: exit, reason: "not ready in time"}
 	case err != nil:
 		stopCtx, cancelStop := s.stopContext()
 		defer cancelStop()
@@ -301,6 +304,7 @@ func (s *Supervisor) crashed(sl *slot, w *worker, e Exit) outcome {
 	s.killGroup(w)
 	w.forget()
 	<-s.cfg.Router.Drain(w.key)
+	w.awaitOutput()
 	up := time.Since(w.started)
 	w.log.Error("worker exited", "exit", e.String(), "uptime", up.Round(time.Millisecond))
 	s.diagnose(w, e)

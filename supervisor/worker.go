@@ -25,7 +25,25 @@ type worker struct {
 	started time.Time
 	exit    <-chan Exit
 	tail    *Tail
+	output  <-chan struct{} // closed once the output pipes ended and tail holds the last lines
 	log     hclog.Logger
+}
+
+// outputDrainWait bounds the wait for a gone worker's last output. Its pipes
+// end when every process holding them is gone, which a grandchild may delay
+// for good.
+const outputDrainWait = 300 * time.Millisecond
+
+// awaitOutput waits, up to outputDrainWait, until the pipe readers have
+// read all a gone worker wrote, so that its tail holds its last lines: the
+// exit of a process can be seen before the readers drain its pipes.
+func (w *worker) awaitOutput() {
+	t := time.NewTimer(outputDrainWait)
+	defer t.Stop()
+	select {
+	case <-w.output:
+	case <-t.C:
+	}
 }
 
 // addr is where the proxy reaches the worker: 127.0.0.1:port, or the path
@@ -90,7 +108,7 @@ func (s *Supervisor) startProcess(w *worker, argv, env []string) error {
 		return fmt.Errorf("open %s: %w", os.DevNull, err)
 	}
 	defer devnull.Close()
-	stdout, stderr, err := s.cfg.Output.attach(w.slot, w.tail)
+	stdout, stderr, output, err := s.cfg.Output.attach(w.slot, w.tail)
 	if err != nil {
 		return err
 	}
@@ -106,7 +124,7 @@ func (s *Supervisor) startProcess(w *worker, argv, env []string) error {
 	if err != nil {
 		return err
 	}
-	w.pid, w.exit, w.started = pid, exit, time.Now()
+	w.pid, w.exit, w.started, w.output = pid, exit, time.Now(), output
 	return nil
 }
 

@@ -22,6 +22,7 @@ type answerWrite struct {
 type answerShape struct {
 	name   string
 	method string // "" is GET
+	proto  string // the client's HTTP version; "" is HTTP/1.1
 	writes []answerWrite
 	end    string // after the writes: "keep" reading requests, "close" or "reset"
 	// want is the status percore must answer with; 0: any.
@@ -110,6 +111,17 @@ var answerShapes = []answerShape{
 	{name: "close without an answer", end: "close", want: 502},
 	{name: "reset without an answer", end: "reset", want: 502},
 	{name: "answer, then close 30ms later", writes: []answerWrite{now(ok3), later(30, "")}, end: "close", want: 200, body: "ok\n"},
+	// HTTP/1.0 clients, which cannot read the chunked coding.
+	{name: "chunked in two writes, to HTTP/1.0", proto: "HTTP/1.0", writes: []answerWrite{
+		now("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\na\r\naaaaaaaaaa\r\n"), later(20, "2\r\nb\n\r\n0\r\n\r\n")},
+		end: "keep", want: 200, body: "aaaaaaaaaab\n"},
+	{name: "close-delimited body, to HTTP/1.0", proto: "HTTP/1.0", writes: []answerWrite{
+		now("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nclose-delimited "), later(30, "body\n")},
+		end: "close", want: 200, body: "close-delimited body\n"},
+	{name: "trailer, to HTTP/1.0", proto: "HTTP/1.0", writes: []answerWrite{
+		now("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-T\r\n\r\n5\r\nhello\r\n0\r\nX-T: 1\r\n\r\n")},
+		end: "keep", want: 200, body: "hello"},
+	{name: "Content-Length, to HTTP/1.0", proto: "HTTP/1.0", writes: []answerWrite{now(ok3)}, end: "keep", want: 200, body: "ok\n"},
 }
 
 // key is the shape's name in the answers file and its request path.
@@ -172,7 +184,11 @@ func TestDifferentialAnswers(t *testing.T) {
 		if method == "" {
 			method = "GET"
 		}
-		return method + " /a/" + s.key(i) + " HTTP/1.1\r\nHost: x\r\n\r\n", method == "HEAD"
+		proto := s.proto
+		if proto == "" {
+			proto = "HTTP/1.1"
+		}
+		return method + " /a/" + s.key(i) + " " + proto + "\r\nHost: x\r\n\r\n", method == "HEAD"
 	}
 	// Straight to node every exchange has its own connection, so they may
 	// all run at once.
@@ -264,6 +280,16 @@ func judgeAnswer(s answerShape, a answer) []string {
 	}
 	if s.body != "" && st == 200 && !complete {
 		problems = append(problems, fmt.Sprintf("the body was cut short; want %q", s.body))
+	}
+	if s.proto == "HTTP/1.0" {
+		// RFC 9112 section 6.1: no chunked coding to a 1.0 recipient; a
+		// body without Content-Length ends with the connection.
+		if strings.Contains(strings.ToLower(string(a.out)), "\r\ntransfer-encoding:") {
+			problems = append(problems, "the chunked coding sent to an HTTP/1.0 client")
+		}
+		if !a.closed {
+			problems = append(problems, "the connection to an HTTP/1.0 client stayed open")
+		}
 	}
 	if s.broken && complete && st == 200 {
 		problems = append(problems, "a complete 200 for an answer the worker never completed")

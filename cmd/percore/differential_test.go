@@ -22,6 +22,10 @@ type requestShape struct {
 	refuse bool
 	// forward marks a request percore must forward (its first request).
 	forward bool
+	// close marks a malformed request after which percore must close the
+	// connection, as the stream that follows cannot be trusted; every
+	// refused shape must close as well.
+	close bool
 	// body is the body the first request carries as RFC 9112 reads it; a
 	// forwarded request whose body reached its end must carry exactly this.
 	body string
@@ -154,8 +158,8 @@ var requestShapes = []requestShape{
 	{name: "HTTP/99999999999.1", refuse: true, raw: "GET {P} HTTP/99999999999.1\r\nHost: x\r\n\r\n"},
 	{name: "http/1.1 in lower case", refuse: true, raw: "GET {P} http/1.1\r\nHost: x\r\n\r\n"},
 	// Methods.
-	{name: "unknown method", raw: "BREW {P} HTTP/1.1\r\nHost: x\r\n\r\n"},
-	{name: "lower-case method", raw: "get {P} HTTP/1.1\r\nHost: x\r\n\r\n"},
+	{name: "unknown method", close: true, raw: "BREW {P} HTTP/1.1\r\nHost: x\r\n\r\n"},
+	{name: "lower-case method", close: true, raw: "get {P} HTTP/1.1\r\nHost: x\r\n\r\n"},
 	// Connection options naming framing headers.
 	{name: "Connection: Content-Length", body: "hello",
 		raw: "POST {P} HTTP/1.1\r\nHost: x\r\nConnection: Content-Length\r\nContent-Length: 5\r\n\r\nhello"},
@@ -314,6 +318,9 @@ func judgeRequest(s requestShape, a answer, recs []diffRecord) (heads, ends int,
 	}
 	if s.refuse && heads > 0 {
 		problems = append(problems, fmt.Sprintf("an ambiguous request reached the worker (%d request heads: %v)", heads, urls))
+	}
+	if (s.refuse || s.close) && !a.closed {
+		problems = append(problems, "the connection stayed open after a malformed request")
 	}
 	if s.forward && heads == 0 {
 		problems = append(problems, "the request did not reach the worker")

@@ -106,6 +106,44 @@ func servingPids(t *testing.T, in *instance, n int) map[int]bool {
 	return m
 }
 
+// waitServing waits until /status shows n ready workers and each of them
+// has answered a request through the proxy, and fails when that does not
+// happen within 20s or a worker that is not ready answers. A log line such
+// as "worker ready" is no count of ready workers (a replaced worker logs
+// it too), and a fixed number of requests may miss a worker the balancer
+// finds busy.
+func waitServing(t *testing.T, in *instance, n int, what string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	ready := map[int]bool{}
+	for len(ready) != n && time.Now().Before(deadline) {
+		clear(ready)
+		for _, w := range getStatus(t, in).Workers {
+			if w.Ready {
+				ready[w.PID] = true
+			}
+		}
+		if len(ready) != n {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	if len(ready) != n {
+		t.Fatalf("%s: %d workers ready, want %d", what, len(ready), n)
+	}
+	seen := map[int]bool{}
+	for len(seen) < n && time.Now().Before(deadline) {
+		var h hello
+		getJSON(t, "http://"+in.addr+"/", &h)
+		if !ready[h.PID] {
+			t.Fatalf("%s: pid %d answered, not one of the ready workers %v", what, h.PID, ready)
+		}
+		seen[h.PID] = true
+	}
+	if len(seen) != n {
+		t.Errorf("%s: %d workers serve, want %d", what, len(seen), n)
+	}
+}
+
 func controlPath(t *testing.T) string {
 	return filepath.Join(t.TempDir(), "percore.sock")
 }
@@ -191,15 +229,10 @@ func TestScaleWithSignalsAndCommand(t *testing.T) {
 	res, wait := steadyLoad("http://"+in.addr+"/", 4, stop)
 
 	in.signal(syscall.SIGTTIN)
-	in.waitLog("worker ready", 20*time.Second)
-	if n := len(servingPids(t, in, 40)); n != 3 {
-		t.Errorf("TTIN: %d workers serve, want 3", n)
-	}
+	waitServing(t, in, 3, "TTIN")
 	in.signal(syscall.SIGTTOU)
 	in.waitLog("worker stopped", 20*time.Second)
-	if n := len(servingPids(t, in, 40)); n != 2 {
-		t.Errorf("TTOU: %d workers serve, want 2", n)
-	}
+	waitServing(t, in, 2, "TTOU")
 	out, err := exec.Command(percoreBin, "scale", "+1", "--control", ctl).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "workers=3") {
 		t.Fatalf("percore scale +1: %v %s", err, out)
