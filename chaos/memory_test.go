@@ -140,6 +140,15 @@ func (g growth) run(t *testing.T) {
 	}
 	recs := l.stop()
 	ps := polls.stop()
+	st, err := in.status()
+	if err != nil {
+		t.Errorf("/status: %v", err)
+	}
+	for _, w := range st.Workers {
+		if w.LastExit == nil || !strings.HasPrefix(w.LastExit.Reason, "memory: rss") {
+			t.Errorf("/status: worker %d's last exit is %+v, want the guard's reason \"memory: rss …\"", w.ID, w.LastExit)
+		}
+	}
 	oom, err := cg.OOMKills()
 	if err != nil {
 		t.Errorf("read the OOM kill count: %v", err)
@@ -178,6 +187,11 @@ func (g growth) run(t *testing.T) {
 	}
 	lat := latencies(recs, nil)
 	f.add("guard budget %vMiB, hard limit %vMiB, stop first %v", guard.m["budget_mib"], guard.m["hard_mib"], guard.m["stop_first"])
+	for _, w := range st.Workers {
+		if w.LastExit != nil {
+			f.add("/status of worker %d: %q", w.ID, w.LastExit.Reason)
+		}
+	}
 	f.add("%d recycled over budget, %d killed over the hard limit, %d other ends; %d kernel OOM kills; cgroup peak %s",
 		recycled, killed, crashed, oom, mib(peak))
 	f.add("%d of %d replacements stopped the old worker first; replacement ready at most %s after the old one stopped; a slot served nothing for at most %s",
