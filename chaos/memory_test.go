@@ -171,13 +171,13 @@ func (g growth) run(t *testing.T) {
 				crashed++
 				t.Errorf("worker %d (pid %d) ended without the guard: %s", lf.slot, lf.pid, lf.end)
 			}
-			if lf.endIdx < next.startIdx {
+			if lf.endIdx != 0 && lf.endIdx < next.startIdx {
 				stopFirst++
 			} else {
-				t.Errorf("worker %d: pid %d started (log line %d) before pid %d stopped (line %d)",
+				t.Errorf("worker %d: pid %d started (log line %d) before pid %d stopped (line %d, 0: not yet)",
 					lf.slot, next.pid, next.startIdx, lf.pid, lf.endIdx)
 			}
-			if next.ready.IsZero() {
+			if next.ready.IsZero() || lf.ended.IsZero() {
 				continue
 			}
 			replaced++
@@ -284,10 +284,14 @@ func workerLives(logs []logLine) map[int][]life {
 			lives[slot] = append(ls, life{slot: slot, pid: pid, startIdx: i})
 			continue
 		}
-		if len(ls) == 0 || ls[len(ls)-1].pid != pid {
+		j := len(ls) - 1
+		for j >= 0 && ls[j].pid != pid {
+			j--
+		}
+		if j < 0 {
 			continue
 		}
-		lf := &ls[len(ls)-1]
+		lf := &ls[j]
 		reason, _ := l.m["reason"].(string)
 		switch {
 		case l.msg == "worker ready":
