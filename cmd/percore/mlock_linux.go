@@ -22,11 +22,13 @@ const capIPCLock = 14
 // while its workers thrash. MCL_ONFAULT locks pages as they are first used,
 // so the cost is percore's resident size, not its address space. Future
 // mappings (the Go heap as it grows) are locked too only where that can
-// never fail: with CAP_IPC_LOCK or no RLIMIT_MEMLOCK, since a locked mapping
-// over the limit fails, and the Go runtime treats that as fatal.
-func lockMemory(log hclog.Logger) {
+// never fail: with no RLIMIT_MEMLOCK, or with CAP_IPC_LOCK that percore
+// keeps (not when it becomes another user, which drops every capability),
+// since a locked mapping over the limit fails, and the Go runtime treats
+// that as fatal ("mmap: too much locked memory").
+func lockMemory(log hclog.Logger, becomesUser bool) {
 	flags := unix.MCL_CURRENT | unix.MCL_ONFAULT
-	if mayLockFuture() {
+	if mayLockFuture(becomesUser) {
 		flags |= unix.MCL_FUTURE
 	}
 	if err := unix.Mlockall(flags); err != nil {
@@ -37,11 +39,15 @@ func lockMemory(log hclog.Logger) {
 	log.Debug("percore's memory is locked", "future", flags&unix.MCL_FUTURE != 0)
 }
 
-// mayLockFuture reports whether every future mapping can be locked.
-func mayLockFuture() bool {
+// mayLockFuture reports whether every future mapping can be locked, now
+// and after percore becomes another user when becomesUser is set.
+func mayLockFuture(becomesUser bool) bool {
 	var rl unix.Rlimit
 	if err := unix.Getrlimit(unix.RLIMIT_MEMLOCK, &rl); err == nil && rl.Cur == unix.RLIM_INFINITY {
 		return true
+	}
+	if becomesUser {
+		return false
 	}
 	f, err := os.Open("/proc/self/status")
 	if err != nil {

@@ -5,4 +5,4 @@ package main
 import "github.com/hashicorp/go-hclog"
 
 // lockMemory does nothing where memory cgroups do not exist.
-func lockMemory(hclog.Logger) {}
+func lockMemory(hclog.Logger, bool) {}

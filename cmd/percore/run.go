@@ -134,7 +134,7 @@ func newLogger(cfg *config, w io.Writer) hclog.Logger {
 // serve sizes the workers, opens the listeners and runs every actor until a
 // signal or a crash loop ends them.
 func serve(cfg *config, environ []string, log hclog.Logger, sigs chan os.Signal) error {
-	lockMemory(log)
+	lockMemory(log, cfg.User != nil)
 	p, err := makePlan(cfg, log)
 	if err != nil {
 		return err
