@@ -19,7 +19,6 @@ import (
 // before main runs.
 type earlyRun struct {
 	cmd    *exec.Cmd
-	stderr *bufio.Scanner
 	logs   *lockedBuffer
 	exited chan struct{}
 	err    error
