@@ -2,9 +2,9 @@
 
 // Package chaos is percore's chaos and abuse suite: it runs the real binary
 // with real node workers under a steady client load, breaks things (kills
-// workers, reloads, stops, leaks, blocks, floods, abuses the public port)
-// and checks percore's promises with figures. Each test adds a row to the
-// table printed at the end.
+// workers, reloads, stops, leaks, blocks, floods, fills memory cgroups,
+// abuses the public port) and checks percore's promises with figures. Each
+// test adds a row to the table printed at the end.
 //
 // It is not part of the normal test run: every file needs the chaos build
 // tag. From the repository root:

@@ -67,6 +67,8 @@ type options struct {
 	// stdout (the workers' output), with the time it was read. It runs on
 	// the one goroutine that reads stdout, which must keep up: keep it short.
 	onStdout func(line []byte, at time.Time)
+	// binary is the percore binary to run (default percoreBin).
+	binary string
 	// survivorsExpected turns processes that outlive percore from a test
 	// failure into a figure the test reports itself (they are killed anyway).
 	survivorsExpected bool
@@ -116,7 +118,11 @@ func start(t *testing.T, workers int, opts options) *instance {
 func launch(t *testing.T, opts options) *instance {
 	t.Helper()
 	mark := fmt.Sprintf("%d-%d", os.Getpid(), time.Now().UnixNano())
-	argv := []string{percoreBin, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
+	bin := percoreBin
+	if opts.binary != "" {
+		bin = opts.binary
+	}
+	argv := []string{bin, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
 		"--log-format", "json", "--control", "off"}
 	argv = append(append(append([]string(nil), opts.wrapper...), argv...), opts.args...)
 	cmd := exec.Command(argv[0], argv[1:]...)

@@ -6,10 +6,14 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
+	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // raiseFileLimit lifts this process's soft limit on open files to the hard
@@ -166,4 +170,55 @@ func procCPU(pid int) time.Duration {
 	stime, _ := strconv.ParseInt(f[12], 10, 64)
 	// USER_HZ is 100 on every Linux architecture Go supports.
 	return time.Duration(utime+stime) * 10 * time.Millisecond
+}
+
+// majorFaults returns how many page faults of pid had to read from disk
+// (majflt in /proc/PID/stat), or -1.
+func majorFaults(pid int) int64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return -1
+	}
+	i := bytes.LastIndexByte(data, ')')
+	if i < 0 {
+		return -1
+	}
+	f := strings.Fields(string(data[i+1:]))
+	if len(f) < 10 {
+		return -1
+	}
+	n, err := strconv.ParseInt(f[9], 10, 64)
+	if err != nil {
+		return -1
+	}
+	return n
+}
+
+// uncachedCopy copies the executable at path into the test's temporary
+// directory and drops the copy's pages from the page cache, so that the
+// first process to run it reads it from disk and its memory cgroup is
+// charged for those pages, as when a container runs a binary for the first
+// time.
+func uncachedCopy(t *testing.T, path string) string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := filepath.Join(t.TempDir(), filepath.Base(path))
+	f, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED); err != nil {
+		t.Fatalf("drop %s from the page cache: %v", dst, err)
+	}
+	return dst
 }

@@ -13,6 +13,11 @@
 // 1000, newline included) at up to CHAOS_FLOOD_MBPS MB/s (default 100).
 // The worker whose PERCORE_WORKER_ID is CHAOS_TICK_WORKER prints
 // "chaos-tick <microseconds since the epoch>" every 100 ms.
+// CHAOS_GROW="M,T" keeps M MiB more alive every T ms from the start, for good.
+// CHAOS_HOLD="DIR,M" fills the memory cgroup DIR with Buffers until its
+// anonymous and locked memory is M MiB below its limit, then holds it there: the page
+// cache, code included, has M MiB left and the kernel reclaims it constantly.
+// Both grow memory outside the V8 heap, which no heap limit stops.
 const http = require("node:http");
 
 const port = Number(process.env.PORT);
@@ -65,6 +70,35 @@ if (process.env.CHAOS_TICK_WORKER === worker) {
     const us = Math.round((performance.timeOrigin + performance.now()) * 1000);
     process.stdout.write(`chaos-tick ${us}\n`);
   }, 100);
+}
+
+if (process.env.CHAOS_GROW) {
+  const [mb, every] = process.env.CHAOS_GROW.split(",").map(Number);
+  setInterval(() => kept.push(Buffer.alloc(mb << 20, 1)), every);
+}
+
+if (process.env.CHAOS_HOLD) {
+  const fs = require("node:fs");
+  const [dir, margin] = process.env.CHAOS_HOLD.split(",");
+  const v1 = fs.existsSync(dir + "/memory.limit_in_bytes");
+  const limit = Number(fs.readFileSync(dir + (v1 ? "/memory.limit_in_bytes" : "/memory.max"), "utf8"));
+  // Anonymous and locked memory: what the kernel cannot reclaim.
+  const anon = () => {
+    const stat = fs.readFileSync(dir + "/memory.stat", "utf8");
+    const field = (name) => Number((stat.match(new RegExp("^" + name + " (\\d+)$", "m")) || [0, 0])[1]);
+    return v1 ? field("total_rss") + field("total_unevictable") : field("anon") + field("unevictable");
+  };
+  const room = () => limit - Number(margin) * (1 << 20) - anon();
+  let held = false;
+  const hold = () => {
+    for (let r = room(); r > 0; r = room()) kept.push(Buffer.alloc(Math.min(r, 4 << 20), 1));
+    if (!held) process.stdout.write(`chaos-holding ${anon()} of ${limit}\n`);
+    held = true;
+  };
+  setTimeout(function fill() {
+    hold();
+    setTimeout(fill, 20);
+  }, 200);
 }
 
 // The flood writes one block per 10 ms tick, sized for the target rate.

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/percore/percore/internal/testutil"
 )
 
 // loadResult counts what a steady client load saw.
@@ -285,9 +287,8 @@ func TestWorkerAboveMaxMemoryIsRecycledWithoutErrors(t *testing.T) {
 
 func TestOOMKilledWorkerIsDiagnosed(t *testing.T) {
 	needNode(t)
-	dir := makeMemoryCgroup(t, 256<<20)
-	wrapper := []string{"sh", "-c", `echo $$ > "$0/cgroup.procs" && exec "$@"`, dir}
-	in := launchVia(t, wrapper, "--workers", "1", "--heap", "off", "--max-memory", "off", "--", "node", appJS())
+	cg := testutil.NewMemoryCgroup(t, 256<<20)
+	in := launchVia(t, cg.Wrapper(), "--workers", "1", "--heap", "off", "--max-memory", "off", "--", "node", appJS())
 	in.waitLog("worker ready", 20*time.Second)
 	go func() {
 		// Buffers live outside the V8 heap: only the cgroup limit stops them.

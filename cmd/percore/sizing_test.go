@@ -1,15 +1,14 @@
 package main
 
 import (
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/percore/percore/internal/testutil"
 	"github.com/percore/percore/machine"
 )
 
@@ -112,9 +111,8 @@ func TestBunWorkersServeWithMemoryBudget(t *testing.T) {
 // its own and checks that the plan and the workers' heaps follow the limit.
 func TestAutoHeapInsideMemoryCgroup(t *testing.T) {
 	needNode(t)
-	dir := makeMemoryCgroup(t, 1<<30)
-	wrapper := []string{"sh", "-c", `echo $$ > "$0/cgroup.procs" && exec "$@"`, dir}
-	in := launchVia(t, wrapper, "--workers", "2", "--", "node", "testdata/heap.js")
+	cg := testutil.NewMemoryCgroup(t, 1<<30)
+	in := launchVia(t, cg.Wrapper(), "--workers", "2", "--", "node", "testdata/heap.js")
 	plan := in.findLog("plan:", 20*time.Second)["@message"].(string)
 	if !strings.Contains(plan, "memory=1.0GiB (cgroup") {
 		t.Fatalf("plan line does not use the cgroup limit: %s", plan)
@@ -122,39 +120,6 @@ func TestAutoHeapInsideMemoryCgroup(t *testing.T) {
 	in.waitLog("worker ready", 20*time.Second)
 	// 1 GiB and 2 workers: the documented sizing gives 213 MiB of old space.
 	checkHeap(t, in, 213, 213+64)
-}
-
-// makeMemoryCgroup creates a memory cgroup (v2, or v1 as on hybrid hosts)
-// limited to limit bytes, or skips the test where that is not permitted.
-func makeMemoryCgroup(t *testing.T, limit int64) string {
-	t.Helper()
-	name := fmt.Sprintf("percore-test-%d", os.Getpid())
-	candidates := []struct{ parent, limitFile string }{
-		{"/sys/fs/cgroup/memory", "memory.limit_in_bytes"},
-		{"/sys/fs/cgroup", "memory.max"},
-	}
-	for _, c := range candidates {
-		if _, err := os.Stat(filepath.Join(c.parent, c.limitFile)); err != nil {
-			continue
-		}
-		dir := filepath.Join(c.parent, name)
-		if err := os.Mkdir(dir, 0o755); err != nil {
-			continue
-		}
-		if err := os.WriteFile(filepath.Join(dir, c.limitFile), []byte(strconv.FormatInt(limit, 10)), 0o644); err != nil {
-			os.Remove(dir)
-			continue
-		}
-		t.Cleanup(func() {
-			deadline := time.Now().Add(5 * time.Second)
-			for os.Remove(dir) != nil && time.Now().Before(deadline) {
-				time.Sleep(50 * time.Millisecond)
-			}
-		})
-		return dir
-	}
-	t.Skip("cannot create a memory cgroup here (needs root and a writable cgroup hierarchy)")
-	return ""
 }
 
 // TestHeapSizeLimitWithLimitOnParentCgroup runs percore in a memory cgroup
@@ -176,19 +141,8 @@ func TestHeapSizeLimitWithLimitOnParentCgroup(t *testing.T) {
 	} {
 		t.Run(rt.name, func(t *testing.T) {
 			command := rt.command(t)
-			parent := makeMemoryCgroup(t, limit)
-			child := filepath.Join(parent, "child")
-			if err := os.Mkdir(child, 0o755); err != nil {
-				t.Fatalf("create child cgroup: %v", err)
-			}
-			t.Cleanup(func() {
-				deadline := time.Now().Add(5 * time.Second)
-				for os.Remove(child) != nil && time.Now().Before(deadline) {
-					time.Sleep(50 * time.Millisecond)
-				}
-			})
-			wrapper := []string{"sh", "-c", `echo $$ > "$0/cgroup.procs" && exec "$@"`, child}
-			in := launchVia(t, wrapper, append([]string{"--workers", "2", "--"}, command...)...)
+			child := testutil.NewMemoryCgroup(t, limit).Child(t)
+			in := launchVia(t, child.Wrapper(), append([]string{"--workers", "2", "--"}, command...)...)
 			plan := in.findLog("plan:", 20*time.Second)["@message"].(string)
 			if !strings.Contains(plan, "memory=512MiB (cgroup") {
 				t.Fatalf("plan line does not use the parent's limit: %s", plan)
@@ -206,9 +160,8 @@ func TestHeapSizeLimitWithLimitOnParentCgroup(t *testing.T) {
 func TestRunWarnsOfUserHeapThatCannotFit(t *testing.T) {
 	needNode(t)
 	t.Setenv("NODE_OPTIONS", "--max-old-space-size=4096")
-	dir := makeMemoryCgroup(t, 512<<20)
-	wrapper := []string{"sh", "-c", `echo $$ > "$0/cgroup.procs" && exec "$@"`, dir}
-	in := launchVia(t, wrapper, "--workers", "2", "--", "node", "testdata/heap.js")
+	cg := testutil.NewMemoryCgroup(t, 512<<20)
+	in := launchVia(t, cg.Wrapper(), "--workers", "2", "--", "node", "testdata/heap.js")
 	warn := in.findLog("NODE_OPTIONS --max-old-space-size=4096 does not fit", 20*time.Second)["@message"].(string)
 	want := "NODE_OPTIONS --max-old-space-size=4096 does not fit 512MiB: 2 workers × (4096MiB heap + 48MiB young generation + 40MiB idle runtime) = 8368MiB, but 454MiB is left for workers"
 	if !strings.HasPrefix(warn, want) {
@@ -226,13 +179,9 @@ func TestPlanInCgroupNamespaceWithoutRemount(t *testing.T) {
 	if err != nil {
 		t.Skip("unshare is not installed")
 	}
-	parent := makeMemoryCgroup(t, 512<<20)
-	child := filepath.Join(parent, "child")
-	if err := os.Mkdir(child, 0o755); err != nil {
-		t.Fatalf("create child cgroup: %v", err)
-	}
-	t.Cleanup(func() { os.Remove(child) })
-	out, err := exec.Command("sh", "-c", `echo $$ > "$0/cgroup.procs" && exec "$@"`, child, unshare, "-C", percoreBin, "plan").CombinedOutput()
+	child := testutil.NewMemoryCgroup(t, 512<<20).Child(t)
+	argv := append(child.Wrapper(), unshare, "-C", percoreBin, "plan")
+	out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput()
 	if err != nil {
 		t.Skipf("cannot run percore in a new cgroup namespace: %v: %s", err, out)
 	}

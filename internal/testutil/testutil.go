@@ -1,6 +1,7 @@
 // Package testutil holds what percore's test suites share: a buffer that
-// many goroutines write to, and the /proc checks that no process a test
-// started outlives it. It is imported by tests only.
+// many goroutines write to, the /proc checks that no process a test
+// started outlives it, and memory cgroups to run percore in. It is imported
+// by tests only.
 package testutil
 
 import (

@@ -1,0 +1,137 @@
+package testutil
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// MemoryCgroup is a memory cgroup made for one test: v1 (as on hybrid
+// hosts) or v2, at the top of the hierarchy, limited and without swap.
+type MemoryCgroup struct {
+	Dir     string // its directory in the cgroup filesystem
+	Version int    // 1 or 2
+}
+
+// NewMemoryCgroup creates a memory cgroup limited to limit bytes, without
+// swap, and removes it when the test ends. It skips the test where that is
+// not permitted (not root, or no writable memory controller).
+func NewMemoryCgroup(t testing.TB, limit int64) MemoryCgroup {
+	t.Helper()
+	name := fmt.Sprintf("percore-test-%d-%d", os.Getpid(), time.Now().UnixNano())
+	for _, c := range []struct {
+		parent  string
+		version int
+	}{
+		{"/sys/fs/cgroup/memory", 1},
+		{"/sys/fs/cgroup", 2},
+	} {
+		cg := MemoryCgroup{Dir: filepath.Join(c.parent, name), Version: c.version}
+		if _, err := os.Stat(filepath.Join(c.parent, cg.file("limit"))); err != nil {
+			continue
+		}
+		if err := os.Mkdir(cg.Dir, 0o755); err != nil {
+			continue
+		}
+		if err := cg.write("limit", strconv.FormatInt(limit, 10)); err != nil {
+			os.Remove(cg.Dir)
+			continue
+		}
+		swap := strconv.FormatInt(limit, 10) // v1 limits memory and swap together
+		if c.version == 2 {
+			swap = "0"
+		}
+		if err := cg.write("swap", swap); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			os.Remove(cg.Dir)
+			t.Fatalf("set the swap limit of %s: %v", cg.Dir, err)
+		}
+		t.Cleanup(func() { cg.remove(t) })
+		return cg
+	}
+	t.Skip("cannot create a memory cgroup here (needs root and a writable cgroup hierarchy)")
+	return MemoryCgroup{}
+}
+
+// Child creates a cgroup without a limit of its own below cg, removed when
+// the test ends (before cg).
+func (cg MemoryCgroup) Child(t testing.TB) MemoryCgroup {
+	t.Helper()
+	c := MemoryCgroup{Dir: filepath.Join(cg.Dir, "child"), Version: cg.Version}
+	if err := os.Mkdir(c.Dir, 0o755); err != nil {
+		t.Fatalf("create child cgroup: %v", err)
+	}
+	t.Cleanup(func() { c.remove(t) })
+	return c
+}
+
+// Wrapper is a command prefix that moves itself into the cgroup, then
+// execs its trailing arguments there.
+func (cg MemoryCgroup) Wrapper() []string {
+	return []string{"sh", "-c", `echo $$ > "$0/cgroup.procs" && exec "$@"`, cg.Dir}
+}
+
+// OOMKills returns how many processes the kernel's OOM killer ended in the
+// cgroup: memory.oom_control's oom_kill (v1), memory.events' (v2).
+func (cg MemoryCgroup) OOMKills() (int, error) {
+	file := cg.file("events")
+	data, err := os.ReadFile(filepath.Join(cg.Dir, file))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "oom_kill "); ok {
+			return strconv.Atoi(strings.TrimSpace(v))
+		}
+	}
+	return 0, fmt.Errorf("%s has no oom_kill line: %q", file, data)
+}
+
+// Usage returns the memory the cgroup uses now, page cache included.
+func (cg MemoryCgroup) Usage() (uint64, error) { return cg.number("usage") }
+
+// Peak returns the most memory the cgroup has used.
+func (cg MemoryCgroup) Peak() (uint64, error) { return cg.number("peak") }
+
+func (cg MemoryCgroup) number(what string) (uint64, error) {
+	data, err := os.ReadFile(filepath.Join(cg.Dir, cg.file(what)))
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseUint(strings.TrimSpace(string(data)), 10, 64)
+}
+
+// file names a control file in the cgroup's version.
+func (cg MemoryCgroup) file(what string) string {
+	v1 := map[string]string{"limit": "memory.limit_in_bytes", "swap": "memory.memsw.limit_in_bytes",
+		"events": "memory.oom_control", "usage": "memory.usage_in_bytes", "peak": "memory.max_usage_in_bytes"}
+	v2 := map[string]string{"limit": "memory.max", "swap": "memory.swap.max",
+		"events": "memory.events", "usage": "memory.current", "peak": "memory.peak"}
+	if cg.Version == 2 {
+		return v2[what]
+	}
+	return v1[what]
+}
+
+func (cg MemoryCgroup) write(what, value string) error {
+	return os.WriteFile(filepath.Join(cg.Dir, cg.file(what)), []byte(value), 0o644)
+}
+
+// remove deletes the cgroup once its processes are gone (up to 5 s).
+func (cg MemoryCgroup) remove(t testing.TB) {
+	var err error
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if err = os.Remove(cg.Dir); err == nil || errors.Is(err, fs.ErrNotExist) {
+			return
+		}
+		if time.Now().After(deadline) {
+			break
+		}
+	}
+	t.Errorf("remove cgroup %s: %v", cg.Dir, err)
+}
