@@ -337,11 +337,11 @@ func setHeap(c *config, v string) error {
 }
 
 func setRuntime(c *config, v string) error {
-	k, err := jsruntime.ParseKind(v)
+	rt, err := jsruntime.Default().Lookup(v)
 	if err != nil {
 		return err
 	}
-	c.Runtime = k.String()
+	c.Runtime = rt.String()
 	return nil
 }
 

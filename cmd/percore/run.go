@@ -397,7 +397,7 @@ func (a *actors) ReadyWorkers() int { return a.pool.Ready() }
 // plan is the sizing decision and the way workers get their heap limit.
 type plan struct {
 	machine.Plan
-	kind jsruntime.Kind
+	rt   jsruntime.Runtime
 	Heap machine.HeapMode
 	res  machine.Resources
 }
@@ -419,14 +419,14 @@ func oomCounter() supervisor.OOMCounter {
 
 // options are the settings Prepare gives a worker listening on port.
 func (p plan) options(port int) jsruntime.Options {
-	return jsruntime.Options{Kind: p.kind, HeapMB: p.heapMB(), SemiSpaceMB: p.SemiSpaceMB, Port: port}
+	return jsruntime.Options{Runtime: p.rt, HeapMB: p.heapMB(), SemiSpaceMB: p.SemiSpaceMB, Port: port}
 }
 
-// heapMB is the heap setting handed to the runtime. Bun has no hard heap
-// cap; it is told the worker's memory budget as the RAM size its collector
-// plans for, which keeps its resident size down.
+// heapMB is the heap setting handed to the runtime. A runtime with no hard
+// heap cap (Bun) is told the worker's memory budget, as the RAM size its
+// collector plans for, which keeps its resident size down.
 func (p plan) heapMB() int {
-	if p.kind == jsruntime.Bun && p.HeapMB == 0 && p.Heap == machine.HeapAuto {
+	if p.rt.Memory == jsruntime.RecycleByRSS && p.HeapMB == 0 && p.Heap == machine.HeapAuto {
 		return int(p.WorkerBudget / machine.MiB)
 	}
 	return p.HeapMB
@@ -434,10 +434,7 @@ func (p plan) heapMB() int {
 
 // makePlan detects the machine, decides workers and heap, and logs the plan line.
 func makePlan(cfg *config, log hclog.Logger) (plan, error) {
-	kind := jsruntime.Detect(cfg.Command)
-	if cfg.Runtime != "" {
-		kind, _ = jsruntime.ParseKind(cfg.Runtime)
-	}
+	rt := cfg.runtime()
 	res, err := machine.Detect()
 	if err != nil {
 		return plan{}, fmt.Errorf("detect resources: %w", err)
@@ -445,19 +442,19 @@ func makePlan(cfg *config, log hclog.Logger) (plan, error) {
 	for _, n := range res.Notes {
 		log.Info("resources", "note", n)
 	}
-	mp, err := newPlan(cfg, res, kind, os.Environ())
+	mp, err := newPlan(cfg, res, rt, os.Environ())
 	if err != nil {
 		return plan{}, err
 	}
 	for _, w := range mp.Warnings {
 		log.Warn(w)
 	}
-	p := plan{Plan: mp, kind: kind, Heap: cfg.Heap, res: res}
+	p := plan{Plan: mp, rt: rt, Heap: cfg.Heap, res: res}
 	applied, err := p.dryRun(cfg.Command)
 	if err != nil {
 		return plan{}, err
 	}
-	log.Info(planLine(res, mp, kind, applied))
+	log.Info(planLine(res, mp, rt, applied))
 	if applied.Warning != "" {
 		log.Warn(applied.Warning)
 	}
@@ -477,14 +474,14 @@ func (p plan) dryRun(argv []string) (jsruntime.Applied, error) {
 
 // newPlan sizes the workers of cfg.Command, started with environment env,
 // checking a heap limit that the command or env sets like percore's own.
-func newPlan(cfg *config, res machine.Resources, kind jsruntime.Kind, env []string) (machine.Plan, error) {
-	userMB, userAt, err := userHeap(cfg.Command, env, kind)
+func newPlan(cfg *config, res machine.Resources, rt jsruntime.Runtime, env []string) (machine.Plan, error) {
+	userMB, userAt, err := userHeap(cfg.Command, env, rt)
 	if err != nil {
 		return machine.Plan{}, err
 	}
 	return machine.NewPlan(res, machine.Request{
 		Workers: cfg.Workers, WorkersSource: cfg.WorkersSource,
-		Heap: cfg.Heap, HeapMB: cfg.HeapMB, IncludeSwap: cfg.IncludeSwap, Runtime: kind.String(),
+		Heap: cfg.Heap, HeapMB: cfg.HeapMB, IncludeSwap: cfg.IncludeSwap, Runtime: rt.String(),
 		UserHeapMB: userMB, UserHeapSource: userAt,
 	}), nil
 }
@@ -492,22 +489,26 @@ func newPlan(cfg *config, res machine.Resources, kind jsruntime.Kind, env []stri
 // userHeap returns the heap limit that argv or env sets for the runtime
 // and where, as "NODE_OPTIONS --max-old-space-size"; "" when none is set.
 // Without argv it looks for the runtime's own variables in env.
-func userHeap(argv, env []string, kind jsruntime.Kind) (int, string, error) {
+func userHeap(argv, env []string, rt jsruntime.Runtime) (int, string, error) {
 	if len(argv) == 0 {
-		argv = []string{kind.String()}
+		argv = []string{rt.String()}
+		if len(rt.Binaries) > 0 {
+			argv[0] = rt.Binaries[0]
+		}
 	}
-	_, a, err := jsruntime.Prepare(jsruntime.Worker{Argv: argv, Env: env}, jsruntime.Options{Kind: kind})
+	_, a, err := jsruntime.Prepare(jsruntime.Worker{Argv: argv, Env: env}, jsruntime.Options{Runtime: rt})
 	if err != nil {
 		return 0, "", fmt.Errorf("prepare the worker command: %w", err)
 	}
-	if a.UserHeapAt == "" || (kind != jsruntime.Node && kind != jsruntime.Deno) {
-		// Bun's own BUN_JSC_forceRAMSize is no cap, and is reported in the plan line.
+	if a.UserHeapAt == "" || rt.Memory != jsruntime.HeapCap {
+		// A setting of a runtime without a hard heap cap (Bun's
+		// BUN_JSC_forceRAMSize) caps nothing; the plan line reports it.
 		return 0, "", nil
 	}
-	return a.UserHeapMB, a.UserHeapAt + " --max-old-space-size", nil
+	return a.UserHeapMB, a.UserHeapAt + " " + rt.HeapSetting, nil
 }
 
-func planLine(res machine.Resources, p machine.Plan, kind jsruntime.Kind, a jsruntime.Applied) string {
+func planLine(res machine.Resources, p machine.Plan, rt jsruntime.Runtime, a jsruntime.Applied) string {
 	heap := "none"
 	switch {
 	case a.UserHeapAt != "":
@@ -519,5 +520,20 @@ func planLine(res machine.Resources, p machine.Plan, kind jsruntime.Kind, a jsru
 	}
 	return fmt.Sprintf("plan: cpus=%d (%s) memory=%s (%s) workers=%d (%s) heap=%s runtime=%s",
 		res.CPUs, res.CPUSource, machine.FormatBytes(res.Memory), res.MemorySource,
-		p.Workers, p.WorkersReason, heap, kind)
+		p.Workers, p.WorkersReason, heap, rt)
+}
+
+// runtime is the runtime of cfg.Command: the one --runtime names, else the
+// one detected from the command; without a command (percore plan), the
+// first runtime percore knows.
+func (cfg *config) runtime() jsruntime.Runtime {
+	runtimes := jsruntime.Default()
+	if cfg.Runtime != "" {
+		rt, _ := runtimes.Lookup(cfg.Runtime) // checked when parsed
+		return rt
+	}
+	if len(cfg.Command) == 0 {
+		return runtimes.Primary()
+	}
+	return runtimes.Detect(cfg.Command)
 }
