@@ -481,9 +481,21 @@ func newPlan(cfg *config, res machine.Resources, rt jsruntime.Runtime, env []str
 	}
 	return machine.NewPlan(res, machine.Request{
 		Workers: cfg.Workers, WorkersSource: cfg.WorkersSource,
-		Heap: cfg.Heap, HeapMB: cfg.HeapMB, IncludeSwap: cfg.IncludeSwap, Runtime: rt.String(),
+		Heap: cfg.Heap, HeapMB: cfg.HeapMB, IncludeSwap: cfg.IncludeSwap,
+		Memory: memoryPolicy(rt.Memory), SemiSpace: rt.SemiSpace,
 		UserHeapMB: userMB, UserHeapSource: userAt,
 	}), nil
+}
+
+// memoryPolicy is a runtime's memory policy as the plan takes it.
+func memoryPolicy(m jsruntime.MemoryPolicy) machine.MemoryPolicy {
+	switch m {
+	case jsruntime.HeapCap:
+		return machine.HeapCap
+	case jsruntime.RecycleByRSS:
+		return machine.RecycleByRSS
+	}
+	return machine.NoHeapLimit
 }
 
 // userHeap returns the heap limit that argv or env sets for the runtime
