@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/percore/percore/jsruntime"
 	"github.com/percore/percore/machine"
 	"github.com/percore/percore/supervisor"
 )
@@ -23,12 +24,12 @@ type planFlags struct {
 // runPlan is "percore plan [flags] [-- COMMAND]": it prints what percore
 // would run on this machine, or on the one described by --cpus, --memory
 // and --swap, and exits.
-func runPlan(args, environ []string, stdout, stderr io.Writer) int {
+func runPlan(runtimes jsruntime.Registry, args, environ []string, stdout, stderr io.Writer) int {
 	var pf planFlags
 	rest, err := pf.parse(args)
 	if err == nil {
 		var cfg *config
-		if cfg, err = parseConfigFor(rest, envMap(environ), false); err == nil {
+		if cfg, err = parseConfigFor(runtimes, rest, envMap(environ), false); err == nil {
 			err = printPlan(stdout, cfg, pf, environ)
 		}
 	}
@@ -163,7 +164,7 @@ func printPlan(w io.Writer, cfg *config, pf planFlags, environ []string) error {
 	if len(cfg.Command) == 0 {
 		return nil
 	}
-	p := plan{Plan: mp, rt: rt, Heap: cfg.Heap}
+	p := plan{Plan: mp, rt: rt, runtimes: cfg.Runtimes, Heap: cfg.Heap}
 	for slot := 0; slot < mp.Workers; slot++ {
 		base := supervisor.WorkerEnv(environ, slot, "0", mp.Workers)
 		argv, env, err := p.prepare(cfg.Command, base, 0)

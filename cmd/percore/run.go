@@ -50,6 +50,12 @@ func currentVersion() string {
 
 // run is percore's main, testable: it returns the exit code.
 func run(args, environ []string, stdout, stderr io.Writer) int {
+	return runWith(jsruntime.Default(), args, environ, stdout, stderr)
+}
+
+// runWith is run with the runtimes percore knows: jsruntime.Default() in
+// the binary, a list of their own in tests.
+func runWith(runtimes jsruntime.Registry, args, environ []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 {
 		switch args[0] {
 		case "version", "plan", "reload", "scale", "status":
@@ -60,7 +66,7 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stdout, "percore %s\n", currentVersion())
 			return exitOK
 		case "plan":
-			return runPlan(args[1:], environ, stdout, stderr)
+			return runPlan(runtimes, args[1:], environ, stdout, stderr)
 		case "reload", "scale":
 			return runControl(args[0], args[1:], environ, stdout, stderr)
 		case "status":
@@ -70,7 +76,7 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 	sigs := catchSignals()
 	defer earlysignal.Release()
 	env := envMap(environ)
-	cfg, err := parseConfig(args, env)
+	cfg, err := parseConfigFor(runtimes, args, env, true)
 	if errors.Is(err, errHelp) {
 		printHelp(stdout)
 		return exitOK
@@ -397,13 +403,14 @@ func (a *actors) ReadyWorkers() int { return a.pool.Ready() }
 // plan is the sizing decision and the way workers get their heap limit.
 type plan struct {
 	machine.Plan
-	rt   jsruntime.Runtime
-	Heap machine.HeapMode
-	res  machine.Resources
+	rt       jsruntime.Runtime
+	runtimes jsruntime.Registry
+	Heap     machine.HeapMode
+	res      machine.Resources
 }
 
 func (p plan) prepare(argv, env []string, port int) ([]string, []string, error) {
-	w, _, err := jsruntime.Prepare(jsruntime.Worker{Argv: argv, Env: env},
+	w, _, err := p.runtimes.Prepare(jsruntime.Worker{Argv: argv, Env: env},
 		p.options(port))
 	return w.Argv, w.Env, err
 }
@@ -449,7 +456,7 @@ func makePlan(cfg *config, log hclog.Logger) (plan, error) {
 	for _, w := range mp.Warnings {
 		log.Warn(w)
 	}
-	p := plan{Plan: mp, rt: rt, Heap: cfg.Heap, res: res}
+	p := plan{Plan: mp, rt: rt, runtimes: cfg.Runtimes, Heap: cfg.Heap, res: res}
 	applied, err := p.dryRun(cfg.Command)
 	if err != nil {
 		return plan{}, err
@@ -464,7 +471,7 @@ func makePlan(cfg *config, log hclog.Logger) (plan, error) {
 // dryRun prepares a worker without starting it, to report what each worker
 // will get and to fail before any start when the command cannot be prepared.
 func (p plan) dryRun(argv []string) (jsruntime.Applied, error) {
-	_, applied, err := jsruntime.Prepare(jsruntime.Worker{Argv: argv, Env: os.Environ()},
+	_, applied, err := p.runtimes.Prepare(jsruntime.Worker{Argv: argv, Env: os.Environ()},
 		p.options(1))
 	if err != nil {
 		return applied, fmt.Errorf("prepare the worker command: %w", err)
@@ -475,7 +482,7 @@ func (p plan) dryRun(argv []string) (jsruntime.Applied, error) {
 // newPlan sizes the workers of cfg.Command, started with environment env,
 // checking a heap limit that the command or env sets like percore's own.
 func newPlan(cfg *config, res machine.Resources, rt jsruntime.Runtime, env []string) (machine.Plan, error) {
-	userMB, userAt, err := userHeap(cfg.Command, env, rt)
+	userMB, userAt, err := userHeap(cfg.Runtimes, cfg.Command, env, rt)
 	if err != nil {
 		return machine.Plan{}, err
 	}
@@ -501,14 +508,14 @@ func memoryPolicy(m jsruntime.MemoryPolicy) machine.MemoryPolicy {
 // userHeap returns the heap limit that argv or env sets for the runtime
 // and where, as "NODE_OPTIONS --max-old-space-size"; "" when none is set.
 // Without argv it looks for the runtime's own variables in env.
-func userHeap(argv, env []string, rt jsruntime.Runtime) (int, string, error) {
+func userHeap(runtimes jsruntime.Registry, argv, env []string, rt jsruntime.Runtime) (int, string, error) {
 	if len(argv) == 0 {
 		argv = []string{rt.String()}
 		if len(rt.Binaries) > 0 {
 			argv[0] = rt.Binaries[0]
 		}
 	}
-	_, a, err := jsruntime.Prepare(jsruntime.Worker{Argv: argv, Env: env}, jsruntime.Options{Runtime: rt})
+	_, a, err := runtimes.Prepare(jsruntime.Worker{Argv: argv, Env: env}, jsruntime.Options{Runtime: rt})
 	if err != nil {
 		return 0, "", fmt.Errorf("prepare the worker command: %w", err)
 	}
@@ -539,13 +546,12 @@ func planLine(res machine.Resources, p machine.Plan, rt jsruntime.Runtime, a jsr
 // one detected from the command; without a command (percore plan), the
 // first runtime percore knows.
 func (cfg *config) runtime() jsruntime.Runtime {
-	runtimes := jsruntime.Default()
 	if cfg.Runtime != "" {
-		rt, _ := runtimes.Lookup(cfg.Runtime) // checked when parsed
+		rt, _ := cfg.Runtimes.Lookup(cfg.Runtime) // checked when parsed
 		return rt
 	}
 	if len(cfg.Command) == 0 {
-		return runtimes.Primary()
+		return cfg.Runtimes.Primary()
 	}
-	return runtimes.Detect(cfg.Command)
+	return cfg.Runtimes.Detect(cfg.Command)
 }
