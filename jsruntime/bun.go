@@ -13,6 +13,24 @@ const bunRAMSizeVar = "BUN_JSC_forceRAMSize"
 // mib is the number of bytes in a MiB.
 const mib = 1 << 20
 
+// Bun is Bun. JavaScriptCore has no hard heap cap, so its workers are
+// recycled by their resident size; the heap setting handed to it,
+// BUN_JSC_forceRAMSize, is the RAM size its collector plans for, which makes
+// collections come sooner. The variable reaches Bun through any wrapper
+// (bunx, sh -c).
+func Bun() Runtime {
+	return Runtime{
+		Name:        "bun",
+		Binaries:    []string{"bun"},
+		Wrappers:    []string{"bunx"},
+		Memory:      RecycleByRSS,
+		HeapSetting: bunRAMSizeVar,
+		Prepare: func(w *Worker, o Options, _ Launch) (Applied, error) {
+			return prepareBun(w, o)
+		},
+	}
+}
+
 // prepareBun hands Bun the heap limit as the RAM size its collector plans
 // for. The variable reaches Bun through any wrapper, so argv is not read.
 func prepareBun(w *Worker, o Options) (Applied, error) {

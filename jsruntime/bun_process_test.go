@@ -41,7 +41,7 @@ func TestBunProcessReadsPort(t *testing.T) {
 		{bun, "run", "port.js"},
 		{"sh", "-c", bun + " port.js"},
 	} {
-		prepared, applied := prepare(t, Worker{Argv: argv, Env: baseEnv(port)}, Options{Kind: Detect(argv), HeapMB: bunHeapMB, Port: port})
+		prepared, applied := prepare(t, Worker{Argv: argv, Env: baseEnv(port)}, Options{Runtime: Detect(argv), HeapMB: bunHeapMB, Port: port})
 		if applied.HeapFlag != "BUN_JSC_forceRAMSize=314572800 (env)" {
 			t.Errorf("%q: HeapFlag = %q", argv, applied.HeapFlag)
 		}
@@ -62,8 +62,8 @@ func TestBunProcessRAMSizeLowersPeak(t *testing.T) {
 	dir := writeFiles(t, map[string]string{"churn.js": bunChurnScript})
 	port := freePort(t)
 	w := Worker{Argv: []string{bun, "churn.js"}, Env: baseEnv(port)}
-	prepared, _ := prepare(t, w, Options{Kind: Bun, HeapMB: bunHeapMB, Port: port})
-	plain, _ := prepare(t, w, Options{Kind: Bun, Port: port})
+	prepared, _ := prepare(t, w, Options{Runtime: Bun(), HeapMB: bunHeapMB, Port: port})
+	plain, _ := prepare(t, w, Options{Runtime: Bun(), Port: port})
 
 	without, with := peakMiB(t, plain, dir), peakMiB(t, prepared, dir)
 	t.Logf("peak RSS: %.0f MiB without BUN_JSC_forceRAMSize, %.0f MiB with it (%.0f%%)", without, with, 100*with/without)

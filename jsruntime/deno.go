@@ -13,18 +13,36 @@ const denoV8FlagsVar = "DENO_V8_FLAGS"
 // denoLoopback is the address deno serve is told to bind.
 const denoLoopback = "127.0.0.1"
 
+// Deno is Deno. Its V8 heap has a hard cap: --max-old-space-size and
+// --max-semi-space-size go into --v8-flags right after the subcommand when
+// argv runs deno run, serve or eval itself, otherwise into DENO_V8_FLAGS
+// (deno task, sh -c). deno serve, which does not read PORT, is also given
+// --port and --host.
+func Deno() Runtime {
+	return Runtime{
+		Name:        "deno",
+		Binaries:    []string{"deno"},
+		Memory:      HeapCap,
+		SemiSpace:   true,
+		HeapSetting: "--" + heapFlagName,
+		Prepare: func(w *Worker, o Options, l Launch) (Applied, error) {
+			return prepareDeno(w, o, l), nil
+		},
+	}
+}
+
 // prepareDeno puts the heap limit on a deno command line, right after the
 // subcommand for deno run, serve and eval run directly, otherwise into
 // DENO_V8_FLAGS; and gives deno serve its port and host.
-func prepareDeno(w *Worker, o Options, l launch) Applied {
+func prepareDeno(w *Worker, o Options, l Launch) Applied {
 	var cmd denoCommand
-	if l.kind == Deno && l.binary() {
-		cmd = parseDenoCommand(l.words, l.at)
+	if l.Binary() {
+		cmd = parseDenoCommand(l.Words, l.At)
 	}
 	envFlags, _ := lookupVar(*w, denoV8FlagsVar)
-	a := Applied{Warning: cmd.warning(o.Port, l.direct())}
-	inserts, newEnvFlags := cmd.placeHeap(&a, w.Argv, envFlags, o, l.direct())
-	if l.direct() && cmd.sub == "serve" {
+	a := Applied{Warning: cmd.warning(o.Port, l.Direct())}
+	inserts, newEnvFlags := cmd.placeHeap(&a, w.Argv, envFlags, o, l.Direct())
+	if l.Direct() && cmd.sub == "serve" {
 		inserts = append(inserts, cmd.listenFlags(&a, o.Port)...)
 	}
 	if len(inserts) > 0 {

@@ -74,7 +74,7 @@ func TestDenoProcessHeapLimit(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			w := Worker{Argv: tt.argv, Env: append(baseEnv(port), tt.env...)}
-			prepared, applied := prepare(t, w, Options{Kind: Detect(tt.argv), HeapMB: denoHeapMB, Port: port})
+			prepared, applied := prepare(t, w, Options{Runtime: Detect(tt.argv), HeapMB: denoHeapMB, Port: port})
 			if applied.HeapFlag != tt.heapFlag {
 				t.Errorf("HeapFlag = %q, want %q", applied.HeapFlag, tt.heapFlag)
 			}
@@ -96,7 +96,7 @@ func TestDenoProcessRunWithoutAllowEnv(t *testing.T) {
 	dir := writeFiles(t, map[string]string{"heap.ts": denoHeapScript})
 	port := freePort(t)
 	argv := []string{deno, "run", "heap.ts"}
-	prepared, applied := prepare(t, Worker{Argv: argv, Env: baseEnv(port)}, Options{Kind: Deno, HeapMB: denoHeapMB, Port: port})
+	prepared, applied := prepare(t, Worker{Argv: argv, Env: baseEnv(port)}, Options{Runtime: Deno(), HeapMB: denoHeapMB, Port: port})
 	if applied.Warning == "" {
 		t.Error("no warning for deno run without --allow-env")
 	}
@@ -110,7 +110,7 @@ func TestDenoProcessServeListensOnPort(t *testing.T) {
 	dir := writeFiles(t, map[string]string{"serve.ts": denoServeScript})
 	port := freePort(t)
 	argv := []string{deno, "serve", "serve.ts"}
-	prepared, applied := prepare(t, Worker{Argv: argv, Env: baseEnv(port)}, Options{Kind: Deno, HeapMB: denoHeapMB, Port: port})
+	prepared, applied := prepare(t, Worker{Argv: argv, Env: baseEnv(port)}, Options{Runtime: Deno(), HeapMB: denoHeapMB, Port: port})
 	if want := fmt.Sprintf("--port=%d", port); applied.PortFlag != want {
 		t.Errorf("PortFlag = %q, want %q", applied.PortFlag, want)
 	}

@@ -8,101 +8,94 @@ const maxNesting = 8
 
 // launch says where a command line starts its JavaScript runtime.
 type launch struct {
-	kind Kind
-	// words is the command in which the runtime was found: the worker's
-	// argv, or the words of one command of a shell script.
-	words []string
-	// at is the index in words of the runtime binary (node, deno, bun), or
-	// -1 when a wrapper such as npm starts the runtime itself.
-	at int
-	// inArgv is true when words is the worker's argv, so that the runtime's
-	// own flags can be inserted into it.
-	inArgv bool
+	rt    Runtime
+	found bool // rt is one of the registry's runtimes
+	Launch
 }
 
-// binary reports whether the runtime binary itself is in words.
-func (l launch) binary() bool {
-	return l.at >= 0
+// Detect tells which of the runtimes of Default a command line runs; see
+// Registry.Detect.
+func Detect(argv []string) Runtime {
+	return Default().Detect(argv)
 }
 
-// direct reports whether argv runs the runtime binary itself, so that
-// flags can be put on its command line.
-func (l launch) direct() bool {
-	return l.inArgv && l.binary()
-}
-
-// Detect tells which JavaScript runtime a command line runs. It knows the
-// runtime binaries by their base name, also with a path or a version
-// (node, /usr/local/bin/node, nodejs, node20, deno, bun), and looks through
-// the wrappers that start them: env(1) with its options and assignments,
-// sh -c and bash -c scripts (the first command of the script that runs a
-// runtime), package managers that run node (npm, pnpm, yarn, corepack, tsx,
-// ts-node, nodemon) and the binaries of npm packages (a path through
-// node_modules/.bin), npx and pnpx (which run the runtime named by their
-// package, node unless it is deno or bun), and bunx. Any other command is
-// Other.
-func Detect(argv []string) Kind {
-	return locate(argv).kind
+// Detect tells which JavaScript runtime a command line runs; Other when it
+// runs none of r's. It knows the runtime binaries by their base name, also
+// with a path or a version (node, /usr/local/bin/node, nodejs, node20, deno,
+// bun), and looks through the wrappers that start them: env(1) with its
+// options and assignments, sh -c and bash -c scripts (the first command of
+// the script that runs a runtime), a runtime's own wrappers (npm, pnpm,
+// yarn, corepack, tsx, ts-node, nodemon for node; bunx for bun), the
+// binaries of npm packages (a path through node_modules/.bin), and npx and
+// pnpx, which run the runtime named by their package, else the runtime that
+// runs npm packages (node).
+func (r Registry) Detect(argv []string) Runtime {
+	if l := r.locate(argv); l.found {
+		return l.rt
+	}
+	return Other()
 }
 
 // locate finds where argv starts its runtime.
-func locate(argv []string) launch {
-	return locateFrom(argv, 0, true, 0)
+func (r Registry) locate(argv []string) launch {
+	return r.locateFrom(argv, 0, true, 0)
 }
 
 // locateFrom finds the runtime of the command that starts at words[at].
-func locateFrom(words []string, at int, inArgv bool, depth int) launch {
-	none := launch{kind: Other, words: words, at: -1, inArgv: inArgv}
+func (r Registry) locateFrom(words []string, at int, inArgv bool, depth int) launch {
+	none := launch{Launch: Launch{Words: words, At: -1, InArgv: inArgv}}
 	if at >= len(words) || depth > maxNesting {
 		return none
 	}
 	name := commandName(words[at])
-	if kind := runtimeBinary(name); kind != Other {
-		return launch{kind: kind, words: words, at: at, inArgv: inArgv}
+	if rt, ok := r.binary(name); ok {
+		return launch{rt: rt, found: true, Launch: Launch{Words: words, At: at, InArgv: inArgv}}
+	}
+	wrapped, isWrapper := r.wrapper(name)
+	if !isWrapper && isPackageBin(words[at]) {
+		wrapped, isWrapper = r.packages()
 	}
 	switch {
 	case name == "env":
-		return locateAfterEnv(words, at, inArgv, depth)
+		return r.locateAfterEnv(words, at, inArgv, depth)
 	case isShell(name):
 		if script, ok := shellScript(words, at); ok {
-			return locateInScript(script, depth+1)
+			return r.locateInScript(script, depth+1)
 		}
 	case name == "busybox":
-		return locateFrom(words, at+1, inArgv, depth+1)
-	case name == "bunx":
-		return launch{kind: Bun, words: words, at: -1, inArgv: inArgv}
+		return r.locateFrom(words, at+1, inArgv, depth+1)
 	case packageRunner(name):
-		return locateExecTarget(words, at+1, depth)
-	case nodeWrapper(name) || isPackageBin(words[at]):
+		return r.locateExecTarget(words, at+1, depth)
+	case isWrapper:
 		if sub, i := firstPositional(words, at+1); isExecSubcommand(name, sub) {
-			return locateExecTarget(words, i+1, depth)
+			return r.locateExecTarget(words, i+1, depth)
 		}
-		return launch{kind: Node, words: words, at: -1, inArgv: inArgv}
+		return launch{rt: wrapped, found: true, Launch: Launch{Words: words, At: -1, InArgv: inArgv}}
 	}
 	return none
 }
 
 // locateAfterEnv finds the runtime of the command that env(1) at words[at]
 // runs.
-func locateAfterEnv(words []string, at int, inArgv bool, depth int) launch {
+func (r Registry) locateAfterEnv(words []string, at int, inArgv bool, depth int) launch {
 	e := parseEnvCommand(words, at)
 	if e.hasSplit {
 		split := append(shellWords(e.split), words[e.cmdAt:]...)
-		return locateFrom(split, 0, false, depth+1)
+		return r.locateFrom(split, 0, false, depth+1)
 	}
-	return locateFrom(words, e.cmdAt, inArgv, depth+1)
+	return r.locateFrom(words, e.cmdAt, inArgv, depth+1)
 }
 
 // locateInScript finds the runtime that a shell script starts: the first
 // of its commands that runs one.
-func locateInScript(script string, depth int) launch {
+func (r Registry) locateInScript(script string, depth int) launch {
 	for _, command := range shellCommands(script) {
 		command = skipCommandPrefix(command)
-		if l := locateFrom(command, 0, false, depth); l.kind != Other {
+		if l := r.locateFrom(command, 0, false, depth); l.found {
 			return l
 		}
 	}
-	return launch{kind: Other, at: -1}
+	return launch{Launch: Launch{At: -1}}
 }
 
 // skipCommandPrefix drops the words in front of a shell command's name:
@@ -131,14 +124,16 @@ func isExecSubcommand(name, sub string) bool {
 }
 
 // locateExecTarget tells the runtime of a package that npx (or npm exec)
-// runs, given the words after npx: node unless the package is deno or bun.
-// A command given with -c or --call is looked into.
-func locateExecTarget(words []string, from int, depth int) launch {
-	node := launch{kind: Node, words: words, at: -1}
+// runs, given the words after npx: the runtime whose binary the package is,
+// else the runtime that runs npm packages (node). A command given with -c
+// or --call is looked into.
+func (r Registry) locateExecTarget(words []string, from int, depth int) launch {
+	node := launch{Launch: Launch{Words: words, At: -1}}
+	node.rt, node.found = r.packages()
 	for i := from; i < len(words); i++ {
 		word := words[i]
 		if call, n := optionValue(words, i, "-c", "--call"); n > 0 {
-			if l := locateInScript(call, depth+1); l.kind != Other {
+			if l := r.locateInScript(call, depth+1); l.found {
 				return l
 			}
 			return node
@@ -150,8 +145,8 @@ func locateExecTarget(words []string, from int, depth int) launch {
 		if word == "--" || strings.HasPrefix(word, "-") {
 			continue
 		}
-		if kind := runtimeBinary(packageName(word)); kind != Other {
-			return launch{kind: kind, words: words, at: -1}
+		if rt, ok := r.binary(packageName(word)); ok {
+			return launch{rt: rt, found: true, Launch: Launch{Words: words, At: -1}}
 		}
 		return node
 	}

@@ -3,6 +3,14 @@
 // and it rewrites one worker's argv and environment so that the runtime
 // honours percore's heap limit and port.
 //
+// Each runtime is described once, by a Runtime built in its own file (Node,
+// Deno, Bun): how a command is recognised as starting it, its memory policy
+// (a hard heap cap, or recycling by resident size), and its Prepare, which
+// puts its settings in place. A Registry lists the runtimes; Default is
+// percore's list, and a caller may build its own with NewRegistry. Detect and
+// Prepare use Default; Registry.Detect and Registry.Prepare use a list of
+// the caller's.
+//
 // # Where a setting goes
 //
 // Node run directly gets --max-old-space-size=<MB> right after the node
@@ -33,7 +41,7 @@
 // instead of in the environment, so that the runtime still sees it.
 //
 // The package is pure: it reads no files, starts no process and holds no
-// state. It is not a process supervisor, a shell parser (it splits a sh -c
+// state (a Registry is a value, built when asked for). It is not a process supervisor, a shell parser (it splits a sh -c
 // script only far enough to find the first word of each command) or a
 // package.json reader: npm start is taken to run node.
 package jsruntime

@@ -9,7 +9,7 @@ import (
 func ExamplePrepare() {
 	argv := []string{"node", "server.js", "--verbose"}
 	w := jsruntime.Worker{Argv: argv, Env: []string{"PORT=41234"}}
-	o := jsruntime.Options{Kind: jsruntime.Detect(argv), HeapMB: 384, Port: 41234}
+	o := jsruntime.Options{Runtime: jsruntime.Detect(argv), HeapMB: 384, Port: 41234}
 
 	prepared, applied, err := jsruntime.Prepare(w, o)
 	if err != nil {
@@ -27,7 +27,7 @@ func ExamplePrepare() {
 
 	// deno serve also gets its port and host.
 	w.Argv = []string{"deno", "serve", "main.ts"}
-	o.Kind = jsruntime.Detect(w.Argv)
+	o.Runtime = jsruntime.Detect(w.Argv)
 	prepared, applied, _ = jsruntime.Prepare(w, o)
 	fmt.Println(prepared.Argv)
 	fmt.Println(applied.PortFlag, applied.HostFlag)

@@ -63,7 +63,7 @@ func checkNodeOptionsMerge(t *testing.T, nodeOptions string) {
 // it and the app's arguments stay as they were.
 func checkNodeArgvInsert(t *testing.T, args []string) {
 	argv := append([]string{"node"}, args...)
-	out, applied, err := Prepare(Worker{Argv: argv}, Options{Kind: Node, HeapMB: fuzzHeapMB})
+	out, applied, err := Prepare(Worker{Argv: argv}, Options{Runtime: Node(), HeapMB: fuzzHeapMB})
 	if err != nil {
 		t.Fatalf("Prepare(%q): %v", argv, err)
 	}
@@ -99,8 +99,8 @@ func FuzzPrepare(f *testing.F) {
 	f.Fuzz(func(t *testing.T, joined string) {
 		argv := strings.Split(joined, "\x00")
 		before := slices.Clone(argv)
-		for kind := Other; kind <= Bun; kind++ {
-			out, _, err := Prepare(Worker{Argv: argv}, Options{Kind: kind, HeapMB: fuzzHeapMB, Port: 8080})
+		for _, kind := range append(Default().Runtimes(), Other()) {
+			out, _, err := Prepare(Worker{Argv: argv}, Options{Runtime: kind, HeapMB: fuzzHeapMB, Port: 8080})
 			if !slices.Equal(argv, before) {
 				t.Fatalf("Prepare(%q, %v) changed its input", before, kind)
 			}

@@ -14,24 +14,6 @@ func commandName(word string) string {
 	return filepath.Base(word)
 }
 
-// runtimeBinary tells the runtime that a binary of this name is: node,
-// nodejs, deno and bun, also with a version after the name (node20,
-// node-20, nodejs18, node20.11, deno2, bun1.1). Other binaries give Other.
-func runtimeBinary(word string) Kind {
-	name := commandName(word)
-	for _, rt := range []struct {
-		prefix string
-		kind   Kind
-	}{
-		{"nodejs", Node}, {"node", Node}, {"deno", Deno}, {"bun", Bun},
-	} {
-		if rest, ok := strings.CutPrefix(name, rt.prefix); ok && isVersionSuffix(rest) {
-			return rt.kind
-		}
-	}
-	return Other
-}
-
 // isVersionSuffix reports whether s is empty or a version put after a
 // binary's name: an optional "-" or "v", then numbers separated by dots.
 func isVersionSuffix(s string) bool {
@@ -46,17 +28,6 @@ func isVersionSuffix(s string) bool {
 		}
 	}
 	return true
-}
-
-// nodeWrapper reports whether a command of this name is a Node program that
-// starts node children (package managers and loaders): they and their
-// children read NODE_OPTIONS.
-func nodeWrapper(name string) bool {
-	switch name {
-	case "npm", "pnpm", "yarn", "yarnpkg", "corepack", "tsx", "ts-node", "nodemon":
-		return true
-	}
-	return false
 }
 
 // isPackageBin reports whether a command word is the path of an npm

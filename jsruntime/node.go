@@ -10,9 +10,27 @@ import (
 // nodeOptionsVar is the environment variable node reads extra options from.
 const nodeOptionsVar = "NODE_OPTIONS"
 
+// Node is Node.js. Its V8 heap has a hard cap, --max-old-space-size, with
+// the young generation pinned by --max-semi-space-size beside it. The flags
+// go on node's command line right after the binary when argv runs node
+// itself, otherwise into NODE_OPTIONS, which node reads through any wrapper
+// (npm, pnpm, yarn, sh -c ...). It is the runtime of npm packages.
+func Node() Runtime {
+	return Runtime{
+		Name:         "node",
+		Binaries:     []string{"nodejs", "node"},
+		Wrappers:     []string{"npm", "pnpm", "yarn", "yarnpkg", "corepack", "tsx", "ts-node", "nodemon"},
+		RunsPackages: true,
+		Memory:       HeapCap,
+		SemiSpace:    true,
+		HeapSetting:  "--" + heapFlagName,
+		Prepare:      prepareNode,
+	}
+}
+
 // prepareNode puts the heap limit on a node command line: right after the
 // node binary when argv runs node itself, otherwise into NODE_OPTIONS.
-func prepareNode(w *Worker, o Options, l launch) (Applied, error) {
+func prepareNode(w *Worker, o Options, l Launch) (Applied, error) {
 	nodeOptions, _ := lookupVar(*w, nodeOptionsVar)
 	envOptions, err := splitNodeOptions(nodeOptions)
 	if err != nil {
@@ -20,9 +38,9 @@ func prepareNode(w *Worker, o Options, l launch) (Applied, error) {
 	}
 	fromEnv := scanHeapFlags(envOptions, true)
 	var argvOptions []string
-	runsNode := l.kind == Node && l.binary()
+	runsNode := l.Binary()
 	if runsNode {
-		args := l.words[l.at+1:]
+		args := l.Words[l.At+1:]
 		argvOptions = args[:nodeScriptIndex(args)]
 	}
 	fromArgv := scanHeapFlags(argvOptions, true)
@@ -39,8 +57,8 @@ func prepareNode(w *Worker, o Options, l launch) (Applied, error) {
 		a.UserHeapMB, a.UserHeapAt = fromEnv.mb, nodeOptionsVar
 	case o.HeapMB == 0:
 		// No limit to pass.
-	case runsNode && l.direct():
-		w.Argv = slices.Insert(w.Argv, l.at+1, flags...)
+	case runsNode && l.Direct():
+		w.Argv = slices.Insert(w.Argv, l.At+1, flags...)
 		a.HeapFlag = strings.Join(flags, " ") + " (argv)"
 	default:
 		setVar(w, nodeOptionsVar, appendNodeOption(nodeOptions, strings.Join(flags, " ")))

@@ -52,7 +52,7 @@ func TestNodeProcessHeapLimit(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			w := Worker{Argv: tt.argv, Env: append(baseEnv(port), tt.env...)}
-			prepared, applied := prepare(t, w, Options{Kind: Detect(tt.argv), HeapMB: nodeHeapMB, Port: port})
+			prepared, applied := prepare(t, w, Options{Runtime: Detect(tt.argv), HeapMB: nodeHeapMB, Port: port})
 			if applied.HeapFlag != tt.heapFlag {
 				t.Errorf("HeapFlag = %q, want %q", applied.HeapFlag, tt.heapFlag)
 			}
@@ -82,7 +82,7 @@ func TestNodeProcessHeapLimitThroughNpmRun(t *testing.T) {
 	port := freePort(t)
 	argv := []string{npm, "run", "--silent", "start"}
 	w := Worker{Argv: argv, Env: baseEnv(port)}
-	prepared, applied := prepare(t, w, Options{Kind: Detect(argv), HeapMB: nodeHeapMB, Port: port})
+	prepared, applied := prepare(t, w, Options{Runtime: Detect(argv), HeapMB: nodeHeapMB, Port: port})
 	if applied.HeapFlag != "--max-old-space-size=300 (NODE_OPTIONS)" {
 		t.Errorf("HeapFlag = %q, want it in NODE_OPTIONS", applied.HeapFlag)
 	}

@@ -18,8 +18,9 @@ type Worker struct {
 
 // Options are percore's per-worker settings for Prepare.
 type Options struct {
-	Kind   Kind
-	HeapMB int // V8 old-space limit in MiB; 0 = pass nothing
+	// Runtime is the runtime the worker runs; the zero Runtime is Other.
+	Runtime Runtime
+	HeapMB  int // the heap limit in MiB (V8's old space); 0 = pass nothing
 	// SemiSpaceMB is the V8 semi-space size in MiB passed with HeapMB
 	// (node and deno), so that the young generation, and heap_size_limit
 	// with it, do not depend on the memory V8 believes the machine has; 0 =
@@ -56,16 +57,22 @@ type Applied struct {
 	Warning string
 }
 
-// Prepare returns the argv and env for one worker of runtime o.Kind: the
-// heap limit and, where the runtime needs it, the port, put where the
-// runtime reads them (see the package documentation). The user's own heap
-// setting is kept. The worker sees PORT=<o.Port> in its environment, also
-// when env(1) in argv sets PORT. Prepare does not modify its inputs.
-//
-// When o.Kind is not the runtime Detect finds in argv (the user named the
-// runtime), settings go into the environment, which reaches the runtime
-// through any wrapper.
+// Prepare is Registry.Prepare with the runtimes of Default.
 func Prepare(w Worker, o Options) (Worker, Applied, error) {
+	return Default().Prepare(w, o)
+}
+
+// Prepare returns the argv and env for one worker of runtime o.Runtime:
+// the heap limit and, where the runtime needs it, the port, put where the
+// runtime reads them (see the package documentation and the runtime's
+// Prepare). The user's own heap setting is kept. The worker sees
+// PORT=<o.Port> in its environment, also when env(1) in argv sets PORT.
+// Prepare does not modify its inputs.
+//
+// When o.Runtime is not the runtime Detect finds in argv (the user named
+// the runtime), settings go into the environment, which reaches the runtime
+// through any wrapper.
+func (r Registry) Prepare(w Worker, o Options) (Worker, Applied, error) {
 	if err := o.check(); err != nil {
 		return Worker{}, Applied{}, fmt.Errorf("prepare worker: %w", err)
 	}
@@ -73,24 +80,16 @@ func Prepare(w Worker, o Options) (Worker, Applied, error) {
 		return Worker{}, Applied{}, errors.New("prepare worker: empty command")
 	}
 	out := Worker{Argv: slices.Clone(w.Argv), Env: slices.Clone(w.Env)}
-	l := locate(out.Argv)
-	if l.kind != o.Kind {
-		l = launch{kind: o.Kind, at: -1}
+	l := r.locate(out.Argv)
+	if !l.found || l.rt.Name != o.Runtime.Name {
+		l = launch{rt: o.Runtime, Launch: Launch{At: -1}}
 	}
-	var (
-		a   Applied
-		err error
-	)
-	switch o.Kind {
-	case Node:
-		a, err = prepareNode(&out, o, l)
-	case Deno:
-		a = prepareDeno(&out, o, l)
-	case Bun:
-		a, err = prepareBun(&out, o)
-	}
-	if err != nil {
-		return Worker{}, Applied{}, fmt.Errorf("prepare %s worker: %w", o.Kind, err)
+	var a Applied
+	if o.Runtime.Prepare != nil {
+		var err error
+		if a, err = o.Runtime.Prepare(&out, o, l.Launch); err != nil {
+			return Worker{}, Applied{}, fmt.Errorf("prepare %s worker: %w", o.Runtime, err)
+		}
 	}
 	if o.Port > 0 {
 		setVar(&out, "PORT", strconv.Itoa(o.Port))
@@ -98,11 +97,22 @@ func Prepare(w Worker, o Options) (Worker, Applied, error) {
 	return out, a, nil
 }
 
+// SetVar makes the command in w.Argv see name=value: in w.Env, or on the
+// command line of an env(1) at the front of argv that would set, unset or
+// clear name.
+func (w *Worker) SetVar(name, value string) {
+	setVar(w, name, value)
+}
+
+// LookupVar returns the value of name as the command in w.Argv sees it:
+// env(1) at the front of argv may set, unset or clear it.
+func (w Worker) LookupVar(name string) (string, bool) {
+	return lookupVar(w, name)
+}
+
 // check reports options that Prepare cannot apply.
 func (o Options) check() error {
 	switch {
-	case !o.Kind.valid():
-		return fmt.Errorf("unknown runtime kind %d", int(o.Kind))
 	case o.HeapMB < 0:
 		return fmt.Errorf("heap limit %d MiB is negative", o.HeapMB)
 	case o.SemiSpaceMB < 0:

@@ -352,13 +352,13 @@ func runPrepareCases(t *testing.T, cases []prepareCase) {
 // options returns the case's options for argv.
 func (tc prepareCase) options(t *testing.T, argv []string) Options {
 	t.Helper()
-	o := Options{Kind: Detect(argv), HeapMB: tc.heapMB, Port: testPort}
+	o := Options{Runtime: Detect(argv), HeapMB: tc.heapMB, Port: testPort}
 	if tc.kind != "" {
-		kind, err := ParseKind(tc.kind)
+		rt, err := Default().Lookup(tc.kind)
 		if err != nil {
 			t.Fatal(err)
 		}
-		o.Kind = kind
+		o.Runtime = rt
 	}
 	switch tc.heapMB {
 	case 0:
@@ -382,7 +382,7 @@ func checkEnv(t *testing.T, env []string, name, want string) {
 }
 
 func TestPrepareRunsDenoNamedByTheUser(t *testing.T) {
-	got, applied, err := Prepare(Worker{Argv: []string{"./start.sh"}}, Options{Kind: Deno, HeapMB: 200})
+	got, applied, err := Prepare(Worker{Argv: []string{"./start.sh"}}, Options{Runtime: Deno(), HeapMB: 200})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -399,16 +399,15 @@ func TestPrepareErrors(t *testing.T) {
 		o    Options
 		want string
 	}{
-		{"empty command", Worker{}, Options{Kind: Node}, "prepare worker: empty command"},
-		{"negative heap", Worker{Argv: []string{"node"}}, Options{Kind: Node, HeapMB: -1}, "prepare worker: heap limit -1 MiB is negative"},
-		{"port too high", Worker{Argv: []string{"node"}}, Options{Kind: Node, Port: 70000}, "prepare worker: port 70000 is out of range 0-65535"},
-		{"unknown kind", Worker{Argv: []string{"node"}}, Options{Kind: Kind(5)}, "prepare worker: unknown runtime kind 5"},
+		{"empty command", Worker{}, Options{Runtime: Node()}, "prepare worker: empty command"},
+		{"negative heap", Worker{Argv: []string{"node"}}, Options{Runtime: Node(), HeapMB: -1}, "prepare worker: heap limit -1 MiB is negative"},
+		{"port too high", Worker{Argv: []string{"node"}}, Options{Runtime: Node(), Port: 70000}, "prepare worker: port 70000 is out of range 0-65535"},
 		{"NODE_OPTIONS unterminated", Worker{Argv: []string{"npm", "start"}, Env: []string{`NODE_OPTIONS="--x`}},
-			Options{Kind: Node, HeapMB: 100}, `prepare node worker: read NODE_OPTIONS "\"--x": unterminated string`},
+			Options{Runtime: Node(), HeapMB: 100}, `prepare node worker: read NODE_OPTIONS "\"--x": unterminated string`},
 		{"NODE_OPTIONS bad escape", Worker{Argv: []string{"node", "a.js"}, Env: []string{`NODE_OPTIONS="\`}},
-			Options{Kind: Node, HeapMB: 100}, `prepare node worker: read NODE_OPTIONS "\"\\": invalid escape`},
+			Options{Runtime: Node(), HeapMB: 100}, `prepare node worker: read NODE_OPTIONS "\"\\": invalid escape`},
 		{"bun RAM size not a number", Worker{Argv: []string{"bun", "a.js"}, Env: []string{"BUN_JSC_forceRAMSize=1g"}},
-			Options{Kind: Bun, HeapMB: 100}, `prepare bun worker: read BUN_JSC_forceRAMSize="1g": not a number of bytes`},
+			Options{Runtime: Bun(), HeapMB: 100}, `prepare bun worker: read BUN_JSC_forceRAMSize="1g": not a number of bytes`},
 	}
 	for _, tt := range tests {
 		_, _, err := Prepare(tt.w, tt.o)
@@ -421,7 +420,7 @@ func TestPrepareErrors(t *testing.T) {
 func TestPrepareReturnsFreshSlices(t *testing.T) {
 	in := Worker{Argv: []string{"bun", "server.js"}, Env: make([]string, 1, 10)}
 	in.Env[0] = "PORT=1"
-	out, _, err := Prepare(in, Options{Kind: Bun, Port: 2})
+	out, _, err := Prepare(in, Options{Runtime: Bun(), Port: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -466,7 +465,7 @@ func TestPrepareSemiSpace(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			argv := splitArgs(tc.argv)
-			got, applied, err := Prepare(Worker{Argv: argv, Env: tc.env}, Options{Kind: Detect(argv), HeapMB: 147, SemiSpaceMB: 1})
+			got, applied, err := Prepare(Worker{Argv: argv, Env: tc.env}, Options{Runtime: Detect(argv), HeapMB: 147, SemiSpaceMB: 1})
 			if err != nil {
 				t.Fatal(err)
 			}

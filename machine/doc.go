@@ -49,9 +49,11 @@
 // lowered until every worker gets at least MinHeapMB, and a computed heap is
 // never below HeapFloorMB.
 //
-// Bun's JavaScriptCore has no hard heap cap, so for bun the budget is the
-// RSS at which a worker should be recycled and no heap flag is computed; the
-// same holds for runtimes other than node, deno and bun.
+// The heap is computed for a runtime whose Request.Memory is HeapCap. For a
+// runtime without a hard heap cap (RecycleByRSS, as Bun's JavaScriptCore)
+// the budget is the RSS at which a worker should be recycled and no heap
+// flag is computed; the same holds for a runtime that takes no heap setting
+// (NoHeapLimit). The package knows runtimes only by these policies.
 //
 // The package does not start processes, set limits or watch memory; it only
 // measures and computes.

@@ -12,13 +12,13 @@ func ExampleNewPlan() {
 		Memory: 512 << 20, MemorySource: "cgroup v2 memory.max",
 		Cgroup: "v2",
 	}
-	p := machine.NewPlan(r, machine.Request{Runtime: "node"})
+	p := machine.NewPlan(r, machine.Request{Memory: machine.HeapCap, SemiSpace: true})
 	fmt.Printf("workers: %d (%s)\n", p.Workers, p.WorkersReason)
 	fmt.Printf("node --max-old-space-size=%d (%s)\n", p.HeapMB, p.HeapReason)
 	fmt.Printf("budget: %s per worker, spare slot: %v\n", machine.FormatBytes(p.WorkerBudget), p.SpareSlot)
 
 	r.Memory = 256 << 20
-	p = machine.NewPlan(r, machine.Request{Runtime: "node"})
+	p = machine.NewPlan(r, machine.Request{Memory: machine.HeapCap, SemiSpace: true})
 	fmt.Printf("workers: %d (%s)\n", p.Workers, p.WorkersReason)
 	// Output:
 	// workers: 2 (cpus)

@@ -72,7 +72,7 @@ func TestHeapOOMBeforeCgroupOOM(t *testing.T) {
 	} {
 		for name, command := range runtimes {
 			t.Run(name+"/"+FormatBytes(c.memory), func(t *testing.T) {
-				plan := NewPlan(Resources{CPUs: c.cpus, Memory: c.memory}, Request{Runtime: name})
+				plan := NewPlan(Resources{CPUs: c.cpus, Memory: c.memory}, Request{Memory: HeapCap, SemiSpace: true})
 				if plan.Workers != c.workers {
 					t.Fatalf("plan has %d workers, want %d: %+v", plan.Workers, c.workers, plan)
 				}

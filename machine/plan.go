@@ -24,14 +24,35 @@ func (m HeapMode) String() string {
 	}
 }
 
-// Runtime names understood in Request.Runtime; any other value is treated
-// as RuntimeOther.
+// MemoryPolicy is how a runtime's memory is bounded; it decides whether
+// the plan computes a heap limit.
+type MemoryPolicy int
+
+// Memory policies.
 const (
-	RuntimeNode  = "node"
-	RuntimeDeno  = "deno"
-	RuntimeBun   = "bun"
-	RuntimeOther = "other"
+	// NoHeapLimit is for a runtime that takes no heap setting: no heap is
+	// computed, and the budget is the RSS at which a worker is recycled.
+	NoHeapLimit MemoryPolicy = iota
+	// HeapCap is for a runtime that stops its heap at the limit it is
+	// given (V8's old space): the heap is sized to the worker's budget.
+	HeapCap
+	// RecycleByRSS is for a runtime without a hard heap cap (Bun): no heap
+	// is computed, and the budget is the RSS at which a worker is recycled.
+	RecycleByRSS
 )
+
+// String returns "no heap limit", "heap cap" or "recycle by RSS".
+func (m MemoryPolicy) String() string {
+	switch m {
+	case NoHeapLimit:
+		return "no heap limit"
+	case HeapCap:
+		return "heap cap"
+	case RecycleByRSS:
+		return "recycle by RSS"
+	}
+	return fmt.Sprintf("MemoryPolicy(%d)", int(m))
+}
 
 // Request is what the user asked for.
 type Request struct {
@@ -40,10 +61,16 @@ type Request struct {
 	Heap          HeapMode
 	HeapMB        int // with HeapFixed
 	IncludeSwap   bool
-	Runtime       string // "node", "deno", "bun", "other"
-	// UserHeapMB is a heap limit in MiB that the user set for the runtime
-	// (NODE_OPTIONS, argv, DENO_V8_FLAGS), which the runtime is left to use
-	// instead of percore's; 0 with UserHeapSource set is V8's "no limit".
+	// Memory is how the runtime's memory is bounded (NoHeapLimit by
+	// default).
+	Memory MemoryPolicy
+	// SemiSpace says that the runtime takes a V8 semi-space size with its
+	// heap limit, which the plan then computes (Plan.SemiSpaceMB).
+	SemiSpace bool
+	// UserHeapMB is a heap limit in MiB that the user set for a HeapCap
+	// runtime (NODE_OPTIONS, argv, DENO_V8_FLAGS), which the runtime is left
+	// to use instead of percore's; 0 with UserHeapSource set is V8's "no
+	// limit".
 	UserHeapMB int
 	// UserHeapSource says where UserHeapMB was found, as
 	// "NODE_OPTIONS --max-old-space-size"; "" when the user set none.
@@ -56,9 +83,9 @@ type Plan struct {
 	Workers        int      // worker processes to keep running
 	WorkersReason  string   // e.g. "cpus", "--workers", "memory: 256MiB fits 1 worker of >= 128MiB heap"
 	HeapMB         int      // V8 old-space MiB to pass (the --max-old-space-size number); 0 = pass nothing
-	HeapReason     string   // "auto", "--heap", "off", "bun: no hard heap cap, recycled by RSS"
+	HeapReason     string   // "auto", "--heap", "off", "no hard heap cap, recycled by RSS"
 	SemiSpaceMB    int      // V8 semi-space MiB to pass with HeapMB (the --max-semi-space-size number); 0 = pass nothing
-	WorkerBudget   uint64   // bytes of RSS one worker may use; for bun the RSS recycle limit
+	WorkerBudget   uint64   // bytes of RSS one worker may use; without a hard heap cap, the RSS recycle limit
 	SpareSlot      bool     // the budget leaves room for one extra worker, so a replacement may start before the old one stops
 	UserHeapMB     int      // the user's own heap limit in force instead of HeapMB (Request.UserHeapMB)
 	UserHeapSource string   // where the user's limit was set (Request.UserHeapSource); "" when percore's HeapMB is in force
@@ -115,27 +142,28 @@ func workerCount(r Resources, req Request, total, usable uint64) (int, string) {
 		FormatBytes(total), n, plural(n, "worker"), MinHeapMB)
 }
 
-// chooseHeap sets HeapMB and HeapReason from the mode, runtime and budget.
+// chooseHeap sets HeapMB and HeapReason from the mode, memory policy and
+// budget.
 func (p *Plan) chooseHeap(req Request, memoryKnown bool) {
-	runtime := req.Runtime
-	switch runtime {
-	case RuntimeNode, RuntimeDeno:
-	case RuntimeBun:
-		p.HeapReason = "bun: no hard heap cap, recycled by RSS"
+	switch req.Memory {
+	case HeapCap:
+	case RecycleByRSS:
+		p.HeapReason = "no hard heap cap, recycled by RSS"
 	default:
-		runtime = RuntimeOther
-		p.HeapReason = "other: no heap flag"
+		p.HeapReason = "no heap flag"
 	}
 	switch {
-	case runtime == RuntimeBun || runtime == RuntimeOther:
+	case req.Memory != HeapCap:
 		if req.Heap == HeapFixed {
-			p.warn("--heap is ignored for %s; workers are recycled at %s RSS", runtime, FormatBytes(p.WorkerBudget))
+			p.warn("--heap is ignored (%s); workers are recycled at %s RSS", p.HeapReason, FormatBytes(p.WorkerBudget))
 		}
 	case req.Heap == HeapOff:
 		p.HeapReason = "off"
 	case req.Heap == HeapFixed && req.HeapMB > 0:
 		p.HeapMB, p.HeapReason = req.HeapMB, "--heap"
-		p.SemiSpaceMB = int(semiSpaceMB(uint64(req.HeapMB)))
+		if req.SemiSpace {
+			p.SemiSpaceMB = int(semiSpaceMB(uint64(req.HeapMB)))
+		}
 	case !memoryKnown:
 		p.HeapReason = "auto: memory unknown, runtime default"
 		p.warn("memory size unknown; no heap limit is set")
@@ -143,15 +171,18 @@ func (p *Plan) chooseHeap(req Request, memoryKnown bool) {
 		if req.Heap == HeapFixed {
 			p.warn("--heap %dMiB is not a size; using auto", req.HeapMB)
 		}
-		p.autoHeap()
+		p.autoHeap(req.SemiSpace)
 	}
 }
 
-// autoHeap derives the heap from the worker budget, raised to HeapFloorMB.
-func (p *Plan) autoHeap() {
+// autoHeap derives the heap from the worker budget, raised to HeapFloorMB,
+// and with semiSpace the semi-space size.
+func (p *Plan) autoHeap(semiSpace bool) {
 	h := heapForBudget(p.WorkerBudget / MiB)
 	p.HeapMB, p.HeapReason = int(h), "auto"
-	p.SemiSpaceMB = int(semiSpaceForBudget(p.WorkerBudget / MiB))
+	if semiSpace {
+		p.SemiSpaceMB = int(semiSpaceForBudget(p.WorkerBudget / MiB))
+	}
 	if h < HeapFloorMB {
 		p.HeapMB, p.HeapReason = HeapFloorMB, fmt.Sprintf("auto, raised to the %dMiB floor", HeapFloorMB)
 		p.warn("a %s worker budget fits a %dMiB heap; using the %dMiB floor, so the cgroup may kill workers before V8 stops them",
@@ -186,7 +217,7 @@ func (p *Plan) checkUserHeap(req Request, total, usable uint64) {
 		return
 	}
 	p.UserHeapMB, p.UserHeapSource = req.UserHeapMB, req.UserHeapSource
-	if (req.Runtime != RuntimeNode && req.Runtime != RuntimeDeno) || req.UserHeapMB <= 0 || total == 0 {
+	if req.Memory != HeapCap || req.UserHeapMB <= 0 || total == 0 {
 		return
 	}
 	heap := uint64(req.UserHeapMB)

@@ -9,8 +9,8 @@ func TestNewPlan(t *testing.T) {
 	res := func(memMiB uint64, cpus int, swapMiB uint64) Resources {
 		return Resources{CPUs: cpus, CPUQuota: float64(cpus), Memory: memMiB * MiB, Swap: swapMiB * MiB}
 	}
-	node := Request{Runtime: RuntimeNode}
-	withSwap := Request{Runtime: RuntimeNode, IncludeSwap: true}
+	node := Request{Memory: HeapCap, SemiSpace: true}
+	withSwap := Request{Memory: HeapCap, SemiSpace: true, IncludeSwap: true}
 	cases := []struct {
 		name      string
 		res       Resources
@@ -40,30 +40,30 @@ func TestNewPlan(t *testing.T) {
 			[]string{"a 28MiB worker budget fits a 0MiB heap; using the 64MiB floor"}},
 		{"64MiB 2CPU fits no worker of the minimum heap", res(64, 2, 0), node, 1, "memory: 64MiB fits no worker of >= 128MiB heap; running 1",
 			HeapFloorMB, "auto, raised to the 64MiB floor", 28, false, []string{"a 28MiB worker budget fits a 0MiB heap; using the 64MiB floor"}},
-		{"explicit workers that fit", res(2048, 4, 0), Request{Runtime: RuntimeNode, Workers: 2, WorkersSource: "--workers"},
+		{"explicit workers that fit", res(2048, 4, 0), Request{Memory: HeapCap, SemiSpace: true, Workers: 2, WorkersSource: "--workers"},
 			2, "--workers", 468, "auto", 637, true, nil},
-		{"explicit workers beyond memory", res(512, 2, 0), Request{Runtime: RuntimeNode, Workers: 4, WorkersSource: "WEB_CONCURRENCY"},
+		{"explicit workers beyond memory", res(512, 2, 0), Request{Memory: HeapCap, SemiSpace: true, Workers: 4, WorkersSource: "WEB_CONCURRENCY"},
 			4, "WEB_CONCURRENCY", 64, "auto, raised to the 64MiB floor", 113, false, []string{
 				"a 113MiB worker budget fits a 56MiB heap",
 				"WEB_CONCURRENCY 4 is more than the 2 CPUs available",
 				"WEB_CONCURRENCY 4 does not fit 512MiB: each worker gets a 64MiB heap (113MiB budget), below the 128MiB minimum heap"}},
-		{"explicit workers without source", res(1024, 2, 0), Request{Runtime: RuntimeNode, Workers: 1}, 1, "explicit", 339, "auto", 470, true, nil},
-		{"heap off", res(512, 2, 0), Request{Runtime: RuntimeNode, Heap: HeapOff}, 2, "cpus", 0, "off", 227, false, nil},
-		{"heap fixed", res(1024, 2, 0), Request{Runtime: RuntimeNode, Heap: HeapFixed, HeapMB: 200}, 2, "cpus", 200, "--heap", 313, true, nil},
-		{"heap fixed too large", res(512, 2, 0), Request{Runtime: RuntimeNode, Heap: HeapFixed, HeapMB: 400}, 2, "cpus", 400, "--heap", 227, false,
+		{"explicit workers without source", res(1024, 2, 0), Request{Memory: HeapCap, SemiSpace: true, Workers: 1}, 1, "explicit", 339, "auto", 470, true, nil},
+		{"heap off", res(512, 2, 0), Request{Memory: HeapCap, SemiSpace: true, Heap: HeapOff}, 2, "cpus", 0, "off", 227, false, nil},
+		{"heap fixed", res(1024, 2, 0), Request{Memory: HeapCap, SemiSpace: true, Heap: HeapFixed, HeapMB: 200}, 2, "cpus", 200, "--heap", 313, true, nil},
+		{"heap fixed too large", res(512, 2, 0), Request{Memory: HeapCap, SemiSpace: true, Heap: HeapFixed, HeapMB: 400}, 2, "cpus", 400, "--heap", 227, false,
 			[]string{"--heap 400MiB exceeds the 147MiB that fits a 227MiB worker budget"}},
-		{"heap fixed without size", res(512, 2, 0), Request{Runtime: RuntimeNode, Heap: HeapFixed}, 2, "cpus", 147, "auto", 227, false,
+		{"heap fixed without size", res(512, 2, 0), Request{Memory: HeapCap, SemiSpace: true, Heap: HeapFixed}, 2, "cpus", 147, "auto", 227, false,
 			[]string{"--heap 0MiB is not a size"}},
-		{"deno", res(1024, 2, 0), Request{Runtime: RuntimeDeno}, 2, "cpus", 213, "auto", 313, true, nil},
-		{"bun", res(1024, 2, 0), Request{Runtime: RuntimeBun}, 2, "cpus", 0, "bun: no hard heap cap, recycled by RSS", 313, true, nil},
-		{"bun with --heap", res(1024, 2, 0), Request{Runtime: RuntimeBun, Heap: HeapFixed, HeapMB: 100}, 2, "cpus", 0,
-			"bun: no hard heap cap, recycled by RSS", 313, true, []string{"--heap is ignored for bun; workers are recycled at 313MiB RSS"}},
-		{"bun explicit workers beyond memory", res(256, 1, 0), Request{Runtime: RuntimeBun, Workers: 3, WorkersSource: "PERCORE_WORKERS"},
-			3, "PERCORE_WORKERS", 0, "bun: no hard heap cap, recycled by RSS", 70, false, []string{
+		{"deno", res(1024, 2, 0), Request{Memory: HeapCap, SemiSpace: true}, 2, "cpus", 213, "auto", 313, true, nil},
+		{"bun", res(1024, 2, 0), Request{Memory: RecycleByRSS}, 2, "cpus", 0, "no hard heap cap, recycled by RSS", 313, true, nil},
+		{"bun with --heap", res(1024, 2, 0), Request{Memory: RecycleByRSS, Heap: HeapFixed, HeapMB: 100}, 2, "cpus", 0,
+			"no hard heap cap, recycled by RSS", 313, true, []string{"--heap is ignored (no hard heap cap, recycled by RSS); workers are recycled at 313MiB RSS"}},
+		{"bun explicit workers beyond memory", res(256, 1, 0), Request{Memory: RecycleByRSS, Workers: 3, WorkersSource: "PERCORE_WORKERS"},
+			3, "PERCORE_WORKERS", 0, "no hard heap cap, recycled by RSS", 70, false, []string{
 				"PERCORE_WORKERS 3 is more than the 1 CPU available",
 				"PERCORE_WORKERS 3 does not fit 256MiB: each worker gets a 70MiB RSS budget"}},
-		{"other runtime", res(1024, 2, 0), Request{Runtime: RuntimeOther}, 2, "cpus", 0, "other: no heap flag", 313, true, nil},
-		{"unknown runtime is other", res(1024, 2, 0), Request{Runtime: "python"}, 2, "cpus", 0, "other: no heap flag", 313, true, nil},
+		{"other runtime", res(1024, 2, 0), Request{Memory: NoHeapLimit}, 2, "cpus", 0, "no heap flag", 313, true, nil},
+		{"unknown memory policy takes no heap", res(1024, 2, 0), Request{Memory: MemoryPolicy(9)}, 2, "cpus", 0, "no heap flag", 313, true, nil},
 		{"memory unknown", Resources{CPUs: 3}, node, 3, "cpus", 0, "auto: memory unknown, runtime default", 0, false,
 			[]string{"memory size unknown"}},
 		{"zero resources", Resources{}, node, 1, "cpus", 0, "auto: memory unknown, runtime default", 0, false,
@@ -95,7 +95,7 @@ func TestNewPlanFits(t *testing.T) {
 	for memMiB := uint64(128); memMiB <= 64*1024; memMiB = memMiB*5/4 + 1 {
 		for cpus := 1; cpus <= 64; cpus *= 2 {
 			r := Resources{CPUs: cpus, Memory: memMiB * MiB}
-			p := NewPlan(r, Request{Runtime: RuntimeNode})
+			p := NewPlan(r, Request{Memory: HeapCap, SemiSpace: true})
 			slots := uint64(p.Workers)
 			if p.SpareSlot {
 				slots++
@@ -142,7 +142,7 @@ func TestYoungGen(t *testing.T) {
 // against the memory like percore's.
 func TestNewPlanUserHeap(t *testing.T) {
 	node := func(mb int, workers int) Request {
-		return Request{Runtime: RuntimeNode, UserHeapMB: mb, UserHeapSource: "NODE_OPTIONS --max-old-space-size", Workers: workers}
+		return Request{Memory: HeapCap, SemiSpace: true, UserHeapMB: mb, UserHeapSource: "NODE_OPTIONS --max-old-space-size", Workers: workers}
 	}
 	cases := []struct {
 		name     string
@@ -157,9 +157,9 @@ func TestNewPlanUserHeap(t *testing.T) {
 			"NODE_OPTIONS --max-old-space-size=170 exceeds the 147MiB that fits a 227MiB worker budget"}},
 		{"120 in 512MiB", 512, node(120, 0), nil},
 		{"0 is V8's default", 512, node(0, 0), nil},
-		{"deno in 1GiB", 1024, Request{Runtime: RuntimeDeno, UserHeapMB: 2048, UserHeapSource: "DENO_V8_FLAGS --max-old-space-size"},
+		{"deno in 1GiB", 1024, Request{Memory: HeapCap, SemiSpace: true, UserHeapMB: 2048, UserHeapSource: "DENO_V8_FLAGS --max-old-space-size"},
 			[]string{"DENO_V8_FLAGS --max-old-space-size=2048 does not fit 1.0GiB: 2 workers × (2048MiB heap + 48MiB young generation"}},
-		{"bun is not checked", 512, Request{Runtime: RuntimeBun, UserHeapMB: 4096, UserHeapSource: "BUN_JSC_forceRAMSize"}, nil},
+		{"bun is not checked", 512, Request{Memory: RecycleByRSS, UserHeapMB: 4096, UserHeapSource: "BUN_JSC_forceRAMSize"}, nil},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -176,5 +176,32 @@ func TestNewPlanUserHeap(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestMemoryPolicyString(t *testing.T) {
+	for m, want := range map[MemoryPolicy]string{NoHeapLimit: "no heap limit", HeapCap: "heap cap",
+		RecycleByRSS: "recycle by RSS", MemoryPolicy(9): "MemoryPolicy(9)"} {
+		if got := m.String(); got != want {
+			t.Errorf("MemoryPolicy(%d).String() = %q, want %q", int(m), got, want)
+		}
+	}
+}
+
+// TestNewPlanSemiSpace checks that a semi-space size is planned only for a
+// runtime that takes one, and that it changes nothing else.
+func TestNewPlanSemiSpace(t *testing.T) {
+	r := Resources{CPUs: 2, Memory: 512 * MiB}
+	for _, heap := range []Request{{Memory: HeapCap}, {Memory: HeapCap, Heap: HeapFixed, HeapMB: 200}} {
+		without := NewPlan(r, heap)
+		heap.SemiSpace = true
+		with := NewPlan(r, heap)
+		if without.SemiSpaceMB != 0 || with.SemiSpaceMB == 0 {
+			t.Errorf("%+v: semi-space %d without, %d with", heap, without.SemiSpaceMB, with.SemiSpaceMB)
+		}
+		with.SemiSpaceMB = 0
+		if with.HeapMB != without.HeapMB || with.WorkerBudget != without.WorkerBudget || with.Workers != without.Workers {
+			t.Errorf("%+v: plan %+v with a semi-space, %+v without", heap, with, without)
+		}
 	}
 }

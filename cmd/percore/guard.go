@@ -27,13 +27,13 @@ func (p plan) memoryLimited() bool {
 
 // guard is the memory guard the workers run under: --max-memory when given
 // ("off" turns it off), else the worker's memory budget when a cgroup
-// limits the memory or the runtime is Bun, which has no hard heap cap.
+// limits the memory or the runtime has no hard heap cap (RecycleByRSS).
 func (p plan) guard(cfg *config) supervisor.Guard {
 	var budget uint64
 	switch {
 	case cfg.MaxMemorySet:
 		budget = uint64(cfg.MaxMemoryMB) * machine.MiB
-	case p.memoryLimited() || p.kind == jsruntime.Bun:
+	case p.memoryLimited() || p.rt.Memory == jsruntime.RecycleByRSS:
 		budget = p.WorkerBudget
 	}
 	if budget == 0 {

@@ -22,6 +22,10 @@ import (
 var percoreBin string
 
 func TestMain(m *testing.M) {
+	if os.Getenv(asPercoreVar) == "1" {
+		// Started by launchBin as percore with the test runtimes.
+		os.Exit(runWith(testRuntimes(), os.Args[1:], os.Environ(), os.Stdout, os.Stderr))
+	}
 	earlysignal.Release() // the test binary is not percore: Ctrl-C ends it
 	dir, err := os.MkdirTemp("", "percore-test-")
 	if err != nil {
@@ -86,11 +90,18 @@ func launch(t *testing.T, args ...string) *instance {
 // percore's argv, given as its trailing arguments) without waiting for workers.
 func launchVia(t *testing.T, wrapper []string, args ...string) *instance {
 	t.Helper()
+	return launchBin(t, percoreBin, nil, wrapper, args...)
+}
+
+// launchBin is launchVia for the percore binary bin, with the variables
+// env added to its environment.
+func launchBin(t *testing.T, bin string, env, wrapper []string, args ...string) *instance {
+	t.Helper()
 	mark := fmt.Sprintf("percore-test-%d-%d", os.Getpid(), time.Now().UnixNano())
-	full := append([]string{percoreBin, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--log-format", "json"}, args...)
+	full := append([]string{bin, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--log-format", "json"}, args...)
 	full = append(append([]string(nil), wrapper...), full...)
 	cmd := exec.Command(full[0], full[1:]...)
-	cmd.Env = append(os.Environ(), "PERCORE_TEST_MARK="+mark)
+	cmd.Env = append(append(os.Environ(), env...), "PERCORE_TEST_MARK="+mark)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	in := &instance{t: t, cmd: cmd, mark: mark, stdout: &lockedBuffer{}, logs: &lockedBuffer{},
 		lines: make(chan map[string]any, 1024), exited: make(chan struct{})}

@@ -26,7 +26,8 @@ type config struct {
 	Admin             string // "" = off
 	Heap              machine.HeapMode
 	HeapMB            int
-	Runtime           string // "" = detect from the command
+	Runtime           string             // "" = detect from the command
+	Runtimes          jsruntime.Registry // the runtimes percore knows
 	IncludeSwap       bool
 	ShutdownTimeout   time.Duration
 	ReadyTimeout      time.Duration
@@ -34,7 +35,7 @@ type config struct {
 	StopSignal        syscall.Signal
 	LogLevel          hclog.Level
 	LogFormat         string
-	MaxMemoryMB       int  // 0 = off, or the runtime's default (bun: the budget)
+	MaxMemoryMB       int  // 0 = off, or the runtime's default (without a hard heap cap: the budget)
 	MaxMemorySet      bool // --max-memory was given (even "off")
 	MaxRequests       int  // recycle a worker after this many requests; 0 = never
 	MaxRequestsJitter int
@@ -87,7 +88,7 @@ func coreOptions() []option {
 			set:   setWorkers},
 		{name: "heap", value: "MB|auto|off", def: "auto",
 			usage: "V8 old-space limit per worker in MiB (--max-old-space-size)", set: setHeap},
-		{name: "runtime", value: "node|deno|bun|other", def: "detected from COMMAND",
+		{name: "runtime", value: strings.Join(jsruntime.Default().Names(), "|"), def: "detected from COMMAND",
 			usage: "how to pass the heap limit to the workers", set: setRuntime},
 		{name: "include-swap", isBool: true, def: "false",
 			usage: "count swap as memory when sizing heaps", set: setIncludeSwap},
@@ -101,7 +102,7 @@ func coreOptions() []option {
 			usage: "how long a request waits for a ready worker before 503", set: durationSetter(func(c *config) *time.Duration { return &c.WorkerWait })},
 		{name: "stop-signal", value: "SIGNAL", def: "SIGTERM",
 			usage: "signal that asks a worker to stop", set: setStopSignal},
-		{name: "max-memory", value: "MB|off", def: "the worker's memory budget when memory is limited (bun: always)",
+		{name: "max-memory", value: "MB|off", def: "the worker's memory budget when memory is limited (" + recycledByRSS(jsruntime.Default()) + ": always)",
 			usage: "memory guard: recycle a worker whose process group's RSS exceeds this, kill it above a hard limit", set: setMaxMemory},
 		{name: "max-requests", value: "N|off", def: "off",
 			usage: "recycle a worker after N requests (replaced first, then drained)", set: setMaxRequests},
@@ -147,16 +148,30 @@ func usagef(format string, args ...any) error {
 // errHelp asks for the help text.
 var errHelp = errors.New("help requested")
 
+// recycledByRSS names the runtimes without a hard heap cap, which the
+// memory guard always watches: "bun".
+func recycledByRSS(runtimes jsruntime.Registry) string {
+	var names []string
+	for _, rt := range runtimes.Runtimes() {
+		if rt.Memory == jsruntime.RecycleByRSS {
+			names = append(names, rt.Name)
+		}
+	}
+	return strings.Join(names, ", ")
+}
+
 // parseConfig reads flags from args and PERCORE_* variables from env; a flag
 // given on the command line wins over the environment.
 func parseConfig(args []string, env map[string]string) (*config, error) {
-	return parseConfigFor(args, env, true)
+	return parseConfigFor(jsruntime.Default(), args, env, true)
 }
 
-// parseConfigFor is parseConfig; requireCommand is false for "percore plan".
-func parseConfigFor(args []string, env map[string]string, requireCommand bool) (*config, error) {
+// parseConfigFor is parseConfig with the runtimes percore knows;
+// requireCommand is false for "percore plan".
+func parseConfigFor(runtimes jsruntime.Registry, args []string, env map[string]string, requireCommand bool) (*config, error) {
 	opts := options()
 	c := defaultConfig(env)
+	c.Runtimes = runtimes
 	explicit, command, err := parseFlags(args, opts, c)
 	if err != nil {
 		return nil, err
@@ -201,6 +216,7 @@ func defaultConfig(env map[string]string) *config {
 	}
 	return &config{
 		Port:            port,
+		Runtimes:        jsruntime.Default(),
 		Admin:           defaultAdmin,
 		Heap:            machine.HeapAuto,
 		ShutdownTimeout: defaultShutdownTimeout,
@@ -337,11 +353,11 @@ func setHeap(c *config, v string) error {
 }
 
 func setRuntime(c *config, v string) error {
-	k, err := jsruntime.ParseKind(v)
+	rt, err := c.Runtimes.Lookup(v)
 	if err != nil {
 		return err
 	}
-	c.Runtime = k.String()
+	c.Runtime = rt.String()
 	return nil
 }
 

@@ -24,12 +24,12 @@ type planFlags struct {
 // runPlan is "percore plan [flags] [-- COMMAND]": it prints what percore
 // would run on this machine, or on the one described by --cpus, --memory
 // and --swap, and exits.
-func runPlan(args, environ []string, stdout, stderr io.Writer) int {
+func runPlan(runtimes jsruntime.Registry, args, environ []string, stdout, stderr io.Writer) int {
 	var pf planFlags
 	rest, err := pf.parse(args)
 	if err == nil {
 		var cfg *config
-		if cfg, err = parseConfigFor(rest, envMap(environ), false); err == nil {
+		if cfg, err = parseConfigFor(runtimes, rest, envMap(environ), false); err == nil {
 			err = printPlan(stdout, cfg, pf, environ)
 		}
 	}
@@ -137,14 +137,8 @@ func printPlan(w io.Writer, cfg *config, pf planFlags, environ []string) error {
 		return fmt.Errorf("detect resources: %w", err)
 	}
 	pf.apply(&res)
-	kind := jsruntime.Node // a plan without COMMAND sizes a node app
-	if len(cfg.Command) > 0 {
-		kind = jsruntime.Detect(cfg.Command)
-	}
-	if cfg.Runtime != "" {
-		kind, _ = jsruntime.ParseKind(cfg.Runtime)
-	}
-	mp, err := newPlan(cfg, res, kind, environ)
+	rt := cfg.runtime()
+	mp, err := newPlan(cfg, res, rt, environ)
 	if err != nil {
 		return err
 	}
@@ -156,7 +150,7 @@ func printPlan(w io.Writer, cfg *config, pf planFlags, environ []string) error {
 	}
 	fmt.Fprintf(w, "swap:     %s, counted: %v\n", swap, cfg.IncludeSwap)
 	fmt.Fprintf(w, "cgroup:   %s\n", res.Cgroup)
-	fmt.Fprintf(w, "runtime:  %s\n", kind)
+	fmt.Fprintf(w, "runtime:  %s\n", rt)
 	fmt.Fprintf(w, "workers:  %d (%s)\n", mp.Workers, mp.WorkersReason)
 	fmt.Fprintf(w, "heap:     %s\n", heapText(mp))
 	fmt.Fprintf(w, "budget:   %s RSS per worker (spare slot for replacements: %v)\n",
@@ -170,7 +164,7 @@ func printPlan(w io.Writer, cfg *config, pf planFlags, environ []string) error {
 	if len(cfg.Command) == 0 {
 		return nil
 	}
-	p := plan{Plan: mp, kind: kind, Heap: cfg.Heap}
+	p := plan{Plan: mp, rt: rt, runtimes: cfg.Runtimes, Heap: cfg.Heap}
 	for slot := 0; slot < mp.Workers; slot++ {
 		base := supervisor.WorkerEnv(environ, slot, "0", mp.Workers)
 		argv, env, err := p.prepare(cfg.Command, base, 0)

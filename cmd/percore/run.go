@@ -50,6 +50,12 @@ func currentVersion() string {
 
 // run is percore's main, testable: it returns the exit code.
 func run(args, environ []string, stdout, stderr io.Writer) int {
+	return runWith(jsruntime.Default(), args, environ, stdout, stderr)
+}
+
+// runWith is run with the runtimes percore knows: jsruntime.Default() in
+// the binary, a list of their own in tests.
+func runWith(runtimes jsruntime.Registry, args, environ []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 {
 		switch args[0] {
 		case "version", "plan", "reload", "scale", "status":
@@ -60,7 +66,7 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stdout, "percore %s\n", currentVersion())
 			return exitOK
 		case "plan":
-			return runPlan(args[1:], environ, stdout, stderr)
+			return runPlan(runtimes, args[1:], environ, stdout, stderr)
 		case "reload", "scale":
 			return runControl(args[0], args[1:], environ, stdout, stderr)
 		case "status":
@@ -70,7 +76,7 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 	sigs := catchSignals()
 	defer earlysignal.Release()
 	env := envMap(environ)
-	cfg, err := parseConfig(args, env)
+	cfg, err := parseConfigFor(runtimes, args, env, true)
 	if errors.Is(err, errHelp) {
 		printHelp(stdout)
 		return exitOK
@@ -397,13 +403,14 @@ func (a *actors) ReadyWorkers() int { return a.pool.Ready() }
 // plan is the sizing decision and the way workers get their heap limit.
 type plan struct {
 	machine.Plan
-	kind jsruntime.Kind
-	Heap machine.HeapMode
-	res  machine.Resources
+	rt       jsruntime.Runtime
+	runtimes jsruntime.Registry
+	Heap     machine.HeapMode
+	res      machine.Resources
 }
 
 func (p plan) prepare(argv, env []string, port int) ([]string, []string, error) {
-	w, _, err := jsruntime.Prepare(jsruntime.Worker{Argv: argv, Env: env},
+	w, _, err := p.runtimes.Prepare(jsruntime.Worker{Argv: argv, Env: env},
 		p.options(port))
 	return w.Argv, w.Env, err
 }
@@ -419,14 +426,14 @@ func oomCounter() supervisor.OOMCounter {
 
 // options are the settings Prepare gives a worker listening on port.
 func (p plan) options(port int) jsruntime.Options {
-	return jsruntime.Options{Kind: p.kind, HeapMB: p.heapMB(), SemiSpaceMB: p.SemiSpaceMB, Port: port}
+	return jsruntime.Options{Runtime: p.rt, HeapMB: p.heapMB(), SemiSpaceMB: p.SemiSpaceMB, Port: port}
 }
 
-// heapMB is the heap setting handed to the runtime. Bun has no hard heap
-// cap; it is told the worker's memory budget as the RAM size its collector
-// plans for, which keeps its resident size down.
+// heapMB is the heap setting handed to the runtime. A runtime with no hard
+// heap cap (Bun) is told the worker's memory budget, as the RAM size its
+// collector plans for, which keeps its resident size down.
 func (p plan) heapMB() int {
-	if p.kind == jsruntime.Bun && p.HeapMB == 0 && p.Heap == machine.HeapAuto {
+	if p.rt.Memory == jsruntime.RecycleByRSS && p.HeapMB == 0 && p.Heap == machine.HeapAuto {
 		return int(p.WorkerBudget / machine.MiB)
 	}
 	return p.HeapMB
@@ -434,10 +441,7 @@ func (p plan) heapMB() int {
 
 // makePlan detects the machine, decides workers and heap, and logs the plan line.
 func makePlan(cfg *config, log hclog.Logger) (plan, error) {
-	kind := jsruntime.Detect(cfg.Command)
-	if cfg.Runtime != "" {
-		kind, _ = jsruntime.ParseKind(cfg.Runtime)
-	}
+	rt := cfg.runtime()
 	res, err := machine.Detect()
 	if err != nil {
 		return plan{}, fmt.Errorf("detect resources: %w", err)
@@ -445,19 +449,19 @@ func makePlan(cfg *config, log hclog.Logger) (plan, error) {
 	for _, n := range res.Notes {
 		log.Info("resources", "note", n)
 	}
-	mp, err := newPlan(cfg, res, kind, os.Environ())
+	mp, err := newPlan(cfg, res, rt, os.Environ())
 	if err != nil {
 		return plan{}, err
 	}
 	for _, w := range mp.Warnings {
 		log.Warn(w)
 	}
-	p := plan{Plan: mp, kind: kind, Heap: cfg.Heap, res: res}
+	p := plan{Plan: mp, rt: rt, runtimes: cfg.Runtimes, Heap: cfg.Heap, res: res}
 	applied, err := p.dryRun(cfg.Command)
 	if err != nil {
 		return plan{}, err
 	}
-	log.Info(planLine(res, mp, kind, applied))
+	log.Info(planLine(res, mp, rt, applied))
 	if applied.Warning != "" {
 		log.Warn(applied.Warning)
 	}
@@ -467,7 +471,7 @@ func makePlan(cfg *config, log hclog.Logger) (plan, error) {
 // dryRun prepares a worker without starting it, to report what each worker
 // will get and to fail before any start when the command cannot be prepared.
 func (p plan) dryRun(argv []string) (jsruntime.Applied, error) {
-	_, applied, err := jsruntime.Prepare(jsruntime.Worker{Argv: argv, Env: os.Environ()},
+	_, applied, err := p.runtimes.Prepare(jsruntime.Worker{Argv: argv, Env: os.Environ()},
 		p.options(1))
 	if err != nil {
 		return applied, fmt.Errorf("prepare the worker command: %w", err)
@@ -477,37 +481,53 @@ func (p plan) dryRun(argv []string) (jsruntime.Applied, error) {
 
 // newPlan sizes the workers of cfg.Command, started with environment env,
 // checking a heap limit that the command or env sets like percore's own.
-func newPlan(cfg *config, res machine.Resources, kind jsruntime.Kind, env []string) (machine.Plan, error) {
-	userMB, userAt, err := userHeap(cfg.Command, env, kind)
+func newPlan(cfg *config, res machine.Resources, rt jsruntime.Runtime, env []string) (machine.Plan, error) {
+	userMB, userAt, err := userHeap(cfg.Runtimes, cfg.Command, env, rt)
 	if err != nil {
 		return machine.Plan{}, err
 	}
 	return machine.NewPlan(res, machine.Request{
 		Workers: cfg.Workers, WorkersSource: cfg.WorkersSource,
-		Heap: cfg.Heap, HeapMB: cfg.HeapMB, IncludeSwap: cfg.IncludeSwap, Runtime: kind.String(),
+		Heap: cfg.Heap, HeapMB: cfg.HeapMB, IncludeSwap: cfg.IncludeSwap,
+		Memory: memoryPolicy(rt.Memory), SemiSpace: rt.SemiSpace,
 		UserHeapMB: userMB, UserHeapSource: userAt,
 	}), nil
+}
+
+// memoryPolicy is a runtime's memory policy as the plan takes it.
+func memoryPolicy(m jsruntime.MemoryPolicy) machine.MemoryPolicy {
+	switch m {
+	case jsruntime.HeapCap:
+		return machine.HeapCap
+	case jsruntime.RecycleByRSS:
+		return machine.RecycleByRSS
+	}
+	return machine.NoHeapLimit
 }
 
 // userHeap returns the heap limit that argv or env sets for the runtime
 // and where, as "NODE_OPTIONS --max-old-space-size"; "" when none is set.
 // Without argv it looks for the runtime's own variables in env.
-func userHeap(argv, env []string, kind jsruntime.Kind) (int, string, error) {
+func userHeap(runtimes jsruntime.Registry, argv, env []string, rt jsruntime.Runtime) (int, string, error) {
 	if len(argv) == 0 {
-		argv = []string{kind.String()}
+		argv = []string{rt.String()}
+		if len(rt.Binaries) > 0 {
+			argv[0] = rt.Binaries[0]
+		}
 	}
-	_, a, err := jsruntime.Prepare(jsruntime.Worker{Argv: argv, Env: env}, jsruntime.Options{Kind: kind})
+	_, a, err := runtimes.Prepare(jsruntime.Worker{Argv: argv, Env: env}, jsruntime.Options{Runtime: rt})
 	if err != nil {
 		return 0, "", fmt.Errorf("prepare the worker command: %w", err)
 	}
-	if a.UserHeapAt == "" || (kind != jsruntime.Node && kind != jsruntime.Deno) {
-		// Bun's own BUN_JSC_forceRAMSize is no cap, and is reported in the plan line.
+	if a.UserHeapAt == "" || rt.Memory != jsruntime.HeapCap {
+		// A setting of a runtime without a hard heap cap (Bun's
+		// BUN_JSC_forceRAMSize) caps nothing; the plan line reports it.
 		return 0, "", nil
 	}
-	return a.UserHeapMB, a.UserHeapAt + " --max-old-space-size", nil
+	return a.UserHeapMB, a.UserHeapAt + " " + rt.HeapSetting, nil
 }
 
-func planLine(res machine.Resources, p machine.Plan, kind jsruntime.Kind, a jsruntime.Applied) string {
+func planLine(res machine.Resources, p machine.Plan, rt jsruntime.Runtime, a jsruntime.Applied) string {
 	heap := "none"
 	switch {
 	case a.UserHeapAt != "":
@@ -519,5 +539,19 @@ func planLine(res machine.Resources, p machine.Plan, kind jsruntime.Kind, a jsru
 	}
 	return fmt.Sprintf("plan: cpus=%d (%s) memory=%s (%s) workers=%d (%s) heap=%s runtime=%s",
 		res.CPUs, res.CPUSource, machine.FormatBytes(res.Memory), res.MemorySource,
-		p.Workers, p.WorkersReason, heap, kind)
+		p.Workers, p.WorkersReason, heap, rt)
+}
+
+// runtime is the runtime of cfg.Command: the one --runtime names, else the
+// one detected from the command; without a command (percore plan), the
+// first runtime percore knows.
+func (cfg *config) runtime() jsruntime.Runtime {
+	if cfg.Runtime != "" {
+		rt, _ := cfg.Runtimes.Lookup(cfg.Runtime) // checked when parsed
+		return rt
+	}
+	if len(cfg.Command) == 0 {
+		return cfg.Runtimes.Primary()
+	}
+	return cfg.Runtimes.Detect(cfg.Command)
 }

@@ -128,7 +128,7 @@ func TestAutoHeapInsideMemoryCgroup(t *testing.T) {
 // space plus young generation), not one sized from the host's memory.
 func TestHeapSizeLimitWithLimitOnParentCgroup(t *testing.T) {
 	const limit = 512 << 20
-	mp := machine.NewPlan(machine.Resources{CPUs: 2, Memory: limit}, machine.Request{Runtime: machine.RuntimeNode})
+	mp := machine.NewPlan(machine.Resources{CPUs: 2, Memory: limit}, machine.Request{Memory: machine.HeapCap, SemiSpace: true})
 	want := int64(mp.HeapMB + mp.YoungGenMB())
 	for _, rt := range []struct {
 		name    string

@@ -48,7 +48,7 @@ func (s *statusSource) planStatus() health.PlanStatus {
 		Workers: s.plan.Workers, WorkersReason: s.plan.WorkersReason,
 		HeapMB: s.plan.heapMB(), HeapReason: s.plan.HeapReason,
 		BudgetBytes: s.plan.WorkerBudget, MaxMemoryBytes: s.maxMem,
-		Runtime: s.plan.kind.String(),
+		Runtime: s.plan.rt.String(),
 	}
 }
 
