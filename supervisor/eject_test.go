@@ -74,3 +74,35 @@ func TestEjectWhileReplacing(t *testing.T) {
 		t.Errorf("the replacement's crash is labelled %q, want %q", after.LastReason, "crash")
 	}
 }
+
+// A worker's memory is measured the moment it is ready, not at the
+// sampler's next tick: /status never shows a serving worker at 0 bytes.
+func TestRSSMeasuredWhenReady(t *testing.T) {
+	if !runtimeHasProc() {
+		t.Skip("no /proc to measure memory from")
+	}
+	rig := newRig(t, "serve", 1, func(c *Config) { c.SampleInterval = time.Hour })
+	rig.waitAdded(t)
+	if ws := rig.sup.Snapshot()[0]; ws.State != StateReady || ws.RSS == 0 {
+		t.Errorf("a worker just ready shows %+v, want its RSS", ws)
+	}
+}
+
+// An ejection by the proxy shows on the slot until it ends, and counts the
+// worker out of ReadyWorkers: one truth for routing and status.
+func TestOutOfRotationShowsOnSlot(t *testing.T) {
+	rig := newRig(t, "serve", 2, nil)
+	rig.waitAdded(t)
+	rig.waitAdded(t)
+	ws := rig.sup.Snapshot()[0]
+	rig.sup.OutOfRotation(ws.Key, time.Now().Add(time.Hour))
+	now := waitSnapshot(t, rig, "the ejection shows", func(ws WorkerStatus) bool { return ws.NotRouted != "" })
+	if now.NotRouted != NotRoutedEjected || now.State != StateReady || rig.sup.ReadyWorkers() != 1 {
+		t.Errorf("out of rotation: %+v, %d ready workers", now, rig.sup.ReadyWorkers())
+	}
+	rig.sup.OutOfRotation(ws.Key, time.Now())
+	waitSnapshot(t, rig, "the ejection ends", func(ws WorkerStatus) bool { return ws.NotRouted == "" })
+	if n := rig.sup.ReadyWorkers(); n != 2 {
+		t.Errorf("%d ready workers after the ejection ended, want 2", n)
+	}
+}
