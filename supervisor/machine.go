@@ -52,6 +52,7 @@ type life struct {
 	healthFails int             // consecutive failed health checks
 	outUntil    time.Time       // the proxy routes nothing to it until then
 	readySince  time.Time       // when it became ready; zero unless it serves
+	routed      bool            // the Router sends it requests
 	req         *replaceRequest // answered when it is gone (a replaced worker)
 }
 
@@ -346,10 +347,8 @@ func (m *machine) serve(l *life) {
 // route routes a ready worker and measures it at once, so that /status has
 // its memory from its first ready moment on.
 func (m *machine) route(l *life) {
-	l.readySince = time.Now()
-	if m.publish != nil {
-		m.publish(m) // whoever sees the worker routed sees it ready
-	}
+	l.readySince, l.routed = time.Now(), true
+	m.show() // whoever sees the worker routed sees it ready
 	m.fx.route(l.w)
 	if rss, ok := m.fx.rss(l.w); ok {
 		l.rss = rss
@@ -358,12 +357,30 @@ func (m *machine) route(l *life) {
 	l.w.log.Info("worker ready", "addr", l.w.addr(), "startup", time.Since(l.w.started).Round(time.Millisecond))
 }
 
+// unroute takes a worker out of the Router. The slot shows it at once, so
+// that readiness never counts a worker the Router has let go.
+func (m *machine) unroute(l *life) <-chan struct{} {
+	if l.routed {
+		l.routed = false
+		m.show()
+	}
+	return m.fx.drain(l.w)
+}
+
+// show publishes the slot's state now, before a change the Router sees.
+func (m *machine) show() {
+	if m.publish != nil {
+		m.publish(m)
+	}
+}
+
 // replace carries out a replacement of the serving worker l.
 func (m *machine) replace(l *life, req *replaceRequest) {
 	if req.stopFirst {
 		l.w.log.Info("replacing worker: stopping it first, there is no memory for a replacement beside it",
 			"reason", req.shown())
-		m.req, m.phase, l.readySince = req, phaseRecycling, time.Time{}
+		m.req, m.phase, l.readySince, l.routed = req, phaseRecycling, time.Time{}, false
+		m.show()
 		m.fx.halt(l.w, haltRecycle)
 		return
 	}
@@ -406,7 +423,7 @@ func (m *machine) handOver(old *life) {
 func (m *machine) eject(l *life, reason string) {
 	l.w.log.Warn("ejecting worker: out of rotation and restarting", "reason", reason)
 	l.end, l.ejected, l.readySince = reason, true, time.Time{}
-	m.fx.drain(l.w)
+	m.unroute(l)
 	m.fx.halt(l.w, haltEject)
 }
 
@@ -417,7 +434,7 @@ func (m *machine) kill(l *life, reason string) {
 	}
 	l.killed, l.readySince = reason, time.Time{}
 	l.w.log.Error("killing worker", "reason", reason)
-	m.fx.drain(l.w)
+	m.unroute(l)
 	m.fx.killGroup(l.w)
 }
 
@@ -444,8 +461,9 @@ func (m *machine) stopAll(kind eventKind) {
 	if m.phase != phaseEjecting && m.phase != phaseRecycling {
 		m.cur.w.log.Info("worker draining")
 	}
-	m.cur.readySince = time.Time{}
+	m.cur.readySince, m.cur.routed = time.Time{}, false
 	m.phase = phaseStopping
+	m.show()
 	m.fx.halt(m.cur.w, how)
 }
 

@@ -28,6 +28,7 @@ type slotView struct {
 	status   WorkerStatus
 	phase    phase
 	outUntil time.Time
+	routed   bool
 }
 
 // replaceRequest asks a slot to replace its worker. done receives nil once
@@ -82,7 +83,7 @@ func (sl *slot) publish(m *machine) {
 	if l := m.cur; l != nil {
 		ws.PID, ws.Port, ws.Started, ws.Key, ws.Addr = l.w.pid, l.w.port, l.w.started, l.w.key, l.w.addr()
 		ws.ReadySince, ws.RSS, ws.HealthFails = l.readySince, l.rss, l.healthFails
-		v.outUntil = l.outUntil
+		v.outUntil, v.routed = l.outUntil, l.routed
 	}
 	v.status = ws
 	sl.mu.Lock()
@@ -98,7 +99,10 @@ func (sl *slot) status(now time.Time) WorkerStatus {
 	ws := v.status
 	switch v.phase {
 	case phaseReady, phaseReplacing:
-		if now.Before(v.outUntil) {
+		switch {
+		case !v.routed:
+			ws.NotRouted = NotRoutedDraining // it exited; the slot records it
+		case now.Before(v.outUntil):
 			ws.NotRouted = NotRoutedEjected
 		}
 	case phaseStarting:
@@ -173,7 +177,7 @@ func (e *startError) Error() string {
 // to forget earlier failures.
 func (m *machine) died(l *life, e Exit) (stable bool) {
 	m.fx.cleanup(l.w)
-	<-m.fx.drain(l.w)
+	<-m.unroute(l)
 	up := time.Since(l.w.started)
 	l.w.log.Error("worker exited", "exit", e.String(), "uptime", up.Round(time.Millisecond))
 	m.fx.diagnose(l.w, e)
