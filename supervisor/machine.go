@@ -347,12 +347,12 @@ func (m *machine) serve(l *life) {
 // route routes a ready worker and measures it at once, so that /status has
 // its memory from its first ready moment on.
 func (m *machine) route(l *life) {
-	l.readySince, l.routed = time.Now(), true
-	m.show() // whoever sees the worker routed sees it ready
-	m.fx.route(l.w)
 	if rss, ok := m.fx.rss(l.w); ok {
 		l.rss = rss
 	}
+	l.readySince, l.routed = time.Now(), true
+	m.show() // whoever sees the worker routed sees it ready, with its memory
+	m.fx.route(l.w)
 	m.fx.firstOutcome()
 	l.w.log.Info("worker ready", "addr", l.w.addr(), "startup", time.Since(l.w.started).Round(time.Millisecond))
 }
