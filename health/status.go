@@ -47,12 +47,16 @@ type ReloadStatus struct {
 
 // WorkerStatus is one worker slot.
 type WorkerStatus struct {
-	ID       int    `json:"id"`
-	PID      int    `json:"pid"`
-	State    string `json:"state"`
-	Ready    bool   `json:"ready"`
-	Restarts int    `json:"restarts"` // unplanned: crashes, failed starts, health-check ejections
-	Replaced int    `json:"replaced"` // planned: reloads and recycling
+	ID    int    `json:"id"`
+	PID   int    `json:"pid"`
+	State string `json:"state"`
+	Ready bool   `json:"ready"` // takes new requests: ready and not ejected
+	// NotRouted says why the worker takes no new requests ("starting",
+	// "ejected", "draining", "backoff", "stopped"), or "full" when it is ready
+	// but at its in-flight limit; empty when it takes them.
+	NotRouted string `json:"not_routed,omitempty"`
+	Restarts  int    `json:"restarts"` // unplanned: crashes, failed starts, health-check ejections
+	Replaced  int    `json:"replaced"` // planned: reloads and recycling
 	// LastExit is how the previous process of this slot ended.
 	LastExit       *ExitStatus `json:"last_exit"`
 	RSSBytes       uint64      `json:"rss_bytes"` // the whole process group

@@ -70,6 +70,7 @@ func (p *Pool) failed(b *backend) bool {
 	for {
 		cur := p.ejectedUntil.Load()
 		if cur >= until || p.ejectedUntil.CompareAndSwap(cur, until) {
+			p.ejected(b, until)
 			return true
 		}
 	}

@@ -117,6 +117,7 @@ type Pool struct {
 	maxRequests int           // recycle workers after this many requests (0: never)
 	jitter      int           // plus up to this many
 	onLimit     func(key uint64)
+	onEject     func(key uint64, until time.Time)
 
 	stats        *stats
 	ejectedUntil atomic.Int64 // the latest end of an ejection; 0 when none may be on
@@ -386,6 +387,36 @@ func (p *Pool) SetMaxRequests(n, jitter int, onLimit func(key uint64)) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.maxRequests, p.jitter, p.onLimit = n, jitter, onLimit
+}
+
+// OnEject makes the pool tell fn each time it takes a worker out of
+// rotation for failed requests, with the worker's key and the ejection's
+// end, so that whoever reports readiness sees what the pool routes.
+func (p *Pool) OnEject(fn func(key uint64, until time.Time)) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.onEject = fn
+}
+
+// ejected tells the OnEject function about b's ejection until until.
+func (p *Pool) ejected(b *backend, until int64) {
+	p.mu.Lock()
+	fn := p.onEject
+	p.mu.Unlock()
+	if fn != nil {
+		fn(b.key, time.Unix(0, until))
+	}
+}
+
+// AtLimit reports whether the worker with key has every request slot taken
+// under the per-worker in-flight limit, so that new requests queue.
+func (p *Pool) AtLimit(key uint64) bool {
+	for _, b := range *p.backends.Load() {
+		if b.key == key {
+			return b.atLimit()
+		}
+	}
+	return false
 }
 
 // counted notes one more request sent to b, and asks for b's recycling when

@@ -62,6 +62,8 @@ func TestFailingWorkerIsEjectedForAWhile(t *testing.T) {
 		}
 	}()
 	p := startProxy(t, Config{}, ServerConfig{}, ln.Addr().String(), ok.Listener.Addr().String())
+	ejections := make(chan time.Time, 10)
+	p.pool.OnEject(func(key uint64, until time.Time) { ejections <- until })
 	bad := 0
 	for i := 0; i < 40; i++ {
 		resp, err := http.Post("http://"+p.addr+"/", "text/plain", nil)
@@ -78,6 +80,12 @@ func TestFailingWorkerIsEjectedForAWhile(t *testing.T) {
 	}
 	if p.pool.Ready() != 1 {
 		t.Errorf("Ready = %d with one worker ejected, want 1", p.pool.Ready())
+	}
+	if len(ejections) != 1 {
+		t.Fatalf("OnEject was told of %d ejections, want 1", len(ejections))
+	}
+	if until := <-ejections; time.Until(until) < EjectBase/2 {
+		t.Errorf("the ejection ends at %s, want about %s from now", until, EjectBase)
 	}
 }
 

@@ -8,4 +8,72 @@
 // workers only through the Router interface declared here. It does not decide
 // how many workers to run or how large their heaps are; the caller passes a
 // Prepare function that builds each worker's argv and environment.
+//
+// # Slots
+//
+// Each of the N places a worker runs in is a slot, and one goroutine owns
+// each slot. Everything that changes a slot reaches that goroutine as an
+// event naming the worker it is about; an event about a worker that is no
+// longer the slot's is ignored. One transition function moves the slot from
+// state to state and keeps its records (last exit and reason, restarts,
+// replacements, failed starts); Snapshot reads the copy the goroutine
+// publishes after each event. This table is the whole machine; a test
+// checks the code against it. "(new)" marks an event about the replacement
+// starting beside the serving worker.
+//
+//	state      event                 next       what the slot does
+//	starting   ready                 ready      route the worker; measure its memory
+//	starting   not ready             starting   SIGKILL the group; its exit is a failed start
+//	starting   shortage              starting   SIGKILL the group; its exit is not a failed start
+//	starting   start failed          backoff    a failed start, or an uncounted one for lack of resources
+//	starting   exit                  backoff    a failed start; stopped after MaxBootFailures if no slot serves
+//	starting   kill                  starting   SIGKILL the group; its exit is a failed start
+//	starting   replace               starting   held until the worker is ready
+//	starting   remove                stopping   drain and stop within one shutdown timeout
+//	starting   stop                  stopping   drain and stop within the stop's budget
+//	ready      exit                  backoff    a crash; a failed start within MinUptime
+//	ready      eject                 ejecting   out of rotation, stop signal, SIGKILL after EjectGrace
+//	ready      kill                  ejecting   out of rotation, SIGKILL now
+//	ready      recycle               ready      queue one recycling with the replacer
+//	ready      replace               replacing  start the replacement beside the worker
+//	ready      replace (stop first)  recycling  drain and stop the worker before its replacement starts
+//	ready      remove                stopping   drain and stop within one shutdown timeout
+//	ready      stop                  stopping   drain and stop within the stop's budget
+//	replacing  ready (new)           ready      route the replacement; the old worker drains, stops, then answers
+//	replacing  not ready (new)       replacing  SIGKILL the replacement; its exit fails the replacement
+//	replacing  shortage (new)        replacing  SIGKILL the replacement; its exit fails the replacement
+//	replacing  kill (new)            replacing  SIGKILL the replacement; its exit fails the replacement
+//	replacing  exit (new)            ready      the replacement failed; the worker keeps serving
+//	replacing  exit                  starting   a crash, counted as a restart; the replacement is the slot's worker
+//	replacing  eject                 starting   the worker stops as in ejecting; the replacement is the slot's worker
+//	replacing  kill                  starting   the worker is killed; the replacement is the slot's worker
+//	replacing  replace               replacing  answered at once: the replacement runs the current code
+//	replacing  remove                stopping   both workers stop; the replacement is answered
+//	replacing  stop                  stopping   both workers stop; the replacement is answered
+//	ejecting   exit                  backoff    recorded with the ejection's reason, or max-memory
+//	ejecting   kill                  ejecting   SIGKILL now
+//	ejecting   replace               ejecting   answered at once: a worker with the current code starts next
+//	ejecting   remove                stopping   drain and stop within one shutdown timeout
+//	ejecting   stop                  stopping   drain and stop within the stop's budget
+//	recycling  exit                  starting   a replacement, counted; stopped instead when percore stops
+//	recycling  kill                  recycling  SIGKILL now
+//	recycling  replace               recycling  answered at once: a worker with the current code starts next
+//	recycling  remove                stopping   the slot ends once the worker is gone
+//	recycling  stop                  stopping   the slot ends once the worker is gone
+//	stopping   exit                  stopped    recorded as stopped
+//	stopping   kill                  stopping   SIGKILL now
+//	stopping   replace               stopping   answered: the slot is ending
+//	backoff    backoff over          starting   a restart, counted; the next delay doubles up to BackoffMax
+//	backoff    replace               backoff    answered at once: the next start runs the current code
+//	backoff    remove                stopped    nothing runs
+//	backoff    stop                  stopped    nothing runs
+//	stopped    replace               stopped    answered: the slot has ended
+//
+// Any other event leaves the state as it is. In every state, the exit of a
+// worker the slot no longer owns (replaced, ejected while its replacement
+// started, or a replacement cut short) is recorded; sample, health and out
+// of rotation record the current worker's memory, failed health checks and
+// the proxy's ejection of it. Starting shows as StateStarting; ready and
+// replacing as StateReady; ejecting, recycling and stopping as
+// StateDraining; backoff and stopped as themselves.
 package supervisor

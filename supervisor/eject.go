@@ -10,56 +10,30 @@ const EjectGrace = 2 * time.Second
 
 // Eject takes the serving worker with key out of rotation at once and
 // restarts it, for example after failed health checks. The restart counts
-// in WorkerStatus.Restarts with reason as its LastReason. Unknown keys are
-// ignored.
+// in WorkerStatus.Restarts with reason as its LastReason. Keys that do not
+// serve (any more) are ignored: an ejection never touches the worker that
+// replaced the one it was meant for.
 func (s *Supervisor) Eject(key uint64, reason string) {
-	sl, w := s.slotOf(key)
-	if sl == nil {
-		return
-	}
-	sl.mu.Lock()
-	already := sl.ejected != ""
-	sl.ejected = reason
-	sl.state, sl.readySince = StateDraining, time.Time{}
-	sl.mu.Unlock()
-	if already {
-		return
-	}
-	w.log.Warn("ejecting worker: out of rotation and restarting", "reason", reason)
-	s.cfg.Router.Drain(w.key)
-	if err := signalGroup(w.pid, s.cfg.StopSignal); err != nil {
-		w.log.Warn("send stop signal", "error", err)
-	}
-	s.retiring.Add(1)
-	go s.killAfter(sl, w, EjectGrace)
-}
-
-// killAfter SIGKILLs the worker's group if it has not exited after d. The
-// slot loop, the worker's one waiter, observes the exit; this only watches
-// the clock and the slot's state.
-func (s *Supervisor) killAfter(sl *slot, w *worker, d time.Duration) {
-	defer s.retiring.Done()
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-s.stopping:
-		return
-	}
-	sl.mu.Lock()
-	still := sl.cur == w
-	sl.mu.Unlock()
-	if still {
-		s.killGroup(w)
-	}
+	s.post(key, event{kind: evEject, key: key, reason: reason})
 }
 
 // SetHealthFailures records a worker's consecutive failed health checks, for
 // status.
 func (s *Supervisor) SetHealthFailures(key uint64, n int) {
-	if sl, _ := s.slotOf(key); sl != nil {
-		sl.mu.Lock()
-		sl.healthFails = n
-		sl.mu.Unlock()
+	s.post(key, event{kind: evHealth, key: key, n: n})
+}
+
+// OutOfRotation records that the traffic side sends the worker with key no
+// requests until until, for example after requests to it failed in a row.
+// Its slot shows NotRoutedEjected meanwhile; the worker is not restarted.
+func (s *Supervisor) OutOfRotation(key uint64, until time.Time) {
+	s.post(key, event{kind: evOutOfRotation, key: key, until: until})
+}
+
+// post sends ev to the slot whose current worker has key; nothing when none
+// has.
+func (s *Supervisor) post(key uint64, ev event) {
+	if sl := s.slotOf(key); sl != nil {
+		sl.mail.post(ev)
 	}
 }

@@ -22,6 +22,7 @@ var fakeWorkers = map[string]func(){
 	"wrong-port":  fakeWrongPort,
 	"fail-if":     fakeFailIf,
 	"hog":         fakeHog,
+	"slow-if":     fakeSlowIf,
 }
 
 func TestMain(m *testing.M) {
@@ -129,4 +130,14 @@ func fakeHog() {
 	}
 	fakeServe()
 	hold[0] = 2
+}
+
+// fakeSlowIf waits FAKE_SLOW before it serves while the file FAKE_SLOW_FILE
+// exists: new code that takes a while to start.
+func fakeSlowIf() {
+	if _, err := os.Stat(os.Getenv("FAKE_SLOW_FILE")); err == nil {
+		d, _ := time.ParseDuration(os.Getenv("FAKE_SLOW"))
+		time.Sleep(d)
+	}
+	fakeServe()
 }

@@ -54,52 +54,28 @@ func (s *Supervisor) sampleDue(now time.Time, next map[*slot]time.Time) {
 }
 
 // sample reads the resident memory of the slot's worker, whatever its
-// state, records it and acts on it as the Guard says.
+// state, reports it to the slot and acts on it as the Guard says.
 func (s *Supervisor) sample(sl *slot) (uint64, bool) {
 	sl.mu.Lock()
-	w, state := sl.cur, sl.state
+	ws := sl.view.status
 	sl.mu.Unlock()
-	if w == nil {
+	if ws.Key == 0 || ws.PID == 0 {
 		return 0, false
 	}
-	rss, ok := groupRSS(w.pid)
+	rss, ok := groupRSS(ws.PID)
 	if !ok {
 		return 0, false
 	}
-	sl.mu.Lock()
-	if sl.cur == w {
-		sl.rss = rss
-	}
-	sl.mu.Unlock()
+	sl.mail.post(event{kind: evSample, key: ws.Key, rss: rss})
 	switch s.cfg.Guard.decide(rss) {
 	case guardKill:
-		s.killOverHard(sl, w, rss)
+		sl.mail.post(event{kind: evKill, key: ws.Key, reason: s.cfg.Guard.overHard(rss)})
 	case guardRecycle:
-		if state == StateReady {
-			s.recycle(w.key, "max-memory", s.cfg.Guard.overBudget(rss))
+		if ws.State == StateReady {
+			s.recycle(ws.Key, "max-memory", s.cfg.Guard.overBudget(rss))
 		}
 	}
 	return rss, true
-}
-
-// killOverHard takes a worker above the Guard's hard limit out of rotation
-// and kills its group at once; the slot's loop sees the exit and records
-// the reason.
-func (s *Supervisor) killOverHard(sl *slot, w *worker, rss uint64) {
-	reason := s.cfg.Guard.overHard(rss)
-	sl.mu.Lock()
-	if sl.cur != w || sl.killed != "" {
-		sl.mu.Unlock()
-		return
-	}
-	sl.killed = reason
-	if sl.state == StateReady {
-		sl.state, sl.readySince = StateDraining, time.Time{}
-	}
-	sl.mu.Unlock()
-	w.log.Error("killing worker", "reason", reason)
-	s.cfg.Router.Drain(w.key)
-	s.killGroup(w)
 }
 
 // diagnose says why a worker died, as far as percore can tell: a SIGKILL

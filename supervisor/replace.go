@@ -32,29 +32,10 @@ func (s *Supervisor) Recycle(key uint64, reason string) {
 	s.recycle(key, reason, "")
 }
 
-// recycle queues a recycling; detail, when set, is the reason the log and
-// /status give.
+// recycle asks the slot of the worker with key to queue its recycling;
+// detail, when set, is the reason the log and /status give.
 func (s *Supervisor) recycle(key uint64, reason, detail string) {
-	sl, w := s.slotOf(key)
-	if sl == nil {
-		return
-	}
-	sl.mu.Lock()
-	queued := sl.recycling
-	sl.recycling = true
-	sl.mu.Unlock()
-	if queued {
-		return
-	}
-	r := recycle{key: key, reason: reason, detail: detail}
-	w.log.Info("recycling worker", "reason", r.shown())
-	select {
-	case s.recycles <- r:
-	default:
-		sl.mu.Lock()
-		sl.recycling = false
-		sl.mu.Unlock()
-	}
+	s.post(key, event{kind: evRecycle, key: key, reason: reason, detail: detail})
 }
 
 // recycle asks for one worker's replacement.
@@ -78,14 +59,20 @@ func (s *Supervisor) ReloadState() ReloadStatus {
 	return s.reload
 }
 
-// slotOf finds the slot whose serving worker has key.
-func (s *Supervisor) slotOf(key uint64) (*slot, *worker) {
+// slotOf finds the slot whose current worker has key.
+func (s *Supervisor) slotOf(key uint64) *slot {
+	if key == 0 {
+		return nil
+	}
 	for _, sl := range s.slotList() {
-		if w := sl.current(); w != nil && w.key == key {
-			return sl, w
+		sl.mu.Lock()
+		k := sl.view.status.Key
+		sl.mu.Unlock()
+		if k == key {
+			return sl
 		}
 	}
-	return nil, nil
+	return nil
 }
 
 // replacer runs reloads and recycles one replacement at a time, so at most
@@ -99,8 +86,8 @@ func (s *Supervisor) replacer() {
 		case <-s.reloads:
 			s.runReload()
 		case r := <-s.recycles:
-			if sl, _ := s.slotOf(r.key); sl != nil {
-				req := replaceRequest{reason: r.reason, detail: r.detail, stopFirst: !s.cfg.SpareSlot}
+			if sl := s.slotOf(r.key); sl != nil {
+				req := &replaceRequest{key: r.key, reason: r.reason, detail: r.detail, stopFirst: !s.cfg.SpareSlot}
 				if err := s.replaceSlot(sl, req); err != nil && err != errStopping {
 					s.log.Error("recycle failed; the worker keeps serving", "worker", sl.id, "error", err)
 				}
@@ -125,7 +112,7 @@ func (s *Supervisor) runReload() {
 			if restart {
 				break
 			}
-			err := s.replaceSlot(sl, replaceRequest{reason: "reload"})
+			err := s.replaceSlot(sl, &replaceRequest{reason: "reload"})
 			if err == errStopping {
 				return
 			}
@@ -156,14 +143,20 @@ func (s *Supervisor) setReload(r ReloadStatus, starting bool) {
 
 // replaceSlot asks the slot to replace its worker and waits until the old
 // one is gone or the replacement failed.
-func (s *Supervisor) replaceSlot(sl *slot, req replaceRequest) error {
+func (s *Supervisor) replaceSlot(sl *slot, req *replaceRequest) error {
 	req.done = make(chan error, 1)
+	sl.mail.post(event{kind: evReplace, req: req})
 	select {
-	case sl.replace <- req:
-	case <-sl.remove:
-		return nil
+	case err := <-req.done:
+		return err
+	case <-sl.done:
+	}
+	select {
+	case err := <-req.done:
+		return err
 	case <-s.stopping:
 		return errStopping
+	default:
+		return nil // the slot was scaled away
 	}
-	return <-req.done
 }

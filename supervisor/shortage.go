@@ -29,9 +29,7 @@ func outOfResources(err error) bool {
 
 // recordShortage notes a start that failed for lack of resources. It leaves
 // the count of failed starts alone.
-func (s *Supervisor) recordShortage(sl *slot, e *shortageError) {
-	s.count(reasonShortage)
-	sl.mu.Lock()
-	defer sl.mu.Unlock()
-	sl.lastReason = reasonShortage + ": " + e.Error()
+func (m *machine) recordShortage(err error) {
+	m.fx.count(reasonShortage)
+	m.rec.lastReason = reasonShortage + ": " + err.Error()
 }

@@ -54,7 +54,7 @@ type Supervisor struct {
 	stopCtx  context.Context // set before stopping is closed
 	fatal    chan error      // a slot that gives up sends here
 	slotsWG  sync.WaitGroup  // one per running slot loop
-	retiring sync.WaitGroup  // one per replaced worker still draining
+	helpers  sync.WaitGroup  // the slots' watchers, timers and stops
 	loops    sync.WaitGroup  // the replacer and the sampler
 
 	firstOnce sync.Once
@@ -124,7 +124,7 @@ func (s *Supervisor) Run() error {
 		s.Stop(ctx)
 	}
 	s.slotsWG.Wait()
-	s.retiring.Wait()
+	s.helpers.Wait()
 	s.loops.Wait()
 	return err
 }
@@ -189,13 +189,15 @@ func (s *Supervisor) workerCount() int {
 	return s.target
 }
 
-// readyCount is the number of workers now taking traffic.
+// readyCount is the number of slots whose worker serves.
 func (s *Supervisor) readyCount() int {
 	n := 0
 	for _, sl := range s.slotList() {
-		if sl.current() != nil {
+		sl.mu.Lock()
+		if sl.view.phase.State() == StateReady {
 			n++
 		}
+		sl.mu.Unlock()
 	}
 	return n
 }
@@ -206,14 +208,28 @@ func (s *Supervisor) slotList() []*slot {
 	return append([]*slot(nil), s.slots...)
 }
 
-// Snapshot returns the state of every worker slot, in slot order.
+// Snapshot returns the state of every worker slot, in slot order. Each
+// slot's status is the one its loop last published.
 func (s *Supervisor) Snapshot() []WorkerStatus {
 	slots := s.slotList()
+	now := time.Now()
 	out := make([]WorkerStatus, len(slots))
 	for i, sl := range slots {
-		out[i] = sl.status()
+		out[i] = sl.status(now)
 	}
 	return out
+}
+
+// ReadyWorkers returns how many workers take new requests now: ready, and
+// not out of rotation. It is the readiness /readyz and /status report.
+func (s *Supervisor) ReadyWorkers() int {
+	n := 0
+	for _, ws := range s.Snapshot() {
+		if ws.NotRouted == "" {
+			n++
+		}
+	}
+	return n
 }
 
 // MaxWorkers bounds Scale.

@@ -23,7 +23,8 @@ type worker struct {
 	sock    string // the Unix socket path, when workers listen on sockets
 	pid     int
 	started time.Time
-	exit    <-chan Exit
+	exit    <-chan Exit   // read only by watchExit
+	gone    chan struct{} // closed once the process has exited
 	tail    *Tail
 	output  <-chan struct{} // closed once the output pipes ended and tail holds the last lines
 	log     hclog.Logger
@@ -74,9 +75,12 @@ func (w *worker) forget() {
 // errNotReady says a worker did not listen on its port in time.
 var errNotReady = errors.New("did not listen on its port in time")
 
+// errGone says a worker exited while it was waited for.
+var errGone = errors.New("worker exited")
+
 // spawn starts one worker for slot on a fresh loopback port.
 func (s *Supervisor) spawn(slot int) (*worker, error) {
-	w := &worker{key: s.nextKey.Add(1), slot: slot, tail: &Tail{}}
+	w := &worker{key: s.nextKey.Add(1), slot: slot, tail: &Tail{}, gone: make(chan struct{})}
 	port := "0"
 	if s.cfg.SocketDir != "" {
 		w.sock = filepath.Join(s.cfg.SocketDir, "worker-"+strconv.FormatUint(w.key, 10)+".sock")
@@ -150,9 +154,10 @@ func WorkerEnv(base []string, slot int, port string, count int) []string {
 }
 
 // awaitReady polls until the worker listens on its port. It returns nil when
-// it does, the worker's exit when it exits first, errNotReady at the ready
-// timeout, or ctx's error.
-func (s *Supervisor) awaitReady(ctx context.Context, w *worker) (*Exit, error) {
+// it does, errNotReady at the ready timeout, a *shortageError when percore
+// could not check for lack of descriptors, or errGone when the worker exited
+// first.
+func (s *Supervisor) awaitReady(w *worker) error {
 	deadline := time.NewTimer(s.cfg.ReadyTimeout)
 	defer deadline.Stop()
 	poll := time.NewTimer(0)
@@ -161,15 +166,13 @@ func (s *Supervisor) awaitReady(ctx context.Context, w *worker) (*Exit, error) {
 	var lastErr error
 	for {
 		select {
-		case e := <-w.exit:
-			return &e, nil
+		case <-w.gone:
+			return errGone
 		case <-deadline.C:
 			if outOfResources(lastErr) {
-				return nil, &shortageError{err: lastErr}
+				return &shortageError{err: lastErr}
 			}
-			return nil, errNotReady
-		case <-ctx.Done():
-			return nil, ctx.Err()
+			return errNotReady
 		case <-poll.C:
 		}
 		ok, err := w.listening()
@@ -178,7 +181,7 @@ func (s *Supervisor) awaitReady(ctx context.Context, w *worker) (*Exit, error) {
 			w.log.Debug("readiness check", "error", err)
 		}
 		if ok {
-			return nil, nil
+			return nil
 		}
 		poll.Reset(readyPollDelay(time.Since(start)))
 	}
@@ -197,21 +200,22 @@ func readyPollDelay(elapsed time.Duration) time.Duration {
 }
 
 // stop ends a worker: it waits until the router has drained it, sends the
-// stop signal to its process group, waits for it to exit, and kills what is
-// left of the group. ctx bounds the whole stop; when ctx ends because of a
-// fast stop (its cause is ErrHurry) the worker still gets the stop signal and
-// HurryGrace before SIGKILL. It returns the worker's exit.
-func (s *Supervisor) stop(ctx context.Context, w *worker, drained <-chan struct{}) Exit {
+// stop signal to its process group, waits for it to exit, and kills the
+// group if it does not. ctx bounds the whole stop; when ctx ends because of
+// a fast stop (its cause is ErrHurry) the worker still gets the stop signal
+// and HurryGrace before SIGKILL. The worker's exit reaches its slot through
+// watchExit.
+func (s *Supervisor) stop(ctx context.Context, w *worker, drained <-chan struct{}) {
 	select {
-	case e := <-w.exit:
-		s.killGroup(w)
-		w.forget()
-		return e
+	case <-w.gone:
+		return
 	case <-drained:
 	case <-ctx.Done():
 	}
 	if errors.Is(context.Cause(ctx), context.DeadlineExceeded) {
-		return s.kill(w)
+		w.log.Warn("killing worker process group")
+		s.killGroup(w)
+		return
 	}
 	if err := signalGroup(w.pid, s.cfg.StopSignal); err != nil {
 		w.log.Warn("send stop signal", "error", err)
@@ -223,22 +227,11 @@ func (s *Supervisor) stop(ctx context.Context, w *worker, drained <-chan struct{
 		defer cancel()
 	}
 	select {
-	case e := <-w.exit:
-		s.killGroup(w)
-		w.forget()
-		return e
+	case <-w.gone:
 	case <-grace.Done():
-		return s.kill(w)
+		w.log.Warn("killing worker process group")
+		s.killGroup(w)
 	}
-}
-
-// kill sends SIGKILL to the worker's process group and waits for the worker.
-func (s *Supervisor) kill(w *worker) Exit {
-	w.log.Warn("killing worker process group")
-	s.killGroup(w)
-	e := <-w.exit
-	w.forget()
-	return e
 }
 
 // killGroup removes whatever is left of the worker's process group, such as

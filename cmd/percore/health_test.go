@@ -164,3 +164,25 @@ func TestLogPrefixAddsWorkerID(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// A worker's memory shows in /status from the moment it is ready, not a
+// second later, and /status's count of ready workers agrees with its list.
+func TestStatusShowsMemoryOnceReady(t *testing.T) {
+	needNode(t)
+	in := start(t, "--workers", "1", "--", "node", appJS()) // returns once a worker is ready
+	st := getStatus(t, in)
+	ready := 0
+	for _, w := range st.Workers {
+		if w.Ready {
+			ready++
+			if w.RSSBytes == 0 || w.NotRouted != "" {
+				t.Errorf("a ready worker shows %+v", w)
+			}
+		} else if w.NotRouted == "" {
+			t.Errorf("a worker not ready does not say why: %+v", w)
+		}
+	}
+	if ready != st.ReadyWorkers || ready != 1 {
+		t.Errorf("ready_workers %d, %d workers show ready", st.ReadyWorkers, ready)
+	}
+}

@@ -85,7 +85,7 @@ func (c *collector) addWorkers(s *promtext.Set) {
 		inflight.Add(float64(in), id)
 		rss.Add(float64(ws.RSS), id)
 	}
-	s.Gauge("percore_workers_ready", helpReady).Add(float64(c.pool.Ready()))
+	s.Gauge("percore_workers_ready", helpReady).Add(float64(c.sup.ReadyWorkers()))
 	s.Gauge("percore_workers", helpWorkers).Add(float64(len(snap)))
 	s.Gauge("percore_tunnels_open", helpTunnels).Add(float64(c.handler.Tunnels()))
 }

@@ -276,6 +276,7 @@ func assemble(cfg *config, p plan, environ []string, log hclog.Logger, l supervi
 	if err != nil {
 		return nil, err
 	}
+	pool.OnEject(sup.OutOfRotation)
 	handler, srv := proxyParts(cfg, pool, log, func(key uint64) { sup.Recycle(key, "max-requests") })
 	return &actors{
 		log:   log,
@@ -398,7 +399,7 @@ func (ls listeners) NotAccepting() string {
 }
 
 // ReadyWorkers implements health.Workers.
-func (a *actors) ReadyWorkers() int { return a.pool.Ready() }
+func (a *actors) ReadyWorkers() int { return a.sup.ReadyWorkers() }
 
 // plan is the sizing decision and the way workers get their heap limit.
 type plan struct {

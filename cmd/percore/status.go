@@ -21,21 +21,24 @@ type statusSource struct {
 // slotTraffic is the proxy's per-slot traffic.
 type slotTraffic interface {
 	SlotTraffic(slot int) (inflight int64, requests uint64)
-	Ready() int
+	AtLimit(key uint64) bool
 }
 
 // Status implements health.StatusSource.
 func (s *statusSource) Status() health.Status {
 	now := time.Now()
 	st := health.Status{
-		Version:      currentVersion(),
-		UptimeS:      now.Sub(s.started).Seconds(),
-		ReadyWorkers: s.pool.Ready(),
-		Plan:         s.planStatus(),
-		Reload:       reloadStatus(s.sup.ReloadState()),
+		Version: currentVersion(),
+		UptimeS: now.Sub(s.started).Seconds(),
+		Plan:    s.planStatus(),
+		Reload:  reloadStatus(s.sup.ReloadState()),
 	}
 	for _, ws := range s.sup.Snapshot() {
-		st.Workers = append(st.Workers, s.workerStatus(ws, now))
+		w := s.workerStatus(ws, now)
+		if w.Ready {
+			st.ReadyWorkers++
+		}
+		st.Workers = append(st.Workers, w)
 	}
 	return st
 }
@@ -54,12 +57,15 @@ func (s *statusSource) planStatus() health.PlanStatus {
 
 func (s *statusSource) workerStatus(ws supervisor.WorkerStatus, now time.Time) health.WorkerStatus {
 	out := health.WorkerStatus{
-		ID: ws.ID, PID: ws.PID, State: ws.State.String(), Ready: ws.State == supervisor.StateReady,
+		ID: ws.ID, PID: ws.PID, State: ws.State.String(), Ready: ws.NotRouted == "", NotRouted: string(ws.NotRouted),
 		Restarts: ws.Restarts, Replaced: ws.Replaced, RSSBytes: ws.RSS, HeapMB: s.plan.heapMB(),
 		HealthFailures: ws.HealthFails,
 	}
 	if !ws.Started.IsZero() {
 		out.UptimeS = now.Sub(ws.Started).Seconds()
+	}
+	if out.Ready && s.pool.AtLimit(ws.Key) {
+		out.NotRouted = string(supervisor.NotRoutedFull) // still ready: its requests queue
 	}
 	out.Inflight, out.Requests = s.pool.SlotTraffic(ws.ID)
 	if ws.LastExit != nil {

@@ -1,0 +1,189 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// slotEffects are a slot machine's effects on real processes, the Router
+// and the supervisor. Every goroutine it starts is counted in s.helpers and
+// ends when its worker is gone or the supervisor stops.
+type slotEffects struct {
+	s  *Supervisor
+	sl *slot
+}
+
+func (f *slotEffects) spawn() (*worker, error) {
+	w, err := f.s.spawn(f.sl.id)
+	if err != nil {
+		return nil, err
+	}
+	f.s.helpers.Add(2)
+	go f.s.watchExit(f.sl, w)
+	go f.s.watchReady(f.sl, w)
+	return w, nil
+}
+
+func (f *slotEffects) route(w *worker) { f.s.cfg.Router.Add(w.key, f.sl.id, w.addr()) }
+
+func (f *slotEffects) drain(w *worker) <-chan struct{} { return f.s.cfg.Router.Drain(w.key) }
+
+func (f *slotEffects) halt(w *worker, how haltKind) {
+	f.s.helpers.Add(1)
+	go f.s.halt(w, how)
+}
+
+func (f *slotEffects) killGroup(w *worker) { f.s.killGroup(w) }
+
+func (f *slotEffects) cleanup(w *worker) {
+	f.s.killGroup(w)
+	w.forget()
+}
+
+func (f *slotEffects) rss(w *worker) (uint64, bool) { return groupRSS(w.pid) }
+
+func (f *slotEffects) after(d time.Duration) {
+	f.s.helpers.Add(1)
+	go f.s.backoffTimer(f.sl, d)
+}
+
+func (f *slotEffects) queueRecycle(r recycle) bool {
+	select {
+	case f.s.recycles <- r:
+		return true
+	default:
+		return false
+	}
+}
+
+func (f *slotEffects) count(reason string)        { f.s.count(reason) }
+func (f *slotEffects) firstOutcome()              { f.s.firstOutcome() }
+func (f *slotEffects) readyElsewhere() bool       { return f.s.readyCount() > 0 }
+func (f *slotEffects) diagnose(w *worker, e Exit) { f.s.diagnose(w, e) }
+
+func (f *slotEffects) giveUp(err *CrashLoopError) {
+	select {
+	case f.s.fatal <- err:
+	default:
+	}
+}
+
+func (f *slotEffects) stopping() bool {
+	select {
+	case <-f.s.stopping:
+		return true
+	default:
+		return false
+	}
+}
+
+// watchExit is the one reader of a worker's exit: it marks the worker gone
+// and tells its slot.
+func (s *Supervisor) watchExit(sl *slot, w *worker) {
+	defer s.helpers.Done()
+	e := <-w.exit
+	close(w.gone)
+	sl.mail.post(event{kind: evExit, key: w.key, exit: e})
+}
+
+// watchReady tells the slot when its starting worker listens, or why it
+// will not.
+func (s *Supervisor) watchReady(sl *slot, w *worker) {
+	defer s.helpers.Done()
+	err := s.awaitReady(w)
+	var short *shortageError
+	switch {
+	case err == nil:
+		sl.mail.post(event{kind: evReady, key: w.key})
+	case errors.As(err, &short):
+		sl.mail.post(event{kind: evShortage, key: w.key, err: short.err})
+	case errors.Is(err, errNotReady):
+		sl.mail.post(event{kind: evNotReady, key: w.key})
+	}
+}
+
+// backoffTimer reports the end of a restart delay, unless the supervisor
+// stops or the slot goes first.
+func (s *Supervisor) backoffTimer(sl *slot, d time.Duration) {
+	defer s.helpers.Done()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		sl.mail.post(event{kind: evBackoffOver})
+	case <-s.stopping:
+	case <-sl.remove:
+	}
+}
+
+// halt stops a worker as how says. The worker's exit reaches its slot
+// through watchExit; this only signals and kills.
+func (s *Supervisor) halt(w *worker, how haltKind) {
+	defer s.helpers.Done()
+	switch how {
+	case haltStop:
+		s.stop(s.stopCtx, w, s.cfg.Router.Drain(w.key))
+	case haltRemove:
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+		defer cancel()
+		s.stop(ctx, w, s.cfg.Router.Drain(w.key))
+	case haltRecycle:
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+		defer cancel()
+		go cancelOnStop(ctx, cancel, s.stopping, nil)
+		s.stop(ctx, w, s.cfg.Router.Drain(w.key))
+	case haltRetire:
+		s.retire(w)
+	case haltEject:
+		s.ejectStop(w)
+	}
+}
+
+// retire drains a replaced worker: its in-flight requests and open tunnels
+// may finish until the shutdown timeout. It then gets the stop signal and
+// HurryGrace before SIGKILL.
+func (s *Supervisor) retire(w *worker) {
+	w.log.Info("worker draining")
+	drain, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	go cancelOnStop(drain, cancel, s.stopping, nil)
+	select {
+	case <-s.cfg.Router.Drain(w.key):
+	case <-drain.Done():
+		w.log.Warn("drain deadline reached with work in flight")
+	case <-w.gone:
+	}
+	cancel()
+	grace, cancelGrace := context.WithTimeout(context.Background(), HurryGrace)
+	defer cancelGrace()
+	drained := make(chan struct{})
+	close(drained)
+	s.stop(grace, w, drained)
+}
+
+// ejectStop sends an ejected worker the stop signal and SIGKILLs its group
+// if it has not exited after EjectGrace. A stop meanwhile takes over.
+func (s *Supervisor) ejectStop(w *worker) {
+	if err := signalGroup(w.pid, s.cfg.StopSignal); err != nil {
+		w.log.Warn("send stop signal", "error", err)
+	}
+	t := time.NewTimer(EjectGrace)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		s.killGroup(w)
+	case <-w.gone:
+	case <-s.stopping:
+	}
+}
+
+// cancelOnStop cancels ctx when the supervisor stops or the slot goes.
+func cancelOnStop(ctx context.Context, cancel context.CancelFunc, stopping, removed <-chan struct{}) {
+	select {
+	case <-stopping:
+		cancel()
+	case <-removed:
+		cancel()
+	case <-ctx.Done():
+	}
+}

@@ -1,0 +1,505 @@
+package supervisor
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// effects is what a slot's machine does to the world: processes, the
+// Router, timers and the supervisor's counters. The slot's loop gives the
+// machine the supervisor's effects; tests give it a recording fake. Each
+// method returns at once; what it starts reports back as events.
+type effects interface {
+	spawn() (*worker, error)         // start a process; its exit and readiness come back as events
+	route(w *worker)                 // make a ready worker take traffic
+	drain(w *worker) <-chan struct{} // take a worker out of rotation
+	halt(w *worker, how haltKind)    // stop a worker in the background
+	killGroup(w *worker)             // SIGKILL the worker's process group
+	cleanup(w *worker)               // remove what a gone worker leaves behind
+	rss(w *worker) (uint64, bool)    // measure a worker's resident memory
+	after(d time.Duration)           // report evBackoffOver after d
+	queueRecycle(r recycle) bool     // hand a recycling to the replacer
+	count(reason string)             // count a worker's end
+	firstOutcome()                   // the first worker is ready or failed
+	readyElsewhere() bool            // some slot's worker serves
+	giveUp(err *CrashLoopError)      // end Run: the app keeps failing at start-up
+	diagnose(w *worker, e Exit)      // log why a worker died
+	stopping() bool                  // the supervisor stops
+}
+
+// haltKind is how a worker is stopped.
+type haltKind int
+
+const (
+	haltStop    haltKind = iota // the supervisor stops: drain, stop signal, SIGKILL at the stop's deadline
+	haltRemove                  // the slot is scaled away: the same within one shutdown timeout
+	haltRecycle                 // stop-first replacement: the same, hurried by a stop
+	haltRetire                  // replaced: drain up to the shutdown timeout, then HurryGrace
+	haltEject                   // ejected: stop signal now, SIGKILL after EjectGrace
+)
+
+// life is one worker's time in a slot, as the slot's machine keeps it.
+type life struct {
+	w           *worker
+	end         string          // why the slot ended it, when it did
+	ejected     bool            // end is an ejection's reason: its exit restarts the slot
+	killed      string          // why the memory guard killed it
+	shortage    error           // its readiness could not be checked
+	recycling   bool            // a recycling is queued
+	rss         uint64          // its group's resident memory, 0 until measured
+	healthFails int             // consecutive failed health checks
+	outUntil    time.Time       // the proxy routes nothing to it until then
+	readySince  time.Time       // when it became ready; zero unless it serves
+	routed      bool            // the Router sends it requests
+	req         *replaceRequest // answered when it is gone (a replaced worker)
+}
+
+// Why the slot ends a worker, besides an ejection's reason.
+const (
+	reasonNotReady = "not ready in time"
+	reasonStopped  = "stopped"
+	reasonReplaced = "replaced"
+)
+
+// record is what a slot remembers of the workers it ran.
+type record struct {
+	restarts     int
+	replaced     int
+	bootFailures int
+	lastExit     *Exit
+	lastReason   string
+	lastTail     []string
+}
+
+// machine is one slot's state machine. Only the slot's loop calls it; its
+// handle method is the one transition function of the package doc's table.
+type machine struct {
+	slot int
+	cfg  *Config
+	fx   effects
+	log  hclog.Logger
+
+	phase    phase
+	cur      *life            // the worker the phase is about
+	next     *life            // the replacement starting beside cur (replacing)
+	retiring map[uint64]*life // replaced or ejected workers not yet gone
+	req      *replaceRequest  // answered when the replacement under way ends
+	deferred *replaceRequest  // arrived while starting: carried out once ready
+	removed  bool
+	backoff  time.Duration
+	rec      record
+	publish  func(*machine) // shows the state before the Router learns of a ready worker; may be nil
+}
+
+func newMachine(slot int, cfg *Config, fx effects, log hclog.Logger) *machine {
+	return &machine{slot: slot, cfg: cfg, fx: fx, log: log, retiring: map[uint64]*life{}, backoff: cfg.BackoffMin}
+}
+
+// finished reports whether the slot has ended and every worker it ran is gone.
+func (m *machine) finished() bool { return m.phase == phaseStopped && len(m.retiring) == 0 }
+
+// aboutWorker reports whether events of kind k name a worker by key.
+func aboutWorker(k eventKind) bool {
+	switch k {
+	case evReady, evNotReady, evShortage, evExit, evEject, evKill, evRecycle:
+		return true
+	}
+	return false
+}
+
+// lifeOf returns the slot's current or starting worker with key, if any.
+func (m *machine) lifeOf(key uint64) *life {
+	switch {
+	case key == 0:
+		return nil
+	case m.cur != nil && m.cur.w.key == key:
+		return m.cur
+	case m.next != nil && m.next.w.key == key:
+		return m.next
+	}
+	return nil
+}
+
+// handle moves the slot on one event. It is the transition function of the
+// table in the package doc: an event about a worker that is no longer the
+// slot's is ignored, except the exit of a worker still retiring.
+func (m *machine) handle(ev event) {
+	switch ev.kind {
+	case evSample, evHealth, evOutOfRotation:
+		m.note(ev)
+		return
+	case evRemove:
+		if m.removed {
+			return
+		}
+		m.removed = true
+	}
+	if l := m.retiring[ev.key]; l != nil && ev.key != 0 {
+		if ev.kind == evExit {
+			m.retired(l, ev.exit)
+		}
+		return
+	}
+	l := m.lifeOf(ev.key)
+	switch {
+	case aboutWorker(ev.kind) && l == nil:
+		return
+	case l == nil:
+		l = m.cur // events about the slot concern its current worker
+	}
+	if ev.kind == evReplace && ev.req.key != 0 && (m.cur == nil || ev.req.key != m.cur.w.key) {
+		m.answer(ev.req, nil) // the worker to recycle is gone already
+		return
+	}
+	switch m.phase {
+	case phaseStarting:
+		m.inStarting(ev, l)
+	case phaseReady:
+		m.inReady(ev, l)
+	case phaseReplacing:
+		m.inReplacing(ev, l)
+	case phaseEjecting, phaseRecycling, phaseStopping:
+		m.inDraining(ev, l)
+	case phaseBackoff:
+		m.inBackoff(ev)
+	case phaseStopped:
+		if ev.kind == evReplace {
+			m.answer(ev.req, m.stopErr())
+		}
+	}
+}
+
+// note records a measurement of the slot's current worker.
+func (m *machine) note(ev event) {
+	if m.cur == nil || m.cur.w.key != ev.key {
+		return
+	}
+	switch ev.kind {
+	case evSample:
+		m.cur.rss = ev.rss
+	case evHealth:
+		m.cur.healthFails = ev.n
+	case evOutOfRotation:
+		m.cur.outUntil = ev.until
+	}
+}
+
+func (m *machine) inStarting(ev event, l *life) {
+	switch ev.kind {
+	case evReady:
+		if l.end == "" && l.shortage == nil {
+			m.serve(l)
+		}
+	case evNotReady:
+		l.end = reasonNotReady
+		l.w.log.Error("worker did not listen on its port in time; is the app listening on process.env.PORT?",
+			"addr", l.w.addr(), "ready_timeout", m.cfg.ReadyTimeout)
+		m.fx.killGroup(l.w)
+	case evShortage:
+		l.shortage = ev.err
+		l.w.log.Warn("cannot check whether the worker listens: percore is out of file descriptors or memory; "+
+			"restarting it with backoff, not counted as a failed start", "error", ev.err)
+		m.fx.killGroup(l.w)
+	case evKill:
+		m.kill(l, ev.reason)
+	case evExit:
+		m.startFailed(l, ev.exit)
+	case evStartFailed:
+		m.spawnFailed(ev.err)
+	case evReplace:
+		if m.deferred != nil {
+			m.answer(m.deferred, nil)
+		}
+		m.deferred = ev.req
+	case evRemove, evStop:
+		m.stopAll(ev.kind)
+	}
+}
+
+func (m *machine) inReady(ev event, l *life) {
+	switch ev.kind {
+	case evExit:
+		m.toBackoff(m.died(l, ev.exit))
+	case evEject:
+		m.eject(l, ev.reason)
+		m.phase = phaseEjecting
+	case evKill:
+		m.kill(l, ev.reason)
+		m.phase = phaseEjecting
+	case evRecycle:
+		if l.recycling {
+			return
+		}
+		l.recycling = true
+		r := recycle{key: l.w.key, reason: ev.reason, detail: ev.detail}
+		l.w.log.Info("recycling worker", "reason", r.shown())
+		if !m.fx.queueRecycle(r) {
+			l.recycling = false
+		}
+	case evReplace:
+		m.replace(l, ev.req)
+	case evRemove, evStop:
+		m.stopAll(ev.kind)
+	}
+}
+
+func (m *machine) inReplacing(ev event, l *life) {
+	switch {
+	case ev.kind == evReplace:
+		m.answer(ev.req, nil) // the replacement under way runs the current code
+	case ev.kind == evRemove || ev.kind == evStop:
+		m.stopAll(ev.kind)
+	case l == m.next:
+		switch ev.kind {
+		case evReady:
+			m.takeOver()
+		case evNotReady, evShortage:
+			m.inStarting(ev, l)
+		case evKill:
+			m.kill(l, ev.reason)
+		case evExit:
+			m.replacementFailed(l, ev.exit)
+		}
+	default: // the serving worker
+		switch ev.kind {
+		case evExit:
+			m.died(l, ev.exit)
+			m.rec.restarts++
+			m.cur, m.next, m.phase = m.next, nil, phaseStarting
+		case evEject:
+			m.eject(l, ev.reason)
+			m.handOver(l)
+		case evKill:
+			m.kill(l, ev.reason)
+			m.handOver(l)
+		}
+	}
+}
+
+// inDraining handles the phases in which cur is out of rotation and stops.
+func (m *machine) inDraining(ev event, l *life) {
+	switch ev.kind {
+	case evExit:
+		switch m.phase {
+		case phaseEjecting:
+			m.toBackoff(m.died(l, ev.exit))
+		case phaseRecycling:
+			m.recycled(l, ev.exit)
+		default:
+			m.stopped(l, ev.exit)
+		}
+	case evKill:
+		m.kill(l, ev.reason)
+	case evReplace:
+		if m.phase == phaseStopping {
+			m.answer(ev.req, m.stopErr())
+		} else {
+			m.answer(ev.req, nil) // a worker with the current code starts next
+		}
+	case evRemove, evStop:
+		if m.phase != phaseStopping {
+			m.stopAll(ev.kind)
+		}
+	}
+}
+
+func (m *machine) inBackoff(ev event) {
+	switch ev.kind {
+	case evBackoffOver:
+		m.backoff = min(m.backoff*2, m.cfg.BackoffMax)
+		m.rec.restarts++
+		m.start()
+	case evReplace:
+		m.answer(ev.req, nil) // the next start runs the new code anyway
+	case evRemove, evStop:
+		m.toStopped()
+	}
+}
+
+// start starts a worker in the slot.
+func (m *machine) start() {
+	m.phase = phaseStarting
+	w, err := m.fx.spawn()
+	if err != nil {
+		m.handle(event{kind: evStartFailed, err: err})
+		return
+	}
+	m.cur = &life{w: w}
+	w.log.Info("worker starting", "addr", w.addr())
+}
+
+// serve makes the starting worker l take traffic.
+func (m *machine) serve(l *life) {
+	m.phase = phaseReady
+	m.route(l)
+	if m.req != nil {
+		m.answer(m.req, nil)
+		m.req = nil
+	}
+	if d := m.deferred; d != nil {
+		m.deferred = nil
+		m.replace(l, d)
+	}
+}
+
+// route routes a ready worker and measures it at once, so that /status has
+// its memory from its first ready moment on.
+func (m *machine) route(l *life) {
+	if rss, ok := m.fx.rss(l.w); ok {
+		l.rss = rss
+	}
+	l.readySince, l.routed = time.Now(), true
+	m.show() // whoever sees the worker routed sees it ready, with its memory
+	m.fx.route(l.w)
+	m.fx.firstOutcome()
+	l.w.log.Info("worker ready", "addr", l.w.addr(), "startup", time.Since(l.w.started).Round(time.Millisecond))
+}
+
+// unroute takes a worker out of the Router. The slot shows it at once, so
+// that readiness never counts a worker the Router has let go.
+func (m *machine) unroute(l *life) <-chan struct{} {
+	if l.routed {
+		l.routed = false
+		m.show()
+	}
+	return m.fx.drain(l.w)
+}
+
+// show publishes the slot's state now, before a change the Router sees.
+func (m *machine) show() {
+	if m.publish != nil {
+		m.publish(m)
+	}
+}
+
+// replace carries out a replacement of the serving worker l.
+func (m *machine) replace(l *life, req *replaceRequest) {
+	if req.stopFirst {
+		l.w.log.Info("replacing worker: stopping it first, there is no memory for a replacement beside it",
+			"reason", req.shown())
+		m.req, m.phase, l.readySince, l.routed = req, phaseRecycling, time.Time{}, false
+		m.show()
+		m.fx.halt(l.w, haltRecycle)
+		return
+	}
+	l.w.log.Info("replacing worker", "reason", req.shown())
+	w, err := m.fx.spawn()
+	if err != nil {
+		if outOfResources(err) {
+			err = &shortageError{err: err}
+		} else {
+			err = &startError{exit: Exit{Code: 127}, reason: "start failed", detail: err.Error()}
+		}
+		l.w.log.Error("replacement failed; the old worker keeps serving", "reason", req.reason, "error", err)
+		m.answer(req, fmt.Errorf("worker %d: replacement %w", m.slot, err))
+		return
+	}
+	m.req, m.next, m.phase = req, &life{w: w}, phaseReplacing
+	w.log.Info("worker starting", "addr", w.addr())
+}
+
+// takeOver routes the ready replacement; the old worker drains and stops.
+func (m *machine) takeOver() {
+	old, nw := m.cur, m.next
+	m.cur, m.next, m.phase = nw, nil, phaseReady
+	m.route(nw)
+	m.rec.replaced++
+	old.req, old.end, old.readySince = m.req, reasonReplaced, time.Time{}
+	m.req = nil
+	m.retiring[old.w.key] = old
+	m.fx.halt(old.w, haltRetire)
+}
+
+// handOver makes the starting replacement the slot's worker after the
+// serving worker old was ejected or killed; old ends on its own.
+func (m *machine) handOver(old *life) {
+	old.readySince = time.Time{}
+	m.retiring[old.w.key] = old
+	m.cur, m.next, m.phase = m.next, nil, phaseStarting
+}
+
+func (m *machine) eject(l *life, reason string) {
+	l.w.log.Warn("ejecting worker: out of rotation and restarting", "reason", reason)
+	l.end, l.ejected, l.readySince = reason, true, time.Time{}
+	m.unroute(l)
+	m.fx.halt(l.w, haltEject)
+}
+
+// kill kills a worker above the memory guard's hard limit at once.
+func (m *machine) kill(l *life, reason string) {
+	if l.killed != "" {
+		return
+	}
+	l.killed, l.readySince = reason, time.Time{}
+	l.w.log.Error("killing worker", "reason", reason)
+	m.unroute(l)
+	m.fx.killGroup(l.w)
+}
+
+// stopAll stops the slot's workers for good.
+func (m *machine) stopAll(kind eventKind) {
+	how := haltStop
+	if kind == evRemove {
+		how = haltRemove
+	}
+	if m.next != nil {
+		m.next.end = reasonStopped
+		m.retiring[m.next.w.key] = m.next
+		m.fx.halt(m.next.w, how)
+		m.next = nil
+	}
+	if m.phase != phaseRecycling && m.req != nil {
+		m.answer(m.req, m.stopErr())
+		m.req = nil
+	}
+	if m.cur == nil {
+		m.toStopped()
+		return
+	}
+	if m.phase != phaseEjecting && m.phase != phaseRecycling {
+		m.cur.w.log.Info("worker draining")
+	}
+	m.cur.readySince, m.cur.routed = time.Time{}, false
+	m.phase = phaseStopping
+	m.show()
+	m.fx.halt(m.cur.w, how)
+}
+
+func (m *machine) toStopped() {
+	m.phase, m.cur = phaseStopped, nil
+	for _, r := range []**replaceRequest{&m.req, &m.deferred} {
+		if *r != nil {
+			m.answer(*r, m.stopErr())
+			*r = nil
+		}
+	}
+}
+
+func (m *machine) toBackoff(stable bool) {
+	if stable {
+		m.backoff = m.cfg.BackoffMin
+	}
+	m.phase, m.cur = phaseBackoff, nil
+	if m.deferred != nil {
+		m.answer(m.deferred, nil) // the next start runs the new code anyway
+		m.deferred = nil
+	}
+	m.log.Info("worker restarting after backoff", "worker", m.slot, "backoff", m.backoff)
+	m.fx.after(m.backoff)
+}
+
+// stopErr is the answer to a replacement cut short by the slot's end.
+func (m *machine) stopErr() error {
+	if m.removed && !m.fx.stopping() {
+		return nil
+	}
+	return errStopping
+}
+
+func (m *machine) answer(req *replaceRequest, err error) {
+	if req.done != nil {
+		req.done <- err
+	}
+}

@@ -1,0 +1,447 @@
+package supervisor
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// fakeEffects records what a machine asks of the world and starts no
+// process.
+type fakeEffects struct {
+	keys       uint64
+	calls      []string
+	spawnErr   error
+	isStopping bool
+	elsewhere  bool
+	gaveUp     *CrashLoopError
+	counts     map[string]int
+}
+
+func (f *fakeEffects) call(format string, args ...any) {
+	f.calls = append(f.calls, fmt.Sprintf(format, args...))
+}
+
+func (f *fakeEffects) spawn() (*worker, error) {
+	if f.spawnErr != nil {
+		f.call("spawn failed")
+		return nil, f.spawnErr
+	}
+	f.keys++
+	f.call("spawn %d", f.keys)
+	return &worker{key: f.keys, pid: -1, started: time.Now(), tail: &Tail{}, log: hclog.NewNullLogger(),
+		gone: make(chan struct{})}, nil
+}
+
+func (f *fakeEffects) route(w *worker) { f.call("route %d", w.key) }
+func (f *fakeEffects) drain(w *worker) <-chan struct{} {
+	f.call("drain %d", w.key)
+	c := make(chan struct{})
+	close(c)
+	return c
+}
+func (f *fakeEffects) halt(w *worker, how haltKind) { f.call("halt %d %d", w.key, how) }
+func (f *fakeEffects) killGroup(w *worker)          { f.call("kill %d", w.key) }
+func (f *fakeEffects) cleanup(w *worker)            { f.call("cleanup %d", w.key) }
+func (f *fakeEffects) rss(w *worker) (uint64, bool) { return 42 << 20, true }
+func (f *fakeEffects) after(d time.Duration)        { f.call("after %s", d) }
+func (f *fakeEffects) queueRecycle(r recycle) bool  { f.call("recycle %d", r.key); return true }
+func (f *fakeEffects) firstOutcome()                {}
+func (f *fakeEffects) readyElsewhere() bool         { return f.elsewhere }
+func (f *fakeEffects) giveUp(err *CrashLoopError)   { f.gaveUp = err }
+func (f *fakeEffects) diagnose(w *worker, e Exit)   {}
+func (f *fakeEffects) stopping() bool               { return f.isStopping }
+func (f *fakeEffects) count(reason string) {
+	if f.counts == nil {
+		f.counts = map[string]int{}
+	}
+	f.counts[reason]++
+}
+
+func newTestMachine() (*machine, *fakeEffects) {
+	fx := &fakeEffects{}
+	cfg := Config{Command: []string{"x"}, Workers: 1, Launcher: NewWaiter(), Router: newRecordingRouter(),
+		Output: NewOutput(OutputConfig{}), MinUptime: time.Nanosecond}
+	if err := cfg.setDefaults(); err != nil {
+		panic(err)
+	}
+	cfg.MaxBootFailures = 1000
+	return newMachine(0, &cfg, fx, hclog.NewNullLogger()), fx
+}
+
+func request(stopFirst bool) *replaceRequest {
+	return &replaceRequest{reason: "reload", stopFirst: stopFirst, done: make(chan error, 1)}
+}
+
+// machineIn returns a machine driven into phase p by events.
+func machineIn(t *testing.T, p phase) (*machine, *fakeEffects) {
+	t.Helper()
+	m, fx := newTestMachine()
+	m.start()
+	switch p {
+	case phaseReady:
+		m.handle(event{kind: evReady, key: m.cur.w.key})
+	case phaseReplacing:
+		m.handle(event{kind: evReady, key: m.cur.w.key})
+		m.handle(event{kind: evReplace, req: request(false)})
+	case phaseEjecting:
+		m.handle(event{kind: evReady, key: m.cur.w.key})
+		m.handle(event{kind: evEject, key: m.cur.w.key, reason: "health check"})
+	case phaseRecycling:
+		m.handle(event{kind: evReady, key: m.cur.w.key})
+		m.handle(event{kind: evReplace, req: request(true)})
+	case phaseStopping:
+		m.handle(event{kind: evReady, key: m.cur.w.key})
+		m.handle(event{kind: evStop})
+	case phaseBackoff:
+		m.handle(event{kind: evExit, key: m.cur.w.key, exit: Exit{Code: 1}})
+	case phaseStopped:
+		m.handle(event{kind: evExit, key: m.cur.w.key, exit: Exit{Code: 1}})
+		m.handle(event{kind: evStop})
+	}
+	if m.phase != p {
+		t.Fatalf("set-up for %s ended in %s", p, m.phase)
+	}
+	fx.calls = nil
+	return m, fx
+}
+
+// eventFor builds the event a table label names, for machine m.
+func eventFor(m *machine, label string) event {
+	name, onNew := strings.CutSuffix(label, " (new)")
+	name, stopFirst := strings.CutSuffix(name, " (stop first)")
+	ev := event{key: 999_999} // a worker the slot never had, when it has none
+	for k := eventKind(0); k < eventCount; k++ {
+		if k.String() == name {
+			ev.kind = k
+		}
+	}
+	switch {
+	case onNew && m.next != nil:
+		ev.key = m.next.w.key
+	case m.cur != nil:
+		ev.key = m.cur.w.key
+	}
+	switch ev.kind {
+	case evExit:
+		ev.exit = Exit{Code: 1}
+	case evEject, evKill, evRecycle:
+		ev.reason = "test"
+	case evStartFailed:
+		ev.err = errors.New("no such file")
+	case evReplace:
+		ev.key, ev.req = 0, request(stopFirst)
+	}
+	return ev
+}
+
+type tableRow struct{ from, event, to string }
+
+// docTable reads the table of states and events from the package doc.
+func docTable(t *testing.T) []tableRow {
+	t.Helper()
+	src, err := os.ReadFile("doc.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows []tableRow
+	in := false
+	cols := regexp.MustCompile(`\s{2,}`)
+	for _, line := range strings.Split(string(src), "\n") {
+		if !strings.HasPrefix(line, "//\t") {
+			if in {
+				break
+			}
+			continue
+		}
+		f := cols.Split(strings.TrimPrefix(line, "//\t"), 4)
+		if f[0] == "state" {
+			in = true
+			continue
+		}
+		if in && len(f) == 4 {
+			rows = append(rows, tableRow{f[0], f[1], f[2]})
+		}
+	}
+	if len(rows) < 20 {
+		t.Fatalf("found %d rows in doc.go's table", len(rows))
+	}
+	return rows
+}
+
+func phaseNamed(t *testing.T, name string) phase {
+	for p := phase(0); p < phaseCount; p++ {
+		if p.String() == name {
+			return p
+		}
+	}
+	t.Fatalf("the doc's table names an unknown state %q", name)
+	return 0
+}
+
+// labels are every event label the walk fires: each event, and the
+// variants the table distinguishes.
+func labels() []string {
+	var out []string
+	for k := eventKind(0); k < eventCount; k++ {
+		out = append(out, k.String())
+		if aboutWorker(k) {
+			out = append(out, k.String()+" (new)")
+		}
+	}
+	return append(out, "replace (stop first)")
+}
+
+// TestMachineFollowsTheDocTable drives a slot through every event in every
+// state and checks the next state against the package doc's table; an event
+// the table does not list must change nothing.
+func TestMachineFollowsTheDocTable(t *testing.T) {
+	want := map[[2]string]string{}
+	for _, r := range docTable(t) {
+		from := phaseNamed(t, r.from)
+		phaseNamed(t, r.to)
+		known := false
+		for _, l := range labels() {
+			known = known || l == r.event
+		}
+		if !known {
+			t.Errorf("the doc's table names an unknown event %q", r.event)
+		}
+		if _, dup := want[[2]string{r.from, r.event}]; dup {
+			t.Errorf("the doc's table lists %s / %s twice", r.from, r.event)
+		}
+		want[[2]string{from.String(), r.event}] = r.to
+	}
+	for p := phase(0); p < phaseStopped+1; p++ {
+		for _, label := range labels() {
+			m, fx := machineIn(t, p)
+			if strings.HasSuffix(label, " (new)") && m.next == nil {
+				continue // no replacement starts in this state
+			}
+			ev := eventFor(m, label)
+			m.handle(ev)
+			answered := ev.req != nil && len(ev.req.done) > 0
+			to, listed := want[[2]string{p.String(), label}]
+			if !listed && label == "replace (stop first)" {
+				to, listed = want[[2]string{p.String(), "replace"}] // the same but where the table tells them apart
+			}
+			switch {
+			case listed && m.phase.String() != to:
+				t.Errorf("%s + %s: now %s, the table says %s", p, label, m.phase, to)
+			case !listed && m.phase != p:
+				t.Errorf("%s + %s: now %s, the table lists no change", p, label, m.phase)
+			case !listed && (len(fx.calls) > 0 || answered):
+				t.Errorf("%s + %s: the table lists nothing, the slot did %v (answered: %v)", p, label, fx.calls, answered)
+			}
+		}
+	}
+}
+
+// TestMachineIgnoresOtherWorkers checks that, in every state, an event
+// about a worker that is not the slot's changes nothing.
+func TestMachineIgnoresOtherWorkers(t *testing.T) {
+	for p := phase(0); p < phaseCount; p++ {
+		for k := eventKind(0); k < eventCount; k++ {
+			if !aboutWorker(k) && k != evSample && k != evHealth && k != evOutOfRotation {
+				continue
+			}
+			m, fx := machineIn(t, p)
+			before := m.rec
+			m.handle(event{kind: k, key: 999_999, exit: Exit{Code: 1}, reason: "stale"})
+			if m.phase != p || len(fx.calls) > 0 || m.rec.lastReason != before.lastReason ||
+				m.rec.restarts != before.restarts {
+				t.Errorf("%s + %s about another worker: now %s, did %v, record %+v",
+					p, k, m.phase, fx.calls, m.rec)
+			}
+		}
+	}
+}
+
+// TestMachineEjectDuringReplacement: the serving worker is ejected while
+// its replacement starts. The ejection ends that worker only.
+func TestMachineEjectDuringReplacement(t *testing.T) {
+	m, fx := machineIn(t, phaseReplacing)
+	old, nw := m.cur.w.key, m.next.w.key
+	req := m.req
+	m.handle(event{kind: evEject, key: old, reason: "health check"})
+	if m.phase != phaseStarting || m.cur.w.key != nw {
+		t.Fatalf("after the eject: %s with worker %d, want starting with the replacement %d", m.phase, m.cur.w.key, nw)
+	}
+	m.handle(event{kind: evEject, key: old, reason: "health check"}) // again, late
+	m.handle(event{kind: evReady, key: nw})
+	if m.phase != phaseReady || m.cur.w.key != nw {
+		t.Fatalf("the replacement is %s", m.phase)
+	}
+	if err := <-req.done; err != nil {
+		t.Errorf("the replacement was answered %v", err)
+	}
+	m.handle(event{kind: evExit, key: old, exit: Exit{Code: 0}})
+	if m.rec.lastReason != "health check" || m.rec.restarts != 1 || m.phase != phaseReady {
+		t.Errorf("the ejected worker's exit: %+v in %s", m.rec, m.phase)
+	}
+	m.handle(event{kind: evExit, key: nw, exit: Exit{Code: -1, Signal: syscall.SIGKILL}})
+	if m.rec.lastReason != "crash" || m.phase != phaseBackoff {
+		t.Errorf("the replacement's crash: %+v in %s", m.rec, m.phase)
+	}
+	if fx.counts["health check"] != 1 || fx.counts["crash"] != 1 {
+		t.Errorf("counted %v", fx.counts)
+	}
+}
+
+// TestMachineCrashDuringDrain: a worker that dies while it drains ends the
+// drain as its phase says.
+func TestMachineCrashDuringDrain(t *testing.T) {
+	for _, c := range []struct {
+		p      phase
+		to     phase
+		reason string
+	}{
+		{phaseEjecting, phaseBackoff, "health check"},
+		{phaseRecycling, phaseStarting, "reload"},
+		{phaseStopping, phaseStopped, "stopped"},
+	} {
+		m, _ := machineIn(t, c.p)
+		req := m.req
+		m.handle(event{kind: evExit, key: m.cur.w.key, exit: Exit{Code: -1, Signal: syscall.SIGSEGV}})
+		if m.phase != c.to || m.rec.lastReason != c.reason || m.rec.lastExit.Signal != syscall.SIGSEGV {
+			t.Errorf("%s + crash: %s, %+v; want %s, %q", c.p, m.phase, m.rec, c.to, c.reason)
+		}
+		if req != nil {
+			if err := <-req.done; err != nil {
+				t.Errorf("%s + crash: the replacement was answered %v", c.p, err)
+			}
+		}
+	}
+}
+
+// TestMachineStopDuringBackoff: a stop while the slot waits to restart
+// ends the slot without a start.
+func TestMachineStopDuringBackoff(t *testing.T) {
+	m, fx := machineIn(t, phaseBackoff)
+	m.handle(event{kind: evStop})
+	m.handle(event{kind: evBackoffOver}) // the timer fired meanwhile
+	if m.phase != phaseStopped || !m.finished() || len(fx.calls) > 0 {
+		t.Errorf("after stop in backoff: %s, did %v", m.phase, fx.calls)
+	}
+}
+
+// TestMachineGivesUpOnCrashLoop: starts that keep failing while no other
+// slot serves end in a CrashLoopError.
+func TestMachineGivesUpOnCrashLoop(t *testing.T) {
+	m, fx := newTestMachine()
+	m.cfg.MaxBootFailures = 3
+	m.start()
+	for i := 0; i < 3 && m.phase == phaseStarting; i++ {
+		m.cur.w.tail.add([]byte("fatal: config missing"))
+		m.handle(event{kind: evExit, key: m.cur.w.key, exit: Exit{Code: 7}})
+		if m.phase == phaseBackoff {
+			m.handle(event{kind: evBackoffOver})
+		}
+	}
+	if m.phase != phaseStopped || fx.gaveUp == nil || fx.gaveUp.Attempts != 3 ||
+		!strings.Contains(fx.gaveUp.Last, "exit code 7") || len(fx.gaveUp.Output) == 0 {
+		t.Fatalf("after 3 failed starts: %s, gave up %+v", m.phase, fx.gaveUp)
+	}
+	if m.rec.restarts != 2 {
+		t.Errorf("restarts = %d, want 2", m.rec.restarts)
+	}
+}
+
+// TestMachineShortageIsNotAFailedStart: a spawn or readiness check that
+// fails for lack of descriptors backs off without counting a failed start.
+func TestMachineShortageIsNotAFailedStart(t *testing.T) {
+	m, fx := newTestMachine()
+	fx.spawnErr = fmt.Errorf("pipe2: %w", syscall.EMFILE)
+	m.start()
+	if m.phase != phaseBackoff || m.rec.bootFailures != 0 || !strings.HasPrefix(m.rec.lastReason, reasonShortage) {
+		t.Fatalf("after a spawn shortage: %s, %+v", m.phase, m.rec)
+	}
+	fx.spawnErr = nil
+	m.handle(event{kind: evBackoffOver})
+	m.handle(event{kind: evShortage, key: m.cur.w.key, err: syscall.EMFILE})
+	m.handle(event{kind: evExit, key: m.cur.w.key, exit: Exit{Code: -1, Signal: syscall.SIGKILL}})
+	if m.phase != phaseBackoff || m.rec.bootFailures != 0 {
+		t.Errorf("after a readiness shortage: %s, %+v", m.phase, m.rec)
+	}
+}
+
+// TestMachineReplacementFailureKeepsWorker: a replacement that exits at
+// boot fails the request, and the serving worker keeps serving.
+func TestMachineReplacementFailureKeepsWorker(t *testing.T) {
+	m, _ := machineIn(t, phaseReplacing)
+	old, req := m.cur.w.key, m.req
+	m.next.w.tail.add([]byte("new code is broken"))
+	m.handle(event{kind: evExit, key: m.next.w.key, exit: Exit{Code: 1}})
+	err := <-req.done
+	if err == nil || !strings.Contains(err.Error(), "boot failure") || !strings.Contains(err.Error(), "new code is broken") {
+		t.Errorf("the replacement was answered %v", err)
+	}
+	if m.phase != phaseReady || m.cur.w.key != old || m.rec.lastExit != nil {
+		t.Errorf("after the failed replacement: %s, worker %d, %+v", m.phase, m.cur.w.key, m.rec)
+	}
+}
+
+// TestMachineReplaceWhileStartingWaits: a reload that arrives while the
+// worker starts replaces it once it is ready.
+func TestMachineReplaceWhileStartingWaits(t *testing.T) {
+	m, _ := newTestMachine()
+	m.start()
+	req := request(false)
+	m.handle(event{kind: evReplace, req: req})
+	m.handle(event{kind: evReady, key: m.cur.w.key})
+	if m.phase != phaseReplacing {
+		t.Fatalf("after ready: %s, want replacing", m.phase)
+	}
+	m.handle(event{kind: evReady, key: m.next.w.key})
+	old := m.retiringKey(t)
+	m.handle(event{kind: evExit, key: old})
+	if err := <-req.done; err != nil || m.rec.replaced != 1 || m.rec.lastReason != "reload" {
+		t.Errorf("answered %v; %+v", err, m.rec)
+	}
+}
+
+func (m *machine) retiringKey(t *testing.T) uint64 {
+	t.Helper()
+	for k := range m.retiring {
+		return k
+	}
+	t.Fatal("no worker retires")
+	return 0
+}
+
+// TestMachineRecordsMeasurements: sample, health and out-of-rotation
+// events record on the current worker and start afresh with the next.
+func TestMachineRecordsMeasurements(t *testing.T) {
+	m, _ := machineIn(t, phaseReady)
+	if m.cur.rss != 42<<20 {
+		t.Errorf("rss at ready = %d, want it measured", m.cur.rss)
+	}
+	key := m.cur.w.key
+	until := time.Now().Add(time.Hour)
+	m.handle(event{kind: evSample, key: key, rss: 7})
+	m.handle(event{kind: evHealth, key: key, n: 2})
+	m.handle(event{kind: evOutOfRotation, key: key, until: until})
+	if m.cur.rss != 7 || m.cur.healthFails != 2 || !m.cur.outUntil.Equal(until) {
+		t.Errorf("recorded %+v", m.cur)
+	}
+	sl := newSlot(0)
+	sl.publish(m)
+	if ws := sl.status(time.Now()); ws.NotRouted != NotRoutedEjected || ws.State != StateReady {
+		t.Errorf("out of rotation shows %+v", ws)
+	}
+	if ws := sl.status(until.Add(time.Second)); ws.NotRouted != "" {
+		t.Errorf("after the ejection ends: %q", ws.NotRouted)
+	}
+	m.handle(event{kind: evExit, key: key, exit: Exit{Code: 1}})
+	m.handle(event{kind: evBackoffOver})
+	if m.cur.rss != 0 || m.cur.healthFails != 0 || !m.cur.outUntil.IsZero() {
+		t.Errorf("the next worker inherited %+v", m.cur)
+	}
+}
