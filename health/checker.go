@@ -5,10 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -38,7 +40,10 @@ type CheckConfig struct {
 	// Path, when set, is requested with GET; a 2xx or 3xx answer passes.
 	// When empty the check sends "OPTIONS * HTTP/1.1", which the app's
 	// request handler answers: any HTTP answer passes, because it proves
-	// the worker's event loop ran. A TCP connect alone would not: the
+	// the worker's event loop ran, and so does the worker closing the
+	// connection once the probe arrived (Bun's node:http refuses "*" as a
+	// target, and an app's clientError handler then destroys the socket),
+	// which the loop must run to do. A TCP connect alone would not: the
 	// kernel completes handshakes while the loop is blocked.
 	Path string
 	// Interval between checks of each worker (default 5s).
@@ -164,6 +169,9 @@ func (c *Checker) check(addr string) error {
 		return fmt.Errorf("send: %w", err)
 	}
 	line, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil && c.cfg.Path == "" && line == "" && closedByPeer(err) {
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("no answer within %s: %w", c.cfg.Timeout, err)
 	}
@@ -175,6 +183,12 @@ func (c *Checker) check(addr string) error {
 		return fmt.Errorf("GET %s answered %d", c.cfg.Path, code)
 	}
 	return nil
+}
+
+// closedByPeer reports an error that means the worker closed or reset the
+// connection, as opposed to a timeout.
+func closedByPeer(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)
 }
 
 // statusCode reads the code of an HTTP/1.x status line.

@@ -35,7 +35,8 @@ func (f *fakeFleet) Eject(key uint64, reason string) {
 	f.ejected[key] = reason
 }
 
-// server answers each request with status, or never answers when status is 0
+// server answers each request with status, closes the connection when
+// status is "close", or never answers when status is empty
 // (an event loop that is blocked: the kernel still accepts the connection).
 func server(t *testing.T, status string) string {
 	t.Helper()
@@ -53,6 +54,9 @@ func server(t *testing.T, status string) string {
 			go func() {
 				defer c.Close()
 				line, _ := bufio.NewReader(c).ReadString('\n')
+				if status == "close" {
+					return // the runtime read the probe and refused it
+				}
 				if status == "" || line == "" {
 					time.Sleep(2 * time.Second)
 					return
@@ -80,6 +84,25 @@ func TestCheckerEjectsAfterThreshold(t *testing.T) {
 	}
 	if f.ejected[2] != "health check" || len(f.ejected) != 1 {
 		t.Errorf("ejected %v, want only the blocked worker", f.ejected)
+	}
+}
+
+// A worker that closes the connection once the probe arrived ran its event
+// loop to do so: Bun's node:http refuses "OPTIONS *" and an app's
+// clientError handler destroys the socket. It passes the default check,
+// not a check of a path the app must answer.
+func TestCheckerCloseAfterProbe(t *testing.T) {
+	for _, c := range []struct {
+		path     string
+		wantEjct bool
+	}{{"", false}, {"/health", true}} {
+		f := &fakeFleet{fails: map[uint64]int{}, ejected: map[uint64]string{}}
+		f.targets = []Target{{Key: 1, Addr: server(t, "close")}}
+		ch := NewChecker(CheckConfig{Path: c.path, Timeout: time.Second, Threshold: 1}, f, hclog.NewNullLogger())
+		ch.round()
+		if got := f.ejected[1] != ""; got != c.wantEjct {
+			t.Errorf("path %q: ejected %v, want %v", c.path, got, c.wantEjct)
+		}
 	}
 }
 

@@ -39,6 +39,9 @@ const outputDrainWait = 300 * time.Millisecond
 // read all a gone worker wrote, so that its tail holds its last lines: the
 // exit of a process can be seen before the readers drain its pipes.
 func (w *worker) awaitOutput() {
+	if w.output == nil { // no pipes of percore's own
+		return
+	}
 	t := time.NewTimer(outputDrainWait)
 	defer t.Stop()
 	select {
