@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -150,5 +151,60 @@ func readHeadLines(br *bufio.Reader) (string, error) {
 		if line == "\r\n" {
 			return b.String(), nil
 		}
+	}
+}
+
+// rawServer is a worker on a raw TCP listener: serve runs for each accepted
+// connection in its own goroutine. The test's cleanup closes the listener
+// and every connection and waits for the goroutines.
+type rawServer struct {
+	ln       net.Listener
+	serve    func(net.Conn)
+	accepted atomic.Int32
+	wg       sync.WaitGroup
+
+	mu    sync.Mutex // protects conns
+	conns []net.Conn
+}
+
+func startRawServer(t *testing.T, serve func(net.Conn)) *rawServer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &rawServer{ln: ln, serve: serve}
+	r.wg.Add(1)
+	go r.accept()
+	t.Cleanup(func() {
+		ln.Close()
+		r.mu.Lock()
+		for _, c := range r.conns {
+			c.Close()
+		}
+		r.mu.Unlock()
+		r.wg.Wait()
+	})
+	return r
+}
+
+func (r *rawServer) addr() string { return r.ln.Addr().String() }
+
+func (r *rawServer) accept() {
+	defer r.wg.Done()
+	for {
+		c, err := r.ln.Accept()
+		if err != nil {
+			return
+		}
+		r.accepted.Add(1)
+		r.mu.Lock()
+		r.conns = append(r.conns, c)
+		r.mu.Unlock()
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			r.serve(c)
+		}()
 	}
 }

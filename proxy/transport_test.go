@@ -6,8 +6,6 @@ import (
 	"net"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -16,56 +14,18 @@ import (
 // connection it writes what answer returns, then calls after (if any) with
 // the connection.
 type framingWorker struct {
-	ln       net.Listener
-	answer   func(path, body string) (string, func(net.Conn))
-	accepted atomic.Int32
-	wg       sync.WaitGroup
-
-	mu    sync.Mutex // protects conns
-	conns []net.Conn
+	*rawServer
+	answer func(path, body string) (string, func(net.Conn))
 }
 
 func startFramingWorker(t *testing.T, answer func(path, body string) (string, func(net.Conn))) *framingWorker {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := &framingWorker{ln: ln, answer: answer}
-	w.wg.Add(1)
-	go w.accept()
-	t.Cleanup(func() {
-		ln.Close()
-		w.mu.Lock()
-		for _, c := range w.conns {
-			c.Close()
-		}
-		w.mu.Unlock()
-		w.wg.Wait()
-	})
+	w := &framingWorker{answer: answer}
+	w.rawServer = startRawServer(t, w.serve)
 	return w
 }
 
-func (w *framingWorker) addr() string { return w.ln.Addr().String() }
-
-func (w *framingWorker) accept() {
-	defer w.wg.Done()
-	for {
-		c, err := w.ln.Accept()
-		if err != nil {
-			return
-		}
-		w.accepted.Add(1)
-		w.mu.Lock()
-		w.conns = append(w.conns, c)
-		w.mu.Unlock()
-		w.wg.Add(1)
-		go w.serve(c)
-	}
-}
-
 func (w *framingWorker) serve(c net.Conn) {
-	defer w.wg.Done()
 	br := bufio.NewReader(c)
 	for {
 		head, err := readHeadLines(br)

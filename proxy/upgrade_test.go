@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -16,55 +15,19 @@ import (
 // and, after a 101, echoes what it reads; when its client side ends it
 // writes "<eof>" and closes.
 type upgradeWorker struct {
-	ln     net.Listener
+	*rawServer
 	answer func(head string) string
 	heads  chan string // request heads received
-	wg     sync.WaitGroup
-
-	mu    sync.Mutex // protects conns
-	conns []net.Conn
 }
 
 func startUpgradeWorker(t *testing.T, answer func(head string) string) *upgradeWorker {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := &upgradeWorker{ln: ln, answer: answer, heads: make(chan string, 16)}
-	w.wg.Add(1)
-	go w.accept()
-	t.Cleanup(func() {
-		ln.Close()
-		w.mu.Lock()
-		for _, c := range w.conns {
-			c.Close()
-		}
-		w.mu.Unlock()
-		w.wg.Wait()
-	})
+	w := &upgradeWorker{answer: answer, heads: make(chan string, 16)}
+	w.rawServer = startRawServer(t, w.serve)
 	return w
 }
 
-func (w *upgradeWorker) addr() string { return w.ln.Addr().String() }
-
-func (w *upgradeWorker) accept() {
-	defer w.wg.Done()
-	for {
-		c, err := w.ln.Accept()
-		if err != nil {
-			return
-		}
-		w.mu.Lock()
-		w.conns = append(w.conns, c)
-		w.mu.Unlock()
-		w.wg.Add(1)
-		go w.serve(c)
-	}
-}
-
 func (w *upgradeWorker) serve(c net.Conn) {
-	defer w.wg.Done()
 	defer c.Close()
 	br := bufio.NewReader(c)
 	head, err := readHeadLines(br)
