@@ -287,7 +287,7 @@ func assemble(cfg *config, p plan, environ []string, log hclog.Logger, l supervi
 		sup:   sup,
 
 		status: &statusSource{started: time.Now(), res: p.res, plan: p, maxMem: guard.Budget,
-			sup: sup, pool: pool},
+			sup: sup, pool: pool, rss: newRSSHistory(sup.Snapshot)},
 		checks:   cfg.Checks,
 		checksOn: cfg.ChecksOn,
 		readyMin: cfg.ReadyMin,
@@ -327,6 +327,7 @@ func (a *actors) run(publicLn, adminLn net.Listener) error {
 			Status: a.status, ReadyMin: a.readyMin, Metrics: newCollector(a.sup, a.pool, a.proxy)})
 		a.sd.onBegin = admin.MarkShuttingDown
 		g.Add(admin.Run, func(error) { admin.Stop() })
+		g.Add(a.status.rss.run, a.status.rss.interrupt)
 	}
 
 	trim := newTrimmer()
