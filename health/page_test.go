@@ -86,7 +86,7 @@ func TestPageCSP(t *testing.T) {
 // inline element tag.
 func hashOf(t *testing.T, tag string) string {
 	t.Helper()
-	m := regexp.MustCompile(`(?s)<` + tag + `>(.*?)</` + tag + `>`).FindAllSubmatch(pageHTML, -1)
+	m := regexp.MustCompile(`(?s)<`+tag+`>(.*?)</`+tag+`>`).FindAllSubmatch(pageHTML, -1)
 	if len(m) != 1 {
 		t.Fatalf("the page has %d inline <%s> elements, want 1", len(m), tag)
 	}

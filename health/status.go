@@ -10,10 +10,10 @@ import (
 // Status is what GET /status answers: the sizing plan and every worker. It
 // never holds environment variables or anything else secret.
 type Status struct {
-	Version      string         `json:"version"`
-	UptimeS      float64        `json:"uptime_s"`
-	ShuttingDown bool           `json:"shutting_down"`
-	ReadyWorkers int            `json:"ready_workers"`
+	Version      string  `json:"version"`
+	UptimeS      float64 `json:"uptime_s"`
+	ShuttingDown bool    `json:"shutting_down"`
+	ReadyWorkers int     `json:"ready_workers"`
 	// Inflight is the requests the workers are serving, Queue those waiting
 	// for a worker at its in-flight limit.
 	Inflight int64 `json:"inflight"`
@@ -25,10 +25,10 @@ type Status struct {
 	Errors5xx uint64 `json:"errors_5xx"`
 	// RSSHistoryStepS is the seconds between two points of a worker's
 	// RSSHistory.
-	RSSHistoryStepS float64 `json:"rss_history_step_s"`
-	Plan         PlanStatus     `json:"plan"`
-	Reload       ReloadStatus   `json:"reload"`
-	Workers      []WorkerStatus `json:"workers"`
+	RSSHistoryStepS float64        `json:"rss_history_step_s"`
+	Plan            PlanStatus     `json:"plan"`
+	Reload          ReloadStatus   `json:"reload"`
+	Workers         []WorkerStatus `json:"workers"`
 }
 
 // PlanStatus is the sizing decision and where its figures came from.
