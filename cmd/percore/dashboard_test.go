@@ -226,4 +226,3 @@ func requestLoop(url string, stop <-chan struct{}) {
 		}
 	}
 }
-
