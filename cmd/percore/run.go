@@ -58,7 +58,7 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 func runWith(runtimes jsruntime.Registry, args, environ []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 {
 		switch args[0] {
-		case "version", "plan", "reload", "scale", "status":
+		case "version", "plan", "reload", "scale", "status", "top":
 			earlysignal.Release() // these commands end on a signal's default action
 		}
 		switch args[0] {
@@ -71,6 +71,8 @@ func runWith(runtimes jsruntime.Registry, args, environ []string, stdout, stderr
 			return runControl(args[0], args[1:], environ, stdout, stderr)
 		case "status":
 			return runStatus(args[1:], environ, stdout, stderr)
+		case "top":
+			return runTop(args[1:], environ, os.Stdin, stdout, stderr)
 		}
 	}
 	sigs := catchSignals()
