@@ -41,9 +41,11 @@ type Config struct {
 	Logger hclog.Logger
 }
 
-// Server serves /healthz, /livez, /readyz, /status and /metrics. It is safe for concurrent use.
+// Server serves /healthz, /livez, /readyz, /status, /metrics and, with
+// /status, a live page of it at /. It is safe for concurrent use.
 type Server struct {
 	cfg      Config
+	page     page
 	srv      *fasthttp.Server
 	shutdown atomic.Bool
 
@@ -73,7 +75,7 @@ func New(ln net.Listener, cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
 	}
-	s := &Server{cfg: cfg, ln: ln, done: make(chan struct{})}
+	s := &Server{cfg: cfg, page: newPage(pageHTML), ln: ln, done: make(chan struct{})}
 	s.srv = &fasthttp.Server{
 		Handler:               s.serve,
 		NoDefaultServerHeader: true,
@@ -118,6 +120,12 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx) {
 	ctx.SetContentType("text/plain; charset=utf-8")
 	ctx.Response.Header.Set("Cache-Control", "no-store")
 	switch string(ctx.Path()) {
+	case "/":
+		if s.cfg.Status == nil {
+			ctx.Error("not found\n", fasthttp.StatusNotFound)
+			return
+		}
+		s.page.serve(ctx)
 	case "/livez":
 		ctx.SetBodyString("ok\n")
 	case "/healthz":

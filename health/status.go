@@ -10,13 +10,25 @@ import (
 // Status is what GET /status answers: the sizing plan and every worker. It
 // never holds environment variables or anything else secret.
 type Status struct {
-	Version      string         `json:"version"`
-	UptimeS      float64        `json:"uptime_s"`
-	ShuttingDown bool           `json:"shutting_down"`
-	ReadyWorkers int            `json:"ready_workers"`
-	Plan         PlanStatus     `json:"plan"`
-	Reload       ReloadStatus   `json:"reload"`
-	Workers      []WorkerStatus `json:"workers"`
+	Version      string  `json:"version"`
+	UptimeS      float64 `json:"uptime_s"`
+	ShuttingDown bool    `json:"shutting_down"`
+	ReadyWorkers int     `json:"ready_workers"`
+	// Inflight is the requests the workers are serving, Queue those waiting
+	// for a worker at its in-flight limit.
+	Inflight int64 `json:"inflight"`
+	Queue    int64 `json:"queue"`
+	// Answered and Errors5xx count every answer since percore started, 5xx
+	// ones apart, including those percore gave with no worker; a rate is
+	// the difference of two readings.
+	Answered  uint64 `json:"answered"`
+	Errors5xx uint64 `json:"errors_5xx"`
+	// RSSHistoryStepS is the seconds between two points of a worker's
+	// RSSHistory.
+	RSSHistoryStepS float64        `json:"rss_history_step_s"`
+	Plan            PlanStatus     `json:"plan"`
+	Reload          ReloadStatus   `json:"reload"`
+	Workers         []WorkerStatus `json:"workers"`
 }
 
 // PlanStatus is the sizing decision and where its figures came from.
@@ -34,6 +46,7 @@ type PlanStatus struct {
 	BudgetBytes    uint64 `json:"budget_bytes"`
 	MaxMemoryBytes uint64 `json:"max_memory_bytes"`
 	Runtime        string `json:"runtime"`
+	Mode           string `json:"mode"` // "proxy": requests go through percore
 }
 
 // ReloadStatus is the last rolling reload.
@@ -65,6 +78,25 @@ type WorkerStatus struct {
 	Requests       uint64      `json:"requests"`
 	UptimeS        float64     `json:"uptime_s"`
 	HealthFailures int         `json:"health_failures"`
+	// Answered and Errors5xx count the slot's answers, 5xx ones apart,
+	// across its workers; they only grow.
+	Answered  uint64 `json:"answered"`
+	Errors5xx uint64 `json:"errors_5xx"`
+	// Latency is what the slot's answers took over the last seconds; nil
+	// where percore does not see the requests.
+	Latency *LatencyStatus `json:"latency"`
+	// RSSHistory is the slot's RSS over the last minutes, oldest first,
+	// one point every Status.RSSHistoryStepS (0 while nothing was measured).
+	RSSHistory []uint64 `json:"rss_history"`
+}
+
+// LatencyStatus is what a worker slot's answers took, from the request's
+// arrival at percore until the worker's response header, over a window.
+type LatencyStatus struct {
+	WindowS int     `json:"window_s"`
+	Count   uint64  `json:"count"`
+	P50Ms   float64 `json:"p50_ms"` // within about 19% of the exact figure
+	P99Ms   float64 `json:"p99_ms"`
 }
 
 // ExitStatus is how a process ended.

@@ -18,6 +18,7 @@ const codeClasses = 5
 // workers that served in it. The counters only grow.
 type slotStats struct {
 	codes [codeClasses]atomic.Uint64
+	lat   latencyWindow // the last seconds' answer durations
 }
 
 // stats holds the proxy's request counters and duration histogram. Recording
@@ -55,6 +56,7 @@ func (s *stats) record(st *slotStats, status int, d time.Duration) {
 	if c := status/100 - 1; c >= 0 && c < codeClasses {
 		st.codes[c].Add(1)
 	}
+	st.lat.add(time.Now(), d)
 	sec := d.Seconds()
 	i := sort.SearchFloat64s(DurationBuckets[:], sec)
 	s.buckets[i].Add(1)

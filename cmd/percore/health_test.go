@@ -29,15 +29,20 @@ func TestStatusReportsWorkersAndRestarts(t *testing.T) {
 		st.Plan.CPUSource == "" || st.Plan.MemorySource == "" || st.ReadyWorkers != 2 {
 		t.Errorf("status = %+v", st)
 	}
-	var requests uint64
+	var requests, answered uint64
 	for _, w := range st.Workers {
 		if !serving[w.PID] || w.State != "ready" || !w.Ready || w.RSSBytes < 10<<20 || w.UptimeS < 1 {
 			t.Errorf("worker %+v does not match the serving pids %v", w, serving)
 		}
+		if w.Latency == nil || w.Latency.Count == 0 || w.Latency.Count > w.Answered || w.Latency.P50Ms <= 0 || w.Latency.P99Ms < w.Latency.P50Ms {
+			t.Errorf("worker %d: latency %+v over its %d answers", w.ID, w.Latency, w.Answered)
+		}
 		requests += w.Requests
+		answered += w.Answered
 	}
-	if requests < 20 {
-		t.Errorf("status counts %d requests, want at least 20", requests)
+	if requests < 20 || answered != requests || st.Answered != answered || st.Errors5xx != 0 {
+		t.Errorf("status counts %d requests, %d answered, %d in total with %d 5xx; want at least 20, all answered, no 5xx",
+			requests, answered, st.Answered, st.Errors5xx)
 	}
 	raw, err := exec.Command(percoreBin, "status", "--json", "--admin", in.admin).Output()
 	if err != nil || strings.Contains(string(raw), "PATH=") || strings.Contains(string(raw), "PERCORE_TEST_MARK") {

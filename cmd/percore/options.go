@@ -543,6 +543,7 @@ Usage:
   percore reload [--control PATH]
   percore scale N|+1|-1 [--control PATH]
   percore status [--admin HOST:PORT] [--json]
+  percore top [--admin HOST:PORT]
   percore version
 
 Flags (each can also be set by the variable shown; a flag wins):

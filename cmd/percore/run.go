@@ -58,7 +58,7 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 func runWith(runtimes jsruntime.Registry, args, environ []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 {
 		switch args[0] {
-		case "version", "plan", "reload", "scale", "status":
+		case "version", "plan", "reload", "scale", "status", "top":
 			earlysignal.Release() // these commands end on a signal's default action
 		}
 		switch args[0] {
@@ -71,6 +71,8 @@ func runWith(runtimes jsruntime.Registry, args, environ []string, stdout, stderr
 			return runControl(args[0], args[1:], environ, stdout, stderr)
 		case "status":
 			return runStatus(args[1:], environ, stdout, stderr)
+		case "top":
+			return runTop(args[1:], environ, os.Stdin, stdout, stderr)
 		}
 	}
 	sigs := catchSignals()
@@ -287,7 +289,7 @@ func assemble(cfg *config, p plan, environ []string, log hclog.Logger, l supervi
 		sup:   sup,
 
 		status: &statusSource{started: time.Now(), res: p.res, plan: p, maxMem: guard.Budget,
-			sup: sup, pool: pool},
+			sup: sup, pool: pool, rss: newRSSHistory(sup.Snapshot)},
 		checks:   cfg.Checks,
 		checksOn: cfg.ChecksOn,
 		readyMin: cfg.ReadyMin,
@@ -327,6 +329,7 @@ func (a *actors) run(publicLn, adminLn net.Listener) error {
 			Status: a.status, ReadyMin: a.readyMin, Metrics: newCollector(a.sup, a.pool, a.proxy)})
 		a.sd.onBegin = admin.MarkShuttingDown
 		g.Add(admin.Run, func(error) { admin.Stop() })
+		g.Add(a.status.rss.run, a.status.rss.interrupt)
 	}
 
 	trim := newTrimmer()

@@ -5,6 +5,7 @@ import (
 
 	"github.com/percore/percore/health"
 	"github.com/percore/percore/machine"
+	"github.com/percore/percore/proxy"
 	"github.com/percore/percore/supervisor"
 )
 
@@ -16,12 +17,16 @@ type statusSource struct {
 	maxMem  uint64
 	sup     *supervisor.Supervisor
 	pool    slotTraffic
+	rss     *rssHistory
 }
 
 // slotTraffic is the proxy's per-slot traffic.
 type slotTraffic interface {
 	SlotTraffic(slot int) (inflight int64, requests uint64)
 	AtLimit(key uint64) bool
+	SlotLatency(slot int) proxy.LatencyWindow
+	Counts() []proxy.SlotCounts
+	Queued() int64
 }
 
 // Status implements health.StatusSource.
@@ -32,15 +37,34 @@ func (s *statusSource) Status() health.Status {
 		UptimeS: now.Sub(s.started).Seconds(),
 		Plan:    s.planStatus(),
 		Reload:  reloadStatus(s.sup.ReloadState()),
+		Queue:   s.pool.Queued(), RSSHistoryStepS: rssStep.Seconds(),
+	}
+	counts := map[int]proxy.SlotCounts{}
+	for _, c := range s.pool.Counts() {
+		counts[c.Slot] = c
+		st.Answered += answered(c)
+		st.Errors5xx += c.Codes[4]
 	}
 	for _, ws := range s.sup.Snapshot() {
 		w := s.workerStatus(ws, now)
 		if w.Ready {
 			st.ReadyWorkers++
 		}
+		c := counts[ws.ID]
+		w.Answered, w.Errors5xx = answered(c), c.Codes[4]
+		st.Inflight += w.Inflight
 		st.Workers = append(st.Workers, w)
 	}
 	return st
+}
+
+// answered is every answer of c, whatever its status.
+func answered(c proxy.SlotCounts) uint64 {
+	var n uint64
+	for _, v := range c.Codes {
+		n += v
+	}
+	return n
 }
 
 func (s *statusSource) planStatus() health.PlanStatus {
@@ -51,7 +75,7 @@ func (s *statusSource) planStatus() health.PlanStatus {
 		Workers: s.plan.Workers, WorkersReason: s.plan.WorkersReason,
 		HeapMB: s.plan.heapMB(), HeapReason: s.plan.HeapReason,
 		BudgetBytes: s.plan.WorkerBudget, MaxMemoryBytes: s.maxMem,
-		Runtime: s.plan.rt.String(),
+		Runtime: s.plan.rt.String(), Mode: "proxy",
 	}
 }
 
@@ -68,6 +92,13 @@ func (s *statusSource) workerStatus(ws supervisor.WorkerStatus, now time.Time) h
 		out.NotRouted = string(supervisor.NotRoutedFull) // still ready: its requests queue
 	}
 	out.Inflight, out.Requests = s.pool.SlotTraffic(ws.ID)
+	lat := s.pool.SlotLatency(ws.ID)
+	out.Latency = &health.LatencyStatus{WindowS: lat.Seconds, Count: lat.Count,
+		P50Ms: float64(lat.P50.Microseconds()) / 1000, P99Ms: float64(lat.P99.Microseconds()) / 1000}
+	out.RSSHistory = []uint64{}
+	if s.rss != nil {
+		out.RSSHistory = s.rss.points(ws.ID)
+	}
 	if ws.LastExit != nil {
 		out.LastExit = &health.ExitStatus{Code: ws.LastExit.Code, Reason: ws.LastReason}
 		if ws.LastExit.Signal != 0 {

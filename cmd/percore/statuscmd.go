@@ -111,25 +111,28 @@ func fetchStatus(url string) (health.Status, error) {
 	return st, nil
 }
 
-// printStatus writes the table; req/s comes from the two samples.
+// printStatus writes the table; rates come from the two samples.
 func printStatus(w io.Writer, before, now health.Status) {
 	p := now.Plan
 	fmt.Fprintf(w, "percore %s  up %s  %d/%d workers ready  runtime %s  heap %dMiB  cpus %d (%s)  memory %s (%s)\n",
 		now.Version, (time.Duration(now.UptimeS) * time.Second).String(), now.ReadyWorkers, len(now.Workers),
 		p.Runtime, p.HeapMB, p.CPUs, p.CPUSource, machine.FormatBytes(p.MemoryBytes), p.MemorySource)
+	dt := now.UptimeS - before.UptimeS
+	fmt.Fprintf(w, "%s req/s  %d in flight  %d queued  %s 5xx/s\n", rate(now.Answered, before.Answered, dt),
+		now.Inflight, now.Queue, rate(now.Errors5xx, before.Errors5xx, dt))
 	if now.Reload.State != "" {
 		fmt.Fprintf(w, "last reload: %s %s\n", now.Reload.State, now.Reload.Error)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tPID\tSTATE\tUPTIME\tRESTARTS\tRSS\tIN-FLIGHT\tREQ/S\tLAST EXIT")
+	fmt.Fprintln(tw, "ID\tPID\tSTATE\tUPTIME\tRESTARTS\tRSS\tIN-FLIGHT\tREQ/S\tP50\tP99\tLAST EXIT")
 	prev := map[int]health.WorkerStatus{}
 	for _, ws := range before.Workers {
 		prev[ws.ID] = ws
 	}
 	for _, ws := range now.Workers {
-		rate := "-"
-		if old, ok := prev[ws.ID]; ok && old.PID == ws.PID && ws.Requests >= old.Requests {
-			rate = fmt.Sprintf("%.0f", float64(ws.Requests-old.Requests)/max(now.UptimeS-before.UptimeS, 0.001))
+		r := "-"
+		if old, ok := prev[ws.ID]; ok {
+			r = rate(ws.Answered, old.Answered, dt)
 		}
 		last := "-"
 		if e := ws.LastExit; e != nil {
@@ -138,9 +141,45 @@ func printStatus(w io.Writer, before, now health.Status) {
 				last = fmt.Sprintf("%s (signal %s)", e.Reason, e.Signal)
 			}
 		}
-		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%d\t%s\t%d\t%s\t%s\n", ws.ID, ws.PID, ws.State,
+		p50, p99 := latency(ws.Latency)
+		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%d\t%s\t%d\t%s\t%s\t%s\t%s\n", ws.ID, ws.PID, ws.State,
 			(time.Duration(ws.UptimeS) * time.Second).String(), ws.Restarts, machine.FormatBytes(ws.RSSBytes),
-			ws.Inflight, rate, last)
+			ws.Inflight, r, p50, p99, last)
 	}
 	tw.Flush()
+}
+
+// rate is the change of a counter per second, or "-" when it cannot be
+// told (no interval, or the counter went back: another percore answered).
+func rate(now, before uint64, dt float64) string {
+	if dt <= 0 || now < before {
+		return "-"
+	}
+	r := float64(now-before) / dt
+	if r >= 100 {
+		return fmt.Sprintf("%.0f", r)
+	}
+	return fmt.Sprintf("%.1f", r)
+}
+
+// latency formats the p50 and p99 of a window: "-" with no answers in it,
+// "n/m" (not measured) where percore does not see the requests.
+func latency(l *health.LatencyStatus) (p50, p99 string) {
+	switch {
+	case l == nil:
+		return "n/m", "n/m"
+	case l.Count == 0:
+		return "-", "-"
+	}
+	return formatMs(l.P50Ms), formatMs(l.P99Ms)
+}
+
+func formatMs(ms float64) string {
+	switch {
+	case ms >= 100:
+		return fmt.Sprintf("%.0fms", ms)
+	case ms >= 1:
+		return fmt.Sprintf("%.1fms", ms)
+	}
+	return fmt.Sprintf("%.2fms", ms)
 }
