@@ -5,6 +5,7 @@ import (
 
 	"github.com/percore/percore/health"
 	"github.com/percore/percore/machine"
+	"github.com/percore/percore/proxy"
 	"github.com/percore/percore/supervisor"
 )
 
@@ -22,6 +23,7 @@ type statusSource struct {
 type slotTraffic interface {
 	SlotTraffic(slot int) (inflight int64, requests uint64)
 	AtLimit(key uint64) bool
+	Sticky() proxy.StickyCounts
 }
 
 // Status implements health.StatusSource.
@@ -33,6 +35,8 @@ func (s *statusSource) Status() health.Status {
 		Plan:    s.planStatus(),
 		Reload:  reloadStatus(s.sup.ReloadState()),
 	}
+	sc := s.pool.Sticky()
+	st.Sticky = health.StickyStatus{Affinity: sc.Affinity, Followed: sc.Followed, Moved: sc.Moved, Sessions: sc.Sessions}
 	for _, ws := range s.sup.Snapshot() {
 		w := s.workerStatus(ws, now)
 		if w.Ready {
