@@ -28,7 +28,20 @@ type Status struct {
 	RSSHistoryStepS float64        `json:"rss_history_step_s"`
 	Plan            PlanStatus     `json:"plan"`
 	Reload          ReloadStatus   `json:"reload"`
+	Sticky          StickyStatus   `json:"sticky"`
 	Workers         []WorkerStatus `json:"workers"`
+}
+
+// StickyStatus is what sticky routing did: socket.io (engine.io) sessions
+// followed to their worker, and --affinity.
+type StickyStatus struct {
+	Affinity string `json:"affinity"` // off, cookie, ip, header:NAME
+	// Followed counts the pinned requests that went to their worker, Moved
+	// those that went elsewhere because it was draining, ejected, full or
+	// gone.
+	Followed uint64 `json:"followed"`
+	Moved    uint64 `json:"moved"`
+	Sessions int    `json:"socketio_sessions"` // engine.io sessions remembered now
 }
 
 // PlanStatus is the sizing decision and where its figures came from.

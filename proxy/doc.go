@@ -3,7 +3,10 @@
 // connection pool of that worker, retries what can safely be retried on
 // another worker, streams bodies both ways, and tunnels upgraded
 // connections (WebSocket and any other "Connection: Upgrade" protocol) to a
-// worker byte for byte.
+// worker byte for byte. A selector chooses the worker (selector.go): least
+// outstanding requests, under a layer that keeps engine.io (socket.io)
+// sessions on the worker that opened them and, on request, pins clients by
+// cookie, address or header (affinity.go, engineio.go).
 //
 // It is not a general-purpose reverse proxy: upstreams are local workers
 // that the supervisor adds and drains through Pool, which implements the

@@ -10,7 +10,7 @@ import (
 
 func newLimitedPool(max int64, queue int, timeout time.Duration, keys ...uint64) *Pool {
 	p := NewPool(UpstreamConfig{})
-	p.configure(&limit{max: max, size: queue, timeout: timeout}, 0)
+	p.configure(&limit{max: max, size: queue, timeout: timeout}, 0, newPolicy(Affinity{}, DefaultEnginePath))
 	for _, k := range keys {
 		p.Add(k, int(k), "127.0.0.1:1")
 	}
@@ -21,7 +21,7 @@ func newLimitedPool(max int64, queue int, timeout time.Duration, keys ...uint64)
 func acquireNow(p *Pool) (*backend, error) {
 	var tried triedSet
 	var deadline time.Time
-	return p.acquire(&tried, &deadline, time.Millisecond)
+	return p.acquire(&tried, nil, &deadline, time.Millisecond)
 }
 
 func TestLimitCapsEachWorker(t *testing.T) {
@@ -38,7 +38,7 @@ func TestLimitCapsEachWorker(t *testing.T) {
 		t.Errorf("4 requests on 2 workers of 2 slots went %v", held)
 	}
 	var none triedSet
-	if b, full := p.choose(&none); b != nil || !full {
+	if b, full := p.choose(&none, nil); b != nil || !full {
 		t.Errorf("choose with every slot taken = %v, %v; want nil, full", b, full)
 	}
 	if b, err := acquireNow(p); b != nil || err != ErrQueueFull {

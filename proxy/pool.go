@@ -108,6 +108,7 @@ type Pool struct {
 	cfg UpstreamConfig
 
 	backends atomic.Pointer[[]*backend] // immutable snapshot, replaced on change
+	policy   atomic.Pointer[policy]     // how a worker is chosen; set before traffic
 	next     atomic.Uint64              // rotates the start of each pick
 	lim      atomic.Pointer[limit]      // per-worker limit; nil when off
 
@@ -129,14 +130,17 @@ func NewPool(cfg UpstreamConfig) *Pool {
 	p := &Pool{cfg: cfg, changed: make(chan struct{}), stats: newStats()}
 	empty := []*backend{}
 	p.backends.Store(&empty)
+	p.policy.Store(newPolicy(Affinity{}, DefaultEnginePath))
 	return p
 }
 
-// configure sets the per-worker limit (nil for none) and the upstream
-// response-header timeout (0 for none) of the workers added from now on.
-func (p *Pool) configure(lim *limit, responseTimeout time.Duration) {
+// configure sets the policy, and the per-worker limit (nil for none) and
+// the upstream response-header timeout (0 for none) of the workers added
+// from now on.
+func (p *Pool) configure(lim *limit, responseTimeout time.Duration, pol *policy) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.policy.Store(pol)
 	p.lim.Store(lim)
 	p.respTimeout = responseTimeout
 }
@@ -188,6 +192,7 @@ func (p *Pool) Drain(key uint64) <-chan struct{} {
 		return closed
 	}
 	p.backends.Store(&next)
+	p.policy.Load().sessions.forget(key)
 	gone.draining.Store(true)
 	if gone.inflight.Load() == 0 {
 		gone.finishDrain()
@@ -200,83 +205,76 @@ func (p *Pool) Drain(key uint64) <-chan struct{} {
 // nil when none is left. Ties go to the next worker in turn, so idle workers
 // share light traffic.
 func (p *Pool) pick(tried *triedSet) *backend {
-	b, _ := p.choose(tried)
+	b, _ := p.choose(tried, nil)
 	return b
 }
 
 // choose is pick that also says, when it finds no worker, whether some were
 // only at their limit, or requests already queue for one: the request must
 // then queue too.
-func (p *Pool) choose(tried *triedSet) (b *backend, full bool) {
+func (p *Pool) choose(tried *triedSet, r *route) (b *backend, full bool) {
 	if l := p.lim.Load(); l != nil && l.waiting.Load() > 0 {
 		return nil, true // no overtaking the queue
 	}
-	return p.pickFree(tried)
+	return p.pickFree(tried, r)
 }
 
-// pickFree is choose without regard to the queue.
-func (p *Pool) pickFree(tried *triedSet) (*backend, bool) {
+// pickFree is choose without regard to the queue. The pool's selector
+// chooses; pickFree takes the chosen worker's slot, and chooses again when
+// the worker filled up or started draining meanwhile.
+func (p *Pool) pickFree(tried *triedSet, r *route) (*backend, bool) {
+	pol := p.policy.Load()
 	for {
 		list := *p.backends.Load()
 		n := len(list)
 		if n == 0 {
 			return nil, false
 		}
-		start := int(p.next.Add(1) % uint64(n))
-		var best, spare *backend
-		var bestLoad int64
-		full := false
-		now := p.ejectionClock()
-		for i := 0; i < n; i++ {
-			b := list[(start+i)%n]
-			if tried.has(b.key) {
-				continue
-			}
-			if b.ejected(now) {
-				spare = b // used only when every other worker is out too
-				continue
-			}
-			if b.atLimit() {
-				full = true
-				continue
-			}
-			if load := b.inflight.Load(); best == nil || load < bestLoad {
-				best, bestLoad = b, load
-			}
+		c := candidates{list: list, start: int(p.next.Add(1) % uint64(n)), tried: *tried, now: p.ejectionClock()}
+		var ch choice
+		if r != nil && r.pinned() {
+			ch = pol.sticky.pick(c, *r)
+		} else {
+			ch = pol.balance.pick(c, route{})
 		}
-		if best == nil && !full {
-			best = spare
+		if ch.b == nil && !ch.full {
+			ch.b = c.spare()
 		}
-		if best == nil {
-			return nil, full
+		if ch.b == nil {
+			return nil, ch.full
 		}
-		if best.tryAcquire() {
-			return best, false
+		if ch.b.tryAcquire() {
+			if r != nil {
+				r.outcome = ch.outcome
+				p.stats.pinned(ch.outcome)
+			}
+			return ch.b, false
 		}
 	}
 }
 
-// acquire returns a worker for a request, with the request counted. When no
+// acquire returns a worker for a request tied to workers by r (nil: to
+// none), with the request counted. When no
 // worker is ready it waits until *deadline, which it sets to wait from now
 // the first time it is needed (so retries of a request share it); when every
 // worker is at its limit the request queues. The error is one of
 // ErrNoWorker, ErrQueueFull and ErrQueueTimeout.
-func (p *Pool) acquire(tried *triedSet, deadline *time.Time, wait time.Duration) (*backend, error) {
-	if b, full := p.choose(tried); b != nil {
+func (p *Pool) acquire(tried *triedSet, r *route, deadline *time.Time, wait time.Duration) (*backend, error) {
+	if b, full := p.choose(tried, r); b != nil {
 		return b, nil
 	} else if full {
-		return p.await(tried)
+		return p.await(tried, r)
 	}
 	for {
 		p.mu.Lock()
 		changed := p.changed
 		p.mu.Unlock()
-		b, full := p.choose(tried)
+		b, full := p.choose(tried, r)
 		if b != nil {
 			return b, nil
 		}
 		if full {
-			return p.await(tried)
+			return p.await(tried, r)
 		}
 		if p.stillRouted(tried) {
 			// A retry whose every worker is still in rotation: they
@@ -325,7 +323,7 @@ func (p *Pool) stillRouted(tried *triedSet) bool {
 
 // await queues a request until a worker slot is handed to it or the queue
 // timeout ends.
-func (p *Pool) await(tried *triedSet) (*backend, error) {
+func (p *Pool) await(tried *triedSet, r *route) (*backend, error) {
 	l := p.lim.Load()
 	deadline := time.Now().Add(l.timeout)
 	for {
@@ -335,7 +333,7 @@ func (p *Pool) await(tried *triedSet) (*backend, error) {
 		}
 		// A slot freed between the caller's pick and enqueue found nobody
 		// queued, so nobody was handed it: look once more.
-		if b, _ := p.pickFree(tried); b != nil {
+		if b, _ := p.pickFree(tried, r); b != nil {
 			if !l.leave(w) {
 				(<-w.slot).freeSlot()
 			}

@@ -110,7 +110,7 @@ func TestAcquireWaitsForAWorker(t *testing.T) {
 		p.Add(7, 0, "127.0.0.1:1")
 	}()
 	var deadline time.Time
-	b, err := p.acquire(&none, &deadline, 5*time.Second)
+	b, err := p.acquire(&none, nil, &deadline, 5*time.Second)
 	if b == nil || b.key != 7 || err != nil {
 		t.Fatalf("acquire = %v, %v; want the added worker", b, err)
 	}
@@ -120,7 +120,7 @@ func TestAcquireWaitsForAWorker(t *testing.T) {
 	tried := triedSet{keys: [maxAttempts]uint64{7}, n: 1}
 	deadline = time.Time{}
 	start := time.Now()
-	if b, err := p.acquire(&tried, &deadline, time.Second); b != nil || err != ErrNoWorker {
+	if b, err := p.acquire(&tried, nil, &deadline, time.Second); b != nil || err != ErrNoWorker {
 		t.Errorf("acquire = %v, %v; want ErrNoWorker", b, err)
 	}
 	if d := time.Since(start); d > 100*time.Millisecond {
@@ -130,7 +130,7 @@ func TestAcquireWaitsForAWorker(t *testing.T) {
 	p.Drain(7)
 	deadline = time.Time{}
 	start = time.Now()
-	if b, err := p.acquire(&tried, &deadline, 50*time.Millisecond); b != nil || err != ErrNoWorker {
+	if b, err := p.acquire(&tried, nil, &deadline, 50*time.Millisecond); b != nil || err != ErrNoWorker {
 		t.Errorf("acquire = %v, %v; want ErrNoWorker at the deadline", b, err)
 	}
 	if d := time.Since(start); d < 40*time.Millisecond || d > 2*time.Second {

@@ -91,6 +91,13 @@ type Config struct {
 	MaxRequests       int
 	MaxRequestsJitter int
 	OnMaxRequests     func(key uint64)
+	// Affinity pins clients to worker slots (default off). engine.io
+	// sessions are followed whatever it is.
+	Affinity Affinity
+	// EnginePath is the path prefix of engine.io (socket.io) requests,
+	// whose sessions go to the worker that opened them (default
+	// DefaultEnginePath; "off": sessions are not followed).
+	EnginePath string
 }
 
 // Handler forwards requests to workers, and tunnels upgraded connections
@@ -107,6 +114,7 @@ type Handler struct {
 	ids         *requestIDs
 	tunnels     *tunnelSet
 	streams     *streamSet // close-delimited responses to HTTP/1.0 clients
+	pol         *policy    // the pool's, fixed by New
 }
 
 // New returns a Handler.
@@ -146,7 +154,15 @@ func New(cfg Config) *Handler {
 			lim.timeout = DefaultQueueTimeout
 		}
 	}
-	h.pool.configure(lim, h.respTimeout)
+	engine := cfg.EnginePath
+	switch engine {
+	case "":
+		engine = DefaultEnginePath
+	case "off":
+		engine = ""
+	}
+	h.pol = newPolicy(cfg.Affinity, engine)
+	h.pool.configure(lim, h.respTimeout, h.pol)
 	h.pool.SetMaxRequests(cfg.MaxRequests, cfg.MaxRequestsJitter, cfg.OnMaxRequests)
 	return h
 }
@@ -219,11 +235,13 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 		setListenerHost(req, ctx.LocalAddr())
 	}
 	setForwarded(&req.Header, ctx.RemoteAddr(), h.trusted)
+	var r route
+	h.pol.pin(&r, req, ctx.RemoteAddr(), h.trusted)
 	if proto != nil {
-		h.serveUpgrade(ctx, proto, rid) // never with a body: see upgradeProtocol
+		h.serveUpgrade(ctx, proto, rid, &r) // never with a body: see upgradeProtocol
 		return
 	}
-	h.forward(ctx, body, rid, http10)
+	h.forward(ctx, body, rid, http10, &r)
 	if body != nil {
 		// The worker's client has read the whole body by now. Drop the
 		// request's reference to it (it has no Close) and pool it.
@@ -264,7 +282,7 @@ func (h *Handler) requestID(hdr *fasthttp.RequestHeader, dst []byte) []byte {
 
 // forward sends the request to a worker, retrying on another one what can
 // be retried, and hands the response to the client.
-func (h *Handler) forward(ctx *fasthttp.RequestCtx, body *requestBody, rid []byte, http10 bool) {
+func (h *Handler) forward(ctx *fasthttp.RequestCtx, body *requestBody, rid []byte, http10 bool, r *route) {
 	req := &ctx.Request
 	up := fasthttp.AcquireResponse()
 	var tried triedSet
@@ -272,7 +290,7 @@ func (h *Handler) forward(ctx *fasthttp.RequestCtx, body *requestBody, rid []byt
 	var lastB *backend
 	var lastErr error
 	for attempt := 1; ; attempt++ {
-		b, err := h.pool.acquire(&tried, &deadline, h.wait)
+		b, err := h.pool.acquire(&tried, r, &deadline, h.wait)
 		if b == nil {
 			fasthttp.ReleaseResponse(up)
 			if lastB != nil {
@@ -294,7 +312,7 @@ func (h *Handler) forward(ctx *fasthttp.RequestCtx, body *requestBody, rid []byt
 		h.pool.counted(b)
 		err = b.client.Do(req, up)
 		if err == nil {
-			h.respond(ctx, b, up, rid, http10)
+			h.respond(ctx, b, up, rid, http10, r)
 			return
 		}
 		b.release()
@@ -325,7 +343,7 @@ func (h *Handler) forward(ctx *fasthttp.RequestCtx, body *requestBody, rid []byt
 // it after the last byte is written (or the client went away). A body of
 // unknown length to an HTTP/1.0 client ends with the connection instead of
 // the chunked coding (see untilClose).
-func (h *Handler) respond(ctx *fasthttp.RequestCtx, b *backend, up *fasthttp.Response, rid []byte, http10 bool) {
+func (h *Handler) respond(ctx *fasthttp.RequestCtx, b *backend, up *fasthttp.Response, rid []byte, http10 bool, r *route) {
 	if cl := up.Header.ContentLength(); up.IsBodyStream() && cl >= 0 && cl <= flushHeadersAbove {
 		if err := readSmallBody(up, &ctx.Response, cl); err != nil {
 			// Nothing went to the client yet: a cut answer is a 502, not
@@ -360,6 +378,18 @@ func (h *Handler) respond(ctx *fasthttp.RequestCtx, b *backend, up *fasthttp.Res
 		}
 	}
 	resp.Header.SetBytesV("X-Request-Id", rid)
+	if r.cookie && r.slot != b.slot+1 {
+		var buf [96]byte
+		resp.Header.SetBytesV("Set-Cookie", appendSlotCookie(buf[:0], b.slot))
+	}
+	var scan *openScan
+	if r.handshake && up.StatusCode() == fasthttp.StatusOK {
+		if !up.IsBodyStream() {
+			h.pol.sessions.learn(openSID(resp.Body()), b.key, time.Now())
+		} else {
+			scan = new(openScan) // only for handshakes, which open a session each
+		}
+	}
 	var entry *accessEntry
 	if h.access != nil {
 		entry = h.newEntry(ctx, b, up.StatusCode(), rid)
@@ -372,6 +402,7 @@ func (h *Handler) respond(ctx *fasthttp.RequestCtx, b *backend, up *fasthttp.Res
 	}
 	br := bodyReaderPool.Get().(*bodyReader)
 	br.up, br.b, br.r, br.out, br.entry = up, b, up.BodyStream(), &resp.Header, entry
+	br.scan, br.sessions = scan, h.pol.sessions
 	cl := up.Header.ContentLength()
 	if cl < 0 && http10 {
 		h.sendUntilClose(ctx, resp, br)
@@ -554,6 +585,9 @@ type bodyReader struct {
 	out   *fasthttp.ResponseHeader // the client's, for the trailer fields; nil: none
 	n     int64
 	entry *accessEntry // nil when the access log is off
+
+	scan     *openScan // looks for an engine.io session opened by the body; nil: none
+	sessions *sessions // where scan's session is learned
 }
 
 var bodyReaderPool = sync.Pool{New: func() any { return new(bodyReader) }}
@@ -562,6 +596,11 @@ var bodyReaderPool = sync.Pool{New: func() any { return new(bodyReader) }}
 func (br *bodyReader) Read(p []byte) (int, error) {
 	n, err := br.r.Read(p)
 	br.n += int64(n)
+	if br.scan != nil && n > 0 {
+		if sid := br.scan.feed(p[:n]); sid != nil {
+			br.sessions.learn(sid, br.b.key, time.Now())
+		}
+	}
 	if err == io.EOF && br.out != nil {
 		// fasthttp writes the trailer section after the last chunk.
 		if t, ok := br.r.(trailerSource); ok {

@@ -28,6 +28,9 @@ type stats struct {
 	slots map[int]*slotStats
 	none  slotStats // answers no worker gave: refused, unavailable
 
+	followed atomic.Uint64 // pinned requests that went to their worker
+	moved    atomic.Uint64 // pinned requests whose worker could not take them
+
 	buckets [len(DurationBuckets) + 1]atomic.Uint64 // the last is +Inf
 	count   atomic.Uint64
 	sumNano atomic.Uint64
@@ -124,4 +127,30 @@ func (p *Pool) SlotTraffic(slot int) (inflight int64, requests uint64) {
 		}
 	}
 	return inflight, requests
+}
+
+// pinned counts a request's pin outcome.
+func (s *stats) pinned(o pinOutcome) {
+	switch o {
+	case pinFollowed:
+		s.followed.Add(1)
+	case pinMoved:
+		s.moved.Add(1)
+	}
+}
+
+// StickyCounts are the counters of sticky routing: engine.io sessions and
+// --affinity.
+type StickyCounts struct {
+	Affinity string // the affinity mode, as ParseAffinity reads it
+	Followed uint64 // pinned requests that went to their worker
+	Moved    uint64 // pinned requests that went elsewhere: their worker was draining, ejected, full or gone
+	Sessions int    // engine.io sessions remembered now
+}
+
+// Sticky returns the counters of sticky routing.
+func (p *Pool) Sticky() StickyCounts {
+	pol := p.policy.Load()
+	return StickyCounts{Affinity: pol.affinity.String(), Followed: p.stats.followed.Load(),
+		Moved: p.stats.moved.Load(), Sessions: pol.sessions.len()}
 }

@@ -41,7 +41,7 @@ func upgradeProtocol(h *fasthttp.RequestHeader, dst []byte) []byte {
 // serveUpgrade forwards an upgrade request to a worker over a connection of
 // its own and relays the answer: a 101 turns the client's connection into a
 // tunnel to the worker; a refusal is relayed as a plain response.
-func (h *Handler) serveUpgrade(ctx *fasthttp.RequestCtx, proto, rid []byte) {
+func (h *Handler) serveUpgrade(ctx *fasthttp.RequestCtx, proto, rid []byte, r *route) {
 	req := &ctx.Request
 	req.Header.Set("Connection", "Upgrade")
 	req.Header.SetBytesV("Upgrade", proto)
@@ -49,7 +49,7 @@ func (h *Handler) serveUpgrade(ctx *fasthttp.RequestCtx, proto, rid []byte) {
 	var tried triedSet
 	var deadline time.Time
 	for attempt := 1; ; attempt++ {
-		b, err := h.pool.acquire(&tried, &deadline, h.wait)
+		b, err := h.pool.acquire(&tried, r, &deadline, h.wait)
 		if b == nil {
 			h.unavailable(ctx, err, rid)
 			return

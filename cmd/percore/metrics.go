@@ -22,6 +22,8 @@ const (
 	helpRestarts = "Worker processes ended, by reason: crash, boot failure, not ready in time, health check (unplanned); reload, max-memory, max-requests (planned)."
 	helpReloads  = "Rolling reloads finished, by result."
 	helpTunnels  = "Upgraded connections (WebSockets) open."
+	helpSticky   = "Requests pinned to a worker (a socket.io session, --affinity), by result: followed to it, or moved because it was draining, ejected, full or gone."
+	helpSessions = "socket.io (engine.io) sessions whose worker percore remembers."
 )
 
 // collector writes the supervisor's and the proxy's own counters, and
@@ -69,6 +71,11 @@ func (c *collector) addRequests(s *promtext.Set) {
 			requests.Add(float64(n), codeLabels[i], worker)
 		}
 	}
+	sc := c.pool.Sticky()
+	sticky := s.Counter("percore_sticky_requests_total", helpSticky, "result")
+	sticky.Add(float64(sc.Followed), "followed")
+	sticky.Add(float64(sc.Moved), "moved")
+	s.Gauge("percore_socketio_sessions", helpSessions).Add(float64(sc.Sessions))
 	h := c.pool.Durations()
 	s.Histogram("percore_request_duration_seconds", helpDuration, proxy.DurationBuckets[:]).
 		AddHistogram(h.Buckets[:], h.Count, h.Sum)

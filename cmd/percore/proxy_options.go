@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -23,6 +24,8 @@ type proxySettings struct {
 	QueueTimeout    time.Duration // 0: proxy.DefaultQueueTimeout
 	AccessLog       bool
 	Trusted         proxy.Trusted // nil: proxy.DefaultTrusted
+	Affinity        proxy.Affinity
+	EnginePath      string // "": proxy.DefaultEnginePath; "off": none
 }
 
 // proxyOptions are the flags of the public proxy.
@@ -61,6 +64,12 @@ func proxyOptions() []option {
 		{name: "trusted-proxies", value: "SET|CIDR,...", def: "loopback",
 			usage: "peers whose X-Forwarded-*, Forwarded, X-Real-IP and CDN client-IP headers are kept (percore appends to X-Forwarded-For); others' are removed; sets loopback, private, fly, none, mixed with CIDRs",
 			set:   setTrustedProxies},
+		{name: "affinity", value: "off|cookie|ip|header:NAME", def: "off",
+			usage: "pins each client to a worker: by a cookie percore sets, the client address (through --trusted-proxies) or a header's value; moves when that worker cannot take it",
+			set:   setAffinity},
+		{name: "socketio-path", value: "PATH|off", def: proxy.DefaultEnginePath,
+			usage: "path prefix of socket.io (engine.io) requests, whose sessions go to the worker that opened them",
+			set:   setEnginePath},
 	}
 }
 
@@ -81,6 +90,8 @@ func proxyParts(cfg *config, pool *proxy.Pool, log hclog.Logger, recycle func(ke
 		QueueTimeout:      p.QueueTimeout,
 		ResponseTimeout:   p.ResponseTimeout,
 		BodyTimeout:       p.BodyTimeout,
+		Affinity:          p.Affinity,
+		EnginePath:        p.EnginePath,
 	}
 	if p.AccessLog {
 		hc.AccessLog = log.Named("access")
@@ -183,5 +194,31 @@ func setTrustedProxies(c *config, v string) error {
 		return err
 	}
 	c.Proxy.Trusted = t
+	return nil
+}
+
+func setAffinity(c *config, v string) error {
+	a, err := proxy.ParseAffinity(v)
+	if err != nil {
+		return proxy.ErrAffinity
+	}
+	c.Proxy.Affinity = a
+	return nil
+}
+
+// setEnginePath reads the socket.io path: "off", or an absolute path,
+// which is matched as a prefix with a slash at its end.
+func setEnginePath(c *config, v string) error {
+	switch {
+	case v == "off":
+		c.Proxy.EnginePath = v
+		return nil
+	case !strings.HasPrefix(v, "/") || strings.ContainsAny(v, "?# "):
+		return errors.New(`want a path such as /socket.io/, or "off"`)
+	}
+	if !strings.HasSuffix(v, "/") {
+		v += "/"
+	}
+	c.Proxy.EnginePath = v
 	return nil
 }

@@ -27,6 +27,7 @@ type slotTraffic interface {
 	SlotLatency(slot int) proxy.LatencyWindow
 	Counts() []proxy.SlotCounts
 	Queued() int64
+	Sticky() proxy.StickyCounts
 }
 
 // Status implements health.StatusSource.
@@ -45,6 +46,8 @@ func (s *statusSource) Status() health.Status {
 		st.Answered += answered(c)
 		st.Errors5xx += c.Codes[4]
 	}
+	sc := s.pool.Sticky()
+	st.Sticky = health.StickyStatus{Affinity: sc.Affinity, Followed: sc.Followed, Moved: sc.Moved, Sessions: sc.Sessions}
 	for _, ws := range s.sup.Snapshot() {
 		w := s.workerStatus(ws, now)
 		if w.Ready {
