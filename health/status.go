@@ -17,6 +17,12 @@ type Status struct {
 	Plan         PlanStatus     `json:"plan"`
 	Reload       ReloadStatus   `json:"reload"`
 	Workers      []WorkerStatus `json:"workers"`
+	// Mode is how connections reach the workers: "proxy" or "direct".
+	Mode string `json:"mode,omitempty"`
+	// RequestsNotMeasured, when set, says why the per-request figures
+	// (requests, inflight) are not measured and show 0: in direct mode
+	// connections go from the kernel to the workers.
+	RequestsNotMeasured string `json:"requests_not_measured,omitempty"`
 }
 
 // PlanStatus is the sizing decision and where its figures came from.

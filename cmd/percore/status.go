@@ -16,6 +16,7 @@ type statusSource struct {
 	maxMem  uint64
 	sup     *supervisor.Supervisor
 	pool    slotTraffic
+	mode    mode
 }
 
 // slotTraffic is the proxy's per-slot traffic.
@@ -32,6 +33,10 @@ func (s *statusSource) Status() health.Status {
 		UptimeS: now.Sub(s.started).Seconds(),
 		Plan:    s.planStatus(),
 		Reload:  reloadStatus(s.sup.ReloadState()),
+		Mode:    s.mode.String(),
+	}
+	if s.mode == modeDirect {
+		st.RequestsNotMeasured = notMeasured
 	}
 	for _, ws := range s.sup.Snapshot() {
 		w := s.workerStatus(ws, now)
