@@ -75,7 +75,7 @@ func openDirect(cfg *config, log hclog.Logger) (*direct.Sockets, error) {
 		return nil, fmt.Errorf("--mode direct: %w", err)
 	}
 	if ok, why := direct.Migrates(); !ok {
-		log.Info("direct mode: connections queued on the socket of a slot scaled away are reset", "why", why,
+		log.Info("scaling down in direct mode resets the connections queued on the socket of the slot removed", "why", why,
 			"fix", "sysctl net.ipv4.tcp_migrate_req=1 in percore's network namespace")
 	}
 	return s, nil
