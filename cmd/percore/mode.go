@@ -65,7 +65,6 @@ func checkMode(c *config) error {
 type directParts struct {
 	sockets *direct.Sockets
 	dir     string // holds the preload; removed by close
-	preload string // the preload's path
 }
 
 // openDirect binds the public sockets, before percore drops to --user.
