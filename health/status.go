@@ -30,6 +30,12 @@ type Status struct {
 	Reload          ReloadStatus   `json:"reload"`
 	Sticky          StickyStatus   `json:"sticky"`
 	Workers         []WorkerStatus `json:"workers"`
+	// Mode is how connections reach the workers: "proxy" or "direct".
+	Mode string `json:"mode,omitempty"`
+	// RequestsNotMeasured, when set, says why the per-request figures
+	// (requests, inflight, latency) are not measured: in direct mode
+	// connections go from the kernel to the workers.
+	RequestsNotMeasured string `json:"requests_not_measured,omitempty"`
 }
 
 // StickyStatus is what sticky routing did: socket.io (engine.io) sessions

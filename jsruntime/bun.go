@@ -28,6 +28,9 @@ func Bun() Runtime {
 		Prepare: func(w *Worker, o Options, _ Launch) (Applied, error) {
 			return prepareBun(w, o)
 		},
+		NoDirect: "Bun cannot serve a listening socket it inherits (Bun.serve takes no descriptor), and with " +
+			"reusePort each worker would bind the port itself, so a crashed worker's queued connections " +
+			"would be reset; use --mode proxy",
 	}
 }
 

@@ -28,6 +28,9 @@ func Deno() Runtime {
 		Prepare: func(w *Worker, o Options, l Launch) (Applied, error) {
 			return prepareDeno(w, o, l), nil
 		},
+		NoDirect: "Deno cannot serve a listening socket it inherits (Deno.serve and Deno.listen take no " +
+			"descriptor), and with reusePort each worker would bind the port itself, so a crashed worker's " +
+			"queued connections would be reset; use --mode proxy",
 	}
 }
 

@@ -1,11 +1,18 @@
 package jsruntime
 
 import (
+	_ "embed" // the --mode direct preload
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
 )
+
+// nodeDirect is the preload that redirects the app's listen(PORT) to the
+// socket a worker inherits in --mode direct.
+//
+//go:embed node_direct.js
+var nodeDirect []byte
 
 // nodeOptionsVar is the environment variable node reads extra options from.
 const nodeOptionsVar = "NODE_OPTIONS"
@@ -25,6 +32,9 @@ func Node() Runtime {
 		SemiSpace:    true,
 		HeapSetting:  "--" + heapFlagName,
 		Prepare:      prepareNode,
+		// NODE_OPTIONS carries --require through wrappers; the preload
+		// itself refuses a socket a wrapper did not pass on.
+		DirectPreload: nodeDirect,
 	}
 }
 
@@ -61,10 +71,20 @@ func prepareNode(w *Worker, o Options, l Launch) (Applied, error) {
 		w.Argv = slices.Insert(w.Argv, l.At+1, flags...)
 		a.HeapFlag = strings.Join(flags, " ") + " (argv)"
 	default:
-		setVar(w, nodeOptionsVar, appendNodeOption(nodeOptions, strings.Join(flags, " ")))
+		nodeOptions = appendNodeOption(nodeOptions, strings.Join(flags, " "))
+		setVar(w, nodeOptionsVar, nodeOptions)
 		a.HeapFlag = strings.Join(flags, " ") + " (" + nodeOptionsVar + ")"
 	}
+	if o.Preload != "" {
+		// Beside the user's own options, which stay as they are.
+		setVar(w, nodeOptionsVar, appendNodeOption(nodeOptions, "--require "+quoteNodeOption(o.Preload)))
+	}
 	return a, nil
+}
+
+// quoteNodeOption quotes a word for NODE_OPTIONS, as splitNodeOptions reads it.
+func quoteNodeOption(word string) string {
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(word) + `"`
 }
 
 // splitNodeOptions splits a NODE_OPTIONS value into options as node does:

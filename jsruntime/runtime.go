@@ -45,7 +45,19 @@ type Runtime struct {
 	// variables with w.SetVar, which keeps env(1) in argv working, and need
 	// not set PORT. nil: percore passes the runtime nothing.
 	Prepare func(w *Worker, o Options, l Launch) (Applied, error)
+	// DirectPreload is the script that makes the runtime's app serve the
+	// public socket it inherits in --mode direct; Prepare loads it from
+	// Options.Preload before the app. nil: the runtime cannot, and
+	// --mode direct is refused with NoDirect.
+	DirectPreload []byte
+	// NoDirect says why the runtime cannot run in --mode direct.
+	NoDirect string
 }
+
+// noDirectOther is why a command of no runtime percore knows cannot run in
+// --mode direct.
+const noDirectOther = "percore cannot make an app of an unknown runtime serve the socket it inherits; " +
+	"use --mode proxy, or --runtime node for a Node app started by a command percore does not recognise"
 
 // String returns the runtime's name; "other" for the zero Runtime.
 func (rt Runtime) String() string {
@@ -63,7 +75,7 @@ const otherName = "other"
 // Registry knows: percore runs it, passes it no heap setting, and bounds
 // it by its memory budget only where memory is limited.
 func Other() Runtime {
-	return Runtime{Name: otherName, Memory: NoHeapLimit}
+	return Runtime{Name: otherName, Memory: NoHeapLimit, NoDirect: noDirectOther}
 }
 
 // IsOther reports whether rt is Other (or the zero Runtime).

@@ -3,6 +3,7 @@ package supervisor
 import (
 	"errors"
 	"fmt"
+	"os"
 	"syscall"
 	"time"
 
@@ -72,6 +73,22 @@ type Config struct {
 	// MinUptime is how long a ready worker must live for its start to count
 	// as good (default 1s).
 	MinUptime time.Duration
+	// Sockets, when set, runs the workers in direct mode: each worker
+	// inherits its slot's public listening socket as descriptor 3 and a
+	// preload makes the app serve it (see DirectEnv). PORT is then a port
+	// nobody may listen on, and the worker is ready once it listens on its
+	// private health address, the one the health checks reach.
+	Sockets Sockets
+}
+
+// Sockets hands out the public listening socket of each slot in direct
+// mode. The sockets stay the Sockets' own: a worker gets a copy.
+type Sockets interface {
+	// File returns slot's socket, opening it the first time.
+	File(slot int) (*os.File, error)
+	// Release closes slot's socket once the slot is scaled away; its
+	// worker keeps its copy until it exits.
+	Release(slot int)
 }
 
 // OOMCounter counts the kernel's OOM kills in a memory cgroup.

@@ -9,6 +9,17 @@
 // how many workers to run or how large their heaps are; the caller passes a
 // Prepare function that builds each worker's argv and environment.
 //
+// # Direct mode
+//
+// With Config.Sockets set, a worker also inherits its slot's public
+// listening socket as descriptor 3, and PORT names a port nobody may listen
+// on: the runtime's preload redirects the app's listen(PORT) to the socket
+// and serves the same app on the private health address, where readiness is
+// checked. A worker that listens on PORT itself, or does not take its socket
+// within the ready timeout, is not ready, with the reason. The socket stays
+// the Sockets' own, so a crashed or replaced worker's queue waits for the
+// slot's next worker.
+//
 // # Slots
 //
 // Each of the N places a worker runs in is a slot, and one goroutine owns

@@ -100,6 +100,8 @@ func (s *Supervisor) watchReady(sl *slot, w *worker) {
 		sl.mail.post(event{kind: evShortage, key: w.key, err: short.err})
 	case errors.Is(err, errNotReady):
 		sl.mail.post(event{kind: evNotReady, key: w.key})
+	case errors.Is(err, errNoSocket), errors.Is(err, errOwnListener):
+		sl.mail.post(event{kind: evNotReady, key: w.key, err: err})
 	}
 }
 

@@ -44,6 +44,7 @@ const (
 type life struct {
 	w           *worker
 	end         string          // why the slot ended it, when it did
+	notReady    string          // what a worker that was not ready did wrong, when known
 	ejected     bool            // end is an ejection's reason: its exit restarts the slot
 	killed      string          // why the memory guard killed it
 	shortage    error           // its readiness could not be checked
@@ -194,8 +195,13 @@ func (m *machine) inStarting(ev event, l *life) {
 		}
 	case evNotReady:
 		l.end = reasonNotReady
-		l.w.log.Error("worker did not listen on its port in time; is the app listening on process.env.PORT?",
-			"addr", l.w.addr(), "ready_timeout", m.cfg.ReadyTimeout)
+		if ev.err != nil {
+			l.notReady = ev.err.Error()
+			l.w.log.Error("worker is not ready: "+l.notReady, "ready_timeout", m.cfg.ReadyTimeout)
+		} else {
+			l.w.log.Error("worker did not listen on its port in time; is the app listening on process.env.PORT?",
+				"addr", l.w.addr(), "ready_timeout", m.cfg.ReadyTimeout)
+		}
 		m.fx.killGroup(l.w)
 	case evShortage:
 		l.shortage = ev.err

@@ -212,7 +212,7 @@ func (m *machine) startFailed(l *life, e Exit) {
 		m.toBackoff(false)
 		return
 	case l.end == reasonNotReady:
-		m.failedStart(e, reasonNotReady, "", l.w)
+		m.failedStart(e, reasonNotReady, l.notReady, l.w)
 	default:
 		l.w.log.Error("worker exited before it was ready", "exit", e.String())
 		m.failedStart(e, "boot failure", l.killed, l.w)
@@ -262,7 +262,7 @@ func (m *machine) replacementFailed(l *life, e Exit) {
 	case l.shortage != nil:
 		err = &shortageError{err: l.shortage}
 	case l.end == reasonNotReady:
-		err = &startError{w: l.w, exit: e, reason: reasonNotReady}
+		err = &startError{w: l.w, exit: e, reason: reasonNotReady, detail: l.notReady}
 	default:
 		l.w.log.Error("worker exited before it was ready", "exit", e.String())
 		err = &startError{w: l.w, exit: e, reason: "boot failure", detail: l.killed}

@@ -21,6 +21,7 @@ type worker struct {
 	slot    int
 	port    int
 	sock    string // the Unix socket path, when workers listen on sockets
+	appPort int    // direct mode: the PORT the app's listen call names, redirected to its socket
 	pid     int
 	started time.Time
 	exit    <-chan Exit   // read only by watchExit
@@ -96,20 +97,35 @@ func (s *Supervisor) spawn(slot int) (*worker, error) {
 		port = strconv.Itoa(w.port)
 	}
 	argv, env := s.cfg.Command, s.workerEnv(slot, port)
+	var public *os.File
+	if s.cfg.Sockets != nil {
+		var extra []string
+		var err error
+		if public, extra, err = s.directSetup(w, port); err != nil {
+			return nil, err
+		}
+		env = append(s.workerEnv(slot, strconv.Itoa(w.appPort)), extra...)
+	}
 	if s.cfg.Prepare != nil {
 		var err error
-		if argv, env, err = s.cfg.Prepare(argv, env, w.port); err != nil {
+		appPort := w.port
+		if public != nil {
+			appPort = w.appPort
+		}
+		if argv, env, err = s.cfg.Prepare(argv, env, appPort); err != nil {
 			return nil, fmt.Errorf("prepare worker %d: %w", slot, err)
 		}
 	}
-	if err := s.startProcess(w, argv, env); err != nil {
+	if err := s.startProcess(w, argv, env, public); err != nil {
 		return nil, fmt.Errorf("start worker %d (%s): %w", slot, argv[0], err)
 	}
 	w.log = s.log.With("worker", slot, "pid", w.pid)
 	return w, nil
 }
 
-func (s *Supervisor) startProcess(w *worker, argv, env []string) error {
+// startProcess starts the worker's process; public, when set, is its
+// inherited public socket (direct mode).
+func (s *Supervisor) startProcess(w *worker, argv, env []string, public *os.File) error {
 	devnull, err := os.Open(os.DevNull)
 	if err != nil {
 		return fmt.Errorf("open %s: %w", os.DevNull, err)
@@ -127,6 +143,9 @@ func (s *Supervisor) startProcess(w *worker, argv, env []string) error {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = env
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, stdout, stderr
+	if public != nil {
+		cmd.ExtraFiles = []*os.File{public} // descriptor 3, directFD
+	}
 	pid, exit, err := s.cfg.Launcher.Start(cmd)
 	if err != nil {
 		return err
@@ -157,7 +176,8 @@ func WorkerEnv(base []string, slot int, port string, count int) []string {
 }
 
 // awaitReady polls until the worker listens on its port. It returns nil when
-// it does, errNotReady at the ready timeout, a *shortageError when percore
+// it does, errNotReady at the ready timeout (in direct mode errNoSocket, or
+// errOwnListener as soon as the app listens on PORT itself), a *shortageError when percore
 // could not check for lack of descriptors, or errGone when the worker exited
 // first.
 func (s *Supervisor) awaitReady(w *worker) error {
@@ -175,8 +195,14 @@ func (s *Supervisor) awaitReady(w *worker) error {
 			if outOfResources(lastErr) {
 				return &shortageError{err: lastErr}
 			}
+			if w.appPort != 0 {
+				return errNoSocket
+			}
 			return errNotReady
 		case <-poll.C:
+		}
+		if err := w.directCheck(); err != nil {
+			return err
 		}
 		ok, err := w.listening()
 		lastErr = err

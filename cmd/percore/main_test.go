@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -115,7 +116,11 @@ func launchBin(t *testing.T, bin string, env, wrapper []string, args ...string) 
 	}
 	go in.readLogs(stderr)
 	t.Cleanup(in.cleanup)
-	in.addr = in.logField("proxy listening", "addr")
+	if slices.Contains(args, "direct") {
+		in.addr = in.logField("direct mode", "addr")
+	} else {
+		in.addr = in.logField("proxy listening", "addr")
+	}
 	in.admin = in.logField("admin listening", "addr")
 	return in
 }

@@ -24,7 +24,11 @@ const (
 	helpTunnels  = "Upgraded connections (WebSockets) open."
 	helpSticky   = "Requests pinned to a worker (a socket.io session, --affinity), by result: followed to it, or moved because it was draining, ejected, full or gone."
 	helpSessions = "socket.io (engine.io) sessions whose worker percore remembers."
+	helpDirect   = "1 when connections go from the kernel to the workers (--mode direct): percore then measures no requests, inflight or tunnels."
 )
+
+// notMeasured is what /status says of the request figures in direct mode.
+const notMeasured = "in --mode direct connections go from the kernel to the workers: percore sees no request"
 
 // collector writes the supervisor's and the proxy's own counters, and
 // percore's process metrics, in the Prometheus text format at scrape time,
@@ -33,17 +37,23 @@ type collector struct {
 	sup     *supervisor.Supervisor
 	pool    *proxy.Pool
 	handler *proxy.Handler
+	mode    mode
 }
 
-func newCollector(sup *supervisor.Supervisor, pool *proxy.Pool, h *proxy.Handler) *collector {
-	return &collector{sup: sup, pool: pool, handler: h}
+func newCollector(sup *supervisor.Supervisor, pool *proxy.Pool, h *proxy.Handler, m mode) *collector {
+	return &collector{sup: sup, pool: pool, handler: h, mode: m}
 }
 
 // WriteMetrics implements health.MetricsWriter. When the process metrics
 // cannot all be read, the others are written and the error returned.
 func (c *collector) WriteMetrics(w io.Writer) error {
 	var s promtext.Set
-	c.addRequests(&s)
+	if c.mode == modeDirect {
+		// No request passes through percore: no figure rather than a zero.
+		s.Gauge("percore_direct_mode", helpDirect).Add(1)
+	} else {
+		c.addRequests(&s)
+	}
 	c.addWorkers(&s)
 	c.addSupervisor(&s)
 	procErr := process.Add(&s, "percore")
@@ -83,18 +93,26 @@ func (c *collector) addRequests(s *promtext.Set) {
 
 // addWorkers adds the per-worker gauges and the worker counts.
 func (c *collector) addWorkers(s *promtext.Set) {
-	inflight := s.Gauge("percore_inflight_requests", helpInflight, "worker")
+	proxied := c.mode == modeProxy
+	var inflight *promtext.Family
+	if proxied {
+		inflight = s.Gauge("percore_inflight_requests", helpInflight, "worker")
+	}
 	rss := s.Gauge("percore_worker_rss_bytes", helpRSS, "worker")
 	snap := c.sup.Snapshot()
 	for _, ws := range snap {
 		id := strconv.Itoa(ws.ID)
-		in, _ := c.pool.SlotTraffic(ws.ID)
-		inflight.Add(float64(in), id)
+		if proxied {
+			in, _ := c.pool.SlotTraffic(ws.ID)
+			inflight.Add(float64(in), id)
+		}
 		rss.Add(float64(ws.RSS), id)
 	}
 	s.Gauge("percore_workers_ready", helpReady).Add(float64(c.sup.ReadyWorkers()))
 	s.Gauge("percore_workers", helpWorkers).Add(float64(len(snap)))
-	s.Gauge("percore_tunnels_open", helpTunnels).Add(float64(c.handler.Tunnels()))
+	if proxied {
+		s.Gauge("percore_tunnels_open", helpTunnels).Add(float64(c.handler.Tunnels()))
+	}
 }
 
 // addSupervisor adds the supervisor's restart and reload counters.

@@ -47,6 +47,7 @@ type config struct {
 	LogPrefix         string // "auto", "on" or "off"
 	User              *runAs // nil: workers run as percore does
 	Upstream          string // \"tcp\" or \"unix\"
+	Mode              mode   // proxy or direct
 	Proxy             proxySettings
 	Command           []string
 }
@@ -124,6 +125,8 @@ func coreOptions() []option {
 			usage: "failed starts in a row, with no worker ready, before percore gives up (exit 3)", set: intSetter(1, 1000, func(c *config) *int { return &c.MaxBootFailures })},
 		{name: "log-prefix", value: "auto|on|off", def: "auto (on when stdout is a terminal)",
 			usage: "put [worker id] before each line of worker output", set: setLogPrefix},
+		{name: "mode", value: "proxy|direct", def: "proxy",
+			usage: "proxy: percore's HTTP/1.1 proxy balances each request; direct: the kernel hands each connection to a worker (no hop, any protocol; node only)", set: setMode},
 		{name: "upstream", value: "tcp|unix", def: "tcp",
 			usage: "how workers listen: a loopback port, or a Unix socket whose path is PORT (needs an app that listens on process.env.PORT as given)", set: setUpstream},
 		{name: "user", value: "NAME|UID[:GID]", def: "percore's own user",
@@ -206,6 +209,9 @@ func parseConfigFor(runtimes jsruntime.Registry, args []string, env map[string]s
 		return nil, usagef("missing COMMAND: say what to run, e.g. percore -- node server.js")
 	}
 	c.Command = command
+	if err := checkMode(c); err != nil {
+		return nil, err
+	}
 	return c, nil
 }
 

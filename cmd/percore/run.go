@@ -147,8 +147,17 @@ func serve(cfg *config, environ []string, log hclog.Logger, sigs chan os.Signal)
 	if err != nil {
 		return err
 	}
-	publicLn, err := net.Listen("tcp", cfg.publicAddr())
-	if err != nil {
+	var publicLn net.Listener
+	var dp *directParts
+	if cfg.Mode == modeDirect {
+		sockets, err := openDirect(cfg, log)
+		if err != nil {
+			return err
+		}
+		dp = &directParts{sockets: sockets}
+		defer dp.close()
+		publicLn = closedListener{}
+	} else if publicLn, err = net.Listen("tcp", cfg.publicAddr()); err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.publicAddr(), err)
 	}
 	var adminLn net.Listener
@@ -192,15 +201,26 @@ func serve(cfg *config, environ []string, log hclog.Logger, sigs chan os.Signal)
 	if socketDir != "" {
 		defer os.RemoveAll(socketDir)
 	}
-	a, err := assemble(cfg, p, environ, log, reaper, socketDir)
+	if dp != nil {
+		if dp.dir, p.preload, err = writePreload(p.rt); err != nil {
+			return err
+		}
+	}
+	a, err := assemble(cfg, p, environ, log, reaper, socketDir, dp)
 	if err != nil {
 		return err
 	}
 	a.sigs = sigs
 	a.ctl = ctl
-	log.Info("proxy listening", "addr", publicLn.Addr().String())
-	pub := accept.New(publicLn, accept.Config{Name: "public", Logger: log})
-	a.listeners = append(a.listeners, pub)
+	pub := publicLn // closedListener in direct mode
+	if dp != nil {
+		log.Info("direct mode: workers accept on the public address themselves", "addr", dp.sockets.Addr())
+	} else {
+		log.Info("proxy listening", "addr", publicLn.Addr().String())
+		l := accept.New(publicLn, accept.Config{Name: "public", Logger: log})
+		a.listeners = append(a.listeners, l)
+		pub = l
+	}
 	var admin *accept.Listener
 	if adminLn != nil {
 		log.Info("admin listening", "addr", adminLn.Addr().String())
@@ -238,6 +258,7 @@ type actors struct {
 	checks    health.CheckConfig
 	checksOn  bool
 	readyMin  int
+	mode      mode
 }
 
 // makeSocketDir creates the private directory of the workers' sockets for
@@ -253,7 +274,8 @@ func makeSocketDir(cfg *config) (string, error) {
 	return dir, nil
 }
 
-func assemble(cfg *config, p plan, environ []string, log hclog.Logger, l supervisor.Launcher, socketDir string) (*actors, error) {
+func assemble(cfg *config, p plan, environ []string, log hclog.Logger, l supervisor.Launcher, socketDir string,
+	dp *directParts) (*actors, error) {
 	pool := proxy.NewPool(proxy.UpstreamConfig{Logger: log.Named("proxy")})
 	out := supervisor.NewOutput(outputConfig(cfg))
 	guard := p.guard(cfg)
@@ -274,6 +296,7 @@ func assemble(cfg *config, p plan, environ []string, log hclog.Logger, l supervi
 		MaxBootFailures: cfg.MaxBootFailures,
 		SocketDir:       socketDir,
 		OOM:             oomCounter(),
+		Sockets:         dp.supervisorSockets(),
 	})
 	if err != nil {
 		return nil, err
@@ -289,7 +312,8 @@ func assemble(cfg *config, p plan, environ []string, log hclog.Logger, l supervi
 		sup:   sup,
 
 		status: &statusSource{started: time.Now(), res: p.res, plan: p, maxMem: guard.Budget,
-			sup: sup, pool: pool, rss: newRSSHistory(sup.Snapshot)},
+			sup: sup, pool: pool, rss: newRSSHistory(sup.Snapshot), mode: cfg.Mode},
+		mode:     cfg.Mode,
 		checks:   cfg.Checks,
 		checksOn: cfg.ChecksOn,
 		readyMin: cfg.ReadyMin,
@@ -312,8 +336,10 @@ func (a *actors) run(publicLn, adminLn net.Listener) error {
 	}
 	var g oklog.Group
 
-	serve := proxy.NewServe(proxy.NewServer(a.proxy, a.srv, a.log.Named("http")), publicLn)
-	g.Add(serve.Run, func(error) { serve.Stop(a.sd.begin()) })
+	if a.mode == modeProxy {
+		serve := proxy.NewServe(proxy.NewServer(a.proxy, a.srv, a.log.Named("http")), publicLn)
+		g.Add(serve.Run, func(error) { serve.Stop(a.sd.begin()) })
+	}
 
 	supDone := make(chan struct{})
 	g.Add(func() error {
@@ -326,7 +352,7 @@ func (a *actors) run(publicLn, adminLn net.Listener) error {
 
 	if adminLn != nil {
 		admin := health.New(adminLn, health.Config{Workers: a, Listeners: a.listeners, Logger: a.log.Named("admin"),
-			Status: a.status, ReadyMin: a.readyMin, Metrics: newCollector(a.sup, a.pool, a.proxy)})
+			Status: a.status, ReadyMin: a.readyMin, Metrics: newCollector(a.sup, a.pool, a.proxy, a.mode)})
 		a.sd.onBegin = admin.MarkShuttingDown
 		g.Add(admin.Run, func(error) { admin.Stop() })
 		g.Add(a.status.rss.run, a.status.rss.interrupt)
@@ -411,6 +437,7 @@ type plan struct {
 	runtimes jsruntime.Registry
 	Heap     machine.HeapMode
 	res      machine.Resources
+	preload  string // the direct-mode preload's path; "" in proxy mode
 }
 
 func (p plan) prepare(argv, env []string, port int) ([]string, []string, error) {
@@ -430,7 +457,8 @@ func oomCounter() supervisor.OOMCounter {
 
 // options are the settings Prepare gives a worker listening on port.
 func (p plan) options(port int) jsruntime.Options {
-	return jsruntime.Options{Runtime: p.rt, HeapMB: p.heapMB(), SemiSpaceMB: p.SemiSpaceMB, Port: port}
+	return jsruntime.Options{Runtime: p.rt, HeapMB: p.heapMB(), SemiSpaceMB: p.SemiSpaceMB, Port: port,
+		Preload: p.preload}
 }
 
 // heapMB is the heap setting handed to the runtime. A runtime with no hard

@@ -18,6 +18,7 @@ type statusSource struct {
 	sup     *supervisor.Supervisor
 	pool    slotTraffic
 	rss     *rssHistory
+	mode    mode
 }
 
 // slotTraffic is the proxy's per-slot traffic.
@@ -39,6 +40,10 @@ func (s *statusSource) Status() health.Status {
 		Plan:    s.planStatus(),
 		Reload:  reloadStatus(s.sup.ReloadState()),
 		Queue:   s.pool.Queued(), RSSHistoryStepS: rssStep.Seconds(),
+		Mode: s.mode.String(),
+	}
+	if s.mode == modeDirect {
+		st.RequestsNotMeasured = notMeasured
 	}
 	counts := map[int]proxy.SlotCounts{}
 	for _, c := range s.pool.Counts() {
@@ -78,7 +83,7 @@ func (s *statusSource) planStatus() health.PlanStatus {
 		Workers: s.plan.Workers, WorkersReason: s.plan.WorkersReason,
 		HeapMB: s.plan.heapMB(), HeapReason: s.plan.HeapReason,
 		BudgetBytes: s.plan.WorkerBudget, MaxMemoryBytes: s.maxMem,
-		Runtime: s.plan.rt.String(), Mode: "proxy",
+		Runtime: s.plan.rt.String(), Mode: s.mode.String(),
 	}
 }
 
@@ -95,9 +100,11 @@ func (s *statusSource) workerStatus(ws supervisor.WorkerStatus, now time.Time) h
 		out.NotRouted = string(supervisor.NotRoutedFull) // still ready: its requests queue
 	}
 	out.Inflight, out.Requests = s.pool.SlotTraffic(ws.ID)
-	lat := s.pool.SlotLatency(ws.ID)
-	out.Latency = &health.LatencyStatus{WindowS: lat.Seconds, Count: lat.Count,
-		P50Ms: float64(lat.P50.Microseconds()) / 1000, P99Ms: float64(lat.P99.Microseconds()) / 1000}
+	if s.mode != modeDirect { // no request passes percore to be measured
+		lat := s.pool.SlotLatency(ws.ID)
+		out.Latency = &health.LatencyStatus{WindowS: lat.Seconds, Count: lat.Count,
+			P50Ms: float64(lat.P50.Microseconds()) / 1000, P99Ms: float64(lat.P99.Microseconds()) / 1000}
+	}
 	out.RSSHistory = []uint64{}
 	if s.rss != nil {
 		out.RSSHistory = s.rss.points(ws.ID)

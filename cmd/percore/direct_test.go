@@ -1,0 +1,305 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// freshClient opens a new connection for every request, so that each one
+// is a new connection the kernel hands to a worker.
+var freshClient = &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+
+// directWorker answers which worker id served a new connection's GET /.
+func directWorker(t *testing.T, addr string) string {
+	t.Helper()
+	resp, err := freshClient.Get("http://" + addr + "/env")
+	if err != nil {
+		t.Fatalf("GET /env: %v", err)
+	}
+	defer resp.Body.Close()
+	var env map[string]any
+	if err := jsonDecode(resp, &env); err != nil {
+		t.Fatal(err)
+	}
+	id, _ := env["PERCORE_WORKER_ID"].(string)
+	return id
+}
+
+// spread counts, over n new connections, how many each worker took.
+func spread(t *testing.T, addr string, n int) map[string]int {
+	got := map[string]int{}
+	for i := 0; i < n; i++ {
+		got[directWorker(t, addr)]++
+	}
+	return got
+}
+
+func TestDirectModeSpreadsConnectionsOverWorkers(t *testing.T) {
+	needNode(t)
+	in := start(t, "--mode", "direct", "--workers", "2", "--", "node", appJS())
+	in.waitLog("worker ready", 30*time.Second)
+
+	// The kernel picks a socket by a hash of each connection's addresses: a
+	// round out of 35-65 % has about a 2 % chance, two in a row 0.04 %.
+	var got map[string]int
+	for round := 0; round < 2; round++ {
+		got = spread(t, in.addr, 64)
+		if got["0"] >= 22 && got["0"] <= 42 && got["1"] >= 22 && got["1"] <= 42 {
+			break
+		}
+		t.Logf("round %d: %v", round, got)
+	}
+	if got["0"] < 22 || got["0"] > 42 || got["1"] < 22 || got["1"] > 42 {
+		t.Errorf("64 connections went %v, want each worker 35-65 %% (22-42)", got)
+	}
+	t.Logf("64 new connections: worker 0 took %d, worker 1 took %d", got["0"], got["1"])
+
+	var st struct {
+		Mode         string `json:"mode"`
+		NotMeasured  string `json:"requests_not_measured"`
+		ReadyWorkers int    `json:"ready_workers"`
+	}
+	getJSON(t, "http://"+in.admin+"/status", &st)
+	if st.Mode != "direct" || st.NotMeasured == "" || st.ReadyWorkers != 2 {
+		t.Errorf("/status = %+v, want mode direct, requests marked not measured, 2 ready", st)
+	}
+	for _, path := range []string{"/healthz", "/readyz"} {
+		if code := status(t, "http://"+in.admin+path); code != 200 {
+			t.Errorf("%s = %d, want 200", path, code)
+		}
+	}
+	resp, err := client.Get("http://" + in.admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics := readAll(resp)
+	if !strings.Contains(metrics, "percore_direct_mode 1") || strings.Contains(metrics, "percore_requests_total") ||
+		!strings.Contains(metrics, "percore_workers_ready 2") {
+		t.Errorf("/metrics should mark direct mode, count no requests and show 2 ready:\n%s", metrics)
+	}
+
+	in.signal(syscall.SIGTERM)
+	if code := in.wait(15 * time.Second); code != 0 {
+		t.Errorf("exit code after SIGTERM = %d, want 0; logs:\n%s", code, in.logs.String())
+	}
+}
+
+// load makes GET requests on new connections from c clients until stop is
+// closed. It counts the requests that failed although their connection was
+// opened after since() (fresh) and those opened before (old).
+type load struct {
+	fresh, old, ok atomic.Int64
+	stop           chan struct{}
+	wg             sync.WaitGroup
+	mu             sync.Mutex
+	since          time.Time
+	firstErr       error
+}
+
+func startLoad(addr string, c int, cl *http.Client) *load {
+	l := &load{stop: make(chan struct{}), since: time.Now().Add(time.Hour)}
+	for i := 0; i < c; i++ {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			for n := 0; n < 20000; n++ {
+				select {
+				case <-l.stop:
+					return
+				default:
+				}
+				began := time.Now()
+				resp, err := cl.Get("http://" + addr + "/")
+				if err == nil {
+					readAll(resp)
+					if resp.StatusCode == 200 {
+						l.ok.Add(1)
+						continue
+					}
+				}
+				l.mu.Lock()
+				if began.After(l.since) {
+					l.fresh.Add(1)
+					if l.firstErr == nil {
+						l.firstErr = err
+					}
+				} else {
+					l.old.Add(1)
+				}
+				l.mu.Unlock()
+			}
+		}()
+	}
+	return l
+}
+
+// mark makes the requests begun from now on count as fresh.
+func (l *load) mark() {
+	l.mu.Lock()
+	l.since = time.Now()
+	l.mu.Unlock()
+}
+
+func (l *load) end() {
+	close(l.stop)
+	l.wg.Wait()
+}
+
+func TestDirectModeKilledWorkerRefusesNoNewConnection(t *testing.T) {
+	needNode(t)
+	in := start(t, "--mode", "direct", "--workers", "2", "--", "node", appJS())
+	in.waitLog("worker ready", 30*time.Second)
+	var h hello
+	getJSON(t, "http://"+in.addr+"/", &h)
+	victim := h.PID
+
+	l := startLoad(in.addr, 4, freshClient)
+	time.Sleep(200 * time.Millisecond)
+	if err := syscall.Kill(-victim, syscall.SIGKILL); err != nil {
+		t.Fatalf("kill worker group: %v", err)
+	}
+	l.mark()
+	in.waitLog("worker exited", 10*time.Second)
+	in.waitLog("worker ready", 20*time.Second)
+	time.Sleep(200 * time.Millisecond)
+	l.end()
+	t.Logf("killed worker %d under load: %d answered, %d failed on connections opened before the kill, %d after",
+		victim, l.ok.Load(), l.old.Load(), l.fresh.Load())
+	if l.fresh.Load() > 0 {
+		t.Errorf("%d requests on connections opened after the kill failed (first: %v); want 0: the slot's socket "+
+			"keeps them queued for the replacement", l.fresh.Load(), l.firstErr)
+	}
+	if l.old.Load() > 4 {
+		t.Errorf("%d requests opened before the kill failed, want at most the 4 in flight", l.old.Load())
+	}
+	seen := map[string]bool{}
+	for i := 0; i < 40 && len(seen) < 2; i++ {
+		seen[directWorker(t, in.addr)] = true
+	}
+	if !seen["0"] || !seen["1"] {
+		t.Errorf("workers answering after the kill = %v, want 0 and 1", seen)
+	}
+}
+
+func TestDirectModeRollingReloadUnderLoad(t *testing.T) {
+	needNode(t)
+	in := start(t, "--mode", "direct", "--workers", "2", "--", "node", appJS())
+	in.waitLog("worker ready", 30*time.Second)
+
+	fresh := startLoad(in.addr, 3, freshClient)
+	kept := startLoad(in.addr, 2, &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{}})
+	fresh.mark()
+	kept.mark()
+	time.Sleep(100 * time.Millisecond)
+	in.signal(syscall.SIGHUP)
+	in.waitLog("reload done", 30*time.Second)
+	time.Sleep(100 * time.Millisecond)
+	fresh.end()
+	kept.end()
+	t.Logf("rolling reload under load: new connections %d answered, %d failed; keep-alive clients %d answered, %d failed",
+		fresh.ok.Load(), fresh.fresh.Load(), kept.ok.Load(), kept.fresh.Load())
+	if fresh.fresh.Load() > 0 {
+		t.Errorf("%d requests on new connections failed during the reload (first: %v), want 0",
+			fresh.fresh.Load(), fresh.firstErr)
+	}
+}
+
+func TestDirectModeSIGTERMFinishesInFlightRequests(t *testing.T) {
+	needNode(t)
+	in := start(t, "--mode", "direct", "--workers", "1", "--", "node", appJS())
+	done := make(chan error, 1)
+	go func() {
+		resp, err := freshClient.Get("http://" + in.addr + "/slow?ms=800")
+		if err == nil {
+			readAll(resp)
+			if resp.StatusCode != 200 {
+				err = &net.AddrError{Err: resp.Status}
+			}
+		}
+		done <- err
+	}()
+	time.Sleep(300 * time.Millisecond)
+	in.signal(syscall.SIGTERM)
+	if err := <-done; err != nil {
+		t.Errorf("in-flight request during SIGTERM: %v", err)
+	}
+	if code := in.wait(15 * time.Second); code != 0 {
+		t.Errorf("exit code = %d, want 0; logs:\n%s", code, in.logs.String())
+	}
+}
+
+func TestDirectModeAppThatNeverTakesItsSocket(t *testing.T) {
+	needNode(t)
+	in := launch(t, "--mode", "direct", "--workers", "1", "--ready-timeout", "1s", "--max-boot-failures", "1",
+		"--", "node", filepath.Join("testdata", "direct-ignores-port.js"))
+	if code := in.wait(30 * time.Second); code != exitCrashLoop {
+		t.Errorf("exit code = %d, want %d", code, exitCrashLoop)
+	}
+	logs := in.logs.String()
+	for _, want := range []string{"did not take its public socket", "--mode proxy"} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("logs lack %q:\n%s", want, logs)
+		}
+	}
+}
+
+func TestDirectModeServesHTTP2AndRawTCP(t *testing.T) {
+	needNode(t)
+	app := filepath.Join("testdata", "direct-protocols.js")
+	in := start(t, "--mode", "direct", "--workers", "2", "--", "node", app)
+	out, err := exec.Command("node", filepath.Join("testdata", "h2-client.js"), "http://"+in.addr).CombinedOutput()
+	if err != nil || !strings.HasPrefix(string(out), "h2 /hello worker ") {
+		t.Errorf("HTTP/2 prior-knowledge GET through the public port: %v: %s", err, out)
+	}
+
+	echo := start(t, "--mode", "direct", "--workers", "1", "--", "env", "PROTO=echo", "node", app)
+	conn, err := net.DialTimeout("tcp", echo.addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := conn.Write([]byte("ping over raw tcp\n")); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil || line != "ping over raw tcp\n" {
+		t.Errorf("raw TCP echo through the public port = %q, %v", line, err)
+	}
+}
+
+func TestDirectModeRefusedForDenoAndBun(t *testing.T) {
+	for _, argv := range [][]string{{"deno", "run", "-A", "main.ts"}, {"bun", "server.ts"}, {"./server"}} {
+		_, err := parseConfig(append([]string{"--mode", "direct", "--"}, argv...), nil)
+		if err == nil || !strings.Contains(err.Error(), "--mode direct cannot run") ||
+			!strings.Contains(err.Error(), "--mode proxy") {
+			t.Errorf("%v in direct mode: err = %v, want a refusal that advises --mode proxy", argv, err)
+		}
+	}
+	if _, err := parseConfig([]string{"--mode", "direct", "--", "node", "server.js"}, nil); err != nil {
+		t.Errorf("node in direct mode: %v", err)
+	}
+}
+
+// readAll reads and closes a response's body.
+func readAll(resp *http.Response) string {
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// jsonDecode decodes a response's body into v.
+func jsonDecode(resp *http.Response, v any) error {
+	return json.NewDecoder(resp.Body).Decode(v)
+}

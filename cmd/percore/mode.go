@@ -1,0 +1,127 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/percore/percore/direct"
+	"github.com/percore/percore/jsruntime"
+	"github.com/percore/percore/supervisor"
+)
+
+// mode is how connections reach the workers.
+type mode int
+
+const (
+	// modeProxy puts percore's HTTP/1.1 proxy between the clients and the
+	// workers: per-request balancing, retries, a request queue, counters.
+	modeProxy mode = iota
+	// modeDirect lets the kernel hand each connection to a worker through
+	// one SO_REUSEPORT socket per slot: no hop, any protocol.
+	modeDirect
+)
+
+// String returns "proxy" or "direct".
+func (m mode) String() string {
+	switch m {
+	case modeProxy:
+		return "proxy"
+	case modeDirect:
+		return "direct"
+	}
+	return fmt.Sprintf("mode(%d)", int(m))
+}
+
+func setMode(c *config, v string) error {
+	switch v {
+	case "proxy":
+		c.Mode = modeProxy
+	case "direct":
+		c.Mode = modeDirect
+	default:
+		return errors.New("want proxy or direct")
+	}
+	return nil
+}
+
+// checkMode refuses --mode direct for a runtime that cannot serve the socket
+// it inherits.
+func checkMode(c *config) error {
+	if c.Mode != modeDirect || len(c.Command) == 0 {
+		return nil
+	}
+	if rt := c.runtime(); rt.DirectPreload == nil {
+		return usagef("--mode direct cannot run %s workers: %s", rt, rt.NoDirect)
+	}
+	return nil
+}
+
+// directParts are what direct mode adds: the public sockets and the
+// preload on disk.
+type directParts struct {
+	sockets *direct.Sockets
+	dir     string // holds the preload; removed by close
+}
+
+// openDirect binds the public sockets, before percore drops to --user.
+func openDirect(cfg *config, log hclog.Logger) (*direct.Sockets, error) {
+	s, err := direct.Open(cfg.publicAddr(), log.Named("direct"))
+	if err != nil {
+		return nil, fmt.Errorf("--mode direct: %w", err)
+	}
+	if ok, why := direct.Migrates(); !ok {
+		log.Info("scaling down in direct mode resets the connections queued on the socket of the slot removed", "why", why,
+			"fix", "sysctl net.ipv4.tcp_migrate_req=1 in percore's network namespace")
+	}
+	return s, nil
+}
+
+// writePreload writes the runtime's preload where the workers can read it,
+// after percore became --user.
+func writePreload(rt jsruntime.Runtime) (dir, path string, err error) {
+	dir, err = os.MkdirTemp("", "percore-direct-")
+	if err != nil {
+		return "", "", fmt.Errorf("--mode direct: %w", err)
+	}
+	path = filepath.Join(dir, rt.Name+"-preload.js")
+	if err := os.WriteFile(path, rt.DirectPreload, 0o444); err != nil {
+		os.RemoveAll(dir)
+		return "", "", fmt.Errorf("--mode direct: write the preload: %w", err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil { // MkdirTemp makes it 0700
+		os.RemoveAll(dir)
+		return "", "", fmt.Errorf("--mode direct: %w", err)
+	}
+	return dir, path, nil
+}
+
+func (d *directParts) close() {
+	if d == nil {
+		return
+	}
+	if d.dir != "" {
+		os.RemoveAll(d.dir)
+	}
+	d.sockets.Close()
+}
+
+// supervisorSockets are the sockets as the supervisor takes them: nil in
+// proxy mode.
+func (d *directParts) supervisorSockets() supervisor.Sockets {
+	if d == nil {
+		return nil
+	}
+	return d.sockets
+}
+
+// closedListener stands for the public listener in direct mode, where
+// percore accepts nothing: the early-stop path closes it like a real one.
+type closedListener struct{}
+
+func (closedListener) Accept() (net.Conn, error) { return nil, net.ErrClosed }
+func (closedListener) Close() error              { return nil }
+func (closedListener) Addr() net.Addr            { return &net.TCPAddr{} }

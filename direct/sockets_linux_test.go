@@ -1,0 +1,53 @@
+//go:build linux
+
+package direct
+
+import (
+	"net"
+	"testing"
+	"time"
+)
+
+func TestSlotsShareOnePortAndKeepTheirQueue(t *testing.T) {
+	s, err := Open("127.0.0.1:0", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	f0, _ := s.File(0)
+	f1, err := s.File(1)
+	if err != nil {
+		t.Fatalf("second socket on %s: %v", s.Addr(), err)
+	}
+	if again, _ := s.File(1); again != f1 {
+		t.Error("File(1) opened a second socket for one slot")
+	}
+	if f0 == f1 {
+		t.Error("two slots got one socket")
+	}
+	// Nobody accepts, yet a connection is not refused: it waits in a queue.
+	c, err := net.DialTimeout("tcp", s.Addr(), 2*time.Second)
+	if err != nil {
+		t.Fatalf("connect while no worker accepts: %v", err)
+	}
+	c.Close()
+	s.Release(1)
+	if got := s.Slots(); len(got) != 1 || got[0] != 0 {
+		t.Errorf("slots after releasing 1 = %v, want [0]", got)
+	}
+	if _, err := Open(s.Addr(), nil); err == nil {
+		// A second percore joins the group only with SO_REUSEPORT of the same user; this one is the same user.
+		t.Log("a second Open of the same address joins the group (same user)")
+	}
+}
+
+func TestAPortTakenWithoutReusePortIsAnError(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	if _, err := Open(ln.Addr().String(), nil); err == nil {
+		t.Errorf("Open on %s, taken by a plain listener, succeeded", ln.Addr())
+	}
+}

@@ -1,0 +1,69 @@
+package supervisor
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"syscall"
+)
+
+// The variables a worker gets in direct mode, read by the runtime's
+// preload.
+const (
+	// EnvDirectFD is the descriptor of the inherited public socket.
+	EnvDirectFD = "PERCORE_DIRECT_FD"
+	// EnvDirectInode is the socket's inode, so that the preload can tell
+	// the inherited socket from whatever a wrapper left at that descriptor.
+	EnvDirectInode = "PERCORE_DIRECT_INODE"
+	// EnvDirectHealth is the private address where the preload serves the
+	// same app for readiness and health checks: a loopback port, or a Unix
+	// socket's path.
+	EnvDirectHealth = "PERCORE_DIRECT_HEALTH"
+)
+
+// directFD is the descriptor of the first of exec.Cmd's ExtraFiles.
+const directFD = 3
+
+// errOwnListener says that a worker in direct mode listens on PORT itself
+// instead of serving the socket it was given.
+var errOwnListener = errors.New("the app listens on PORT itself instead of serving the public socket percore " +
+	"gives it (a server that is not Node's net/http, or a wrapper such as npm that does not pass descriptor 3 on); " +
+	"run node itself, or use --mode proxy")
+
+// errNoSocket says that a worker in direct mode never served its socket.
+var errNoSocket = errors.New("the app did not take its public socket in time: in --mode direct it must call " +
+	"listen(process.env.PORT) on a Node server; an app that listens elsewhere needs --mode proxy")
+
+// directSetup gives w its slot's public socket: the file to pass as
+// descriptor 3 and the variables that tell the preload about it. The port
+// in PORT is reserved for the app's redirected listen call; nobody may
+// listen on it.
+func (s *Supervisor) directSetup(w *worker, health string) (*os.File, []string, error) {
+	f, err := s.cfg.Sockets.File(w.slot)
+	if err != nil {
+		return nil, nil, fmt.Errorf("public socket of worker %d: %w", w.slot, err)
+	}
+	if w.appPort, err = freePort(); err != nil {
+		return nil, nil, err
+	}
+	env := []string{EnvDirectFD + "=" + strconv.Itoa(directFD), EnvDirectHealth + "=" + health}
+	if fi, err := f.Stat(); err == nil {
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			env = append(env, EnvDirectInode+"="+strconv.FormatUint(uint64(st.Ino), 10))
+		}
+	}
+	return f, env, nil
+}
+
+// directCheck reports errOwnListener when a worker in direct mode listens
+// on its PORT.
+func (w *worker) directCheck() error {
+	if w.appPort == 0 {
+		return nil
+	}
+	if own, _ := listensOn(w.pid, w.appPort); own {
+		return errOwnListener
+	}
+	return nil
+}
