@@ -28,7 +28,17 @@ func Deno() Runtime {
 		Prepare: func(w *Worker, o Options, l Launch) (Applied, error) {
 			return prepareDeno(w, o, l), nil
 		},
+		Script: denoScript,
 	}
+}
+
+// denoScript returns the script of deno run or deno serve.
+func denoScript(args []string) string {
+	cmd := parseDenoCommand(append([]string{"deno"}, args...), 0)
+	if (cmd.sub != "run" && cmd.sub != "serve") || cmd.scriptAt >= len(cmd.words) {
+		return ""
+	}
+	return cmd.words[cmd.scriptAt]
 }
 
 // prepareDeno puts the heap limit on a deno command line, right after the

@@ -25,7 +25,21 @@ func Node() Runtime {
 		SemiSpace:    true,
 		HeapSetting:  "--" + heapFlagName,
 		Prepare:      prepareNode,
+		Script:       nodeScript,
 	}
+}
+
+// nodeScript returns the script of a node command line: the first word
+// after node's own options, or the one after "--".
+func nodeScript(args []string) string {
+	i := nodeScriptIndex(args)
+	if i < len(args) && args[i] == "--" {
+		i++
+	}
+	if i >= len(args) || args[i] == "-" {
+		return ""
+	}
+	return args[i]
 }
 
 // prepareNode puts the heap limit on a node command line: right after the

@@ -45,6 +45,10 @@ type Runtime struct {
 	// variables with w.SetVar, which keeps env(1) in argv working, and need
 	// not set PORT. nil: percore passes the runtime nothing.
 	Prepare func(w *Worker, o Options, l Launch) (Applied, error)
+	// Script returns the script that the runtime runs, given the words
+	// after its binary, as they are written; "" when there is none (a REPL,
+	// an eval). nil: percore does not look for one.
+	Script func(args []string) string
 }
 
 // String returns the runtime's name; "other" for the zero Runtime.
