@@ -48,6 +48,7 @@ type config struct {
 	User              *runAs // nil: workers run as percore does
 	Upstream          string // \"tcp\" or \"unix\"
 	Proxy             proxySettings
+	Watch             watchSettings
 	Command           []string
 }
 
@@ -75,7 +76,7 @@ const (
 )
 
 func options() []option {
-	return append(coreOptions(), proxyOptions()...)
+	return append(append(coreOptions(), proxyOptions()...), watchOptions()...)
 }
 
 func coreOptions() []option {
