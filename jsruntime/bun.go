@@ -2,7 +2,9 @@ package jsruntime
 
 import (
 	"fmt"
+	"path"
 	"strconv"
+	"strings"
 )
 
 // bunRAMSizeVar is the JavaScriptCore option, read by Bun from the
@@ -31,7 +33,25 @@ func Bun() Runtime {
 		NoDirect: "Bun cannot serve a listening socket it inherits (Bun.serve takes no descriptor), and with " +
 			"reusePort each worker would bind the port itself, so a crashed worker's queued connections " +
 			"would be reset; use --mode proxy",
+		Script: bunScript,
 	}
+}
+
+// bunScript returns the file that bun runs, directly or with bun run: the
+// first word that is not an option, when it names a JavaScript or
+// TypeScript file (bun run also runs package.json scripts).
+func bunScript(args []string) string {
+	for i, word := range args {
+		if strings.HasPrefix(word, "-") || (i == 0 && word == "run") {
+			continue
+		}
+		switch strings.ToLower(path.Ext(word)) {
+		case ".js", ".mjs", ".cjs", ".ts", ".mts", ".cts", ".jsx", ".tsx":
+			return word
+		}
+		return ""
+	}
+	return ""
 }
 
 // prepareBun hands Bun the heap limit as the RAM size its collector plans

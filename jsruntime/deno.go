@@ -31,7 +31,17 @@ func Deno() Runtime {
 		NoDirect: "Deno cannot serve a listening socket it inherits (Deno.serve and Deno.listen take no " +
 			"descriptor), and with reusePort each worker would bind the port itself, so a crashed worker's " +
 			"queued connections would be reset; use --mode proxy",
+		Script: denoScript,
 	}
+}
+
+// denoScript returns the script of deno run or deno serve.
+func denoScript(args []string) string {
+	cmd := parseDenoCommand(append([]string{"deno"}, args...), 0)
+	if (cmd.sub != "run" && cmd.sub != "serve") || cmd.scriptAt >= len(cmd.words) {
+		return ""
+	}
+	return cmd.words[cmd.scriptAt]
 }
 
 // prepareDeno puts the heap limit on a deno command line, right after the

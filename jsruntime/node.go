@@ -35,7 +35,21 @@ func Node() Runtime {
 		// NODE_OPTIONS carries --require through wrappers; the preload
 		// itself refuses a socket a wrapper did not pass on.
 		DirectPreload: nodeDirect,
+		Script:        nodeScript,
 	}
+}
+
+// nodeScript returns the script of a node command line: the first word
+// after node's own options, or the one after "--".
+func nodeScript(args []string) string {
+	i := nodeScriptIndex(args)
+	if i < len(args) && args[i] == "--" {
+		i++
+	}
+	if i >= len(args) || args[i] == "-" {
+		return ""
+	}
+	return args[i]
 }
 
 // prepareNode puts the heap limit on a node command line: right after the

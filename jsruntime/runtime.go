@@ -52,6 +52,10 @@ type Runtime struct {
 	DirectPreload []byte
 	// NoDirect says why the runtime cannot run in --mode direct.
 	NoDirect string
+	// Script returns the script that the runtime runs, given the words
+	// after its binary, as they are written; "" when there is none (a REPL,
+	// an eval). nil: percore does not look for one.
+	Script func(args []string) string
 }
 
 // noDirectOther is why a command of no runtime percore knows cannot run in

@@ -1,6 +1,9 @@
 package supervisor
 
 import (
+	"context"
+	"errors"
+	"strings"
 	"time"
 )
 
@@ -11,6 +14,18 @@ type ReloadStatus struct {
 	Started  time.Time // when it started
 	Finished time.Time // when it ended
 	Count    int       // reloads started since percore started
+	Replaced int       // workers this reload replaced
+	// Output is what the new worker that failed printed last, when the
+	// reload failed because a new worker did not start.
+	Output []string
+}
+
+// Took is how long the reload ran; zero while it runs.
+func (r ReloadStatus) Took() time.Duration {
+	if r.Finished.IsZero() || r.Started.IsZero() {
+		return 0
+	}
+	return r.Finished.Sub(r.Started)
 }
 
 // Reload starts a rolling reload: one worker at a time is replaced by a new
@@ -21,6 +36,26 @@ func (s *Supervisor) Reload() {
 	select {
 	case s.reloads <- struct{}{}:
 	default: // one is pending already
+	}
+}
+
+// ReloadWait starts a rolling reload like Reload and waits until a reload
+// that started after the call has ended; it returns that reload's status.
+// It returns ctx's error when ctx ends first, and an error when the
+// supervisor stops first.
+func (s *Supervisor) ReloadWait(ctx context.Context) (ReloadStatus, error) {
+	answer := make(chan ReloadStatus, 1)
+	s.mu.Lock()
+	s.waiters = append(s.waiters, answer)
+	s.mu.Unlock()
+	s.Reload()
+	select {
+	case r := <-answer:
+		return r, nil
+	case <-ctx.Done():
+		return ReloadStatus{}, ctx.Err()
+	case <-s.stopping:
+		return ReloadStatus{}, errStopping
 	}
 }
 
@@ -99,13 +134,16 @@ func (s *Supervisor) replacer() {
 // runReload replaces every worker in turn.
 func (s *Supervisor) runReload() {
 	s.setReload(ReloadStatus{State: "running", Started: time.Now()}, true)
+	waiting := s.takeWaiters(nil)
 	s.log.Info("reload started")
+	replaced := 0
 	for restart := true; restart; {
 		restart = false
 		for _, sl := range s.slotList() {
 			select {
 			case <-s.reloads:
 				s.log.Info("reload requested again: starting over with the new code")
+				waiting = s.takeWaiters(waiting)
 				restart = true
 			default:
 			}
@@ -117,14 +155,66 @@ func (s *Supervisor) runReload() {
 				return
 			}
 			if err != nil {
-				s.log.Error("RELOAD FAILED: a new worker did not become ready; the old workers keep serving", "error", err)
-				s.setReload(ReloadStatus{State: "failed", Error: err.Error(), Finished: time.Now()}, false)
+				output := newWorkerOutput(err)
+				s.log.Error(failedReloadMessage(err, output))
+				s.log.Error("the previous version is still serving: the old workers were kept; the next reload tries again",
+					"replaced", replaced)
+				s.answerWaiters(waiting, ReloadStatus{State: "failed", Error: err.Error(), Finished: time.Now(),
+					Replaced: replaced, Output: output})
 				return
 			}
+			replaced++
 		}
 	}
-	s.setReload(ReloadStatus{State: "done", Finished: time.Now()}, false)
-	s.log.Info("reload done")
+	s.answerWaiters(waiting, ReloadStatus{State: "done", Finished: time.Now(), Replaced: replaced})
+	s.log.Info("reload done", "replaced", replaced)
+}
+
+// takeWaiters moves the ReloadWait callers registered so far to the reload
+// that starts now, after those it already had.
+func (s *Supervisor) takeWaiters(had []chan ReloadStatus) []chan ReloadStatus {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	had = append(had, s.waiters...)
+	s.waiters = nil
+	return had
+}
+
+// answerWaiters records the end of a reload and tells the callers waiting
+// for it.
+func (s *Supervisor) answerWaiters(waiting []chan ReloadStatus, r ReloadStatus) {
+	s.setReload(r, false)
+	r = s.ReloadState()
+	for _, w := range waiting {
+		w <- r // buffered 1, answered once
+	}
+}
+
+// newWorkerOutput returns the last lines printed by the new worker whose
+// start err reports, if any.
+func newWorkerOutput(err error) []string {
+	var se *startError
+	if errors.As(err, &se) && se.w != nil {
+		return se.w.tail.Lines()
+	}
+	return nil
+}
+
+// failedReloadMessage says that a reload failed and shows what the new
+// worker printed, each line marked as the new worker's, so that it stands
+// apart from the output of the workers still serving.
+func failedReloadMessage(err error, output []string) string {
+	var b strings.Builder
+	b.WriteString("RELOAD FAILED: a new worker did not become ready: ")
+	b.WriteString(err.Error())
+	if len(output) > 0 {
+		b.WriteString("; the new worker's last output:")
+		for _, l := range output {
+			b.WriteString("\n    new worker | ")
+			b.WriteString(l)
+		}
+	}
+	return b.String()
 }
 
 func (s *Supervisor) setReload(r ReloadStatus, starting bool) {
@@ -137,6 +227,9 @@ func (s *Supervisor) setReload(r ReloadStatus, starting bool) {
 		r.Count = s.reload.Count + 1
 	} else {
 		r.Started, r.Count = s.reload.Started, s.reload.Count
+	}
+	if r.Output != nil {
+		r.Output = append([]string(nil), r.Output...)
 	}
 	s.reload = r
 }

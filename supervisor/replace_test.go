@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -62,10 +63,17 @@ func TestFailedReloadKeepsOldWorkers(t *testing.T) {
 	if err := os.WriteFile(broken, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	rig.sup.Reload()
-	st := waitReload(t, rig, "failed")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	st, err := rig.sup.ReloadWait(ctx)
+	if err != nil || st.State != "failed" {
+		t.Fatalf("ReloadWait = %+v, %v; want a failed reload", st, err)
+	}
 	if st.Error == "" {
 		t.Error("a failed reload must say why")
+	}
+	if st.Replaced != 0 || len(st.Output) == 0 || st.Output[len(st.Output)-1] != "new code is broken" {
+		t.Errorf("failed reload: replaced %d, output %q; want 0 and the new worker's last line", st.Replaced, st.Output)
 	}
 	after := pids(rig)
 	if len(after) != 2 || !after[firstKey(before)] {
@@ -76,8 +84,10 @@ func TestFailedReloadKeepsOldWorkers(t *testing.T) {
 	}
 	// With the code fixed, the next reload goes through.
 	os.Remove(broken)
-	rig.sup.Reload()
-	waitReload(t, rig, "done")
+	st, err = rig.sup.ReloadWait(ctx)
+	if err != nil || st.State != "done" || st.Replaced != 2 || st.Took() <= 0 {
+		t.Fatalf("ReloadWait after the fix = %+v, %v; want done with 2 workers replaced", st, err)
+	}
 }
 
 func firstKey(m map[int]bool) int {

@@ -65,12 +65,13 @@ type Supervisor struct {
 
 	ooms atomic.Uint64 // the OOM kill count last seen
 
-	mu      sync.Mutex // protects slots, target, reload, ends and reloads
+	mu      sync.Mutex // protects slots, target, reload, waiters, ends and results
 	slots   []*slot
 	target  int // the number of workers wanted; slots may lag while they start
 	reload  ReloadStatus
-	ends    map[string]uint64 // worker ends by reason
-	results map[string]uint64 // reloads by result
+	waiters []chan ReloadStatus // ReloadWait callers the next reload answers
+	ends    map[string]uint64   // worker ends by reason
+	results map[string]uint64   // reloads by result
 }
 
 // New checks cfg and returns a Supervisor.

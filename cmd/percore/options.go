@@ -49,6 +49,7 @@ type config struct {
 	Upstream          string // \"tcp\" or \"unix\"
 	Mode              mode   // proxy or direct
 	Proxy             proxySettings
+	Watch             watchSettings
 	Command           []string
 }
 
@@ -76,7 +77,7 @@ const (
 )
 
 func options() []option {
-	return append(coreOptions(), proxyOptions()...)
+	return append(append(coreOptions(), proxyOptions()...), watchOptions()...)
 }
 
 func coreOptions() []option {

@@ -21,6 +21,7 @@ import (
 	"github.com/percore/percore/machine"
 	"github.com/percore/percore/proxy"
 	"github.com/percore/percore/supervisor"
+	"github.com/percore/percore/watch"
 )
 
 // Exit codes; the README documents them.
@@ -250,6 +251,7 @@ type actors struct {
 	proxy *proxy.Handler
 	srv   proxy.ServerConfig
 	sup   *supervisor.Supervisor
+	watch *watch.Watcher // nil without --watch
 
 	listeners listeners
 	sigs      chan os.Signal  // from catchSignals
@@ -302,6 +304,12 @@ func assemble(cfg *config, p plan, environ []string, log hclog.Logger, l supervi
 		return nil, err
 	}
 	pool.OnEject(sup.OutOfRotation)
+	var watcher *watch.Watcher
+	if cfg.Watch.On {
+		if watcher, err = newWatcher(cfg, sup, log.Named("watch")); err != nil {
+			return nil, err
+		}
+	}
 	handler, srv := proxyParts(cfg, pool, log, func(key uint64) { sup.Recycle(key, "max-requests") })
 	return &actors{
 		log:   log,
@@ -310,6 +318,7 @@ func assemble(cfg *config, p plan, environ []string, log hclog.Logger, l supervi
 		proxy: handler,
 		srv:   srv,
 		sup:   sup,
+		watch: watcher,
 
 		status: &statusSource{started: time.Now(), res: p.res, plan: p, maxMem: guard.Budget,
 			sup: sup, pool: pool, rss: newRSSHistory(sup.Snapshot), mode: cfg.Mode},
@@ -326,6 +335,9 @@ func assemble(cfg *config, p plan, environ []string, log hclog.Logger, l supervi
 // server (answering 503 on /readyz from the start) goes last.
 func (a *actors) run(publicLn, adminLn net.Listener) error {
 	defer a.sd.close()
+	if a.watch != nil {
+		defer a.watch.Close()
+	}
 	if sig := earlyStop(a.sigs, a.log); sig != nil {
 		publicLn.Close()
 		if adminLn != nil {
@@ -336,6 +348,11 @@ func (a *actors) run(publicLn, adminLn net.Listener) error {
 	}
 	var g oklog.Group
 
+	if a.watch != nil {
+		// First, so that its interrupt, which is at once, comes before the
+		// drain: no reload starts while percore stops.
+		g.Add(a.watch.Run, func(error) { a.watch.Stop() })
+	}
 	if a.mode == modeProxy {
 		serve := proxy.NewServe(proxy.NewServer(a.proxy, a.srv, a.log.Named("http")), publicLn)
 		g.Add(serve.Run, func(error) { serve.Stop(a.sd.begin()) })
