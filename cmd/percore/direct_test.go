@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -276,6 +277,24 @@ func TestDirectModeServesHTTP2AndRawTCP(t *testing.T) {
 	line, err := bufio.NewReader(conn).ReadString('\n')
 	if err != nil || line != "ping over raw tcp\n" {
 		t.Errorf("raw TCP echo through the public port = %q, %v", line, err)
+	}
+}
+
+// A gRPC unary call (@grpc/grpc-js, HTTP/2 underneath) reaches a worker
+// through the public port in direct mode, which the proxy, speaking
+// HTTP/1.1, cannot carry.
+func TestDirectModeServesGRPC(t *testing.T) {
+	grpcJS := filepath.Join(testModules(t, "grpc", "@grpc/grpc-js"), "@grpc", "grpc-js")
+	app, err := filepath.Abs(filepath.Join("testdata", "grpc-echo.js"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := start(t, "--mode", "direct", "--workers", "2", "--", "env", "GRPC_JS="+grpcJS, "node", app)
+	cmd := exec.Command("node", app, "client", in.addr)
+	cmd.Env = append(os.Environ(), "GRPC_JS="+grpcJS)
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.HasPrefix(string(out), "hello over grpc from ") {
+		t.Errorf("gRPC unary call through the public port: %v: %s", err, out)
 	}
 }
 

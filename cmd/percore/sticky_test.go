@@ -19,14 +19,22 @@ import (
 // packages are not there.
 func socketIOModules(t *testing.T) string {
 	t.Helper()
+	return testModules(t, "socketio", "socket.io", "socket.io-client", "express", "express-session")
+}
+
+// testModules returns .tools/npm/FOLDER/node_modules, which a script in
+// scripts/install-tools.d fills, and skips the test when one of pkgs is not
+// there.
+func testModules(t *testing.T, folder string, pkgs ...string) string {
+	t.Helper()
 	needNode(t)
-	dir, err := filepath.Abs(filepath.Join("..", "..", ".tools", "npm", "socketio", "node_modules"))
+	dir, err := filepath.Abs(filepath.Join("..", "..", ".tools", "npm", folder, "node_modules"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, pkg := range []string{"socket.io", "socket.io-client", "express", "express-session"} {
+	for _, pkg := range pkgs {
 		if _, err := os.Stat(filepath.Join(dir, pkg, "package.json")); err != nil {
-			t.Skipf("%s is not installed in .tools/npm/socketio: run ./scripts/install-tools", pkg)
+			t.Skipf("%s is not installed in .tools/npm/%s: run ./scripts/install-tools", pkg, folder)
 		}
 	}
 	return dir
