@@ -98,12 +98,27 @@ func launchVia(t *testing.T, wrapper []string, args ...string) *instance {
 // env added to its environment.
 func launchBin(t *testing.T, bin string, env, wrapper []string, args ...string) *instance {
 	t.Helper()
-	mark := fmt.Sprintf("percore-test-%d-%d", os.Getpid(), time.Now().UnixNano())
-	full := append([]string{bin, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--log-format", "json"}, args...)
+	full := append([]string{bin}, testFlags(args)...)
 	full = append(append([]string(nil), wrapper...), full...)
 	cmd := exec.Command(full[0], full[1:]...)
-	cmd.Env = append(append(os.Environ(), env...), "PERCORE_TEST_MARK="+mark)
+	cmd.Env = append(os.Environ(), env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	return startInstance(t, cmd, args)
+}
+
+// testFlags are percore's flags in tests (ephemeral ports, JSON logs)
+// followed by args.
+func testFlags(args []string) []string {
+	return append([]string{"--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--log-format", "json"}, args...)
+}
+
+// startInstance starts cmd, which runs percore with args, marked so that
+// its leftovers can be found, and returns once percore said where it
+// listens.
+func startInstance(t *testing.T, cmd *exec.Cmd, args []string) *instance {
+	t.Helper()
+	mark := fmt.Sprintf("percore-test-%d-%d", os.Getpid(), time.Now().UnixNano())
+	cmd.Env = append(cmd.Env, "PERCORE_TEST_MARK="+mark)
 	in := &instance{t: t, cmd: cmd, mark: mark, stdout: &lockedBuffer{}, logs: &lockedBuffer{},
 		lines: make(chan map[string]any, 1024), exited: make(chan struct{})}
 	cmd.Stdout = in.stdout

@@ -102,27 +102,12 @@ func installedPlatforms(t *testing.T, dir string) []string {
 // test flags and args after it, as launchBin does for the binary.
 func launchLauncher(t *testing.T, dir string, argv []string, attr *syscall.SysProcAttr, stdin *os.File, args ...string) *instance {
 	t.Helper()
-	mark := fmt.Sprintf("percore-test-%d-%d", os.Getpid(), time.Now().UnixNano())
-	full := append(append(append([]string(nil), argv...), "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--log-format", "json"), args...)
+	full := append(append([]string(nil), argv...), testFlags(args)...)
 	cmd := exec.Command(full[0], full[1:]...)
 	cmd.Dir, cmd.Stdin = dir, stdin
-	cmd.Env = append(npmEnv(filepath.Join(dir, ".npm")), "PERCORE_TEST_MARK="+mark)
+	cmd.Env = npmEnv(filepath.Join(dir, ".npm"))
 	cmd.SysProcAttr = attr
-	in := &instance{t: t, cmd: cmd, mark: mark, stdout: &lockedBuffer{}, logs: &lockedBuffer{},
-		lines: make(chan map[string]any, 1024), exited: make(chan struct{})}
-	cmd.Stdout = in.stdout
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go in.readLogs(stderr)
-	t.Cleanup(in.cleanup)
-	in.addr = in.logField("proxy listening", "addr")
-	in.admin = in.logField("admin listening", "addr")
-	return in
+	return startInstance(t, cmd, args)
 }
 
 // readyPids returns the pids of the ready workers in /status.
