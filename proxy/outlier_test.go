@@ -13,22 +13,11 @@ import (
 // TestWorkerFault has fasthttp's client refuse requests it cannot write,
 // so that the errors it returns for them today are the ones checked.
 func TestWorkerFault(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			_, _ = c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"))
-			_ = c.Close()
-		}
-	}()
-	client := &fasthttp.HostClient{Addr: ln.Addr().String()}
+	w := startRawServer(t, func(c net.Conn) {
+		_, _ = c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"))
+		_ = c.Close()
+	})
+	client := &fasthttp.HostClient{Addr: w.addr()}
 	do := func(setup func(req *fasthttp.Request)) error {
 		req := fasthttp.AcquireRequest()
 		defer fasthttp.ReleaseRequest(req)

@@ -47,21 +47,8 @@ func TestFailingWorkerIsEjectedForAWhile(t *testing.T) {
 	defer ok.Close()
 	// A worker that accepts and closes at once: every request to it fails
 	// at the proxy (POST is not retried elsewhere).
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
-	p := startProxy(t, Config{}, ServerConfig{}, ln.Addr().String(), ok.Listener.Addr().String())
+	closer := startRawServer(t, func(c net.Conn) { c.Close() })
+	p := startProxy(t, Config{}, ServerConfig{}, closer.addr(), ok.Listener.Addr().String())
 	ejections := make(chan time.Time, 10)
 	p.pool.OnEject(func(key uint64, until time.Time) { ejections <- until })
 	bad := 0
