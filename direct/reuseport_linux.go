@@ -32,11 +32,31 @@ func listenReusePort(addr string) (*os.File, string, error) {
 		return nil, "", err
 	}
 	defer ln.Close()
-	f, err := ln.(*net.TCPListener).File()
+	f, err := plainFile(ln.(*net.TCPListener))
 	if err != nil {
-		return nil, "", fmt.Errorf("take the socket's descriptor: %w", err)
+		return nil, "", err
 	}
 	return f, resolvedAddr(addr, ln), nil
+}
+
+// plainFile returns the listener's socket as a file that Go never switches
+// between blocking and non-blocking. The mode belongs to the socket's open
+// file description, which every worker of the slot shares: the file that
+// TCPListener.File returns is set blocking by each Fd call, and os/exec
+// calls Fd to pass it to the next worker, so a running worker's accept loop
+// would block on an empty queue. A file made while the description is
+// blocking is never touched again; the workers set it non-blocking.
+func plainFile(ln *net.TCPListener) (*os.File, error) {
+	dup, err := ln.File()
+	if err != nil {
+		return nil, fmt.Errorf("take the socket's descriptor: %w", err)
+	}
+	defer dup.Close()
+	fd, err := unix.FcntlInt(dup.Fd(), unix.F_DUPFD_CLOEXEC, 0) // Fd leaves the description blocking
+	if err != nil {
+		return nil, fmt.Errorf("duplicate the socket's descriptor: %w", err)
+	}
+	return os.NewFile(uintptr(fd), dup.Name()), nil
 }
 
 // MigrateSetting is where Linux says whether the connections queued on a

@@ -4,8 +4,12 @@ package direct
 
 import (
 	"net"
+	"os"
+	"os/exec"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestSlotsShareOnePortAndKeepTheirQueue(t *testing.T) {
@@ -49,5 +53,39 @@ func TestAPortTakenWithoutReusePortIsAnError(t *testing.T) {
 	defer ln.Close()
 	if _, err := Open(ln.Addr().String(), nil); err == nil {
 		t.Errorf("Open on %s, taken by a plain listener, succeeded", ln.Addr())
+	}
+}
+
+// A worker sets its socket non-blocking, and the description is shared:
+// passing the socket to the next worker (os/exec calls Fd) must not make it
+// blocking again, or the running worker's accept loop hangs on an empty
+// queue.
+func TestPassingTheSocketOnKeepsItNonBlocking(t *testing.T) {
+	s, err := Open("127.0.0.1:0", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	f, _ := s.File(0)
+	raw, err := f.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fd int
+	raw.Control(func(d uintptr) { fd = int(d) })
+	if err := unix.SetNonblock(fd, true); err != nil { // what the worker's runtime does
+		t.Fatal(err)
+	}
+	cmd := exec.Command("true")
+	cmd.ExtraFiles = []*os.File{f}
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if flags&unix.O_NONBLOCK == 0 {
+		t.Error("starting a process with the socket made it blocking for the workers that share it")
 	}
 }
