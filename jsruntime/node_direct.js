@@ -4,9 +4,11 @@
 // passes as an inherited descriptor, so the kernel hands connections straight
 // to this worker. Beside it, a private listener on PERCORE_DIRECT_HEALTH hands
 // its connections to the same server, for percore's readiness and health
-// checks. On SIGTERM, unless the app stops itself, the server stops accepting,
-// ends keep-alive connections once their request is answered, and the process
-// exits when the last connection is gone.
+// checks. On SIGTERM every later answer ends its keep-alive connection, and,
+// unless the app stops itself, the server stops accepting and the process
+// exits when the last connection is gone. A connection is closed as idle
+// only once it has been quiet for a second: Node's own server.close() would
+// reset one whose next request is already on its way.
 const net = require('net');
 const fs = require('fs');
 
@@ -49,7 +51,15 @@ function target(args) {
 }
 
 function openHealth(server, listen) {
-  const h = net.createServer((socket) => server.emit('connection', socket));
+  const h = net.createServer((socket) => {
+    // Counted as the server's own, as net does for the public socket's, so
+    // that server.close() waits for it too before the app exits.
+    h._connections--;
+    server._connections++;
+    socket.server = server;
+    socket._server = server;
+    server.emit('connection', socket);
+  });
   h.on('error', (err) => say('private health listener on ' + health + ': ' + err.message));
   if (/^[0-9]+$/.test(health)) listen.call(h, Number(health), '127.0.0.1');
   else listen.call(h, health);
@@ -58,18 +68,58 @@ function openHealth(server, listen) {
   return h;
 }
 
+// quietWait is how long a connection must have been quiet (accepted, or its
+// last answer sent, and no request since) before a stop closes it as idle.
+// Node's own server.close() closes every connection idle at that instant,
+// so a keep-alive client's next request, already on its way, met a reset.
+const quietWait = 1000;
+
+// trackIdle makes server.closeIdleConnections, which server.close() calls,
+// close only the connections quiet for quietWait. It returns the function
+// that, at the stop, makes every later answer end its connection and starts
+// closing connections as they become quiet. HTTP/1 servers only: a
+// 'request' listener would turn on an HTTP/2 server's compatibility layer
+// beside the app's own 'stream' handler.
+function trackIdle(server) {
+  if (typeof server.closeIdleConnections !== 'function') return () => {}; // not HTTP/1
+  let stopping = false;
+  const conns = new Set();
+  server.on('connection', (socket) => {
+    const c = { socket, quietSince: Date.now(), busy: 0 };
+    conns.add(c);
+    socket.once('close', () => conns.delete(c));
+    socket.percoreConn = c;
+  });
+  server.prependListener('request', (req, res) => {
+    const c = req.socket.percoreConn;
+    if (!c) return;
+    c.busy++;
+    if (stopping) res.shouldKeepAlive = false;
+    res.once('close', () => {
+      c.busy--;
+      c.quietSince = Date.now();
+    });
+  });
+  server.closeIdleConnections = function percoreCloseIdle() {
+    const now = Date.now();
+    for (const c of conns) {
+      if (c.busy === 0 && now - c.quietSince >= quietWait) c.socket.destroy();
+    }
+  };
+  return () => {
+    stopping = true;
+    const idle = setInterval(() => server.closeIdleConnections(), 50);
+    idle.unref();
+  };
+}
+
 // drain stops the server the way a graceful stop should: no new
-// connections, each keep-alive connection closed after its current answer,
-// HTTP/2 sessions sent GOAWAY, then exit once every connection is gone.
+// connections, HTTP/2 sessions sent GOAWAY, then exit once every connection
+// is gone.
 function drain(server, sessions, h) {
-  server.prependListener('request', (req, res) => { res.shouldKeepAlive = false; });
   for (const s of sessions) s.close();
   h.close();
   server.close(() => process.exit(0));
-  const idle = setInterval(() => {
-    if (typeof server.closeIdleConnections === 'function') server.closeIdleConnections();
-  }, 50);
-  idle.unref();
 }
 
 function setup() {
@@ -101,7 +151,9 @@ function setup() {
     });
     let h = null;
     server.once('listening', () => { h = openHealth(server, listen); });
+    const stopIdle = trackIdle(server);
     process.on('SIGTERM', function percoreStop() {
+      stopIdle();
       if (process.listenerCount('SIGTERM') > 1) return; // the app stops itself
       if (h) drain(server, sessions, h);
       else process.exit(0);
