@@ -1,12 +1,16 @@
 // Package direct owns the public listening sockets of percore's direct
 // mode: one SO_REUSEPORT socket per worker slot, all bound to the public
-// address. The kernel spreads new connections evenly over the sockets of the
+// address. The kernel spreads new connections over the sockets of the
 // group; each slot's worker inherits its slot's socket and accepts on it.
-// Because percore keeps every socket open for the life of its slot, the
-// connections queued on a slot whose worker crashed or is being replaced stay
-// queued until the next worker of the slot accepts them.
+// percore keeps every socket open for the life of its slot, so the queue of
+// a slot whose worker crashed or is being replaced is not lost.
 //
-// It is not a proxy and never accepts a connection: percore puts no hop
-// between a client and a worker in direct mode. It knows nothing of workers
-// either; the supervisor asks for a slot's socket through its own interface.
+// It is not a proxy: a connection goes from the kernel to a worker. Told
+// which workers serve, the sockets steer new connections away from a slot
+// that has none (a classic BPF program on the SO_REUSEPORT group), and what
+// was already queued there percore accepts and passes on byte for byte to
+// a serving worker's private listener. A slot scaled away is closed only
+// when its queue is empty, so scaling down resets nothing. It knows nothing
+// of workers either; the supervisor asks for a slot's socket through its
+// own interface.
 package direct

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -15,7 +14,7 @@ import (
 
 // listenReusePort binds a listening TCP socket with SO_REUSEPORT on addr
 // and returns it as a file of its own: the Go listener that made it is
-// closed, so no goroutine of percore ever accepts on it.
+// closed.
 func listenReusePort(addr string) (*os.File, string, error) {
 	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
 		var serr error
@@ -27,6 +26,9 @@ func listenReusePort(addr string) (*os.File, string, error) {
 		}
 		return serr
 	}}
+	// Plain TCP: Go listens with MPTCP where the kernel has it, and an MPTCP
+	// socket refuses the steering program of the group (steer_linux.go).
+	lc.SetMultipathTCP(false)
 	ln, err := lc.Listen(context.Background(), "tcp", addr)
 	if err != nil {
 		return nil, "", err
@@ -57,22 +59,4 @@ func plainFile(ln *net.TCPListener) (*os.File, error) {
 		return nil, fmt.Errorf("duplicate the socket's descriptor: %w", err)
 	}
 	return os.NewFile(uintptr(fd), dup.Name()), nil
-}
-
-// MigrateSetting is where Linux says whether the connections queued on a
-// closed listening socket move to another socket of its SO_REUSEPORT group.
-const MigrateSetting = "/proc/sys/net/ipv4/tcp_migrate_req"
-
-// Migrates reports whether the kernel moves the connections queued on a
-// closed socket to the other sockets of its group (Linux 5.14 and later,
-// net.ipv4.tcp_migrate_req=1), and why not when it does not.
-func Migrates() (bool, string) {
-	data, err := os.ReadFile(MigrateSetting)
-	if err != nil {
-		return false, "this kernel has no net.ipv4.tcp_migrate_req (Linux 5.14 or later)"
-	}
-	if strings.TrimSpace(string(data)) != "1" {
-		return false, "net.ipv4.tcp_migrate_req is 0"
-	}
-	return true, ""
 }

@@ -14,6 +14,3 @@ var errLinuxOnly = errors.New("--mode direct needs Linux, whose SO_REUSEPORT spr
 func listenReusePort(string) (*os.File, string, error) {
 	return nil, "", errLinuxOnly
 }
-
-// Migrates reports false: only Linux moves queued connections.
-func Migrates() (bool, string) { return false, "not Linux" }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -17,13 +18,27 @@ var ErrClosed = errors.New("direct sockets closed")
 
 // Sockets are the public listening sockets of direct mode, one per slot.
 // Create them with Open. They are safe for concurrent use.
+//
+// They also route: told which workers serve (Serve, Unserve), they steer
+// new connections away from the slots that have no serving worker, and
+// pass the connections already queued on such a slot to a serving worker
+// (see bridge.go).
 type Sockets struct {
 	log hclog.Logger
 
-	mu     sync.Mutex // protects addr, files and closed
-	addr   string     // the bound address, its port resolved once the first socket is bound
-	files  map[int]*os.File
-	closed bool
+	mu        sync.Mutex // protects everything below
+	addr      string     // the bound address, its port resolved once the first socket is bound
+	files     map[int]*os.File
+	order     []int             // the slots in the order of the kernel's SO_REUSEPORT group
+	serving   map[uint64]target // the workers that serve their slot's socket, by key
+	steering  []int             // the group indexes new connections go to; nil: all
+	covers    map[int]*cover    // the slots whose queue percore accepts and passes on
+	releasing map[int]bool      // the slots whose socket Release is closing
+	pipes     map[*pipe]struct{}
+	next      int // round robin over the serving workers
+	closed    bool
+
+	wg sync.WaitGroup // the covers' accept loops and the pipes
 }
 
 // Open binds the first socket, slot 0's, on addr (host:port; an empty host
@@ -33,7 +48,8 @@ func Open(addr string, log hclog.Logger) (*Sockets, error) {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	s := &Sockets{log: log, addr: addr, files: make(map[int]*os.File)}
+	s := &Sockets{log: log, addr: addr, files: make(map[int]*os.File), serving: make(map[uint64]target),
+		covers: make(map[int]*cover), releasing: make(map[int]bool), pipes: make(map[*pipe]struct{})}
 	if _, err := s.File(0); err != nil {
 		return nil, err
 	}
@@ -66,24 +82,50 @@ func (s *Sockets) File(slot int) (*os.File, error) {
 	}
 	s.addr = bound
 	s.files[slot] = f
+	s.order = append(s.order, slot)
 	s.log.Debug("public socket bound", "worker", slot, "addr", bound)
+	s.routeLocked()
 	return f, nil
 }
 
-// Release closes slot's socket once the slot is gone (scaled down). The
-// connections still queued on it move to the other sockets of the group
-// where the kernel allows it (net.ipv4.tcp_migrate_req); otherwise they are
-// reset.
+// Release closes slot's socket once the slot is gone (scaled down) and no
+// worker holds a copy any more. New connections were steered away from it
+// since its last worker stopped serving, and what was queued is passed on
+// before it closes, so closing it resets nothing.
 func (s *Sockets) Release(slot int) {
 	s.mu.Lock()
-	f := s.files[slot]
-	delete(s.files, slot)
-	s.mu.Unlock()
-	if f != nil {
-		if err := f.Close(); err != nil {
-			s.log.Warn("close public socket", "worker", slot, "error", err)
-		}
+	if s.files[slot] == nil || s.releasing[slot] {
+		s.mu.Unlock()
+		return
 	}
+	s.releasing[slot] = true
+	c := s.covers[slot]
+	delete(s.covers, slot)
+	s.mu.Unlock()
+	if c != nil {
+		c.stop()
+		<-c.done // its descriptor is closed: percore's is the last
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.releasing, slot)
+	f := s.files[slot]
+	if f == nil { // closed meanwhile
+		return
+	}
+	delete(s.files, slot)
+	i := slices.Index(s.order, slot)
+	// As Linux does when a socket leaves the group: the last takes its place.
+	after := slices.Clone(s.order)
+	after[i] = after[len(after)-1]
+	after = after[:len(after)-1]
+	s.steerAcrossLocked(after, f)
+	if err := f.Close(); err != nil {
+		s.log.Warn("close public socket", "worker", slot, "error", err)
+	}
+	s.order = after
+	s.steering = nil // the indexes moved: steer anew
+	s.routeLocked()
 }
 
 // Slots lists the slots that hold a socket, in order.
@@ -98,13 +140,22 @@ func (s *Sockets) Slots() []int {
 	return slots
 }
 
-// Close closes every socket. Workers that inherited one keep their own
-// copies until they exit.
+// Close stops passing connections on, ends the pipes still open and closes
+// every socket. Workers that inherited one keep their own copies until they
+// exit.
 func (s *Sockets) Close() error {
 	s.mu.Lock()
 	files := s.files
 	s.files, s.closed = nil, true
+	for slot, c := range s.covers {
+		c.stop()
+		delete(s.covers, slot)
+	}
+	for p := range s.pipes {
+		p.close()
+	}
 	s.mu.Unlock()
+	s.wg.Wait()
 	var errs []error
 	for _, f := range files {
 		if err := f.Close(); err != nil {

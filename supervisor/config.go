@@ -86,8 +86,9 @@ type Config struct {
 type Sockets interface {
 	// File returns slot's socket, opening it the first time.
 	File(slot int) (*os.File, error)
-	// Release closes slot's socket once the slot is scaled away; its
-	// worker keeps its copy until it exits.
+	// Release closes slot's socket once the slot is scaled away and its
+	// last worker is gone. Which workers serve a socket, the Sockets learn
+	// as the Router does.
 	Release(slot int)
 }
 

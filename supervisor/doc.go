@@ -17,8 +17,9 @@
 // and serves the same app on the private health address, where readiness is
 // checked. A worker that listens on PORT itself, or does not take its socket
 // within the ready timeout, is not ready, with the reason. The socket stays
-// the Sockets' own, so a crashed or replaced worker's queue waits for the
-// slot's next worker.
+// the Sockets' own, so a crashed or replaced worker's queue is not lost;
+// the Sockets learn from the Router which workers serve, and a slot scaled
+// away gives its socket back only when its last worker is gone.
 //
 // # Slots
 //

@@ -146,6 +146,23 @@ func (s *Supervisor) runSlot(sl *slot) {
 		}
 		sl.publish(m)
 	}
+	if remove == nil && stopping != nil {
+		s.releaseSocket(sl.id)
+	}
+}
+
+// releaseSocket closes the public socket of a slot scaled away, once its
+// last worker is gone (direct mode): unless a slot added since took the
+// same id, and with it the socket and its queue.
+func (s *Supervisor) releaseSocket(id int) {
+	if s.cfg.Sockets == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if id >= len(s.slots) {
+		s.cfg.Sockets.Release(id)
+	}
 }
 
 // errStopping says a replacement was cut short by a stop.

@@ -257,11 +257,6 @@ func (s *Supervisor) Scale(n int) (int, error) {
 		last := s.slots[len(s.slots)-1]
 		s.slots = s.slots[:len(s.slots)-1]
 		last.retire()
-		if s.cfg.Sockets != nil {
-			// The draining worker keeps its copy; a slot added later with
-			// the same id gets a socket of its own.
-			s.cfg.Sockets.Release(last.id)
-		}
 	}
 	s.log.Info("scaled", "workers", n)
 	return n, nil

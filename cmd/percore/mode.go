@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/percore/percore/direct"
 	"github.com/percore/percore/jsruntime"
+	"github.com/percore/percore/proxy"
 	"github.com/percore/percore/supervisor"
 )
 
@@ -73,10 +74,6 @@ func openDirect(cfg *config, log hclog.Logger) (*direct.Sockets, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--mode direct: %w", err)
 	}
-	if ok, why := direct.Migrates(); !ok {
-		log.Info("scaling down in direct mode resets the connections queued on the socket of the slot removed", "why", why,
-			"fix", "sysctl net.ipv4.tcp_migrate_req=1 in percore's network namespace")
-	}
 	return s, nil
 }
 
@@ -116,6 +113,35 @@ func (d *directParts) supervisorSockets() supervisor.Sockets {
 		return nil
 	}
 	return d.sockets
+}
+
+// directRouter tells the proxy's pool (health checks, status) and the
+// direct sockets (steering, passing queued connections on) which workers
+// serve.
+type directRouter struct {
+	pool    *proxy.Pool
+	sockets *direct.Sockets
+}
+
+// Add makes a ready worker eligible for new connections.
+func (r directRouter) Add(key uint64, slot int, addr string) {
+	r.pool.Add(key, slot, addr)
+	r.sockets.Serve(key, slot, addr)
+}
+
+// Drain steers new connections away from the worker's slot at once.
+func (r directRouter) Drain(key uint64) <-chan struct{} {
+	r.sockets.Unserve(key)
+	return r.pool.Drain(key)
+}
+
+// router is what the supervisor routes through: the pool alone in proxy
+// mode.
+func (d *directParts) router(pool *proxy.Pool) supervisor.Router {
+	if d == nil {
+		return pool
+	}
+	return directRouter{pool: pool, sockets: d.sockets}
 }
 
 // closedListener stands for the public listener in direct mode, where

@@ -287,7 +287,7 @@ func assemble(cfg *config, p plan, environ []string, log hclog.Logger, l supervi
 		Workers:         p.Workers,
 		Prepare:         p.prepare,
 		Launcher:        l,
-		Router:          pool,
+		Router:          dp.router(pool),
 		Output:          out,
 		Logger:          log.Named("supervisor"),
 		ReadyTimeout:    cfg.ReadyTimeout,

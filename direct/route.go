@@ -1,0 +1,134 @@
+package direct
+
+import (
+	"os"
+	"slices"
+)
+
+// target is a worker that serves its slot's socket, and the private
+// address where it serves the same app.
+type target struct {
+	slot int
+	addr string
+}
+
+// Serve says that the worker with key serves slot's socket and answers on
+// addr, its private listener (a loopback host:port or a Unix socket's
+// path), as the supervisor's Router.Add says of a ready worker.
+func (s *Sockets) Serve(key uint64, slot int, addr string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	s.serving[key] = target{slot: slot, addr: addr}
+	s.routeLocked()
+}
+
+// Unserve says that the worker with key stopped serving (it crashed, is
+// being stopped or replaced, or failed its health checks). Unknown keys
+// are ignored.
+func (s *Sockets) Unserve(key uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.serving[key]; !ok || s.closed {
+		return
+	}
+	delete(s.serving, key)
+	s.routeLocked()
+}
+
+// routeLocked brings the steering and the covers in line with who serves:
+// new connections go only to the slots with a serving worker, and a slot
+// without one has its queue accepted by percore and passed on, as long as
+// some worker serves. With no worker serving anywhere, connections wait in
+// the queues for the next worker.
+func (s *Sockets) routeLocked() {
+	if s.closed {
+		return
+	}
+	live := make(map[int]bool, len(s.serving))
+	for _, t := range s.serving {
+		live[t.slot] = true
+	}
+	s.steerLocked(live)
+	for slot, f := range s.files {
+		c := s.covers[slot]
+		switch want := !live[slot] && len(s.serving) > 0 && !s.releasing[slot]; {
+		case want && c == nil:
+			if c = s.startCoverLocked(slot, f); c != nil {
+				s.covers[slot] = c
+			}
+		case !want && c != nil:
+			c.stop()
+			delete(s.covers, slot)
+		}
+	}
+}
+
+// steerLocked attaches the program that sends new connections to the
+// sockets of the live slots only, when that set changed.
+func (s *Sockets) steerLocked(live map[int]bool) {
+	allowed := make([]int, 0, len(s.order))
+	for i, slot := range s.order {
+		if live[slot] {
+			allowed = append(allowed, i)
+		}
+	}
+	if len(allowed) == len(s.order) {
+		allowed = allowed[:0] // every slot serves: the kernel's hash spreads best
+	}
+	if s.steering != nil && slices.Equal(allowed, s.steering) || len(s.order) == 0 {
+		return
+	}
+	if err := attachSteering(s.files[s.order[0]], steerProgram(allowed)); err != nil {
+		s.log.Warn("new connections may reach a slot without a worker and wait for it", "error", err)
+		return
+	}
+	s.steering = allowed
+	s.log.Debug("steering new connections", "group_indexes", allowed, "slots", s.order)
+}
+
+// steerAcrossLocked attaches, while a socket leaves the group, a program
+// that is right both before and after (attached through via, a socket of
+// the group): it sends new connections only to the
+// live slots whose index the departure does not move. When there is none,
+// the program of the new order follows at once.
+func (s *Sockets) steerAcrossLocked(after []int, via *os.File) {
+	var stable []int
+	for i, slot := range after {
+		if s.order[i] == slot && s.live(slot) {
+			stable = append(stable, i)
+		}
+	}
+	if len(stable) == 0 {
+		return
+	}
+	if err := attachSteering(via, steerProgram(stable)); err != nil {
+		s.log.Warn("steer new connections while a socket closes", "error", err)
+	}
+}
+
+// live reports whether a worker serves slot's socket.
+func (s *Sockets) live(slot int) bool {
+	for _, t := range s.serving {
+		if t.slot == slot {
+			return true
+		}
+	}
+	return false
+}
+
+// pickLocked returns the next serving worker, round robin.
+func (s *Sockets) pickLocked() (target, bool) {
+	if len(s.serving) == 0 {
+		return target{}, false
+	}
+	keys := make([]uint64, 0, len(s.serving))
+	for k := range s.serving {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	s.next = (s.next + 1) % len(keys)
+	return s.serving[keys[s.next]], true
+}
