@@ -157,6 +157,33 @@ func (l *load) end() {
 	l.wg.Wait()
 }
 
+// waitDirectServing waits until /status shows n ready workers and each has
+// answered a new connection, and fails when that does not happen within
+// 20s.
+func waitDirectServing(t *testing.T, in *instance, n int, what string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	ready := 0
+	for ready != n && time.Now().Before(deadline) {
+		ready = 0
+		for _, w := range getStatus(t, in).Workers {
+			if w.Ready {
+				ready++
+			}
+		}
+		if ready != n {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	seen := map[string]bool{}
+	for len(seen) < n && time.Now().Before(deadline) {
+		seen[directWorker(t, in.addr)] = true
+	}
+	if len(seen) != n {
+		t.Fatalf("%s: %d workers ready, %d answered, want %d", what, ready, len(seen), n)
+	}
+}
+
 func TestDirectModeKilledWorkerRefusesNoNewConnection(t *testing.T) {
 	needNode(t)
 	in := start(t, "--mode", "direct", "--workers", "2", "--", "node", appJS())
@@ -190,6 +217,72 @@ func TestDirectModeKilledWorkerRefusesNoNewConnection(t *testing.T) {
 	}
 	if !seen["0"] || !seen["1"] {
 		t.Errorf("workers answering after the kill = %v, want 0 and 1", seen)
+	}
+}
+
+// While a slot has no worker (its replacement takes 3 s to listen), its
+// share of new connections is served by the other worker at once: new
+// connections are steered away from the slot, and those already queued on
+// it are passed on.
+func TestDirectModeSlotWithoutWorkerServesItsConnectionsElsewhere(t *testing.T) {
+	needNode(t)
+	in := start(t, "--mode", "direct", "--workers", "2", "--",
+		"env", "START_DELAY_MS=3000", "node", appJS())
+	waitDirectServing(t, in, 2, "start")
+	var victim int
+	for i := 0; i < 40 && victim == 0; i++ {
+		var h hello
+		getJSON(t, "http://"+in.addr+"/", &h)
+		if h.Worker == "1" {
+			victim = h.PID
+		}
+	}
+	if err := syscall.Kill(-victim, syscall.SIGKILL); err != nil {
+		t.Fatalf("kill worker group: %v", err)
+	}
+	in.waitLog("worker exited", 10*time.Second)
+	quick := &http.Client{Timeout: 1500 * time.Millisecond, Transport: &http.Transport{DisableKeepAlives: true}}
+	answered := map[string]int{}
+	for i := 0; i < 30; i++ {
+		resp, err := quick.Get("http://" + in.addr + "/")
+		if err != nil {
+			t.Fatalf("new connection %d while worker 1 restarts: %v (it waited for the slot's next worker)", i, err)
+		}
+		var h hello
+		jsonDecode(resp, &h)
+		resp.Body.Close()
+		answered[h.Worker]++
+	}
+	if answered["0"] != 30 {
+		t.Errorf("while worker 1 restarts, 30 new connections were answered by %v, want worker 0 alone", answered)
+	}
+	waitDirectServing(t, in, 2, "restart")
+}
+
+// Scaling down closes the socket of each slot removed only once its queue
+// is empty: no connection is reset.
+func TestDirectModeScaleDownResetsNoConnection(t *testing.T) {
+	needNode(t)
+	ctl := controlPath(t)
+	in := start(t, "--mode", "direct", "--workers", "3", "--control", ctl, "--", "node", appJS())
+	waitDirectServing(t, in, 3, "start")
+	l := startLoad(in.addr, 8, freshClient)
+	l.mark()
+	time.Sleep(200 * time.Millisecond)
+	out, err := exec.Command(percoreBin, "scale", "1", "--control", ctl).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "workers=1") {
+		t.Fatalf("percore scale 1: %v %s", err, out)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for len(getStatus(t, in).Workers) != 1 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond) // the removed slots' sockets are closed by now
+	l.end()
+	t.Logf("scaled 3 to 1 under load: %d answered, %d failed", l.ok.Load(), l.fresh.Load())
+	if l.fresh.Load() > 0 {
+		t.Errorf("%d new connections failed while scaling down (first: %v), want 0; logs:\n%s", l.fresh.Load(), l.firstErr,
+			in.logs.String())
 	}
 }
 

@@ -8,6 +8,7 @@
 //   /block       blocks the event loop for good
 //   /log?line=S  writes S and a newline to stdout
 //   /exit        exits with code 9
+// START_DELAY_MS=N makes it listen only N ms after it started.
 const http = require("node:http");
 const { spawn } = require("node:child_process");
 const kept = [];
@@ -61,6 +62,8 @@ const server = http.createServer((req, res) => {
       return json({ pid: process.pid, worker });
   }
 });
-if (typeof port === "number") server.listen(port, "127.0.0.1");
-else server.listen(port);
+const listen = () => (typeof port === "number" ? server.listen(port, "127.0.0.1") : server.listen(port));
+const delay = Number(process.env.START_DELAY_MS || 0);
+if (delay > 0) setTimeout(listen, delay);
+else listen();
 process.on("SIGTERM", () => server.close(() => process.exit(0)));
