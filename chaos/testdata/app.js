@@ -5,6 +5,7 @@
 //   /leak?mb=M&every=T&max=X  answers, then keeps M MiB more alive every T ms,
 //                             up to X MiB in all: the resident size grows
 //   /block                    answers, then blocks the event loop for good
+//   /busy?ms=N                answers, then busy-loops the event loop for N ms
 //   /smuggled...              answers like /; prints "chaos-saw METHOD URL"
 //                             when the request arrives and "chaos-saw-end
 //                             METHOD URL" when its body is complete
@@ -52,6 +53,14 @@ const server = http.createServer((req, res) => {
       case "/block":
         json({ pid: process.pid, worker, blocking: true });
         return setTimeout(() => { for (;;) {} }, 20);
+      case "/busy": {
+        json({ pid: process.pid, worker, busy: true });
+        const ms = q("ms", 5000);
+        return setImmediate(() => {
+          const end = Date.now() + ms;
+          while (Date.now() < end) {}
+        });
+      }
       default:
         return json({ pid: process.pid, worker });
     }
