@@ -216,9 +216,10 @@ func TestDirectKillStorm(t *testing.T) {
 
 // TestDirectReloadLoop runs rolling reloads back to back under load. A
 // reload starts each new worker on its slot's socket before the old one
-// stops accepting, so no new connection fails; the old worker closes its
-// keep-alive connections, and the keep-alive requests that meet the close
-// are counted.
+// stops accepting, so no new connection fails. The app leaves SIGTERM to
+// percore's preload, which drains the old worker: keep-alive connections
+// closed after their current answer, idle ones closed, then exit 0. The
+// keep-alive requests that meet a close are counted.
 func TestDirectReloadLoop(t *testing.T) {
 	f := book.row(t, "13b", "direct mode: `SIGHUP` rolling reloads back to back")
 	needNode(t)
@@ -227,10 +228,11 @@ func TestDirectReloadLoop(t *testing.T) {
 	if testing.Short() {
 		reloads = 2
 	}
-	in := startDirect(t, workers, options{})
+	in := startDirect(t, workers, options{env: []string{"CHAOS_TERM=none"}})
 	before := in.waitReady(workers, 10*time.Second).readyPids()
 	l := startDirectLoad(t, in.addr)
 	time.Sleep(300 * time.Millisecond)
+	from := in.logCount()
 	var took []time.Duration
 	for range reloads {
 		mark := in.logCount()
@@ -245,11 +247,21 @@ func TestDirectReloadLoop(t *testing.T) {
 
 	f.requests(count(recs, nil))
 	slices.Sort(took)
+	exits := tally{reasons: map[string]int{}}
+	for _, l := range in.logsMatching("worker stopped", from) {
+		exits.reasons[fmt.Sprint(l.m["exit"])]++
+	}
 	f.add("%d reloads, each %s–%s", reloads, took[0].Round(10*time.Millisecond), took[len(took)-1].Round(10*time.Millisecond))
+	f.add("old workers stopped: %s", exits.reasonsText())
 	newT, _ := addConnFigures(f, recs)
 
 	if newT.failed() > 0 || newT.ok == 0 {
 		t.Errorf("%d of %d new connections failed during reloads (%s)", newT.failed(), newT.sent, newT.reasonsText())
+	}
+	for exit, n := range exits.reasons {
+		if exit != "exit code 0" {
+			t.Errorf("%d old workers ended %q: a drained worker exits by itself with 0", n, exit)
+		}
 	}
 	for _, pid := range st.readyPids() {
 		if slices.Contains(before, pid) {
@@ -311,11 +323,11 @@ func TestDirectHungWorker(t *testing.T) {
 	}
 }
 
-// TestDirectScaleDownUp scales 2 → 1 → 2 workers with `percore scale` while
+// TestDirectScaleDownUp scales 4 → 1 → 4 workers with `percore scale` while
 // new connections arrive steadily. The connections queued on the socket of
 // the slot removed must not be reset: no new connection is refused or reset.
 func TestDirectScaleDownUp(t *testing.T) {
-	f := book.row(t, "13d", "direct mode: `percore scale` 2 → 1 → 2 under load")
+	f := book.row(t, "13d", "direct mode: `percore scale` 4 → 1 → 4 under load")
 	needNode(t)
 	dir, err := os.MkdirTemp("", "pcc")
 	if err != nil {
@@ -323,7 +335,7 @@ func TestDirectScaleDownUp(t *testing.T) {
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	control := filepath.Join(dir, "control.sock")
-	const workers = 2
+	const workers = 4
 	in := startDirect(t, workers, options{control: control})
 	l := startDirectLoad(t, in.addr)
 	time.Sleep(300 * time.Millisecond)
@@ -337,9 +349,9 @@ func TestDirectScaleDownUp(t *testing.T) {
 		return time.Since(began)
 	}
 	down := scale(1)
-	time.Sleep(time.Second)
+	time.Sleep(500 * time.Millisecond)
 	up := scale(workers)
-	time.Sleep(time.Second)
+	time.Sleep(500 * time.Millisecond)
 	recs := l.stop()
 
 	f.requests(count(recs, nil))

@@ -9,6 +9,8 @@
 //   /smuggled...              answers like /; prints "chaos-saw METHOD URL"
 //                             when the request arrives and "chaos-saw-end
 //                             METHOD URL" when its body is complete
+// SIGTERM closes the server and exits once its connections are gone, unless
+// CHAOS_TERM=none: then SIGTERM is left to node (or to a preload).
 // A request node itself cannot parse prints "chaos-client-error CODE".
 // SIGUSR2 starts a flood of stdout: lines of CHAOS_FLOOD_LINE bytes (default
 // 1000, newline included) at up to CHAOS_FLOOD_MBPS MB/s (default 100).
@@ -72,7 +74,7 @@ server.on("clientError", (err, socket) => {
   socket.destroy();
 });
 server.listen(port, "127.0.0.1");
-process.on("SIGTERM", () => server.close(() => process.exit(0)));
+if (process.env.CHAOS_TERM !== "none") process.on("SIGTERM", () => server.close(() => process.exit(0)));
 
 if (process.env.CHAOS_TICK_WORKER === worker) {
   setInterval(() => {
