@@ -87,6 +87,7 @@ type stream struct {
 	pace    time.Duration       // pause between a client's requests (0: none)
 	stagger time.Duration       // client c starts c×stagger after the load (0: all at once)
 	timeout time.Duration       // per request (default 15s)
+	fresh   bool                // a new connection for every request
 }
 
 // record is one request's fate.
@@ -95,6 +96,7 @@ type record struct {
 	out     outcome
 	code    int16
 	reused  bool          // sent on a keep-alive connection that served before
+	rst     bool          // the failure was a connection reset (ECONNRESET, EPIPE)
 	pid     int32         // the worker that answered, when the body names it
 	start   time.Duration // since the load began
 	latency time.Duration
@@ -204,6 +206,9 @@ func (c *client) run() {
 		default:
 		}
 		rec := c.do(c.s.req(n))
+		if c.s.fresh {
+			c.close()
+		}
 		c.mu.Lock()
 		c.recs = append(c.recs, rec)
 		c.mu.Unlock()
@@ -236,8 +241,10 @@ func (c *client) close() {
 func (c *client) do(req request) record {
 	start := time.Now()
 	rec := record{stream: c.idx, start: c.l.since(start)}
+	var err error
 	finish := func(o outcome) record {
 		rec.out, rec.latency = o, time.Since(start)
+		rec.rst = errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 		if o != outOK && o != outHTTP {
 			c.close()
 		}
@@ -245,7 +252,8 @@ func (c *client) do(req request) record {
 	}
 	deadline := start.Add(c.s.timeout)
 	if c.conn == nil {
-		conn, err := net.DialTimeout("tcp", c.l.addr, c.s.timeout)
+		var conn net.Conn
+		conn, err = net.DialTimeout("tcp", c.l.addr, c.s.timeout)
 		if err != nil {
 			switch {
 			case errors.Is(err, syscall.ECONNREFUSED):
@@ -269,10 +277,11 @@ func (c *client) do(req request) record {
 	c.wbuf.WriteString("\r\n")
 	c.wbuf.Write(req.body)
 	c.cr.n = 0
-	if _, err := c.conn.Write(c.wbuf.Bytes()); err != nil {
+	if _, err = c.conn.Write(c.wbuf.Bytes()); err != nil {
 		return finish(c.beforeAnswer(err, rec.reused))
 	}
-	resp, err := http.ReadResponse(c.br, nil)
+	var resp *http.Response
+	resp, err = http.ReadResponse(c.br, nil)
 	if err != nil {
 		if c.cr.n == 0 {
 			return finish(c.beforeAnswer(err, rec.reused))

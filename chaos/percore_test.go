@@ -4,6 +4,7 @@ package chaos
 
 import (
 	"bufio"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -69,6 +70,11 @@ type options struct {
 	onStdout func(line []byte, at time.Time)
 	// binary is the percore binary to run (default percoreBin).
 	binary string
+	// direct runs percore with --mode direct: the workers accept on the
+	// public address themselves.
+	direct bool
+	// control is the control socket's path ("": none).
+	control string
 	// survivorsExpected turns processes that outlive percore from a test
 	// failure into a figure the test reports itself (they are killed anyway).
 	survivorsExpected bool
@@ -87,7 +93,7 @@ type instance struct {
 	opts  options
 	cmd   *exec.Cmd
 	mark  string
-	addr  string // the proxy's address
+	addr  string // the public address
 	admin string // the admin listener's address
 
 	mu       sync.Mutex // protects the fields below
@@ -122,8 +128,12 @@ func launch(t *testing.T, opts options) *instance {
 	if opts.binary != "" {
 		bin = opts.binary
 	}
+	control := cmp.Or(opts.control, "off")
 	argv := []string{bin, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
-		"--log-format", "json", "--control", "off"}
+		"--log-format", "json", "--control", control}
+	if opts.direct {
+		argv = append(argv, "--mode", "direct")
+	}
 	argv = append(append(append([]string(nil), opts.wrapper...), argv...), opts.args...)
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(append(os.Environ(), "CHAOS_MARK="+mark), opts.env...)
@@ -149,7 +159,11 @@ func launch(t *testing.T, opts options) *instance {
 	go in.readStderr(stderr)
 	go in.waitExit()
 	t.Cleanup(in.cleanup)
-	in.addr = in.logField("proxy listening", "addr")
+	if opts.direct {
+		in.addr = in.logField("direct mode: workers accept", "addr")
+	} else {
+		in.addr = in.logField("proxy listening", "addr")
+	}
 	in.admin = in.logField("admin listening", "addr")
 	return in
 }

@@ -5,9 +5,12 @@
 //   /leak?mb=M&every=T&max=X  answers, then keeps M MiB more alive every T ms,
 //                             up to X MiB in all: the resident size grows
 //   /block                    answers, then blocks the event loop for good
+//   /busy?ms=N                answers, then busy-loops the event loop for N ms
 //   /smuggled...              answers like /; prints "chaos-saw METHOD URL"
 //                             when the request arrives and "chaos-saw-end
 //                             METHOD URL" when its body is complete
+// SIGTERM closes the server and exits once its connections are gone, unless
+// CHAOS_TERM=none: then SIGTERM is left to node (or to a preload).
 // A request node itself cannot parse prints "chaos-client-error CODE".
 // SIGUSR2 starts a flood of stdout: lines of CHAOS_FLOOD_LINE bytes (default
 // 1000, newline included) at up to CHAOS_FLOOD_MBPS MB/s (default 100).
@@ -52,6 +55,14 @@ const server = http.createServer((req, res) => {
       case "/block":
         json({ pid: process.pid, worker, blocking: true });
         return setTimeout(() => { for (;;) {} }, 20);
+      case "/busy": {
+        json({ pid: process.pid, worker, busy: true });
+        const ms = q("ms", 5000);
+        return setImmediate(() => {
+          const end = Date.now() + ms;
+          while (Date.now() < end) {}
+        });
+      }
       default:
         return json({ pid: process.pid, worker });
     }
@@ -63,7 +74,7 @@ server.on("clientError", (err, socket) => {
   socket.destroy();
 });
 server.listen(port, "127.0.0.1");
-process.on("SIGTERM", () => server.close(() => process.exit(0)));
+if (process.env.CHAOS_TERM !== "none") process.on("SIGTERM", () => server.close(() => process.exit(0)));
 
 if (process.env.CHAOS_TICK_WORKER === worker) {
   setInterval(() => {
