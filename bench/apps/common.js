@@ -53,8 +53,12 @@ function serve(handle) {
   if (typeof port === "number") server.listen(port, host);
   else server.listen(port);
   // Stop at once: the benchmark never stops a configuration mid-request.
-  process.on("SIGTERM", () => process.exit(0));
-  process.on("SIGINT", () => process.exit(0));
+  // BENCH_SIGNALS=default leaves SIGTERM and SIGINT to the runtime, as in
+  // an app with no handler of its own (bench/reload).
+  if (process.env.BENCH_SIGNALS !== "default") {
+    process.on("SIGTERM", () => process.exit(0));
+    process.on("SIGINT", () => process.exit(0));
+  }
   return server;
 }
 
