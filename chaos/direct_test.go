@@ -216,9 +216,10 @@ func TestDirectKillStorm(t *testing.T) {
 
 // TestDirectReloadLoop runs rolling reloads back to back under load. A
 // reload starts each new worker on its slot's socket before the old one
-// stops accepting, so no new connection fails. The app leaves SIGTERM to
-// percore's preload, which drains the old worker: keep-alive connections
-// closed after their current answer, idle ones closed, then exit 0. The
+// stops accepting, so no new connection fails. The app stops itself on
+// SIGTERM the common way (server.close, then exit); percore's preload makes
+// the old worker's later answers end their keep-alive connections and closes
+// the ones quiet for a second, so the old workers exit 0 by themselves. The
 // keep-alive requests that meet a close are counted.
 func TestDirectReloadLoop(t *testing.T) {
 	f := book.row(t, "13b", "direct mode: `SIGHUP` rolling reloads back to back")
@@ -228,7 +229,7 @@ func TestDirectReloadLoop(t *testing.T) {
 	if testing.Short() {
 		reloads = 2
 	}
-	in := startDirect(t, workers, options{env: []string{"CHAOS_TERM=none"}})
+	in := startDirect(t, workers, options{})
 	before := in.waitReady(workers, 10*time.Second).readyPids()
 	l := startDirectLoad(t, in.addr)
 	time.Sleep(300 * time.Millisecond)

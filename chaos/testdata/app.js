@@ -9,8 +9,7 @@
 //   /smuggled...              answers like /; prints "chaos-saw METHOD URL"
 //                             when the request arrives and "chaos-saw-end
 //                             METHOD URL" when its body is complete
-// SIGTERM closes the server and exits once its connections are gone, unless
-// CHAOS_TERM=none: then SIGTERM is left to node (or to a preload).
+// SIGTERM closes the server and exits once its connections are gone,.
 // A request node itself cannot parse prints "chaos-client-error CODE".
 // SIGUSR2 starts a flood of stdout: lines of CHAOS_FLOOD_LINE bytes (default
 // 1000, newline included) at up to CHAOS_FLOOD_MBPS MB/s (default 100).
@@ -74,7 +73,7 @@ server.on("clientError", (err, socket) => {
   socket.destroy();
 });
 server.listen(port, "127.0.0.1");
-if (process.env.CHAOS_TERM !== "none") process.on("SIGTERM", () => server.close(() => process.exit(0)));
+process.on("SIGTERM", () => server.close(() => process.exit(0)));
 
 if (process.env.CHAOS_TICK_WORKER === worker) {
   setInterval(() => {
