@@ -9,7 +9,7 @@
 //   /smuggled...              answers like /; prints "chaos-saw METHOD URL"
 //                             when the request arrives and "chaos-saw-end
 //                             METHOD URL" when its body is complete
-// SIGTERM closes the server and exits once its connections are gone,.
+// SIGTERM closes the server and exits once its connections are gone.
 // A request node itself cannot parse prints "chaos-client-error CODE".
 // SIGUSR2 starts a flood of stdout: lines of CHAOS_FLOOD_LINE bytes (default
 // 1000, newline included) at up to CHAOS_FLOOD_MBPS MB/s (default 100).
