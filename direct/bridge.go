@@ -123,6 +123,7 @@ func (s *Sockets) startPipe(slot int, conn net.Conn) {
 		}()
 		worker, err := s.dialServing()
 		if err != nil {
+			s.unpassed.Add(1)
 			s.log.Warn("a connection queued for a worker that is gone found no other worker; closed",
 				"worker", slot, "client", conn.RemoteAddr(), "error", err)
 			return
@@ -134,6 +135,7 @@ func (s *Sockets) startPipe(slot int, conn net.Conn) {
 		if closed {
 			return
 		}
+		s.passed.Add(1)
 		up, down := relay(conn, worker)
 		s.log.Debug("passed a queued connection on", "worker", slot, "bytes_in", up, "bytes_out", down)
 	}()

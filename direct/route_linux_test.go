@@ -200,6 +200,9 @@ func TestQueuedConnectionsPassToAServingWorkerByteForByte(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	if passed, closed := s.Passed(); passed == 0 || closed != 0 {
+		t.Errorf("Passed() = %d passed, %d closed; want some passed, none closed", passed, closed)
+	}
 }
 
 func mustFile(t *testing.T, s *Sockets, slot int) *os.File {

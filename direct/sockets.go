@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/hashicorp/go-hclog"
 )
@@ -39,6 +40,8 @@ type Sockets struct {
 	closed    bool
 
 	wg sync.WaitGroup // the covers' accept loops and the pipes
+
+	passed, unpassed atomic.Uint64 // the queued connections passed on, and closed for want of a worker
 }
 
 // Open binds the first socket, slot 0's, on addr (host:port; an empty host
@@ -126,6 +129,13 @@ func (s *Sockets) Release(slot int) {
 	s.order = after
 	s.steering = nil // the indexes moved: steer anew
 	s.routeLocked()
+}
+
+// Passed returns how many connections percore accepted from the queue of
+// a slot without a serving worker: passed on to a serving worker, and
+// closed because none served within 10 s.
+func (s *Sockets) Passed() (passed, closed uint64) {
+	return s.passed.Load(), s.unpassed.Load()
 }
 
 // Slots lists the slots that hold a socket, in order.

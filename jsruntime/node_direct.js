@@ -6,9 +6,9 @@
 // its connections to the same server, for percore's readiness and health
 // checks. On SIGTERM every later answer ends its keep-alive connection, and,
 // unless the app stops itself, the server stops accepting and the process
-// exits when the last connection is gone. A connection is closed as idle
-// only once it has been quiet for a second: Node's own server.close() would
-// reset one whose next request is already on its way.
+// exits when the last connection is gone. No connection is closed as idle
+// in the first second of the stop: Node's own server.close() would reset
+// one whose next request is already on its way.
 const net = require('net');
 const fs = require('fs');
 
@@ -68,46 +68,28 @@ function openHealth(server, listen) {
   return h;
 }
 
-// quietWait is how long a connection must have been quiet (accepted, or its
-// last answer sent, and no request since) before a stop closes it as idle.
-// Node's own server.close() closes every connection idle at that instant,
-// so a keep-alive client's next request, already on its way, met a reset.
-const quietWait = 1000;
+// idleGrace is how long, from the stop, no connection is closed as idle.
+// Node's own server.close() closes at once every connection idle at that
+// instant, so a keep-alive client's next request, already on its way, met a
+// reset; within the grace such a request is answered, with Connection: close.
+const idleGrace = 1000;
 
-// trackIdle makes server.closeIdleConnections, which server.close() calls,
-// close only the connections quiet for quietWait. It returns the function
-// that, at the stop, makes every later answer end its connection and starts
-// closing connections as they become quiet. HTTP/1 servers only: a
+// graceIdle makes server.closeIdleConnections, which server.close() calls,
+// wait idleGrace from the stop. It returns the function that, at the stop,
+// makes every later answer end its connection, then closes connections as
+// they become idle. It costs nothing until the stop. HTTP/1 servers only: a
 // 'request' listener would turn on an HTTP/2 server's compatibility layer
 // beside the app's own 'stream' handler.
-function trackIdle(server) {
-  if (typeof server.closeIdleConnections !== 'function') return () => {}; // not HTTP/1
-  let stopping = false;
-  const conns = new Set();
-  server.on('connection', (socket) => {
-    const c = { socket, quietSince: Date.now(), busy: 0 };
-    conns.add(c);
-    socket.once('close', () => conns.delete(c));
-    socket.percoreConn = c;
-  });
-  server.prependListener('request', (req, res) => {
-    const c = req.socket.percoreConn;
-    if (!c) return;
-    c.busy++;
-    if (stopping) res.shouldKeepAlive = false;
-    res.once('close', () => {
-      c.busy--;
-      c.quietSince = Date.now();
-    });
-  });
+function graceIdle(server) {
+  const closeIdle = server.closeIdleConnections;
+  if (typeof closeIdle !== 'function') return () => {}; // not HTTP/1
+  let graceEnds = 0;
   server.closeIdleConnections = function percoreCloseIdle() {
-    const now = Date.now();
-    for (const c of conns) {
-      if (c.busy === 0 && now - c.quietSince >= quietWait) c.socket.destroy();
-    }
+    if (Date.now() >= graceEnds) closeIdle.call(this);
   };
   return () => {
-    stopping = true;
+    graceEnds = Date.now() + idleGrace;
+    server.prependListener('request', (req, res) => { res.shouldKeepAlive = false; });
     const idle = setInterval(() => server.closeIdleConnections(), 50);
     idle.unref();
   };
@@ -151,8 +133,8 @@ function setup() {
     });
     let h = null;
     server.once('listening', () => { h = openHealth(server, listen); });
-    const stopIdle = trackIdle(server);
-    process.on('SIGTERM', function percoreStop() {
+    const stopIdle = graceIdle(server);
+    process.prependListener('SIGTERM', function percoreStop() {
       stopIdle();
       if (process.listenerCount('SIGTERM') > 1) return; // the app stops itself
       if (h) drain(server, sessions, h);

@@ -85,7 +85,8 @@ func TestDirectModeSpreadsConnectionsOverWorkers(t *testing.T) {
 		t.Fatal(err)
 	}
 	metrics := readAll(resp)
-	if !strings.Contains(metrics, "percore_direct_mode 1") || strings.Contains(metrics, "percore_requests_total") ||
+	if !strings.Contains(metrics, "percore_direct_mode 1") ||
+		!strings.Contains(metrics, `percore_direct_queued_connections_total{result="passed"} 0`) || strings.Contains(metrics, "percore_requests_total") ||
 		!strings.Contains(metrics, "percore_workers_ready 2") {
 		t.Errorf("/metrics should mark direct mode, count no requests and show 2 ready:\n%s", metrics)
 	}
@@ -231,11 +232,19 @@ func TestDirectModeSlotWithoutWorkerServesItsConnectionsElsewhere(t *testing.T) 
 	waitDirectServing(t, in, 2, "start")
 	var victim int
 	for i := 0; i < 40 && victim == 0; i++ {
+		resp, err := freshClient.Get("http://" + in.addr + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
 		var h hello
-		getJSON(t, "http://"+in.addr+"/", &h)
+		jsonDecode(resp, &h)
+		resp.Body.Close()
 		if h.Worker == "1" {
 			victim = h.PID
 		}
+	}
+	if victim <= 0 {
+		t.Fatal("worker 1 answered none of 40 new connections")
 	}
 	if err := syscall.Kill(-victim, syscall.SIGKILL); err != nil {
 		t.Fatalf("kill worker group: %v", err)

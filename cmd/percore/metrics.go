@@ -5,6 +5,7 @@ import (
 	"io"
 	"strconv"
 
+	"github.com/percore/percore/direct"
 	"github.com/percore/percore/promtext"
 	"github.com/percore/percore/promtext/process"
 	"github.com/percore/percore/proxy"
@@ -25,6 +26,7 @@ const (
 	helpSticky   = "Requests pinned to a worker (a socket.io session, --affinity), by result: followed to it, or moved because it was draining, ejected, full or gone."
 	helpSessions = "socket.io (engine.io) sessions whose worker percore remembers."
 	helpDirect   = "1 when connections go from the kernel to the workers (--mode direct): percore then measures no requests, inflight or tunnels."
+	helpPassed   = "Connections queued for a worker slot without a serving worker (--mode direct), accepted by percore: passed on to a serving worker, or closed because none served within 10 s."
 )
 
 // notMeasured is what /status says of the request figures in direct mode.
@@ -38,10 +40,7 @@ type collector struct {
 	pool    *proxy.Pool
 	handler *proxy.Handler
 	mode    mode
-}
-
-func newCollector(sup *supervisor.Supervisor, pool *proxy.Pool, h *proxy.Handler, m mode) *collector {
-	return &collector{sup: sup, pool: pool, handler: h, mode: m}
+	direct  *direct.Sockets // nil in proxy mode
 }
 
 // WriteMetrics implements health.MetricsWriter. When the process metrics
@@ -51,6 +50,10 @@ func (c *collector) WriteMetrics(w io.Writer) error {
 	if c.mode == modeDirect {
 		// No request passes through percore: no figure rather than a zero.
 		s.Gauge("percore_direct_mode", helpDirect).Add(1)
+		passed, closed := c.direct.Passed()
+		queued := s.Counter("percore_direct_queued_connections_total", helpPassed, "result")
+		queued.Add(float64(passed), "passed")
+		queued.Add(float64(closed), "closed")
 	} else {
 		c.addRequests(&s)
 	}

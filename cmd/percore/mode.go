@@ -144,6 +144,14 @@ func (d *directParts) router(pool *proxy.Pool) supervisor.Router {
 	return directRouter{pool: pool, sockets: d.sockets}
 }
 
+// directSockets are the sockets, nil in proxy mode.
+func (d *directParts) directSockets() *direct.Sockets {
+	if d == nil {
+		return nil
+	}
+	return d.sockets
+}
+
 // closedListener stands for the public listener in direct mode, where
 // percore accepts nothing: the early-stop path closes it like a real one.
 type closedListener struct{}

@@ -16,6 +16,7 @@ import (
 	"github.com/percore/percore/accept"
 	"github.com/percore/percore/cmd/percore/internal/earlysignal"
 	"github.com/percore/percore/control"
+	"github.com/percore/percore/direct"
 	"github.com/percore/percore/health"
 	"github.com/percore/percore/jsruntime"
 	"github.com/percore/percore/machine"
@@ -261,6 +262,7 @@ type actors struct {
 	checksOn  bool
 	readyMin  int
 	mode      mode
+	direct    *direct.Sockets // nil in proxy mode
 }
 
 // makeSocketDir creates the private directory of the workers' sockets for
@@ -323,6 +325,7 @@ func assemble(cfg *config, p plan, environ []string, log hclog.Logger, l supervi
 		status: &statusSource{started: time.Now(), res: p.res, plan: p, maxMem: guard.Budget,
 			sup: sup, pool: pool, rss: newRSSHistory(sup.Snapshot), mode: cfg.Mode},
 		mode:     cfg.Mode,
+		direct:   dp.directSockets(),
 		checks:   cfg.Checks,
 		checksOn: cfg.ChecksOn,
 		readyMin: cfg.ReadyMin,
@@ -369,7 +372,7 @@ func (a *actors) run(publicLn, adminLn net.Listener) error {
 
 	if adminLn != nil {
 		admin := health.New(adminLn, health.Config{Workers: a, Listeners: a.listeners, Logger: a.log.Named("admin"),
-			Status: a.status, ReadyMin: a.readyMin, Metrics: newCollector(a.sup, a.pool, a.proxy, a.mode)})
+			Status: a.status, ReadyMin: a.readyMin, Metrics: &collector{sup: a.sup, pool: a.pool, handler: a.proxy, mode: a.mode, direct: a.direct}})
 		a.sd.onBegin = admin.MarkShuttingDown
 		g.Add(admin.Run, func(error) { admin.Stop() })
 		g.Add(a.status.rss.run, a.status.rss.interrupt)
