@@ -56,19 +56,7 @@ func failClass(r record) string {
 
 // countByClass is count with the failures keyed by failClass.
 func countByClass(recs []record, keep func(record) bool) tally {
-	t := tally{reasons: map[string]int{}}
-	for _, r := range recs {
-		if keep != nil && !keep(r) {
-			continue
-		}
-		t.sent++
-		if r.out == outOK {
-			t.ok++
-		} else {
-			t.reasons[failClass(r)]++
-		}
-	}
-	return t
+	return countBy(recs, keep, failClass)
 }
 
 // both keeps the records that every keep keeps.
@@ -131,9 +119,9 @@ func startDirect(t *testing.T, n int, opts options, args ...string) *instance {
 }
 
 // TestDirectKillStorm SIGKILLs a random ready worker's process group every
-// 300 ms. The connections queued on the killed worker's socket wait for its
-// replacement, so no new connection opened after a kill is refused or
-// reset; the requests in flight on the killed worker fail, as with the
+// 300 ms. New connections go to the live workers while a slot has none, and
+// those queued on the killed worker's socket are passed on to one, so no new
+// connection opened after a kill is refused or reset; the requests in flight on the killed worker fail, as with the
 // cluster module, and are counted. Every slot serves again afterwards.
 func TestDirectKillStorm(t *testing.T) {
 	f := book.row(t, "13a", "direct mode: `kill -9` a random worker every 300 ms")
@@ -148,35 +136,8 @@ func TestDirectKillStorm(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 
 	seed := uint64(time.Now().UnixNano())
-	rng := rand.New(rand.NewPCG(seed, 0xd1ec7))
-	var kills []time.Duration // on the load's clock
-	var killed []int
-	skipped := 0
-	tick := time.NewTicker(300 * time.Millisecond)
-	for end := time.Now().Add(length); time.Now().Before(end); {
-		<-tick.C
-		st, err := in.status()
-		pids := st.readyPids()
-		if err != nil || len(pids) == 0 {
-			skipped++
-			continue
-		}
-		pid := pids[rng.IntN(len(pids))]
-		at := time.Now()
-		if err := syscall.Kill(-pid, syscall.SIGKILL); err != nil {
-			t.Errorf("kill the group of worker %d: %v", pid, err)
-			continue
-		}
-		kills = append(kills, l.since(at))
-		killed = append(killed, pid)
-	}
-	tick.Stop()
-	lastKill := time.Now()
-	st, whole := in.awaitStatus(25*time.Second, func(st status) bool {
-		ready := st.readyPids()
-		return len(ready) == workers && !slices.ContainsFunc(ready, func(p int) bool { return slices.Contains(killed, p) })
-	})
-	wholeAfter := time.Since(lastKill)
+	ks := killStorm(t, in, l, rand.New(rand.NewPCG(seed, 0xd1ec7)), 300*time.Millisecond, length, workers)
+	kills, skipped, st, whole, wholeAfter := ks.kills, ks.skipped, ks.st, ks.whole, ks.wholeAfter
 	silent := waitEverySlotServes(in, st.readyPids())
 	recs := l.stop()
 

@@ -34,36 +34,8 @@ func TestKillWorkers(t *testing.T) {
 	time.Sleep(500 * time.Millisecond)
 
 	seed := uint64(time.Now().UnixNano())
-	rng := rand.New(rand.NewPCG(seed, 0x5eed))
-	var kills []time.Duration // on the load's clock
-	var killed []int
-	skipped := 0
-	tick := time.NewTicker(period)
-	end := time.Now().Add(length)
-	for time.Now().Before(end) {
-		<-tick.C
-		st, err := in.status()
-		pids := st.readyPids()
-		if err != nil || len(pids) == 0 {
-			skipped++
-			continue
-		}
-		pid := pids[rng.IntN(len(pids))]
-		at := time.Now()
-		if err := syscall.Kill(-pid, syscall.SIGKILL); err != nil {
-			t.Errorf("kill the group of worker %d: %v", pid, err)
-			continue
-		}
-		kills = append(kills, l.since(at))
-		killed = append(killed, pid)
-	}
-	tick.Stop()
-	lastKill := time.Now()
-	st, whole := in.awaitStatus(25*time.Second, func(st status) bool {
-		ready := st.readyPids()
-		return len(ready) == workers && !slices.ContainsFunc(ready, func(p int) bool { return slices.Contains(killed, p) })
-	})
-	wholeAfter := time.Since(lastKill)
+	ks := killStorm(t, in, l, rand.New(rand.NewPCG(seed, 0x5eed)), period, length, workers)
+	kills, killed, skipped, st, whole, wholeAfter := ks.kills, ks.killed, ks.skipped, ks.st, ks.whole, ks.wholeAfter
 	time.Sleep(500 * time.Millisecond)
 	recs := l.stop()
 
@@ -123,4 +95,48 @@ func TestKillWorkers(t *testing.T) {
 	if len(kills) == 0 {
 		t.Error("no worker was killed")
 	}
+}
+
+// storm is what killStorm did and found.
+type storm struct {
+	kills      []time.Duration // on the load's clock
+	killed     []int
+	skipped    int // ticks without a ready worker to kill
+	st         status
+	whole      bool // every slot ready again, with none of the killed
+	wholeAfter time.Duration
+}
+
+// killStorm SIGKILLs the process group of a random ready worker every
+// period for length, then waits up to 25 s for the pool of workers to be
+// whole again.
+func killStorm(t *testing.T, in *instance, l *load, rng *rand.Rand, period, length time.Duration, workers int) storm {
+	t.Helper()
+	var ks storm
+	tick := time.NewTicker(period)
+	for end := time.Now().Add(length); time.Now().Before(end); {
+		<-tick.C
+		st, err := in.status()
+		pids := st.readyPids()
+		if err != nil || len(pids) == 0 {
+			ks.skipped++
+			continue
+		}
+		pid := pids[rng.IntN(len(pids))]
+		at := time.Now()
+		if err := syscall.Kill(-pid, syscall.SIGKILL); err != nil {
+			t.Errorf("kill the group of worker %d: %v", pid, err)
+			continue
+		}
+		ks.kills = append(ks.kills, l.since(at))
+		ks.killed = append(ks.killed, pid)
+	}
+	tick.Stop()
+	lastKill := time.Now()
+	ks.st, ks.whole = in.awaitStatus(25*time.Second, func(st status) bool {
+		ready := st.readyPids()
+		return len(ready) == workers && !slices.ContainsFunc(ready, func(p int) bool { return slices.Contains(ks.killed, p) })
+	})
+	ks.wholeAfter = time.Since(lastKill)
+	return ks
 }

@@ -378,6 +378,11 @@ func (t tally) failed() int { return t.sent - t.ok }
 
 // count adds up the records that keep says to keep (nil: all).
 func count(recs []record, keep func(record) bool) tally {
+	return countBy(recs, keep, record.label)
+}
+
+// countBy is count with the failures keyed by reason.
+func countBy(recs []record, keep func(record) bool, reason func(record) string) tally {
 	t := tally{reasons: map[string]int{}}
 	for _, r := range recs {
 		if keep != nil && !keep(r) {
@@ -387,7 +392,7 @@ func count(recs []record, keep func(record) bool) tally {
 		if r.out == outOK {
 			t.ok++
 		} else {
-			t.reasons[r.label()]++
+			t.reasons[reason(r)]++
 		}
 	}
 	return t

