@@ -47,10 +47,7 @@ func (s *Sockets) routeLocked() {
 	if s.closed {
 		return
 	}
-	live := make(map[int]bool, len(s.serving))
-	for _, t := range s.serving {
-		live[t.slot] = true
-	}
+	live := s.liveLocked()
 	s.steerLocked(live)
 	for slot, f := range s.files {
 		c := s.covers[slot]
@@ -89,15 +86,16 @@ func (s *Sockets) steerLocked(live map[int]bool) {
 	s.log.Debug("steering new connections", "group_indexes", allowed, "slots", s.order)
 }
 
-// steerAcrossLocked attaches, while a socket leaves the group, a program
-// that is right both before and after (attached through via, a socket of
-// the group): it sends new connections only to the
-// live slots whose index the departure does not move. When there is none,
-// the program of the new order follows at once.
+// steerAcrossLocked attaches, through via (a socket of the group), a
+// program that is right both before and after a socket leaves the group:
+// it sends new connections only to the live slots whose index the departure
+// does not move. When there is none, the program of the new order follows
+// at once.
 func (s *Sockets) steerAcrossLocked(after []int, via *os.File) {
+	live := s.liveLocked()
 	var stable []int
 	for i, slot := range after {
-		if s.order[i] == slot && s.live(slot) {
+		if s.order[i] == slot && live[slot] {
 			stable = append(stable, i)
 		}
 	}
@@ -109,14 +107,13 @@ func (s *Sockets) steerAcrossLocked(after []int, via *os.File) {
 	}
 }
 
-// live reports whether a worker serves slot's socket.
-func (s *Sockets) live(slot int) bool {
+// liveLocked returns the slots that have a serving worker.
+func (s *Sockets) liveLocked() map[int]bool {
+	live := make(map[int]bool, len(s.serving))
 	for _, t := range s.serving {
-		if t.slot == slot {
-			return true
-		}
+		live[t.slot] = true
 	}
-	return false
+	return live
 }
 
 // pickLocked returns the next serving worker, round robin.
