@@ -7,15 +7,24 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"runtime"
 	"syscall"
 
 	"golang.org/x/sys/unix"
 )
 
-// listenReusePort binds a listening TCP socket with SO_REUSEPORT on addr
-// and returns it as a file of its own: the Go listener that made it is
-// closed.
-func listenReusePort(addr string) (*os.File, string, error) {
+// listenReusePort binds a listening TCP socket with SO_REUSEPORT on addr,
+// owned by uid owner (0: percore's own), and returns it as a file of its
+// own: the Go listener that made it is closed.
+func listenReusePort(addr string, owner int) (*os.File, string, error) {
+	if owner != 0 {
+		// A socket belongs to the file-system uid of the thread that makes
+		// it; that uid is the thread's own, and root may set it.
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		prev, _ := unix.SetfsuidRetUid(owner)
+		defer unix.SetfsuidRetUid(prev)
+	}
 	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
 		var serr error
 		err := c.Control(func(fd uintptr) {

@@ -11,6 +11,6 @@ import (
 // spread connections over the sockets of a group.
 var errLinuxOnly = errors.New("--mode direct needs Linux, whose SO_REUSEPORT spreads connections over the workers")
 
-func listenReusePort(string) (*os.File, string, error) {
+func listenReusePort(string, int) (*os.File, string, error) {
 	return nil, "", errLinuxOnly
 }

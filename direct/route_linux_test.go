@@ -117,7 +117,7 @@ func tally(t *testing.T, addr string, n int) map[string]int {
 // end.
 func openLoopback(t *testing.T) *Sockets {
 	t.Helper()
-	s, err := Open("127.0.0.1:0", nil)
+	s, err := Open(Config{Addr: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}

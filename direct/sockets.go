@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/hashicorp/go-hclog"
 )
@@ -29,6 +30,7 @@ type Sockets struct {
 
 	mu        sync.Mutex // protects everything below
 	addr      string     // the bound address, its port resolved once the first socket is bound
+	owner     int        // the uid the sockets are made for (0: percore\'s own)
 	files     map[int]*os.File
 	order     []int             // the slots in the order of the kernel's SO_REUSEPORT group
 	serving   map[uint64]target // the workers that serve their slot's socket, by key
@@ -44,17 +46,39 @@ type Sockets struct {
 	passed, unpassed atomic.Uint64 // the queued connections passed on, and closed for want of a worker
 }
 
-// Open binds the first socket, slot 0's, on addr (host:port; an empty host
-// or port 0 as net.Listen takes them), so that a port already in use is
-// reported before any worker starts.
-func Open(addr string, log hclog.Logger) (*Sockets, error) {
+// Config says where the sockets are bound and for whom.
+type Config struct {
+	// Addr is the public address, host:port (an empty host or port 0 as
+	// net.Listen takes them).
+	Addr string
+	// Slots is how many sockets, those of slots 0 to Slots-1, are bound at
+	// once (at least one): before percore drops to --user, which may no
+	// longer bind a privileged port.
+	Slots int
+	// Owner is the uid the sockets are made for, percore's --user (0:
+	// percore's own). Linux joins a socket to a SO_REUSEPORT group only if
+	// it has the same owner, so sockets made for the user let percore add
+	// more after it became that user.
+	Owner int
+	// Logger defaults to no logging.
+	Logger hclog.Logger
+}
+
+// Open binds the sockets of the first cfg.Slots slots, so that a port
+// already in use is reported before any worker starts.
+func Open(cfg Config) (*Sockets, error) {
+	log := cfg.Logger
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	s := &Sockets{log: log, addr: addr, files: make(map[int]*os.File), serving: make(map[uint64]target),
-		covers: make(map[int]*cover), releasing: make(map[int]bool), pipes: make(map[*pipe]struct{})}
-	if _, err := s.File(0); err != nil {
-		return nil, err
+	s := &Sockets{log: log, addr: cfg.Addr, owner: cfg.Owner, files: make(map[int]*os.File),
+		serving: make(map[uint64]target), covers: make(map[int]*cover), releasing: make(map[int]bool),
+		pipes: make(map[*pipe]struct{})}
+	for slot := range max(cfg.Slots, 1) {
+		if _, err := s.File(slot); err != nil {
+			s.Close()
+			return nil, err
+		}
 	}
 	return s, nil
 }
@@ -79,7 +103,12 @@ func (s *Sockets) File(slot int) (*os.File, error) {
 	if f := s.files[slot]; f != nil {
 		return f, nil
 	}
-	f, bound, err := listenReusePort(s.addr)
+	f, bound, err := listenReusePort(s.addr, s.owner)
+	if errors.Is(err, syscall.EACCES) && s.owner != 0 {
+		return nil, fmt.Errorf("listen on %s for worker %d: %w (binding a port below 1024 needs root's "+
+			"CAP_NET_BIND_SERVICE, which percore gave up for --user: start with the workers you will need, "+
+			"or use a port of 1024 or above)", s.addr, slot, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s for worker %d: %w", s.addr, slot, err)
 	}

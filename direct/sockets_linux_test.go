@@ -13,7 +13,7 @@ import (
 )
 
 func TestSlotsShareOnePortAndKeepTheirQueue(t *testing.T) {
-	s, err := Open("127.0.0.1:0", nil)
+	s, err := Open(Config{Addr: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +39,7 @@ func TestSlotsShareOnePortAndKeepTheirQueue(t *testing.T) {
 	if got := s.Slots(); len(got) != 1 || got[0] != 0 {
 		t.Errorf("slots after releasing 1 = %v, want [0]", got)
 	}
-	if _, err := Open(s.Addr(), nil); err == nil {
+	if _, err := Open(Config{Addr: s.Addr()}); err == nil {
 		// A second percore joins the group only with SO_REUSEPORT of the same user; this one is the same user.
 		t.Log("a second Open of the same address joins the group (same user)")
 	}
@@ -51,7 +51,7 @@ func TestAPortTakenWithoutReusePortIsAnError(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	if _, err := Open(ln.Addr().String(), nil); err == nil {
+	if _, err := Open(Config{Addr: ln.Addr().String()}); err == nil {
 		t.Errorf("Open on %s, taken by a plain listener, succeeded", ln.Addr())
 	}
 }
@@ -61,7 +61,7 @@ func TestAPortTakenWithoutReusePortIsAnError(t *testing.T) {
 // blocking again, or the running worker's accept loop hangs on an empty
 // queue.
 func TestPassingTheSocketOnKeepsItNonBlocking(t *testing.T) {
-	s, err := Open("127.0.0.1:0", nil)
+	s, err := Open(Config{Addr: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}

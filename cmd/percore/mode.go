@@ -68,9 +68,15 @@ type directParts struct {
 	dir     string // holds the preload; removed by close
 }
 
-// openDirect binds the public sockets, before percore drops to --user.
-func openDirect(cfg *config, log hclog.Logger) (*direct.Sockets, error) {
-	s, err := direct.Open(cfg.publicAddr(), log.Named("direct"))
+// openDirect binds the public sockets of the first workers, before percore
+// drops to --user, and makes them that user's, so that percore may add
+// more afterwards.
+func openDirect(cfg *config, workers int, log hclog.Logger) (*direct.Sockets, error) {
+	owner := 0
+	if cfg.User != nil {
+		owner = cfg.User.uid
+	}
+	s, err := direct.Open(direct.Config{Addr: cfg.publicAddr(), Slots: workers, Owner: owner, Logger: log.Named("direct")})
 	if err != nil {
 		return nil, fmt.Errorf("--mode direct: %w", err)
 	}

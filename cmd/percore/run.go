@@ -152,7 +152,7 @@ func serve(cfg *config, environ []string, log hclog.Logger, sigs chan os.Signal)
 	var publicLn net.Listener
 	var dp *directParts
 	if cfg.Mode == modeDirect {
-		sockets, err := openDirect(cfg, log)
+		sockets, err := openDirect(cfg, p.Workers, log)
 		if err != nil {
 			return err
 		}

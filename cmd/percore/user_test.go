@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -46,5 +47,27 @@ func TestUserFlagErrors(t *testing.T) {
 	if _, err := parseConfig([]string{"--user", "no-such-user-percore", "node"}, nil); err == nil ||
 		!strings.Contains(err.Error(), "--user") {
 		t.Errorf("unknown user: %v", err)
+	}
+}
+
+// In direct mode the sockets of the first workers are bound before percore
+// drops to --user, and made that user's, so that the sockets of workers
+// added later, bound after the drop, join their group.
+func TestUserInDirectModeBindsEveryWorkersSocket(t *testing.T) {
+	needNode(t)
+	if os.Geteuid() != 0 {
+		t.Skip("--user needs the test to run as root")
+	}
+	ctl := controlPath(t)
+	in := start(t, "--mode", "direct", "--workers", "2", "--user", "nobody", "--control", ctl,
+		"--", "node", appJS())
+	waitDirectServing(t, in, 2, "start")
+	out, err := exec.Command(percoreBin, "scale", "3", "--control", ctl).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "workers=3") {
+		t.Fatalf("percore scale 3: %v %s", err, out)
+	}
+	waitDirectServing(t, in, 3, "scale 3")
+	if strings.Contains(in.logs.String(), "failed to start") {
+		t.Errorf("a worker failed to start:\n%s", in.logs.String())
 	}
 }
