@@ -3,7 +3,6 @@
 package control
 
 import (
-	"fmt"
 	"net"
 
 	"golang.org/x/sys/unix"
@@ -12,19 +11,11 @@ import (
 // peerOf reads who serves a connected Unix socket (LOCAL_PEERCRED). The
 // pid is not reported here and stays 0.
 func peerOf(c *net.UnixConn) (Peer, error) {
-	raw, err := c.SyscallConn()
-	if err != nil {
-		return Peer{}, fmt.Errorf("read control socket peer: %w", err)
-	}
-	var cred *unix.Xucred
-	var credErr error
-	if err := raw.Control(func(fd uintptr) {
-		cred, credErr = unix.GetsockoptXucred(int(fd), unix.SOL_LOCAL, unix.LOCAL_PEERCRED)
-	}); err != nil {
-		return Peer{}, fmt.Errorf("read control socket peer: %w", err)
-	}
-	if credErr != nil {
-		return Peer{}, fmt.Errorf("read control socket peer (LOCAL_PEERCRED): %w", credErr)
-	}
-	return Peer{UID: int(cred.Uid)}, nil
+	return readPeer(c, "LOCAL_PEERCRED", func(fd int) (Peer, error) {
+		cred, err := unix.GetsockoptXucred(fd, unix.SOL_LOCAL, unix.LOCAL_PEERCRED)
+		if err != nil {
+			return Peer{}, err
+		}
+		return Peer{UID: int(cred.Uid)}, nil
+	})
 }
