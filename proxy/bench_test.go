@@ -98,24 +98,42 @@ func (u *benchUpstream) serveConn(c net.Conn) {
 	defer u.wg.Done()
 	defer c.Close()
 	r := bufio.NewReaderSize(c, 4096)
+	// The answer with the request's token in its head, as percore's
+	// preload echoes it.
+	status, rest, _ := bytes.Cut(u.resp, []byte("\r\n"))
+	out := make([]byte, 0, len(u.resp)+64)
+	var tok [64]byte
 	for {
-		if err := benchSkipHead(r); err != nil {
+		out = out[:0]
+		n, err := benchReadHead(r, &tok)
+		if err != nil {
 			return
 		}
+		out = benchAnswer(out, status, tok[:n], rest)
 		// Answer only when no further request is buffered, so pipelined
 		// requests get one write, as Node does.
 		for r.Buffered() > 0 {
-			if _, err := c.Write(u.resp); err != nil {
+			if n, err = benchReadHead(r, &tok); err != nil {
 				return
 			}
-			if err := benchSkipHead(r); err != nil {
-				return
-			}
+			out = benchAnswer(out, status, tok[:n], rest)
 		}
-		if _, err := c.Write(u.resp); err != nil {
+		if _, err := c.Write(out); err != nil {
 			return
 		}
 	}
+}
+
+// benchAnswer appends a response with the token field to out.
+func benchAnswer(out, status, tok, rest []byte) []byte {
+	out = append(out, status...)
+	out = append(out, "\r\n"...)
+	if len(tok) > 0 {
+		out = append(out, TokenHeader+": "...)
+		out = append(out, tok...)
+		out = append(out, "\r\n"...)
+	}
+	return append(out, rest...)
 }
 
 func (u *benchUpstream) close() {
@@ -128,15 +146,20 @@ func (u *benchUpstream) close() {
 	u.wg.Wait()
 }
 
-// benchSkipHead reads one request head, up to its empty line.
-func benchSkipHead(r *bufio.Reader) error {
+// benchReadHead reads one request head, up to its empty line, and copies
+// its token into tok; it returns the token's length (0: none).
+func benchReadHead(r *bufio.Reader, tok *[64]byte) (int, error) {
+	n := 0
 	for {
 		line, err := r.ReadSlice('\n')
 		if err != nil {
-			return err
+			return 0, err
 		}
 		if len(line) <= 2 {
-			return nil
+			return n, nil
+		}
+		if len(line) > len(TokenHeader)+1 && bytes.EqualFold(line[:len(TokenHeader)], []byte(TokenHeader)) && line[len(TokenHeader)] == ':' {
+			n = copy(tok[:], bytes.TrimSpace(line[len(TokenHeader)+1:]))
 		}
 	}
 }

@@ -529,7 +529,8 @@ func (h *Handler) answer(ctx *fasthttp.RequestCtx, status int, body string, rid 
 // retryable tells whether a failed request may go to another worker: always
 // when the connection could not be made (nothing was sent), and for an
 // idempotent request without a body when a reused keep-alive connection
-// failed before any response byte arrived (the worker closed it meanwhile).
+// failed before any response byte arrived (the worker closed it meanwhile),
+// or brought an answer that was not the request's.
 func retryable(err error, req *fasthttp.Request) bool {
 	if isDialError(err) {
 		return true
@@ -537,7 +538,7 @@ func retryable(err error, req *fasthttp.Request) bool {
 	if !idempotent(req) || hasBody(req) {
 		return false
 	}
-	return errors.Is(err, fasthttp.ErrConnectionClosed) || errors.Is(err, io.EOF) ||
+	return errors.Is(err, errUnproven) || errors.Is(err, fasthttp.ErrConnectionClosed) || errors.Is(err, io.EOF) ||
 		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) ||
 		errors.Is(err, syscall.EPIPE)
 }

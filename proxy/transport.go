@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"sync/atomic"
 	"time"
@@ -22,25 +23,32 @@ var errBadStatus = errors.New("malformed response status")
 // connection to a worker carries the responses of many clients one after
 // another, so whatever a worker writes beyond the framing of a response must
 // never be read as the answer to the next request: Node lets an app write
-// more than its Content-Length, or write after a response has ended. The
-// transport therefore
+// more than its Content-Length, or write after a response has ended, and no
+// look at a connection before reusing it can see bytes that arrive after the
+// look. The transport therefore proves each answer, rather than guess:
 //
-//   - reads a response body exactly to its framing (Content-Length, chunked,
-//     or the end of the connection), so the client gets the framed bytes and
-//     nothing more;
-//   - gives a connection back to the pool only when the response ended at its
-//     framing, its buffer holds nothing more, and neither side asked to close;
-//   - checks a pooled connection before reusing it, and discards it if the
-//     worker wrote to it or closed it meanwhile (nginx does the same with its
-//     idle upstream connections), taking or dialing another one;
-//   - refuses statuses outside 100-599 and an unsolicited 101, and skips
-//     interim (1xx) responses;
-//   - stops reusing the worker's connections for the rest of its life once
-//     it has written outside a response's framing (bytes past a response's
-//     end, or bytes on an idle connection). Bytes a worker writes late can
-//     otherwise meet the next request on the connection, where no HTTP/1.1
-//     client can tell them from that request's answer; after the first sign
-//     of such a worker, every response has a connection of its own.
+//   - every request carries a token of its own, fresh and random, in the
+//     X-Percore-Token field; the runtime's preload takes it out of the
+//     request the app sees and puts it into the head of the answer (see
+//     jsruntime). An answer whose token is the request's is that request's
+//     answer; percore removes the field before the client sees it;
+//   - a connection goes back to the pool only after an answer that carried
+//     its request's token and ended at its framing with nothing more
+//     buffered, so a worker that echoes no token (a runtime without the
+//     preload, a wrapper that dropped it) gets a connection of its own for
+//     every request: slower, never wrong;
+//   - on a reused connection, an answer without its request's token is
+//     never delivered: the connection is closed, the worker named in the
+//     log, and a request that may be sent again (idempotent, no body) is
+//     sent again on another connection;
+//   - a response body is read exactly to its framing (Content-Length,
+//     chunked, or the end of the connection), so the client gets the framed
+//     bytes and nothing more;
+//   - statuses outside 100-599 and an unsolicited 101 are refused, and
+//     interim (1xx) responses skipped.
+//
+// The first answer on a new connection needs no token to be delivered: no
+// earlier answer could have left bytes on it.
 //
 // The body is a stream the caller must close through the Response (which
 // fasthttp does when it resets or releases it); closing it returns or
@@ -50,9 +58,25 @@ var errBadStatus = errors.New("malformed response status")
 //
 // There is one transport per worker.
 type transport struct {
-	stray atomic.Bool  // the worker wrote outside a response's framing
-	log   hclog.Logger // gets one warning when stray is set
+	unproven atomic.Int64 // answers on a reused connection without their token
+	log      hclog.Logger // gets a warning for the first of them
 }
+
+// TokenHeader is the request and response field that carries a request's
+// token between percore and a worker's preload.
+const TokenHeader = "X-Percore-Token"
+
+// tokenLen is the length of a token: 64 random bits in hex.
+const tokenLen = 16
+
+// maxUnprovenTries bounds how often one request is sent again after answers
+// that were not its own; each try closes the connection it used.
+const maxUnprovenTries = 3
+
+// errUnproven is an answer on a reused connection that did not carry its
+// request's token: bytes the worker wrote outside a response's framing,
+// which must reach no client.
+var errUnproven = errors.New("answer without its request's token on a reused connection")
 
 // newTransport returns the transport of one worker; log may be nil.
 func newTransport(log hclog.Logger) *transport {
@@ -62,74 +86,117 @@ func newTransport(log hclog.Logger) *transport {
 	return &transport{log: log}
 }
 
-// markStray notes that the worker wrote bytes no request asked for: from now
-// on no connection to it is reused, and the idle ones, which may hold more
-// such bytes, are closed.
-func (t *transport) markStray(hc *fasthttp.HostClient, what string) {
-	if t.stray.Swap(true) {
+// noteUnproven counts an answer that was not its request's and warns about
+// the first one.
+func (t *transport) noteUnproven(got []byte) {
+	if t.unproven.Add(1) != 1 {
+		t.log.Debug("dropped an answer that was not its request's", "token_seen", len(got) > 0)
 		return
 	}
-	t.log.Warn("worker wrote outside its responses' framing: its connections are no longer reused, "+
-		"so that those bytes never reach another client (check the app's Content-Length, and writes after a response ended)",
-		"seen", what)
-	hc.CloseIdleConnections()
+	t.log.Warn("worker answered on a kept-alive connection with bytes that were not its request's answer "+
+		"(written after a response ended, or past its Content-Length); they were dropped, never delivered, "+
+		"and the connection closed (check the app's Content-Length, and writes after a response ended)",
+		"token_seen", len(got) > 0)
 }
 
-// reuse reports whether a connection whose response ended cleanly may go
-// back to the pool.
-func (t *transport) reuse() bool { return !t.stray.Load() }
+// newToken fills tok with a fresh random token.
+func newToken(tok *[tokenLen]byte) {
+	const digits = "0123456789abcdef"
+	v := rand.Uint64()
+	for i := range tok {
+		tok[i] = digits[v&0xf]
+		v >>= 4
+	}
+}
 
 // RoundTrip implements fasthttp.RoundTripper. It never asks fasthttp to
-// retry: the handler retries on another worker itself.
+// retry: the handler retries on another worker itself. It sends a request
+// again on another connection of the same worker only after an answer that
+// was not the request's.
 func (t *transport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response) (bool, error) {
+	var tok [tokenLen]byte
+	// A client's own field of that name must not reach the worker beside
+	// percore's, which would then echo both.
+	req.Header.Del(TokenHeader)
+	for try := 1; ; try++ {
+		newToken(&tok)
+		req.Header.SetCanonical([]byte(TokenHeader), tok[:])
+		err := t.roundTrip(hc, req, resp, tok[:])
+		if err != errUnproven || try >= maxUnprovenTries || !idempotent(req) || hasBody(req) {
+			return false, err
+		}
+		resp.Reset()
+	}
+}
+
+// roundTrip sends req once and reads the head of its answer into resp.
+func (t *transport) roundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response, tok []byte) error {
 	cc, err := hc.AcquireConn(0, req.ConnectionClose())
 	// A pooled connection has a last use; a new one has none and cannot
 	// hold anything yet. Each discarded connection leaves the pool, so this
 	// ends at a fresh dial at the latest.
-	for err == nil && !cc.LastUseTime().IsZero() {
-		state := connPeek(cc.Conn())
-		if state == peekIdle {
-			break
-		}
-		if state == peekData {
-			t.markStray(hc, "bytes on an idle connection")
-		}
+	for err == nil && !cc.LastUseTime().IsZero() && connPeek(cc.Conn()) != peekIdle {
 		hc.CloseConn(cc)
 		cc, err = hc.AcquireConn(0, req.ConnectionClose())
 	}
 	if err != nil {
-		return false, err
+		return err
 	}
+	reused := !cc.LastUseTime().IsZero()
 	conn := cc.Conn()
 	if err := writeRequest(hc, conn, req); err != nil {
 		hc.CloseConn(cc)
-		return false, err
+		return err
 	}
 	br := hc.AcquireReader(conn)
 	if err := readHead(hc, conn, br, req, resp); err != nil {
 		hc.ReleaseReader(br)
 		hc.CloseConn(cc)
-		return false, err
+		return err
 	}
-	keep := !req.ConnectionClose() && !resp.Header.ConnectionClose()
+	proven, err := t.prove(resp, tok, reused)
+	if err != nil {
+		hc.ReleaseReader(br)
+		hc.CloseConn(cc)
+		return err
+	}
+	keep := proven && !req.ConnectionClose() && !resp.Header.ConnectionClose()
 	cl := resp.Header.ContentLength()
 	if bodiless(req, resp) || cl == 0 {
 		clean := br.Buffered() == 0
 		hc.ReleaseReader(br)
-		if !clean {
-			t.markStray(hc, "bytes past the end of a response")
-		}
-		if keep && clean && t.reuse() {
+		if keep && clean {
 			hc.ReleaseConn(cc)
 		} else {
 			hc.CloseConn(cc)
 		}
-		return false, nil
+		return nil
 	}
 	body := acquireUpstreamBody(t, hc, cc, (*fasthttp.HostClient).ReleaseConn, (*fasthttp.HostClient).CloseConn)
 	body.start(br, cl, keep)
 	resp.SetBodyStream(body, cl)
-	return false, nil
+	return nil
+}
+
+// prove checks the token in an answer's head and removes it. It reports
+// whether the answer carried its request's token; an answer on a reused
+// connection that did not is errUnproven, and so is one whose token is
+// another's.
+func (t *transport) prove(resp *fasthttp.Response, tok []byte, reused bool) (bool, error) {
+	got := resp.Header.Peek(TokenHeader)
+	if len(got) == 0 {
+		if reused {
+			t.noteUnproven(got)
+			return false, errUnproven
+		}
+		return false, nil
+	}
+	if !bytes.Equal(got, tok) {
+		t.noteUnproven(got)
+		return false, errUnproven
+	}
+	resp.Header.Del(TokenHeader)
+	return true, nil
 }
 
 // writeRequest writes req to conn.

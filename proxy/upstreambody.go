@@ -280,11 +280,7 @@ func (b *upstreamBody[C]) copyTrailers(dst *fasthttp.ResponseHeader) {
 // called once, by the Response holding b (fasthttp detaches the stream as it
 // closes it).
 func (b *upstreamBody[C]) CloseWithError(error) error {
-	ended := b.done && b.err == nil
-	if ended && b.br.Buffered() > 0 {
-		b.t.markStray(b.hc, "bytes past the end of a response")
-	}
-	clean := ended && b.keep && b.br.Buffered() == 0 && b.t.reuse()
+	clean := b.done && b.err == nil && b.keep && b.br.Buffered() == 0
 	b.hc.ReleaseReader(b.br)
 	if clean {
 		b.release(b.hc, b.cc)
