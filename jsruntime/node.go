@@ -14,6 +14,12 @@ import (
 //go:embed node_direct.js
 var nodeDirect []byte
 
+// nodeProxy is the preload of proxy mode: listen(PORT) on loopback, each
+// request's token echoed, no bytes outside a response.
+//
+//go:embed node_proxy.js
+var nodeProxy []byte
+
 // nodeOptionsVar is the environment variable node reads extra options from.
 const nodeOptionsVar = "NODE_OPTIONS"
 
@@ -35,6 +41,7 @@ func Node() Runtime {
 		// NODE_OPTIONS carries --require through wrappers; the preload
 		// itself refuses a socket a wrapper did not pass on.
 		DirectPreload: nodeDirect,
+		ProxyPreload:  nodeProxy,
 		Script:        nodeScript,
 	}
 }

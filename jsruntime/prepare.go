@@ -27,8 +27,8 @@ type Options struct {
 	// pass none. A semi-space size of the user's own is kept.
 	SemiSpaceMB int
 	Port        int // the worker's loopback port (already in Env as PORT=...; some runtimes need it as a flag too)
-	// Preload is the path of the runtime's DirectPreload written to disk,
-	// for --mode direct; "" otherwise.
+	// Preload is the path of the runtime's DirectPreload (--mode direct) or
+	// ProxyPreload (--mode proxy) written to disk; "" for none.
 	Preload string
 }
 

@@ -50,6 +50,14 @@ type Runtime struct {
 	// Options.Preload before the app. nil: the runtime cannot, and
 	// --mode direct is refused with NoDirect.
 	DirectPreload []byte
+	// ProxyPreload is the script that keeps the proxy's promises inside a
+	// worker in proxy mode: the app's listen(PORT) on loopback only, each
+	// request's token (proxy.TokenHeader) echoed in its answer, and no
+	// bytes written outside a response. Prepare loads it from
+	// Options.Preload before the app. nil: the runtime has none, and
+	// percore's proxy gives each of its requests a connection of its own,
+	// since it cannot prove which request an answer is for.
+	ProxyPreload []byte
 	// NoDirect says why the runtime cannot run in --mode direct.
 	NoDirect string
 	// Script returns the script that the runtime runs, given the words

@@ -83,21 +83,29 @@ func openDirect(cfg *config, workers int, log hclog.Logger) (*direct.Sockets, er
 	return s, nil
 }
 
-// writePreload writes the runtime's preload where the workers can read it,
-// after percore became --user.
-func writePreload(rt jsruntime.Runtime) (dir, path string, err error) {
-	dir, err = os.MkdirTemp("", "percore-direct-")
+// writePreload writes the runtime's preload of mode m where the workers can
+// read it, after percore became --user. It writes nothing, and returns "",
+// for a runtime without one.
+func writePreload(rt jsruntime.Runtime, m mode) (dir, path string, err error) {
+	script := rt.ProxyPreload
+	if m == modeDirect {
+		script = rt.DirectPreload
+	}
+	if script == nil {
+		return "", "", nil
+	}
+	dir, err = os.MkdirTemp("", "percore-"+m.String()+"-")
 	if err != nil {
-		return "", "", fmt.Errorf("--mode direct: %w", err)
+		return "", "", fmt.Errorf("--mode %s: %w", m, err)
 	}
 	path = filepath.Join(dir, rt.Name+"-preload.js")
-	if err := os.WriteFile(path, rt.DirectPreload, 0o444); err != nil {
+	if err := os.WriteFile(path, script, 0o444); err != nil {
 		os.RemoveAll(dir)
-		return "", "", fmt.Errorf("--mode direct: write the preload: %w", err)
+		return "", "", fmt.Errorf("--mode %s: write the preload: %w", m, err)
 	}
 	if err := os.Chmod(dir, 0o755); err != nil { // MkdirTemp makes it 0700
 		os.RemoveAll(dir)
-		return "", "", fmt.Errorf("--mode direct: %w", err)
+		return "", "", fmt.Errorf("--mode %s: %w", m, err)
 	}
 	return dir, path, nil
 }

@@ -204,8 +204,16 @@ func serve(cfg *config, environ []string, log hclog.Logger, sigs chan os.Signal)
 		defer os.RemoveAll(socketDir)
 	}
 	if dp != nil {
-		if dp.dir, p.preload, err = writePreload(p.rt); err != nil {
+		if dp.dir, p.preload, err = writePreload(p.rt, modeDirect); err != nil {
 			return err
+		}
+	} else {
+		var dir string
+		if dir, p.preload, err = writePreload(p.rt, modeProxy); err != nil {
+			return err
+		}
+		if dir != "" {
+			defer os.RemoveAll(dir)
 		}
 	}
 	a, err := assemble(cfg, p, environ, log, reaper, socketDir, dp)

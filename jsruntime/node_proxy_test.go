@@ -1,0 +1,167 @@
+//go:build linux
+
+package jsruntime
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// proxyPreloadApp serves each request's headers back, after listening on
+// PORT the way the FORM variable says, as the frameworks do.
+const proxyPreloadApp = `const http = require("node:http");
+const port = process.env.PORT;
+const server = http.createServer((req, res) => {
+  const sock = res.socket;
+  res.end(JSON.stringify({ headers: req.headers, raw: req.rawHeaders }));
+  if (req.url === "/late") setTimeout(() => sock.write("HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nINJECTED\n"), 5);
+});
+const ready = () => console.log("listening " + JSON.stringify(server.address()));
+switch (process.env.FORM) {
+  case "port": server.listen(port, ready); break;
+  case "any4": server.listen(Number(port), "0.0.0.0", ready); break;
+  case "options": server.listen({ port: Number(port), host: "::", ipv6Only: true }, ready); break;
+  case "backlog": server.listen(port, 511, ready); break;
+  case "hostname": server.listen(parseInt(port, 10), process.env.HOSTNAME, ready); break;
+}
+`
+
+// The proxy-mode preload makes the app listen on loopback whatever host it
+// names, moves each request's token from the request to the answer, and
+// closes a connection the app writes to after its answer ended.
+func TestNodeProxyPreload(t *testing.T) {
+	node := pathBinary(t, "node")
+	dir := writeFiles(t, map[string]string{"app.js": proxyPreloadApp, "preload.js": string(nodeProxy)})
+	for _, form := range []string{"port", "any4", "options", "backlog", "hostname"} {
+		t.Run(form, func(t *testing.T) {
+			port := freePort(t)
+			w, _ := prepare(t, Worker{Argv: []string{node, "app.js"},
+				Env: append(baseEnv(port), "FORM="+form, "HOSTNAME=0.0.0.0", "PERCORE_WORKER_ID=3")},
+				Options{Runtime: Node(), Port: port, Preload: filepath.Join(dir, "preload.js")})
+			addr, stderr := startPreloaded(t, w, dir)
+			if !strings.Contains(addr, `"address":"127.0.0.1"`) || !strings.Contains(addr, `"port":`+strconv.Itoa(port)) {
+				t.Fatalf("the app listens on %s, want 127.0.0.1:%d", addr, port)
+			}
+			c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+			br := bufio.NewReader(c)
+			resp, body := exchange(t, c, br, "/", "0123456789abcdef")
+			if got := resp.Header.Get("X-Percore-Token"); got != "0123456789abcdef" {
+				t.Errorf("answer's token = %q, want the request's", got)
+			}
+			if strings.Contains(strings.ToLower(body), "x-percore-token") || strings.Contains(body, "0123456789abcdef") {
+				t.Errorf("the app saw the token: %s", body)
+			}
+			// The app writes 5 ms after this answer: the connection is
+			// closed instead, and the next request on it finds it gone.
+			exchange(t, c, br, "/late", "1111111111111111")
+			if n, err := br.ReadByte(); err == nil {
+				t.Errorf("read %q after the late answer, want the connection closed", n)
+			}
+			if !waitFor(func() bool { return strings.Contains(stderr.String(), "worker 3 (pid") }) {
+				t.Errorf("the worker's output does not name it: %q", stderr.String())
+			}
+		})
+	}
+}
+
+// exchange sends GET path with a token on c and reads the answer.
+func exchange(t *testing.T, c net.Conn, br *bufio.Reader, path, tok string) (*http.Response, string) {
+	t.Helper()
+	if _, err := io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: a\r\nX-Percore-Token: "+tok+"\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, string(b)
+}
+
+// outputSink gathers a process's output lines, sent by the goroutine that
+// reads them; String is for the test's goroutine only.
+type outputSink struct {
+	ch chan string
+	b  strings.Builder
+}
+
+func (l *outputSink) String() string {
+	for {
+		select {
+		case s := <-l.ch:
+			l.b.WriteString(s)
+		default:
+			return l.b.String()
+		}
+	}
+}
+
+// startPreloaded starts w in dir in a process group of its own, killed when
+// the test ends, and returns its first line ("listening ADDR") and its
+// standard error as it comes.
+func startPreloaded(t *testing.T, w Worker, dir string) (string, *outputSink) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	cmd := exec.CommandContext(ctx, w.Argv[0], w.Argv[1:]...)
+	cmd.Dir, cmd.Env = dir, w.Env
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	errPipe, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stderr := &outputSink{ch: make(chan string, 64)}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sc := bufio.NewScanner(errPipe)
+		for sc.Scan() {
+			stderr.ch <- sc.Text() + "\n"
+		}
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		_ = cmd.Wait()
+	})
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		t.Fatalf("the app printed no address: %v; stderr: %s", err, stderr.String())
+	}
+	return strings.TrimPrefix(strings.TrimSpace(line), "listening "), stderr
+}
+
+// waitFor polls cond for up to 10 s.
+func waitFor(cond func() bool) bool {
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if cond() {
+			return true
+		}
+	}
+	return false
+}
