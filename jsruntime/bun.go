@@ -3,6 +3,7 @@ package jsruntime
 import (
 	"fmt"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -27,9 +28,15 @@ func Bun() Runtime {
 		Wrappers:    []string{"bunx"},
 		Memory:      RecycleByRSS,
 		HeapSetting: bunRAMSizeVar,
-		Prepare: func(w *Worker, o Options, _ Launch) (Applied, error) {
+		Prepare: func(w *Worker, o Options, l Launch) (Applied, error) {
+			if l.Direct() && o.Preload != "" {
+				w.Argv = slices.Insert(w.Argv, l.At+1, "--preload", o.Preload)
+			}
 			return prepareBun(w, o)
 		},
+		// Bun.serve and node:http serve the worker's port; the preload
+		// wraps both.
+		ProxyPreload: serveProxy,
 		NoDirect: "Bun cannot serve a listening socket it inherits (Bun.serve takes no descriptor), and with " +
 			"reusePort each worker would bind the port itself, so a crashed worker's queued connections " +
 			"would be reset; use --mode proxy",

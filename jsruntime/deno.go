@@ -28,6 +28,9 @@ func Deno() Runtime {
 		Prepare: func(w *Worker, o Options, l Launch) (Applied, error) {
 			return prepareDeno(w, o, l), nil
 		},
+		// Deno.serve and node:http serve the worker's port; the preload
+		// wraps both (deno run only).
+		ProxyPreload: serveProxy,
 		NoDirect: "Deno cannot serve a listening socket it inherits (Deno.serve and Deno.listen take no " +
 			"descriptor), and with reusePort each worker would bind the port itself, so a crashed worker's " +
 			"queued connections would be reset; use --mode proxy",
@@ -57,6 +60,9 @@ func prepareDeno(w *Worker, o Options, l Launch) Applied {
 	inserts, newEnvFlags := cmd.placeHeap(&a, w.Argv, envFlags, o, l.Direct())
 	if l.Direct() && cmd.sub == "serve" {
 		inserts = append(inserts, cmd.listenFlags(&a, o.Port)...)
+	}
+	if l.Direct() && cmd.sub == "run" && o.Preload != "" {
+		inserts = append(inserts, "--preload="+o.Preload)
 	}
 	if len(inserts) > 0 {
 		w.Argv = slices.Insert(w.Argv, cmd.insertAt, inserts...)

@@ -20,6 +20,12 @@ var nodeDirect []byte
 //go:embed node_proxy.js
 var nodeProxy []byte
 
+// serveProxy is Deno's and Bun's preload of proxy mode: the server on PORT
+// on loopback, each request's token echoed.
+//
+//go:embed serve_proxy.js
+var serveProxy []byte
+
 // nodeOptionsVar is the environment variable node reads extra options from.
 const nodeOptionsVar = "NODE_OPTIONS"
 

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -164,4 +165,87 @@ func waitFor(cond func() bool) bool {
 		}
 	}
 	return false
+}
+
+// Deno's and Bun's proxy-mode preload, loaded by the flag Prepare puts on
+// their command line: the server on PORT listens on loopback although the
+// app names every interface, and each answer carries its request's token.
+func TestServeProxyPreload(t *testing.T) {
+	apps := []struct {
+		runtime Runtime
+		argv    []string
+		file    string
+		src     string
+	}{
+		{Deno(), []string{"deno", "run", "--allow-env", "--allow-net", "app.js"}, "app.js",
+			`Deno.serve({ port: Number(Deno.env.get("PORT")), hostname: "0.0.0.0", onListen() { console.log("listening") } },
+  (req) => new Response("deno " + req.url));`},
+		{Deno(), []string{"deno", "run", "--allow-env", "--allow-net", "node.js"}, "node.js",
+			`import http from "node:http";
+const s = http.createServer((req, res) => res.end("deno node " + JSON.stringify(req.headers)));
+s.listen(Deno.env.get("PORT"), "0.0.0.0", () => console.log("listening"));`},
+		{Bun(), []string{"bun", "app.js"}, "app.js",
+			`Bun.serve({ port: process.env.PORT, hostname: "0.0.0.0", routes: { "/static": new Response("static") },
+  fetch(req) { return new Response("bun " + req.url); } });
+console.log("listening");`},
+		{Bun(), []string{"bun", "node.js"}, "node.js",
+			`const http = require("node:http");
+http.createServer((req, res) => res.end("bun node " + JSON.stringify(req.headers))).listen(process.env.PORT, () => console.log("listening"));`},
+	}
+	for _, app := range apps {
+		t.Run(app.runtime.Name+" "+app.file, func(t *testing.T) {
+			bin := pathBinary(t, app.argv[0])
+			dir := writeFiles(t, map[string]string{app.file: app.src, "preload.js": string(serveProxy)})
+			port := freePort(t)
+			argv := append([]string{bin}, app.argv[1:]...)
+			w, _ := prepare(t, Worker{Argv: argv, Env: append(baseEnv(port), "HOME="+dir)},
+				Options{Runtime: app.runtime, Port: port, Preload: filepath.Join(dir, "preload.js")})
+			startPreloaded(t, w, dir)
+			if got := listeningAddrs(t, port); len(got) != 1 || got[0] != "0100007F" {
+				t.Errorf("port %d listens on %v (/proc/net/tcp hex), want 127.0.0.1 only", port, got)
+			}
+			c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+			br := bufio.NewReader(c)
+			paths := []string{"/a", "/b"}
+			if app.runtime.Name == "bun" && app.file == "app.js" {
+				paths = append(paths, "/static", "/static")
+			}
+			for i, path := range paths {
+				tok := strings.Repeat(strconv.Itoa(i), 16)
+				resp, body := exchange(t, c, br, path, tok)
+				if got := resp.Header.Get("X-Percore-Token"); got != tok {
+					t.Errorf("GET %s: answer's token = %q, want %q (body %q)", path, got, tok, body)
+				}
+			}
+		})
+	}
+}
+
+// listeningAddrs returns the local addresses (hex, as /proc/net/tcp and
+// tcp6 show them) of the sockets listening on port.
+func listeningAddrs(t *testing.T, port int) []string {
+	t.Helper()
+	var out []string
+	for _, name := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		data, err := os.ReadFile(name)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(data), "\n")[1:] {
+			f := strings.Fields(line)
+			if len(f) < 4 || f[3] != "0A" {
+				continue
+			}
+			host, p, _ := strings.Cut(f[1], ":")
+			if n, err := strconv.ParseUint(p, 16, 16); err == nil && int(n) == port {
+				out = append(out, host)
+			}
+		}
+	}
+	return out
 }
