@@ -20,7 +20,8 @@ type Status struct {
 	Queue    int64 `json:"queue"`
 	// Answered and Errors5xx count every answer since percore started, 5xx
 	// ones apart, including those percore gave with no worker; a rate is
-	// the difference of two readings.
+	// the difference of two readings. A request percore refuses is the
+	// client's fault and is not in Errors5xx, even when refused with 505.
 	Answered  uint64 `json:"answered"`
 	Errors5xx uint64 `json:"errors_5xx"`
 	// RSSHistoryStepS is the seconds between two points of a worker's
