@@ -8,7 +8,8 @@ import (
 )
 
 // Status is what GET /status answers: the sizing plan and every worker. It
-// never holds environment variables or anything else secret.
+// never holds environment variables, the app's output (which may print
+// them), or anything else secret.
 type Status struct {
 	Version      string  `json:"version"`
 	UptimeS      float64 `json:"uptime_s"`
@@ -71,7 +72,10 @@ type PlanStatus struct {
 
 // ReloadStatus is the last rolling reload.
 type ReloadStatus struct {
-	State    string     `json:"state"` // "", "running", "done", "failed"
+	State string `json:"state"` // "", "running", "done", "failed"
+	// Error says why the reload failed in percore's words (exit code,
+	// signal, not ready in time) and where to look: percore's log. It
+	// never holds the app's output, which may print secrets.
 	Error    string     `json:"error,omitempty"`
 	Started  *time.Time `json:"started,omitempty"`
 	Finished *time.Time `json:"finished,omitempty"`
@@ -123,7 +127,7 @@ type LatencyStatus struct {
 type ExitStatus struct {
 	Code   int    `json:"code"`             // -1 when a signal ended it
 	Signal string `json:"signal,omitempty"` // e.g. "killed"
-	Reason string `json:"reason"`           // crash, boot failure, reload, max-memory, health check, stopped ...
+	Reason string `json:"reason"`           // crash, boot failure, reload, max-memory, health check, stopped ...: percore's words, never the app's output
 }
 
 // StatusSource builds the status on demand.
