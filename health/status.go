@@ -8,7 +8,8 @@ import (
 )
 
 // Status is what GET /status answers: the sizing plan and every worker. It
-// never holds environment variables or anything else secret.
+// never holds environment variables, the app's output (which may print
+// them), or anything else secret.
 type Status struct {
 	Version      string  `json:"version"`
 	UptimeS      float64 `json:"uptime_s"`
@@ -20,7 +21,8 @@ type Status struct {
 	Queue    int64 `json:"queue"`
 	// Answered and Errors5xx count every answer since percore started, 5xx
 	// ones apart, including those percore gave with no worker; a rate is
-	// the difference of two readings.
+	// the difference of two readings. A request percore refuses is the
+	// client's fault and is not in Errors5xx, even when refused with 505.
 	Answered  uint64 `json:"answered"`
 	Errors5xx uint64 `json:"errors_5xx"`
 	// RSSHistoryStepS is the seconds between two points of a worker's
@@ -70,7 +72,10 @@ type PlanStatus struct {
 
 // ReloadStatus is the last rolling reload.
 type ReloadStatus struct {
-	State    string     `json:"state"` // "", "running", "done", "failed"
+	State string `json:"state"` // "", "running", "done", "failed"
+	// Error says why the reload failed in percore's words (exit code,
+	// signal, not ready in time) and where to look: percore's log. It
+	// never holds the app's output, which may print secrets.
 	Error    string     `json:"error,omitempty"`
 	Started  *time.Time `json:"started,omitempty"`
 	Finished *time.Time `json:"finished,omitempty"`
@@ -122,7 +127,7 @@ type LatencyStatus struct {
 type ExitStatus struct {
 	Code   int    `json:"code"`             // -1 when a signal ended it
 	Signal string `json:"signal,omitempty"` // e.g. "killed"
-	Reason string `json:"reason"`           // crash, boot failure, reload, max-memory, health check, stopped ...
+	Reason string `json:"reason"`           // crash, boot failure, reload, max-memory, health check, stopped ...: percore's words, never the app's output
 }
 
 // StatusSource builds the status on demand.

@@ -500,15 +500,28 @@ func (h *Handler) abandoned(ctx *fasthttp.RequestCtx, rid []byte) {
 }
 
 // refuse answers a request that is not forwarded at all, and closes the
-// connection: after a malformed request the stream cannot be trusted.
+// connection: after a malformed request the stream cannot be trusted. A
+// refusal is the client's fault and counts with the 4xx answers, even the
+// 505 of an HTTP version percore does not speak (RFC 9110 section 15.6.6
+// names that status, but the request is at fault, not percore or a worker).
 func (h *Handler) refuse(ctx *fasthttp.RequestCtx, status int, why string, rid []byte) {
 	h.log.Debug("request refused", "status", status, "reason", why, "peer", ctx.RemoteAddr().String())
-	h.answer(ctx, status, fasthttp.StatusMessage(status)+"\n", rid, nil)
+	counted := status
+	if counted >= 500 {
+		counted = fasthttp.StatusBadRequest
+	}
+	h.answerAs(ctx, status, counted, fasthttp.StatusMessage(status)+"\n", rid, nil)
 	ctx.SetConnectionClose()
 }
 
 // answer replaces the response with a short one of percore's own.
 func (h *Handler) answer(ctx *fasthttp.RequestCtx, status int, body string, rid []byte, b *backend) {
+	h.answerAs(ctx, status, status, body, rid, b)
+}
+
+// answerAs is answer with the status the metrics count the answer as,
+// which may differ from the one the client and the access log get.
+func (h *Handler) answerAs(ctx *fasthttp.RequestCtx, status, counted int, body string, rid []byte, b *backend) {
 	ctx.Response.Reset()
 	ctx.SetStatusCode(status)
 	ctx.SetContentType("text/plain; charset=utf-8")
@@ -520,7 +533,7 @@ func (h *Handler) answer(ctx *fasthttp.RequestCtx, status int, body string, rid 
 	if b != nil {
 		st = b.stats
 	}
-	h.pool.stats.record(st, status, time.Since(ctx.Time()))
+	h.pool.stats.record(st, counted, time.Since(ctx.Time()))
 	if h.access != nil {
 		h.newEntry(ctx, b, status, rid).write(int64(len(body)), nil)
 	}

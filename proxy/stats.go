@@ -68,6 +68,8 @@ func (s *stats) record(st *slotStats, status int, d time.Duration) {
 }
 
 // SlotCounts is the requests answered for one worker slot by status class.
+// A request percore refuses counts as 4xx whatever its status: the 505 of an
+// HTTP version percore does not speak is the client's fault too.
 type SlotCounts struct {
 	Slot  int                 // -1: answered by percore with no worker
 	Codes [codeClasses]uint64 // index 0 is 1xx, 4 is 5xx

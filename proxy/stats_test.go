@@ -41,6 +41,30 @@ func TestCountsByWorkerAndClass(t *testing.T) {
 	}
 }
 
+// A request in an HTTP version percore refuses gets 505, as RFC 9110
+// section 15.6.6 has it, but the fault is the client's: it counts with the
+// 4xx answers, never as a server error.
+func TestRefusedHTTPVersionCountsAsClientError(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer srv.Close()
+	p := startProxy(t, Config{}, ServerConfig{}, srv.Listener.Addr().String())
+	for _, version := range []string{"HTTP/1.2", "HTTP/2.0", "HTTP/1.7"} {
+		resp, _ := rawRoundTrip(t, p.addr, "GET / "+version+"\r\nHost: x\r\n\r\n")
+		if resp.StatusCode != http.StatusHTTPVersionNotSupported {
+			t.Errorf("GET / %s: status %d, want 505", version, resp.StatusCode)
+		}
+	}
+	for _, c := range p.pool.Counts() {
+		want := [codeClasses]uint64{}
+		if c.Slot == -1 {
+			want[3] = 3
+		}
+		if c.Codes != want {
+			t.Errorf("slot %d counts %v, want %v: the refused versions as 4xx, no 5xx", c.Slot, c.Codes, want)
+		}
+	}
+}
+
 func TestFailingWorkerIsEjectedForAWhile(t *testing.T) {
 	var good atomic.Int64
 	ok := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { good.Add(1) }))

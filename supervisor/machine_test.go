@@ -373,15 +373,20 @@ func TestMachineShortageIsNotAFailedStart(t *testing.T) {
 }
 
 // TestMachineReplacementFailureKeepsWorker: a replacement that exits at
-// boot fails the request, and the serving worker keeps serving.
+// boot fails the request, and the serving worker keeps serving. The error
+// says why in percore's words; the new worker's output goes with it apart,
+// for the log, never in its text (which /status shows).
 func TestMachineReplacementFailureKeepsWorker(t *testing.T) {
 	m, _ := machineIn(t, phaseReplacing)
 	old, req := m.cur.w.key, m.req
 	m.next.w.tail.add([]byte("new code is broken"))
 	m.handle(event{kind: evExit, key: m.next.w.key, exit: Exit{Code: 1}})
 	err := <-req.done
-	if err == nil || !strings.Contains(err.Error(), "boot failure") || !strings.Contains(err.Error(), "new code is broken") {
+	if err == nil || !strings.Contains(err.Error(), "boot failure (exit code 1)") || strings.Contains(err.Error(), "broken") {
 		t.Errorf("the replacement was answered %v", err)
+	}
+	if out := newWorkerOutput(err); len(out) != 1 || out[0] != "new code is broken" {
+		t.Errorf("the new worker's output for the log: %q", out)
 	}
 	if m.phase != phaseReady || m.cur.w.key != old || m.rec.lastExit != nil {
 		t.Errorf("after the failed replacement: %s, worker %d, %+v", m.phase, m.cur.w.key, m.rec)

@@ -7,17 +7,19 @@ import (
 	"time"
 )
 
-// ReloadStatus tells how the last rolling reload went.
+// ReloadStatus tells how the last rolling reload went. It holds nothing the
+// app printed: that may be a secret (an app that prints its DATABASE_URL
+// before it crashes), and the status is shown to whoever reaches the admin
+// listener. The new worker's output goes to the log only.
 type ReloadStatus struct {
-	State    string    // "", "running", "done" or "failed"
-	Error    string    // why it failed
+	State string // "", "running", "done" or "failed"
+	// Error says why the reload failed, in percore's words (the exit code
+	// or signal, not ready in time, ...), and where the details are.
+	Error    string
 	Started  time.Time // when it started
 	Finished time.Time // when it ended
 	Count    int       // reloads started since percore started
 	Replaced int       // workers this reload replaced
-	// Output is what the new worker that failed printed last, when the
-	// reload failed because a new worker did not start.
-	Output []string
 }
 
 // Took is how long the reload ran; zero while it runs.
@@ -159,8 +161,8 @@ func (s *Supervisor) runReload() {
 				s.log.Error(failedReloadMessage(err, output))
 				s.log.Error("the previous version is still serving: the old workers were kept; the next reload tries again",
 					"replaced", replaced)
-				s.answerWaiters(waiting, ReloadStatus{State: "failed", Error: err.Error(), Finished: time.Now(),
-					Replaced: replaced, Output: output})
+				s.answerWaiters(waiting, ReloadStatus{State: "failed", Error: reloadError(err, output),
+					Finished: time.Now(), Replaced: replaced})
 				return
 			}
 			replaced++
@@ -200,6 +202,15 @@ func newWorkerOutput(err error) []string {
 	return nil
 }
 
+// reloadError is the Error of a failed reload: err, which is in percore's
+// words, and where to look for the new worker's output.
+func reloadError(err error, output []string) string {
+	if len(output) > 0 {
+		return err.Error() + "; the new worker's output is in percore's log"
+	}
+	return err.Error() + "; see percore's log"
+}
+
 // failedReloadMessage says that a reload failed and shows what the new
 // worker printed, each line marked as the new worker's, so that it stands
 // apart from the output of the workers still serving.
@@ -227,9 +238,6 @@ func (s *Supervisor) setReload(r ReloadStatus, starting bool) {
 		r.Count = s.reload.Count + 1
 	} else {
 		r.Started, r.Count = s.reload.Started, s.reload.Count
-	}
-	if r.Output != nil {
-		r.Output = append([]string(nil), r.Output...)
 	}
 	s.reload = r
 }

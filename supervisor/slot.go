@@ -168,23 +168,20 @@ func (s *Supervisor) releaseSocket(id int) {
 // errStopping says a replacement was cut short by a stop.
 var errStopping = errors.New("percore is stopping")
 
-// startError says why a worker never became ready.
+// startError says why a worker never became ready. Its text is percore's
+// own words, shown on /status: never the worker's output, which may hold a
+// secret and goes to the log only (the worker's tail, for whoever logs it).
 type startError struct {
 	w      *worker // nil when the process could not be started
 	exit   Exit
 	reason string
-	detail string
+	detail string // percore's words too
 }
 
 func (e *startError) Error() string {
 	msg := e.reason + " (" + e.exit.String() + ")"
 	if e.detail != "" {
 		msg += ": " + e.detail
-	}
-	if e.w != nil {
-		if lines := e.w.tail.Lines(); len(lines) > 0 {
-			msg += "; last output: " + lines[len(lines)-1]
-		}
 	}
 	return msg
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"github.com/percore/percore/internal/testutil"
+	"io"
 	"net"
 	"strconv"
 	"strings"
@@ -51,7 +52,8 @@ func (r *recordingRouter) count() int {
 type testRig struct {
 	sup    *Supervisor
 	router *recordingRouter
-	stdout *syncBuffer
+	stdout *syncBuffer // the workers' output
+	log    *syncBuffer // the supervisor's log
 	errc   chan error
 }
 
@@ -61,11 +63,11 @@ func newRig(t *testing.T, fake string, workers int, mutate func(*Config), env ..
 	t.Helper()
 	argv, fullEnv := fakeCommand(fake, env...)
 	w := NewWaiter()
-	rig := &testRig{router: newRecordingRouter(), stdout: &syncBuffer{}, errc: make(chan error, 1)}
+	rig := &testRig{router: newRecordingRouter(), stdout: &syncBuffer{}, log: &syncBuffer{}, errc: make(chan error, 1)}
 	cfg := Config{
 		Command: argv, Env: fullEnv, Workers: workers, Launcher: w, Router: rig.router,
 		Output:       NewOutput(OutputConfig{Stdout: rig.stdout, Stderr: rig.stdout}),
-		Logger:       hclog.New(&hclog.LoggerOptions{Level: hclog.Debug, Output: testWriter{t}}),
+		Logger:       hclog.New(&hclog.LoggerOptions{Level: hclog.Debug, Output: io.MultiWriter(testWriter{t}, rig.log)}),
 		ReadyTimeout: 5 * time.Second, BackoffMin: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond,
 	}
 	if mutate != nil {

@@ -14,7 +14,7 @@ import (
 
 // Help texts of percore's own metrics.
 const (
-	helpRequests = "Requests answered, by worker id (\"none\": answered by percore without a worker) and status class."
+	helpRequests = "Requests answered, by worker id (\"none\": answered by percore without a worker) and status class; a request percore refuses is the client's fault and counts as 4xx, even the 505 of an HTTP version it does not speak."
 	helpDuration = "Time from a request's arrival until its response header was ready (bodies may stream on)."
 	helpInflight = "Requests, streamed responses and tunnels in progress, by worker id."
 	helpRSS      = "Resident memory of each worker's whole process group."

@@ -232,3 +232,39 @@ func TestReloadDoesNotResendAbandonedRequests(t *testing.T) {
 		t.Errorf("/readyz = %d after the reload, want 200", got)
 	}
 }
+
+// requestsByCode sums percore_requests_total by its code label.
+func requestsByCode(t *testing.T, in *instance) map[string]float64 {
+	t.Helper()
+	sums := map[string]float64{}
+	for _, m := range scrape(t, in)["percore_requests_total"].GetMetric() {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == "code" {
+				sums[l.GetValue()] += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return sums
+}
+
+// TestRefusedHTTPVersionIsAClientError: a request in an HTTP version
+// percore does not speak gets 505 (RFC 9110 section 15.6.6), but it is the
+// client's fault: /metrics counts it with code="4xx" and /status leaves
+// errors_5xx alone. Both once counted it as a server error.
+func TestRefusedHTTPVersionIsAClientError(t *testing.T) {
+	needNode(t)
+	in := start(t, "--workers", "1", "--health-interval", "off", "--", "node", proxyAppJS())
+	before := requestsByCode(t, in)
+	for _, version := range []string{"HTTP/1.2", "HTTP/2.0"} {
+		if out := rawExchange(t, in.addr, "GET / "+version+"\r\nHost: x\r\n\r\n", 5*time.Second); statusOf(out) != 505 {
+			t.Errorf("GET / %s: %.60q, want 505", version, out)
+		}
+	}
+	after := requestsByCode(t, in)
+	if d4, d5 := after["4xx"]-before["4xx"], after["5xx"]-before["5xx"]; d4 != 2 || d5 != 0 {
+		t.Errorf("percore_requests_total rose by %v with code=\"4xx\" and %v with code=\"5xx\"; want 2 and 0", d4, d5)
+	}
+	if st := getStatus(t, in); st.Errors5xx != 0 {
+		t.Errorf("/status errors_5xx = %d after refused versions, want 0", st.Errors5xx)
+	}
+}

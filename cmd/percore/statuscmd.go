@@ -42,8 +42,11 @@ func runStatus(args, environ []string, stdout, stderr io.Writer) int {
 	url := "http://" + dialAddr(admin) + "/status"
 	if raw {
 		body, err := fetch(url)
+		if err == nil {
+			body, err = jsonTerminalSafe(body)
+		}
 		if err != nil {
-			fmt.Fprintf(stderr, "percore status: %v\n", err)
+			fmt.Fprintf(stderr, "percore status: %s: %s\n", url, terminalSafe(err.Error()))
 			return exitError
 		}
 		stdout.Write(body)
@@ -58,7 +61,7 @@ func runStatus(args, environ []string, stdout, stderr io.Writer) int {
 			return exitOK
 		}
 	}
-	fmt.Fprintf(stderr, "percore status: %v\n", err)
+	fmt.Fprintf(stderr, "percore status: %s\n", terminalSafe(err.Error()))
 	return exitError
 }
 
@@ -111,17 +114,19 @@ func fetchStatus(url string) (health.Status, error) {
 	return st, nil
 }
 
-// printStatus writes the table; rates come from the two samples.
+// printStatus writes the table; rates come from the two samples. Every
+// string of the status goes through terminalSafe: it came over the network.
 func printStatus(w io.Writer, before, now health.Status) {
 	p := now.Plan
 	fmt.Fprintf(w, "percore %s  up %s  %d/%d workers ready  runtime %s  heap %dMiB  cpus %d (%s)  memory %s (%s)\n",
-		now.Version, (time.Duration(now.UptimeS) * time.Second).String(), now.ReadyWorkers, len(now.Workers),
-		p.Runtime, p.HeapMB, p.CPUs, p.CPUSource, machine.FormatBytes(p.MemoryBytes), p.MemorySource)
+		terminalSafe(now.Version), (time.Duration(now.UptimeS) * time.Second).String(), now.ReadyWorkers,
+		len(now.Workers), terminalSafe(p.Runtime), p.HeapMB, p.CPUs, terminalSafe(p.CPUSource),
+		machine.FormatBytes(p.MemoryBytes), terminalSafe(p.MemorySource))
 	dt := now.UptimeS - before.UptimeS
 	fmt.Fprintf(w, "%s req/s  %d in flight  %d queued  %s 5xx/s\n", rate(now.Answered, before.Answered, dt),
 		now.Inflight, now.Queue, rate(now.Errors5xx, before.Errors5xx, dt))
 	if now.Reload.State != "" {
-		fmt.Fprintf(w, "last reload: %s %s\n", now.Reload.State, now.Reload.Error)
+		fmt.Fprintf(w, "last reload: %s %s\n", terminalSafe(now.Reload.State), terminalSafe(now.Reload.Error))
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tPID\tSTATE\tUPTIME\tRESTARTS\tRSS\tIN-FLIGHT\tREQ/S\tP50\tP99\tLAST EXIT")
@@ -136,13 +141,13 @@ func printStatus(w io.Writer, before, now health.Status) {
 		}
 		last := "-"
 		if e := ws.LastExit; e != nil {
-			last = fmt.Sprintf("%s (code %d)", e.Reason, e.Code)
+			last = fmt.Sprintf("%s (code %d)", terminalSafe(e.Reason), e.Code)
 			if e.Signal != "" {
-				last = fmt.Sprintf("%s (signal %s)", e.Reason, e.Signal)
+				last = fmt.Sprintf("%s (signal %s)", terminalSafe(e.Reason), terminalSafe(e.Signal))
 			}
 		}
 		p50, p99 := latency(ws.Latency)
-		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%d\t%s\t%d\t%s\t%s\t%s\t%s\n", ws.ID, ws.PID, ws.State,
+		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%d\t%s\t%d\t%s\t%s\t%s\t%s\n", ws.ID, ws.PID, terminalSafe(ws.State),
 			(time.Duration(ws.UptimeS) * time.Second).String(), ws.Restarts, machine.FormatBytes(ws.RSSBytes),
 			ws.Inflight, r, p50, p99, last)
 	}

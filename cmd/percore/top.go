@@ -56,7 +56,7 @@ func runTop(args, environ []string, stdin *os.File, stdout, stderr io.Writer) in
 	url := "http://" + dialAddr(admin) + "/status"
 	first, err := fetchStatus(url)
 	if err != nil {
-		fmt.Fprintf(stderr, "percore top: %v\n", err)
+		fmt.Fprintf(stderr, "percore top: %s\n", terminalSafe(err.Error()))
 		return exitError
 	}
 
@@ -107,7 +107,7 @@ func runTop(args, environ []string, stdin *os.File, stdout, stderr io.Writer) in
 			if lost == "" {
 				lost = time.Now().Format(time.TimeOnly)
 			}
-			screen.draw(prev, prev, fmt.Sprintf("lost contact with percore since %s, retrying: %v", lost, err))
+			screen.draw(prev, prev, "lost contact with percore since "+lost+", retrying: "+terminalSafe(err.Error()))
 			continue
 		}
 		if now.UptimeS < prev.UptimeS {
