@@ -44,9 +44,14 @@ func fakeCommand(name string, env ...string) ([]string, []string) {
 		append(append(os.Environ(), "PERCORE_FAKE_WORKER="+name), env...)
 }
 
-// fakeServe listens on PORT and accepts connections until SIGTERM.
+// fakeServe listens on PORT, on FAKE_HOST (default 127.0.0.1), and accepts
+// connections until SIGTERM.
 func fakeServe() {
-	ln, err := net.Listen("tcp", "127.0.0.1:"+os.Getenv("PORT"))
+	host := os.Getenv("FAKE_HOST")
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, os.Getenv("PORT")))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)

@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -52,6 +53,80 @@ func listeningInodes(port int) (map[string]bool, error) {
 		collectListeners(data, port, inodes)
 	}
 	return inodes, nil
+}
+
+// exposedOn returns the addresses beyond loopback (every interface, or a
+// host's own address) on which a process of group pgid listens on port, as
+// "0.0.0.0:3000" or "[::]:3000".
+func exposedOn(pgid, port int) []string {
+	var out []string
+	for _, name := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		data, err := os.ReadFile(name)
+		if err != nil {
+			continue
+		}
+		for hex, inode := range wideListeners(data, port) {
+			if groupHolds(pgid, map[string]bool{inode: true}) {
+				out = append(out, net.JoinHostPort(procAddr(hex), strconv.Itoa(port)))
+			}
+		}
+	}
+	return out
+}
+
+// wideListeners returns the sockets listening on port on an address that is
+// not loopback, address (hex) to inode.
+func wideListeners(data []byte, port int) map[string]string {
+	out := map[string]string{}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Scan() // header
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 10 || f[3] != tcpListen {
+			continue
+		}
+		host, p, ok := strings.Cut(f[1], ":")
+		if !ok {
+			continue
+		}
+		n, err := strconv.ParseUint(p, 16, 16)
+		if err != nil || int(n) != port || procLoopback(host) {
+			continue
+		}
+		out[host] = "socket:[" + f[9] + "]"
+	}
+	return out
+}
+
+// procLoopback tells whether a /proc/net/tcp address is 127.0.0.0/8, ::1 or
+// ::ffff:127.x.
+func procLoopback(hex string) bool {
+	return loopbackOrAny(hex) && strings.Trim(hex, "0") != ""
+}
+
+// procAddr turns a /proc/net/tcp address (hex, 32-bit words in host order)
+// into an IP's text.
+func procAddr(hex string) string {
+	b, err := hexBytes(hex)
+	if err != nil {
+		return hex
+	}
+	for i := 0; i+4 <= len(b); i += 4 { // each 32-bit word is little-endian
+		b[i], b[i+1], b[i+2], b[i+3] = b[i+3], b[i+2], b[i+1], b[i]
+	}
+	return net.IP(b).String()
+}
+
+func hexBytes(hex string) ([]byte, error) {
+	b := make([]byte, len(hex)/2)
+	for i := range b {
+		v, err := strconv.ParseUint(hex[2*i:2*i+2], 16, 8)
+		if err != nil {
+			return nil, err
+		}
+		b[i] = byte(v)
+	}
+	return b, nil
 }
 
 // tcpListen is the state of a listening socket in /proc/net/tcp.

@@ -30,3 +30,6 @@ func listensOnUnix(pgid int, path string) (bool, error) {
 	c.Close()
 	return true, nil
 }
+
+// exposedOn finds nothing without /proc: the check after start is Linux's.
+func exposedOn(pgid, port int) []string { return nil }

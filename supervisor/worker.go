@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -67,6 +68,21 @@ func (w *worker) listening() (bool, error) {
 		return listensOnUnix(w.pid, w.sock)
 	}
 	return listensOn(w.pid, w.port)
+}
+
+// warnExposed warns when a worker of proxy mode listens on its port beyond
+// loopback: many frameworks bind every interface whatever HOST says, and
+// whoever reaches the host on that port then skips percore's request checks
+// and its forwarding-header stripping. The preloads of node, deno run and
+// bun prevent it; other commands are checked here.
+func (w *worker) warnExposed() {
+	if w.sock != "" || w.appPort != 0 {
+		return
+	}
+	if addrs := exposedOn(w.pid, w.port); len(addrs) > 0 {
+		w.log.Warn("worker listens beyond loopback: clients that reach this host on that port skip percore; "+
+			"make the app listen on HOST (127.0.0.1)", "listening", strings.Join(addrs, ", "))
+	}
 }
 
 // forget removes what a gone worker leaves behind: its socket file.
@@ -210,6 +226,7 @@ func (s *Supervisor) awaitReady(w *worker) error {
 			w.log.Debug("readiness check", "error", err)
 		}
 		if ok {
+			w.warnExposed()
 			return nil
 		}
 		poll.Reset(readyPollDelay(time.Since(start)))
