@@ -38,15 +38,16 @@ type Config struct {
 	ReadyTimeout time.Duration
 	// StopSignal is sent to a worker's process group to stop it (default SIGTERM).
 	StopSignal syscall.Signal
-	// MaxBootFailures is how many starts in a row may fail before ever
-	// serving, while no worker is ready, before Run gives up (default 5).
+	// MaxBootFailures is how many starts in a row may fail (exit before
+	// being ready, not be ready in time, or exit within MinUptime of being
+	// ready), while no other worker is ready, before Run gives up (default 5).
 	MaxBootFailures int
 	// BackoffMin and BackoffMax bound the restart delay, which doubles after
 	// each failed start (defaults 100ms and 10s).
 	BackoffMin, BackoffMax time.Duration
-	// StableAfter is the uptime after which a worker's exit no longer counts
-	// as a failed start and the backoff starts over (default 10s). A worker
-	// that exits within MinUptime of becoming ready counts as a failed start.
+	// StableAfter is how long a worker must have served, counted from when
+	// it became ready, for the backoff to start over at its exit (default
+	// 10s).
 	StableAfter time.Duration
 	// ShutdownTimeout bounds the stop of the remaining workers after Run
 	// gives up on a crash loop (default 10s).
@@ -70,8 +71,10 @@ type Config struct {
 	// OOM, when set, counts kernel OOM kills in percore's memory cgroup, so
 	// a worker killed by SIGKILL can be told to be an OOM victim.
 	OOM OOMCounter
-	// MinUptime is how long a ready worker must live for its start to count
-	// as good (default 1s).
+	// MinUptime is how long a worker must serve, counted from when it
+	// became ready (not from its start, which may take long), for its start
+	// to count as good: a worker that exits sooner counts as a failed start
+	// towards MaxBootFailures (default 1s).
 	MinUptime time.Duration
 	// Sockets, when set, runs the workers in direct mode: each worker
 	// inherits its slot's public listening socket as descriptor 3 and a

@@ -43,7 +43,7 @@
 //	starting   replace               starting   held until the worker is ready
 //	starting   remove                stopping   drain and stop within one shutdown timeout
 //	starting   stop                  stopping   drain and stop within the stop's budget
-//	ready      exit                  backoff    a crash; a failed start within MinUptime
+//	ready      exit                  backoff    a crash; within MinUptime of ready a failed start, stopped as in starting
 //	ready      eject                 ejecting   out of rotation, stop signal, SIGKILL after EjectGrace
 //	ready      kill                  ejecting   out of rotation, SIGKILL now
 //	ready      recycle               ready      queue one recycling with the replacer

@@ -59,7 +59,7 @@ func (f *slotEffects) queueRecycle(r recycle) bool {
 
 func (f *slotEffects) count(reason string)        { f.s.count(reason) }
 func (f *slotEffects) firstOutcome()              { f.s.firstOutcome() }
-func (f *slotEffects) readyElsewhere() bool       { return f.s.readyCount() > 0 }
+func (f *slotEffects) readyElsewhere() bool       { return f.s.readyElsewhere(f.sl) }
 func (f *slotEffects) diagnose(w *worker, e Exit) { f.s.diagnose(w, e) }
 
 func (f *slotEffects) giveUp(err *CrashLoopError) {

@@ -23,6 +23,7 @@ var fakeWorkers = map[string]func(){
 	"fail-if":     fakeFailIf,
 	"hog":         fakeHog,
 	"slow-if":     fakeSlowIf,
+	"slow-crash":  fakeSlowCrash,
 }
 
 func TestMain(m *testing.M) {
@@ -145,4 +146,20 @@ func fakeSlowIf() {
 		time.Sleep(d)
 	}
 	fakeServe()
+}
+
+// fakeSlowCrash starts slowly and dies soon after it listens: it waits
+// FAKE_SLOW, listens on PORT, and exits 1 FAKE_LIVE later.
+func fakeSlowCrash() {
+	slow, _ := time.ParseDuration(os.Getenv("FAKE_SLOW"))
+	live, _ := time.ParseDuration(os.Getenv("FAKE_LIVE"))
+	time.Sleep(slow)
+	ln, err := net.Listen("tcp", "127.0.0.1:"+os.Getenv("PORT"))
+	if err != nil {
+		os.Exit(1)
+	}
+	defer ln.Close()
+	time.Sleep(live)
+	fmt.Fprintln(os.Stderr, "fatal: lost the database connection")
+	os.Exit(1)
 }

@@ -53,6 +53,7 @@ type life struct {
 	healthFails int             // consecutive failed health checks
 	outUntil    time.Time       // the proxy routes nothing to it until then
 	readySince  time.Time       // when it became ready; zero unless it serves
+	readyAt     time.Time       // when it became ready; zero if it never did, kept when it stops serving
 	routed      bool            // the Router sends it requests
 	req         *replaceRequest // answered when it is gone (a replaced worker)
 }
@@ -227,7 +228,11 @@ func (m *machine) inStarting(ev event, l *life) {
 func (m *machine) inReady(ev event, l *life) {
 	switch ev.kind {
 	case evExit:
-		m.toBackoff(m.died(l, ev.exit))
+		if stable, failed := m.died(l, ev.exit); failed {
+			m.backoffOrGiveUp(ev.exit)
+		} else {
+			m.toBackoff(stable)
+		}
 	case evEject:
 		m.eject(l, ev.reason)
 		m.phase = phaseEjecting
@@ -290,7 +295,8 @@ func (m *machine) inDraining(ev event, l *life) {
 	case evExit:
 		switch m.phase {
 		case phaseEjecting:
-			m.toBackoff(m.died(l, ev.exit))
+			stable, _ := m.died(l, ev.exit) // an ejection is never a failed start
+			m.toBackoff(stable)
 		case phaseRecycling:
 			m.recycled(l, ev.exit)
 		default:
@@ -357,6 +363,7 @@ func (m *machine) route(l *life) {
 		l.rss = rss
 	}
 	l.readySince, l.routed = time.Now(), true
+	l.readyAt = l.readySince
 	m.show() // whoever sees the worker routed sees it ready, with its memory
 	m.fx.route(l.w)
 	m.fx.firstOutcome()

@@ -354,6 +354,40 @@ func TestMachineGivesUpOnCrashLoop(t *testing.T) {
 	}
 }
 
+// TestMachineMinUptimeCountsFromReadiness: a worker that took 10 s to
+// start and exits right after it became ready fails its start, and such
+// failures in a row end in a CrashLoopError; one that served longer than
+// MinUptime crashed.
+func TestMachineMinUptimeCountsFromReadiness(t *testing.T) {
+	m, fx := newTestMachine()
+	m.cfg.MinUptime, m.cfg.MaxBootFailures = time.Second, 3
+	m.start()
+	for i := 0; i < 3 && m.phase == phaseStarting; i++ {
+		m.cur.w.started = time.Now().Add(-10 * time.Second)
+		m.handle(event{kind: evReady, key: m.cur.w.key})
+		m.handle(event{kind: evExit, key: m.cur.w.key, exit: Exit{Code: 1}})
+		if m.rec.lastReason != "boot failure" || m.rec.bootFailures != i+1 {
+			t.Fatalf("exit %d: %+v", i+1, m.rec)
+		}
+		if m.phase == phaseBackoff {
+			m.handle(event{kind: evBackoffOver})
+		}
+	}
+	if m.phase != phaseStopped || fx.gaveUp == nil || fx.gaveUp.Attempts != 3 {
+		t.Fatalf("after 3 exits right after ready: %s, gave up %+v", m.phase, fx.gaveUp)
+	}
+
+	m, fx = newTestMachine()
+	m.cfg.MinUptime, m.cfg.MaxBootFailures = time.Second, 1
+	m.start()
+	m.handle(event{kind: evReady, key: m.cur.w.key})
+	m.cur.readyAt = time.Now().Add(-2 * time.Second)
+	m.handle(event{kind: evExit, key: m.cur.w.key, exit: Exit{Code: 1}})
+	if m.phase != phaseBackoff || m.rec.lastReason != "crash" || m.rec.bootFailures != 0 || fx.gaveUp != nil {
+		t.Errorf("exit 2s after ready: %s, %+v, gave up %+v", m.phase, m.rec, fx.gaveUp)
+	}
+}
+
 // TestMachineShortageIsNotAFailedStart: a spawn or readiness check that
 // fails for lack of descriptors backs off without counting a failed start.
 func TestMachineShortageIsNotAFailedStart(t *testing.T) {

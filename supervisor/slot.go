@@ -187,16 +187,19 @@ func (e *startError) Error() string {
 }
 
 // died records the end of a worker that served: a crash, or the exit of an
-// ejected or killed worker. It reports whether the worker was up long enough
-// to forget earlier failures.
-func (m *machine) died(l *life, e Exit) (stable bool) {
+// ejected or killed worker. It reports whether the worker served long
+// enough to forget earlier failures (stable), and whether its exit counts
+// as a failed start: a crash within MinUptime of becoming ready, whatever
+// its start-up took.
+func (m *machine) died(l *life, e Exit) (stable, failed bool) {
 	m.fx.cleanup(l.w)
 	<-m.unroute(l)
 	l.w.awaitOutput()
-	up := time.Since(l.w.started)
-	l.w.log.Error("worker exited", "exit", e.String(), "uptime", up.Round(time.Millisecond))
+	served := time.Since(l.readyAt)
+	l.w.log.Error("worker exited", "exit", e.String(), "uptime", time.Since(l.w.started).Round(time.Millisecond),
+		"served", served.Round(time.Millisecond))
 	m.fx.diagnose(l.w, e)
-	failed := up < m.cfg.MinUptime
+	failed = served < m.cfg.MinUptime
 	reason, detail := "crash", ""
 	if failed {
 		reason = "boot failure"
@@ -207,11 +210,11 @@ func (m *machine) died(l *life, e Exit) (stable bool) {
 	if l.killed != "" {
 		reason, detail, failed = "max-memory", l.killed, false
 	}
-	m.recordExit(e, reason, detail, l.w)
+	m.recordExit(e, reason, detail, l.w, failed)
 	if failed {
 		m.fx.firstOutcome()
 	}
-	return up >= m.cfg.StableAfter
+	return served >= m.cfg.StableAfter, failed
 }
 
 // startFailed records the exit of a worker that never became ready, and
@@ -249,13 +252,20 @@ func (m *machine) spawnFailed(err error) {
 // failedStart counts a failed start, and gives up when the slot keeps
 // failing at boot while no worker serves.
 func (m *machine) failedStart(e Exit, reason, detail string, w *worker) {
-	m.recordExit(e, reason, detail, w)
+	m.recordExit(e, reason, detail, w, true)
 	m.fx.firstOutcome()
 	if m.req != nil {
 		err := &startError{w: w, exit: e, reason: reason, detail: detail}
 		m.answer(m.req, fmt.Errorf("worker %d: replacement %w", m.slot, err))
 		m.req = nil
 	}
+	m.backoffOrGiveUp(e)
+}
+
+// backoffOrGiveUp follows a failed start that ended with e: the slot gives
+// up, and with it Run, when it has failed MaxBootFailures starts in a row
+// while no other slot serves; else it backs off.
+func (m *machine) backoffOrGiveUp(e Exit) {
 	if m.rec.bootFailures >= m.cfg.MaxBootFailures && !m.fx.readyElsewhere() {
 		last := m.rec.lastReason + ", " + e.String()
 		m.fx.giveUp(&CrashLoopError{Slot: m.slot, Attempts: m.rec.bootFailures, Last: last, Output: m.rec.lastTail})
@@ -330,7 +340,7 @@ func (m *machine) retired(l *life, e Exit) {
 		m.rec.lastExit, m.rec.lastReason = &e, l.req.shown()
 		m.answer(l.req, nil)
 	case l.ejected || l.killed != "":
-		m.died(l, e)
+		m.died(l, e) // never a failed start
 		m.rec.restarts++
 	default:
 		m.fx.cleanup(l.w)
@@ -340,10 +350,10 @@ func (m *machine) retired(l *life, e Exit) {
 }
 
 // recordExit notes how a worker ended and, when it failed at boot, counts it.
-func (m *machine) recordExit(e Exit, reason, detail string, w *worker) {
+func (m *machine) recordExit(e Exit, reason, detail string, w *worker, failed bool) {
 	m.fx.count(reason)
 	m.rec.lastExit, m.rec.lastReason = &e, reason
-	if reason != "boot failure" && reason != reasonNotReady && reason != "start failed" {
+	if !failed {
 		m.rec.bootFailures = 0
 		if detail != "" {
 			m.rec.lastReason = detail

@@ -190,17 +190,22 @@ func (s *Supervisor) workerCount() int {
 	return s.target
 }
 
-// readyCount is the number of slots whose worker serves.
-func (s *Supervisor) readyCount() int {
-	n := 0
+// readyElsewhere reports whether a slot other than own has a worker that
+// serves. A slot's own view may still show the worker whose exit it is
+// handling.
+func (s *Supervisor) readyElsewhere(own *slot) bool {
 	for _, sl := range s.slotList() {
-		sl.mu.Lock()
-		if sl.view.phase.State() == StateReady {
-			n++
+		if sl == own {
+			continue
 		}
+		sl.mu.Lock()
+		ready := sl.view.phase.State() == StateReady
 		sl.mu.Unlock()
+		if ready {
+			return true
+		}
 	}
-	return n
+	return false
 }
 
 func (s *Supervisor) slotList() []*slot {

@@ -172,6 +172,33 @@ func TestBootFailuresEndInCrashLoopError(t *testing.T) {
 	}
 }
 
+// TestSlowStartThenCrashIsACrashLoop: a worker that takes 1.5 s to start
+// and dies 0.5 s after it is ready fails its start, since the minimum
+// uptime counts from readiness: five in a row end Run with a
+// CrashLoopError. Measured from the process's start, each of those lives
+// passed the minimum uptime, and Run restarted the worker forever.
+func TestSlowStartThenCrashIsACrashLoop(t *testing.T) {
+	began := time.Now()
+	rig := newRig(t, "slow-crash", 1, nil, "FAKE_SLOW=1500ms", "FAKE_LIVE=500ms")
+	select {
+	case err := <-rig.errc:
+		var cl *CrashLoopError
+		if !errors.As(err, &cl) {
+			t.Fatalf("Run = %v, want *CrashLoopError", err)
+		}
+		if cl.Attempts != DefaultMaxBootFailures || !strings.Contains(cl.Last, "boot failure, exit code 1") {
+			t.Errorf("crash loop = %+v", cl)
+		}
+		if !strings.Contains(cl.Error(), "lost the database connection") {
+			t.Errorf("error lacks the worker's output: %v", cl)
+		}
+		t.Logf("gave up after %s: %v", time.Since(began).Round(time.Millisecond), cl)
+		rig.errc <- err
+	case <-time.After(60 * time.Second):
+		t.Fatalf("Run did not give up within 60s: %+v", rig.sup.Snapshot())
+	}
+}
+
 func TestWorkerListeningElsewhereIsNotReady(t *testing.T) {
 	rig := newRig(t, "wrong-port", 1, func(c *Config) {
 		c.ReadyTimeout = 300 * time.Millisecond

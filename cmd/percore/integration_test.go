@@ -246,6 +246,29 @@ func TestBootCrashLoopExitsWithMessage(t *testing.T) {
 	}
 }
 
+// TestSlowStartThenCrashExits3: an app that is ready after 1.5 s and dies
+// 0.5 s later fails each start, since the minimum uptime counts from
+// readiness, so percore gives up after five and exits 3. Counted from the
+// process's start, each life passed the minimum uptime and percore
+// restarted the worker forever.
+func TestSlowStartThenCrashExits3(t *testing.T) {
+	needNode(t)
+	in := launch(t, "--workers", "1", "--", "node", "testdata/slow-crash.js")
+	code := in.wait(90 * time.Second)
+	if code != exitCrashLoop {
+		t.Fatalf("exit code = %d, want %d; logs:\n%s", code, exitCrashLoop, in.logs.String())
+	}
+	logs := in.logs.String()
+	for _, want := range []string{"failed 5 times in a row", "boot failure", "lost the database connection"} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("logs lack %q:\n%s", want, logs)
+		}
+	}
+	if n := strings.Count(logs, `"worker ready"`); n != 5 {
+		t.Errorf("the worker was ready %d times, want 5 (one per failed start)", n)
+	}
+}
+
 func TestBadInputFailsFast(t *testing.T) {
 	cases := []struct {
 		args []string
