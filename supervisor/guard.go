@@ -93,12 +93,31 @@ func (g Guard) interval(rss uint64) time.Duration {
 }
 
 // overBudget is the reason a worker is recycled, for the log and /status:
-// "memory: rss 233MiB over budget 227MiB".
+// "memory: rss 233.4MiB over budget 227.0MiB".
 func (g Guard) overBudget(rss uint64) string {
-	return fmt.Sprintf("memory: rss %dMiB over budget %dMiB", rss>>20, g.Budget>>20)
+	v, limit := figures(rss, g.Budget)
+	return "memory: rss " + v + " over budget " + limit
 }
 
 // overHard is the reason a worker is killed at once.
 func (g Guard) overHard(rss uint64) string {
-	return fmt.Sprintf("memory: rss %dMiB over hard limit %dMiB, killed", rss>>20, g.Hard>>20)
+	v, limit := figures(rss, g.Hard)
+	return "memory: rss " + v + " over hard limit " + limit + ", killed"
+}
+
+// figures writes a measured size and the limit it passed in MiB with one
+// decimal, or in KiB or bytes where MiB would show them equal: a figure
+// over its limit never reads as equal to it.
+func figures(v, limit uint64) (string, string) {
+	for _, u := range []struct {
+		size float64
+		name string
+	}{{1 << 20, "MiB"}, {1 << 10, "KiB"}} {
+		a := fmt.Sprintf("%.1f%s", float64(v)/u.size, u.name)
+		b := fmt.Sprintf("%.1f%s", float64(limit)/u.size, u.name)
+		if a != b {
+			return a, b
+		}
+	}
+	return fmt.Sprintf("%dB", v), fmt.Sprintf("%dB", limit)
 }

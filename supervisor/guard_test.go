@@ -62,11 +62,23 @@ func TestGuardInterval(t *testing.T) {
 }
 
 func TestGuardReasons(t *testing.T) {
-	g := Guard{Budget: 227 << 20, Hard: 259 << 20}
-	if got, want := g.overBudget(233<<20), "memory: rss 233MiB over budget 227MiB"; got != want {
-		t.Errorf("overBudget = %q, want %q", got, want)
+	const mib = 1 << 20
+	g := Guard{Budget: 227 * mib, Hard: 259 * mib}
+	for _, c := range []struct {
+		rss  uint64
+		want string
+	}{
+		{233 * mib, "memory: rss 233.0MiB over budget 227.0MiB"},
+		{227*mib + 410<<10, "memory: rss 227.4MiB over budget 227.0MiB"},
+		// Over by less than a tenth of a MiB, or of a KiB: never shown as equal.
+		{227*mib + 1<<10, "memory: rss 232449.0KiB over budget 232448.0KiB"},
+		{227*mib + 1, "memory: rss 238026753B over budget 238026752B"},
+	} {
+		if got := g.overBudget(c.rss); got != c.want {
+			t.Errorf("overBudget(%d) = %q, want %q", c.rss, got, c.want)
+		}
 	}
-	if got := g.overHard(300 << 20); !strings.HasPrefix(got, "memory: rss 300MiB over hard limit 259MiB") {
+	if got := g.overHard(300 * mib); got != "memory: rss 300.0MiB over hard limit 259.0MiB, killed" {
 		t.Errorf("overHard = %q", got)
 	}
 }
@@ -169,7 +181,7 @@ func TestWorkerAboveHardLimitIsKilled(t *testing.T) {
 			continue
 		}
 		ws := snap[0]
-		if ws.LastExit != nil && strings.Contains(ws.LastReason, "over hard limit 64MiB") {
+		if ws.LastExit != nil && strings.Contains(ws.LastReason, "over hard limit 64.0MiB") {
 			if ws.LastExit.Signal != syscall.SIGKILL {
 				t.Errorf("last exit %v, want SIGKILL", ws.LastExit)
 			}
