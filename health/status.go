@@ -92,7 +92,7 @@ type WorkerStatus struct {
 	// "ejected", "draining", "backoff", "stopped"), or "full" when it is ready
 	// but at its in-flight limit; empty when it takes them.
 	NotRouted string `json:"not_routed,omitempty"`
-	Restarts  int    `json:"restarts"` // unplanned: crashes, failed starts, health-check ejections
+	Restarts  int    `json:"restarts"` // unplanned: crashes, failed starts, health-check ejections, memory loops
 	Replaced  int    `json:"replaced"` // planned: reloads and recycling
 	// LastExit is how the previous process of this slot ended.
 	LastExit       *ExitStatus `json:"last_exit"`

@@ -46,7 +46,7 @@
 //	ready      exit                  backoff    a crash; within MinUptime of ready a failed start, stopped as in starting
 //	ready      eject                 ejecting   out of rotation, stop signal, SIGKILL after EjectGrace
 //	ready      kill                  ejecting   out of rotation, SIGKILL now
-//	ready      recycle               ready      queue one recycling with the replacer
+//	ready      recycle               ready      queue one recycling with the replacer; a memory loop's after the backoff
 //	ready      replace               replacing  start the replacement beside the worker
 //	ready      replace (stop first)  recycling  drain and stop the worker before its replacement starts
 //	ready      remove                stopping   drain and stop within one shutdown timeout

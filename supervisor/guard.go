@@ -25,6 +25,12 @@ type Guard struct {
 	// budget (default 100ms): a worker growing by 70 MiB/s moves 7 MiB
 	// between two samples.
 	Near time.Duration
+	// Loop is how soon after becoming ready a worker may pass its budget
+	// before that is taken for a memory loop, when the slot's previous
+	// worker passed it as soon (default 30s): each replacement would pass
+	// it again, so the recycling waits the slot's backoff, as a crash's
+	// restart does, and is logged at WARN and counted as "memory loop".
+	Loop time.Duration
 }
 
 // NearPercent is the share of the budget above which a worker is sampled
@@ -34,11 +40,15 @@ const NearPercent = 75
 // DefaultGuardNear is Guard.Near's default.
 const DefaultGuardNear = 100 * time.Millisecond
 
+// DefaultGuardLoop is Guard.Loop's default.
+const DefaultGuardLoop = 30 * time.Second
+
 // On reports whether the guard acts.
 func (g Guard) On() bool { return g.Budget > 0 }
 
 func (g *Guard) setDefaults() {
 	setDuration(&g.Near, DefaultGuardNear)
+	setDuration(&g.Loop, DefaultGuardLoop)
 	if g.Near > g.Every {
 		g.Near = g.Every
 	}
@@ -92,11 +102,30 @@ func (g Guard) interval(rss uint64) time.Duration {
 	return g.Every
 }
 
+// hurry is the memory above which a worker in a memory loop is recycled
+// without waiting for its backoff: half-way from the budget to the hard
+// limit, and no further than budget + max(32MiB, 10%) / 2 where nothing is
+// killed. A worker that keeps growing is replaced before the hard limit
+// kills it mid-request; one that only sits over its budget waits.
+func (g Guard) hurry() uint64 {
+	margin := min(max(32<<20, g.Budget/10), g.Hard-g.Budget)
+	return g.Budget + margin/2
+}
+
 // overBudget is the reason a worker is recycled, for the log and /status:
 // "memory: rss 233.4MiB over budget 227.0MiB".
 func (g Guard) overBudget(rss uint64) string {
 	v, limit := figures(rss, g.Budget)
 	return "memory: rss " + v + " over budget " + limit
+}
+
+// loopReason is the reason a worker in a memory loop is recycled, after
+// it passed its budget served after it became ready: "memory loop: rss
+// 233.4MiB over budget 227.0MiB 1.23s after ready".
+func (g Guard) loopReason(rss uint64, served time.Duration) string {
+	v, limit := figures(rss, g.Budget)
+	return "memory loop: rss " + v + " over budget " + limit + " " + served.Round(10*time.Millisecond).String() +
+		" after ready"
 }
 
 // overHard is the reason a worker is killed at once.

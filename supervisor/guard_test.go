@@ -191,3 +191,68 @@ func TestWorkerAboveHardLimitIsKilled(t *testing.T) {
 	}
 	t.Fatalf("worker above the hard limit still runs: %+v", rig.sup.Snapshot())
 }
+
+// servingFootprint is the memory a fake serving worker uses once ready, as
+// the guard measures it.
+func servingFootprint(t *testing.T) uint64 {
+	t.Helper()
+	rig := newRig(t, "serve", 1, nil)
+	rig.waitAdded(t)
+	time.Sleep(200 * time.Millisecond) // settled a little; only a rough figure is needed
+	rss, ok := groupRSS(rig.sup.Snapshot()[0].PID)
+	if !ok {
+		t.Skip("cannot measure a worker's memory here")
+	}
+	return rss
+}
+
+// TestMemoryLoopIsBackedOffAndWarned: a worker that sits a few MiB over
+// its memory budget from its start is recycled, and so is each
+// replacement. From the second on it is a memory loop: each recycling
+// waits the slot's backoff, doubling, is logged at WARN with the figures
+// and what to do, and is counted as "memory loop". Before, each was
+// recycled at once, silently, without end.
+func TestMemoryLoopIsBackedOffAndWarned(t *testing.T) {
+	budget := servingFootprint(t) - 4<<20
+	rig := newRig(t, "serve", 1, func(c *Config) {
+		c.Guard = Guard{Budget: budget, Hard: budget + 64<<20}
+		c.SampleInterval = 100 * time.Millisecond
+		c.BackoffMin, c.BackoffMax = 200*time.Millisecond, 2*time.Second
+	})
+	const loops = 3
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		ends, _ := rig.sup.Counts()
+		if ends[reasonMemoryLoop] >= loops && rig.sup.Snapshot()[0].Restarts >= loops {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d memory loops within 60s (ends %v): %+v", ends[reasonMemoryLoop], ends, rig.sup.Snapshot())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	ends, _ := rig.sup.Counts()
+	if ends[reasonMaxMemory] != 1 {
+		t.Errorf("ends %v, want one plain max-memory recycling before the loop", ends)
+	}
+	ws := rig.sup.Snapshot()[0]
+	if !strings.HasPrefix(ws.LastReason, "memory loop: rss ") || ws.Restarts < loops {
+		t.Errorf("status after %d loops: %+v", loops, ws)
+	}
+	var backoffs []string
+	for _, line := range strings.Split(rig.log.String(), "\n") {
+		if strings.Contains(line, "[WARN]") && strings.Contains(line, "memory loop:") {
+			for _, want := range []string{"rss=", "budget=", "served=", "--max-memory", "fewer --workers"} {
+				if !strings.Contains(line, want) {
+					t.Errorf("the warning lacks %q: %s", want, line)
+				}
+			}
+			if _, b, ok := strings.Cut(line, "backoff="); ok {
+				backoffs = append(backoffs, strings.Fields(b)[0])
+			}
+		}
+	}
+	if len(backoffs) < loops || backoffs[0] != "200ms" || backoffs[1] != "400ms" || backoffs[2] != "800ms" {
+		t.Errorf("the warnings' backoffs %v, want 200ms, 400ms, 800ms", backoffs)
+	}
+}

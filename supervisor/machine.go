@@ -55,14 +55,18 @@ type life struct {
 	readySince  time.Time       // when it became ready; zero unless it serves
 	readyAt     time.Time       // when it became ready; zero if it never did, kept when it stops serving
 	routed      bool            // the Router sends it requests
+	hold        time.Time       // in a memory loop: its recycling waits until then
+	loop        string          // in a memory loop: the reason its recycling gives
 	req         *replaceRequest // answered when it is gone (a replaced worker)
 }
 
 // Why the slot ends a worker, besides an ejection's reason.
 const (
-	reasonNotReady = "not ready in time"
-	reasonStopped  = "stopped"
-	reasonReplaced = "replaced"
+	reasonNotReady   = "not ready in time"
+	reasonStopped    = "stopped"
+	reasonReplaced   = "replaced"
+	reasonMaxMemory  = "max-memory"  // the memory guard recycled or killed it
+	reasonMemoryLoop = "memory loop" // recycled over its budget soon after ready, as was the worker before it
 )
 
 // record is what a slot remembers of the workers it ran.
@@ -91,6 +95,7 @@ type machine struct {
 	deferred *replaceRequest  // arrived while starting: carried out once ready
 	removed  bool
 	backoff  time.Duration
+	memLoops int // memory recycles in a row of workers soon after they became ready
 	rec      record
 	publish  func(*machine) // shows the state before the Router learns of a ready worker; may be nil
 }
@@ -240,15 +245,7 @@ func (m *machine) inReady(ev event, l *life) {
 		m.kill(l, ev.reason)
 		m.phase = phaseEjecting
 	case evRecycle:
-		if l.recycling {
-			return
-		}
-		l.recycling = true
-		r := recycle{key: l.w.key, reason: ev.reason, detail: ev.detail}
-		l.w.log.Info("recycling worker", "reason", r.shown())
-		if !m.fx.queueRecycle(r) {
-			l.recycling = false
-		}
+		m.recycle(l, recycle{key: l.w.key, reason: ev.reason, detail: ev.detail})
 	case evReplace:
 		m.replace(l, ev.req)
 	case evRemove, evStop:
@@ -328,6 +325,62 @@ func (m *machine) inBackoff(ev event) {
 	case evRemove, evStop:
 		m.toStopped()
 	}
+}
+
+// recycle queues the recycling r of the serving worker l with the
+// replacer, unless one is queued already or a memory loop makes it wait.
+func (m *machine) recycle(l *life, r recycle) {
+	if l.recycling {
+		return
+	}
+	if r.reason == reasonMaxMemory {
+		var now bool
+		if r, now = m.memoryRecycle(l, r); !now {
+			return
+		}
+	}
+	l.recycling = true
+	l.w.log.Info("recycling worker", "reason", r.shown())
+	if !m.fx.queueRecycle(r) {
+		l.recycling = false
+	}
+}
+
+// memoryRecycle decides when the serving worker l, over its memory budget,
+// is recycled. A worker over its budget within Guard.Loop of becoming ready,
+// when the slot's previous worker was too, is in a memory loop: each
+// replacement would be over its budget as soon, so it waits the slot's
+// backoff, which doubles as after a crash, unless it keeps growing towards
+// the hard limit. It returns the recycling, and whether it is due now.
+func (m *machine) memoryRecycle(l *life, r recycle) (recycle, bool) {
+	now := time.Now()
+	if l.hold.IsZero() {
+		served := now.Sub(l.readyAt)
+		if served >= m.cfg.Guard.Loop {
+			m.memLoops, m.backoff = 0, m.cfg.BackoffMin
+			return r, true
+		}
+		if m.memLoops++; m.memLoops < 2 {
+			return r, true
+		}
+		l.hold, l.loop = now.Add(m.backoff), m.cfg.Guard.loopReason(l.rss, served)
+		m.warnLoop(l, served)
+		m.backoff = min(m.backoff*2, m.cfg.BackoffMax)
+	}
+	r.reason, r.detail = reasonMemoryLoop, l.loop
+	return r, !now.Before(l.hold) || l.rss > m.cfg.Guard.hurry()
+}
+
+// warnLoop says that the serving worker l is in a memory loop, with the
+// figures and what to do about it.
+func (m *machine) warnLoop(l *life, served time.Duration) {
+	v, budget := figures(l.rss, m.cfg.Guard.Budget)
+	l.w.log.Warn("memory loop: the worker is over its memory budget "+served.Round(10*time.Millisecond).String()+
+		" after it became ready, as was the worker before it; every replacement would be, so it is recycled "+
+		"after a backoff that doubles up to "+m.cfg.BackoffMax.String()+", at once if it keeps growing",
+		"rss", v, "budget", budget, "served", served.Round(10*time.Millisecond), "backoff", m.backoff,
+		"in_a_row", m.memLoops,
+		"hint", "the app needs more memory than its budget: raise --max-memory, run fewer --workers, or give percore more memory")
 }
 
 // start starts a worker in the slot.
@@ -418,7 +471,7 @@ func (m *machine) takeOver() {
 	old, nw := m.cur, m.next
 	m.cur, m.next, m.phase = nw, nil, phaseReady
 	m.route(nw)
-	m.rec.replaced++
+	m.countReplacement(m.req.reason)
 	old.req, old.end, old.readySince = m.req, reasonReplaced, time.Time{}
 	m.req = nil
 	m.retiring[old.w.key] = old

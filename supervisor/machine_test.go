@@ -23,6 +23,7 @@ type fakeEffects struct {
 	elsewhere  bool
 	gaveUp     *CrashLoopError
 	counts     map[string]int
+	recycles   []recycle
 }
 
 func (f *fakeEffects) call(format string, args ...any) {
@@ -52,12 +53,16 @@ func (f *fakeEffects) killGroup(w *worker)          { f.call("kill %d", w.key) }
 func (f *fakeEffects) cleanup(w *worker)            { f.call("cleanup %d", w.key) }
 func (f *fakeEffects) rss(w *worker) (uint64, bool) { return 42 << 20, true }
 func (f *fakeEffects) after(d time.Duration)        { f.call("after %s", d) }
-func (f *fakeEffects) queueRecycle(r recycle) bool  { f.call("recycle %d", r.key); return true }
-func (f *fakeEffects) firstOutcome()                {}
-func (f *fakeEffects) readyElsewhere() bool         { return f.elsewhere }
-func (f *fakeEffects) giveUp(err *CrashLoopError)   { f.gaveUp = err }
-func (f *fakeEffects) diagnose(w *worker, e Exit)   {}
-func (f *fakeEffects) stopping() bool               { return f.isStopping }
+func (f *fakeEffects) queueRecycle(r recycle) bool {
+	f.call("recycle %d", r.key)
+	f.recycles = append(f.recycles, r)
+	return true
+}
+func (f *fakeEffects) firstOutcome()              {}
+func (f *fakeEffects) readyElsewhere() bool       { return f.elsewhere }
+func (f *fakeEffects) giveUp(err *CrashLoopError) { f.gaveUp = err }
+func (f *fakeEffects) diagnose(w *worker, e Exit) {}
+func (f *fakeEffects) stopping() bool             { return f.isStopping }
 func (f *fakeEffects) count(reason string) {
 	if f.counts == nil {
 		f.counts = map[string]int{}
@@ -385,6 +390,85 @@ func TestMachineMinUptimeCountsFromReadiness(t *testing.T) {
 	m.handle(event{kind: evExit, key: m.cur.w.key, exit: Exit{Code: 1}})
 	if m.phase != phaseBackoff || m.rec.lastReason != "crash" || m.rec.bootFailures != 0 || fx.gaveUp != nil {
 		t.Errorf("exit 2s after ready: %s, %+v, gave up %+v", m.phase, m.rec, fx.gaveUp)
+	}
+}
+
+// TestMachineMemoryLoopBacksOff: a worker over its memory budget soon
+// after it became ready, as was the worker before it, is in a memory loop:
+// its recycling waits the slot's backoff, which doubles, unless it keeps
+// growing towards the hard limit; it is counted as a memory loop and a
+// restart. A worker that served longer than Guard.Loop first is recycled
+// at once and starts the backoff over.
+func TestMachineMemoryLoopBacksOff(t *testing.T) {
+	const mib = 1 << 20
+	m, fx := newTestMachine()
+	m.cfg.Guard = Guard{Budget: 100 * mib, Hard: 200 * mib, Every: time.Second}
+	m.cfg.Guard.setDefaults()
+	m.cfg.BackoffMin = 100 * time.Millisecond
+	m.start()
+	over := func(rss uint64) {
+		key := m.cur.w.key
+		m.handle(event{kind: evSample, key: key, rss: rss})
+		m.handle(event{kind: evRecycle, key: key, reason: reasonMaxMemory, detail: m.cfg.Guard.overBudget(rss)})
+	}
+	recycled := func() {
+		t.Helper()
+		m.handle(event{kind: evReplace, req: &replaceRequest{key: m.cur.w.key, reason: fx.recycles[len(fx.recycles)-1].reason,
+			detail: fx.recycles[len(fx.recycles)-1].detail, stopFirst: true, done: make(chan error, 1)}})
+		m.handle(event{kind: evExit, key: m.cur.w.key, exit: Exit{Code: 0}})
+		m.handle(event{kind: evReady, key: m.cur.w.key})
+		if m.phase != phaseReady {
+			t.Fatalf("after the recycling: %s", m.phase)
+		}
+	}
+	m.handle(event{kind: evReady, key: m.cur.w.key})
+	over(103 * mib) // the first worker over its budget soon: recycled at once
+	if len(fx.recycles) != 1 || fx.recycles[0].reason != reasonMaxMemory {
+		t.Fatalf("first worker over budget: queued %+v", fx.recycles)
+	}
+	recycled()
+	if m.rec.replaced != 1 || m.rec.restarts != 0 {
+		t.Errorf("a first recycling counted %+v", m.rec)
+	}
+
+	for i, want := range []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond} {
+		over(103 * mib) // over as soon again: a memory loop, held
+		if len(fx.recycles) != i+1 {
+			t.Fatalf("loop %d: recycled at once: %+v", i+1, fx.recycles)
+		}
+		if held := time.Until(m.cur.hold); held <= want-50*time.Millisecond || held > want {
+			t.Errorf("loop %d: held for %s, want %s", i+1, held, want)
+		}
+		over(104 * mib) // later samples while held change nothing
+		m.cur.hold = time.Now().Add(-time.Millisecond)
+		over(103 * mib) // the backoff has passed
+		r := fx.recycles[len(fx.recycles)-1]
+		if len(fx.recycles) != i+2 || r.reason != reasonMemoryLoop ||
+			!strings.HasPrefix(r.detail, "memory loop: rss 103.0MiB over budget 100.0MiB ") {
+			t.Fatalf("loop %d: after the backoff queued %+v", i+1, fx.recycles)
+		}
+		recycled()
+	}
+	if fx.counts[reasonMemoryLoop] != 3 || m.rec.restarts != 3 || m.rec.replaced != 1 ||
+		!strings.HasPrefix(m.rec.lastReason, "memory loop: rss") {
+		t.Errorf("after three loops: counted %v, %+v", fx.counts, m.rec)
+	}
+
+	over(103 * mib) // held again, then growing past half-way to the hard limit
+	n := len(fx.recycles)
+	over(151 * mib)
+	if len(fx.recycles) != n+1 || fx.recycles[n].reason != reasonMemoryLoop {
+		t.Fatalf("a held worker that grows: queued %+v", fx.recycles[n:])
+	}
+	recycled()
+
+	m.cur.readyAt = time.Now().Add(-time.Minute) // served longer than Guard.Loop
+	over(103 * mib)
+	if r := fx.recycles[len(fx.recycles)-1]; len(fx.recycles) != n+2 || r.reason != reasonMaxMemory {
+		t.Fatalf("a worker over budget after a minute: queued %+v", fx.recycles[n:])
+	}
+	if m.backoff != m.cfg.BackoffMin || m.memLoops != 0 {
+		t.Errorf("the loop did not start over: backoff %s, %d in a row", m.backoff, m.memLoops)
 	}
 }
 

@@ -72,7 +72,7 @@ func (s *Supervisor) sample(sl *slot) (uint64, bool) {
 		sl.mail.post(event{kind: evKill, key: ws.Key, reason: s.cfg.Guard.overHard(rss)})
 	case guardRecycle:
 		if ws.State == StateReady {
-			s.recycle(ws.Key, "max-memory", s.cfg.Guard.overBudget(rss))
+			s.recycle(ws.Key, reasonMaxMemory, s.cfg.Guard.overBudget(rss))
 		}
 	}
 	return rss, true

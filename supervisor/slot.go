@@ -36,7 +36,7 @@ type slotView struct {
 // then keeps serving).
 type replaceRequest struct {
 	key       uint64 // the worker to replace; 0: whichever serves
-	reason    string // what is counted: "reload", "max-memory", "max-requests"
+	reason    string // what is counted: "reload", "max-memory", "memory loop", "max-requests"
 	detail    string // what /status shows, when more than reason
 	stopFirst bool   // stop the old worker before the replacement starts
 	done      chan error
@@ -63,10 +63,10 @@ type WorkerStatus struct {
 	Port        int       // the worker's loopback port
 	State       State     // where the worker is in its life
 	NotRouted   NotRouted // why the worker takes no new requests; "" when it does
-	Restarts    int       // unplanned restarts: crashes, failed starts and ejections
+	Restarts    int       // unplanned restarts: crashes, failed starts, ejections and memory loops
 	Replaced    int       // planned replacements: reloads and recycling
 	LastExit    *Exit     // how the previous process ended, nil if none did
-	LastReason  string    // why it ended: "crash", "boot failure", "not ready in time", "reload", "max-memory", ...
+	LastReason  string    // why it ended: "crash", "boot failure", "not ready in time", "reload", "max-memory", "memory loop", ...
 	Started     time.Time // when the current process started
 	ReadySince  time.Time // when it became ready; zero unless ready
 	RSS         uint64    // resident memory of the worker's process group, bytes (0 until measured)
@@ -208,7 +208,7 @@ func (m *machine) died(l *life, e Exit) (stable, failed bool) {
 		reason, failed = l.end, false
 	}
 	if l.killed != "" {
-		reason, detail, failed = "max-memory", l.killed, false
+		reason, detail, failed = reasonMaxMemory, l.killed, false
 	}
 	m.recordExit(e, reason, detail, l.w, failed)
 	if failed {
@@ -307,10 +307,10 @@ func (m *machine) recycled(l *life, e Exit) {
 	if l.killed != "" {
 		shown = l.killed
 	}
-	m.rec.replaced++
+	m.countReplacement(req.reason)
 	m.rec.lastExit, m.rec.lastReason = &e, shown
 	l.w.log.Info("worker stopped", "exit", e.String(), "reason", shown)
-	m.fx.count(req.reason)
+	m.countEnd(req.reason)
 	m.answer(req, nil)
 	if m.fx.stopping() {
 		m.toStopped()
@@ -336,7 +336,7 @@ func (m *machine) retired(l *life, e Exit) {
 	case l.req != nil:
 		m.fx.cleanup(l.w)
 		l.w.log.Info("worker stopped", "exit", e.String(), "reason", l.req.shown())
-		m.fx.count(l.req.reason)
+		m.countEnd(l.req.reason)
 		m.rec.lastExit, m.rec.lastReason = &e, l.req.shown()
 		m.answer(l.req, nil)
 	case l.ejected || l.killed != "":
@@ -351,7 +351,7 @@ func (m *machine) retired(l *life, e Exit) {
 
 // recordExit notes how a worker ended and, when it failed at boot, counts it.
 func (m *machine) recordExit(e Exit, reason, detail string, w *worker, failed bool) {
-	m.fx.count(reason)
+	m.countEnd(reason)
 	m.rec.lastExit, m.rec.lastReason = &e, reason
 	if !failed {
 		m.rec.bootFailures = 0
@@ -368,4 +368,23 @@ func (m *machine) recordExit(e Exit, reason, detail string, w *worker, failed bo
 		w.tail.add([]byte("(" + e.String() + ")"))
 		m.rec.lastTail = w.tail.Lines()
 	}
+}
+
+// countEnd counts a worker's end for reason. An end that is not the memory
+// guard's breaks a run of memory recycles.
+func (m *machine) countEnd(reason string) {
+	m.fx.count(reason)
+	if reason != reasonMaxMemory && reason != reasonMemoryLoop {
+		m.memLoops = 0
+	}
+}
+
+// countReplacement counts a replacement for reason: planned, or a restart
+// when it ends a memory loop, which is a fault.
+func (m *machine) countReplacement(reason string) {
+	if reason == reasonMemoryLoop {
+		m.rec.restarts++
+		return
+	}
+	m.rec.replaced++
 }
