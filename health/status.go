@@ -127,7 +127,7 @@ type LatencyStatus struct {
 type ExitStatus struct {
 	Code   int    `json:"code"`             // -1 when a signal ended it
 	Signal string `json:"signal,omitempty"` // e.g. "killed"
-	Reason string `json:"reason"`           // crash, boot failure, reload, max-memory, health check, stopped ...: percore's words, never the app's output
+	Reason string `json:"reason"`           // crash, boot failure, oom kill, reload, max-memory, memory loop, health check, stopped ...: percore's words, never the app's output
 }
 
 // StatusSource builds the status on demand.

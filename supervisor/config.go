@@ -69,7 +69,8 @@ type Config struct {
 	// path, which Node's server.listen(process.env.PORT) accepts.
 	SocketDir string
 	// OOM, when set, counts kernel OOM kills in percore's memory cgroup, so
-	// a worker killed by SIGKILL can be told to be an OOM victim.
+	// a worker killed by SIGKILL can be told to be an OOM victim: each kill
+	// counted is matched with one SIGKILL exit that percore did not cause.
 	OOM OOMCounter
 	// MinUptime is how long a worker must serve, counted from when it
 	// became ready (not from its start, which may take long), for its start

@@ -3,6 +3,7 @@ package supervisor
 import (
 	"context"
 	"errors"
+	"syscall"
 	"time"
 )
 
@@ -78,11 +79,16 @@ func (f *slotEffects) stopping() bool {
 	}
 }
 
-// watchExit is the one reader of a worker's exit: it marks the worker gone
-// and tells its slot.
+// watchExit is the one reader of a worker's exit: it marks the worker gone,
+// tells whether the kernel's OOM killer ended it, and tells its slot.
 func (s *Supervisor) watchExit(sl *slot, w *worker) {
 	defer s.helpers.Done()
 	e := <-w.exit
+	if e.Signal == syscall.SIGKILL && !w.sigkilled.Load() && s.ooms.take(time.Now()) {
+		e.OOMKilled = true
+		w.log.Error("worker was killed by the kernel OOM killer (memory cgroup limit reached)",
+			"hint", "lower --heap, --workers or --max-memory, or give the container more memory")
+	}
 	close(w.gone)
 	sl.mail.post(event{kind: evExit, key: w.key, exit: e})
 }
@@ -166,7 +172,7 @@ func (s *Supervisor) retire(w *worker) {
 // ejectStop sends an ejected worker the stop signal and SIGKILLs its group
 // if it has not exited after EjectGrace. A stop meanwhile takes over.
 func (s *Supervisor) ejectStop(w *worker) {
-	if err := signalGroup(w.pid, s.cfg.StopSignal); err != nil {
+	if err := w.signal(s.cfg.StopSignal); err != nil {
 		w.log.Warn("send stop signal", "error", err)
 	}
 	t := time.NewTimer(EjectGrace)

@@ -11,6 +11,9 @@ type Exit struct {
 	Code int
 	// Signal is the signal that ended the process, or 0.
 	Signal syscall.Signal
+	// OOMKilled says the kernel's OOM killer sent the SIGKILL, as far as
+	// the memory cgroup's count of OOM kills tells.
+	OOMKilled bool
 }
 
 // exitFromWaitStatus converts a wait status into an Exit.
@@ -21,8 +24,12 @@ func exitFromWaitStatus(ws syscall.WaitStatus) Exit {
 	return Exit{Code: ws.ExitStatus()}
 }
 
-// String says how the process ended: "exit code 1" or "signal killed".
+// String says how the process ended: "exit code 1", "signal killed" or
+// "signal killed by the kernel OOM killer".
 func (e Exit) String() string {
+	if e.OOMKilled {
+		return fmt.Sprintf("signal %s by the kernel OOM killer", e.Signal)
+	}
 	if e.Signal != 0 {
 		return fmt.Sprintf("signal %s", e.Signal)
 	}

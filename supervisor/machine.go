@@ -67,6 +67,7 @@ const (
 	reasonReplaced   = "replaced"
 	reasonMaxMemory  = "max-memory"  // the memory guard recycled or killed it
 	reasonMemoryLoop = "memory loop" // recycled over its budget soon after ready, as was the worker before it
+	reasonOOMKill    = "oom kill"    // the kernel's OOM killer ended it
 )
 
 // record is what a slot remembers of the workers it ran.

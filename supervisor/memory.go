@@ -2,12 +2,12 @@ package supervisor
 
 import (
 	"strings"
-	"syscall"
 	"time"
 )
 
 // sampler reads the resident memory of each slot's worker, for status and
-// for the Guard. A worker is sampled every Guard.Every, or every Guard.Near
+// for the Guard, and the OOM kill count, so that a kill is dated within a
+// tick. A worker is sampled every Guard.Every, or every Guard.Near
 // once it is above NearPercent of its budget, so that only workers close to
 // their budget are read often.
 func (s *Supervisor) sampler() {
@@ -24,6 +24,7 @@ func (s *Supervisor) sampler() {
 		case <-s.stopping:
 			return
 		case now := <-t.C:
+			s.ooms.observe(now)
 			s.sampleDue(now, next)
 		}
 	}
@@ -78,28 +79,13 @@ func (s *Supervisor) sample(sl *slot) (uint64, bool) {
 	return rss, true
 }
 
-// diagnose says why a worker died, as far as percore can tell: a SIGKILL
-// that the memory cgroup counts as an OOM kill is reported as one; any other
-// death with the worker's last output lines.
+// diagnose logs the last output lines of a worker that died, unless the
+// kernel's OOM killer ended it: watchExit said so already.
 func (s *Supervisor) diagnose(w *worker, e Exit) {
-	if e.Signal == syscall.SIGKILL && s.oomKilled() {
-		w.log.Error("worker was killed by the kernel OOM killer (memory cgroup limit reached)",
-			"hint", "lower --heap, --workers or --max-memory, or give the container more memory")
+	if e.OOMKilled {
 		return
 	}
 	if lines := w.tail.Lines(); len(lines) > 0 {
 		w.log.Error("worker's last output", "lines", strings.Join(lines, "\n"))
 	}
-}
-
-// oomKilled reports whether the OOM kill count grew since it was last read.
-func (s *Supervisor) oomKilled() bool {
-	if s.cfg.OOM == nil {
-		return false
-	}
-	n, err := s.cfg.OOM.Count()
-	if err != nil {
-		return false
-	}
-	return s.ooms.Swap(n) < n
 }

@@ -210,6 +210,9 @@ func (m *machine) died(l *life, e Exit) (stable, failed bool) {
 	if l.killed != "" {
 		reason, detail, failed = reasonMaxMemory, l.killed, false
 	}
+	if e.OOMKilled {
+		reason, detail = reasonOOMKill, ""
+	}
 	m.recordExit(e, reason, detail, l.w, failed)
 	if failed {
 		m.fx.firstOutcome()
@@ -232,7 +235,7 @@ func (m *machine) startFailed(l *life, e Exit) {
 		m.failedStart(e, reasonNotReady, l.notReady, l.w)
 	default:
 		l.w.log.Error("worker exited before it was ready", "exit", e.String())
-		m.failedStart(e, "boot failure", l.killed, l.w)
+		m.failedStart(e, oomOr(e, "boot failure"), l.killed, l.w)
 	}
 }
 
@@ -281,6 +284,9 @@ func (m *machine) replacementFailed(l *life, e Exit) {
 	m.fx.cleanup(l.w)
 	l.w.awaitOutput()
 	m.next, m.phase = nil, phaseReady
+	if e.OOMKilled {
+		m.countEnd(reasonOOMKill)
+	}
 	var err error
 	switch {
 	case l.shortage != nil:
@@ -289,7 +295,7 @@ func (m *machine) replacementFailed(l *life, e Exit) {
 		err = &startError{w: l.w, exit: e, reason: reasonNotReady, detail: l.notReady}
 	default:
 		l.w.log.Error("worker exited before it was ready", "exit", e.String())
-		err = &startError{w: l.w, exit: e, reason: "boot failure", detail: l.killed}
+		err = &startError{w: l.w, exit: e, reason: oomOr(e, "boot failure"), detail: l.killed}
 	}
 	m.cur.w.log.Error("replacement failed; the old worker keeps serving", "reason", m.req.reason, "error", err)
 	m.answer(m.req, fmt.Errorf("worker %d: replacement %w", m.slot, err))
@@ -307,10 +313,11 @@ func (m *machine) recycled(l *life, e Exit) {
 	if l.killed != "" {
 		shown = l.killed
 	}
+	shown = oomOr(e, shown)
 	m.countReplacement(req.reason)
 	m.rec.lastExit, m.rec.lastReason = &e, shown
 	l.w.log.Info("worker stopped", "exit", e.String(), "reason", shown)
-	m.countEnd(req.reason)
+	m.countEnd(oomOr(e, req.reason))
 	m.answer(req, nil)
 	if m.fx.stopping() {
 		m.toStopped()
@@ -322,8 +329,7 @@ func (m *machine) recycled(l *life, e Exit) {
 // stopped records the end of a worker stopped for good.
 func (m *machine) stopped(l *life, e Exit) {
 	m.fx.cleanup(l.w)
-	l.w.log.Info("worker stopped", "exit", e.String())
-	m.rec.lastExit, m.rec.lastReason = &e, reasonStopped
+	m.stoppedFor(l, e)
 	m.toStopped()
 }
 
@@ -336,17 +342,35 @@ func (m *machine) retired(l *life, e Exit) {
 	case l.req != nil:
 		m.fx.cleanup(l.w)
 		l.w.log.Info("worker stopped", "exit", e.String(), "reason", l.req.shown())
-		m.countEnd(l.req.reason)
-		m.rec.lastExit, m.rec.lastReason = &e, l.req.shown()
+		m.countEnd(oomOr(e, l.req.reason))
+		m.rec.lastExit, m.rec.lastReason = &e, oomOr(e, l.req.shown())
 		m.answer(l.req, nil)
 	case l.ejected || l.killed != "":
 		m.died(l, e) // never a failed start
 		m.rec.restarts++
 	default:
 		m.fx.cleanup(l.w)
-		l.w.log.Info("worker stopped", "exit", e.String())
-		m.rec.lastExit, m.rec.lastReason = &e, reasonStopped
+		m.stoppedFor(l, e)
 	}
+}
+
+// stoppedFor records the end of a worker that was stopped for good. It is
+// not counted, unless the kernel's OOM killer ended it first.
+func (m *machine) stoppedFor(l *life, e Exit) {
+	l.w.log.Info("worker stopped", "exit", e.String())
+	m.rec.lastExit, m.rec.lastReason = &e, oomOr(e, reasonStopped)
+	if e.OOMKilled {
+		m.countEnd(reasonOOMKill)
+	}
+}
+
+// oomOr is reason, or "oom kill" when the kernel's OOM killer ended the
+// worker: every record and count of its end says so.
+func oomOr(e Exit, reason string) string {
+	if e.OOMKilled {
+		return reasonOOMKill
+	}
+	return reason
 }
 
 // recordExit notes how a worker ended and, when it failed at boot, counts it.

@@ -63,7 +63,7 @@ type Supervisor struct {
 	reloads  chan struct{} // a pending reload (buffered 1)
 	recycles chan recycle  // workers to replace one by one
 
-	ooms atomic.Uint64 // the OOM kill count last seen
+	ooms *oomLedger // matches the kernel's OOM kills with worker exits
 
 	mu      sync.Mutex // protects slots, target, reload, waiters, ends and results
 	slots   []*slot
@@ -93,6 +93,7 @@ func New(cfg Config) (*Supervisor, error) {
 		ends:     map[string]uint64{},
 		results:  map[string]uint64{},
 		recycles: make(chan recycle, 64),
+		ooms:     newOOMLedger(cfg.OOM),
 	}, nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -30,6 +31,18 @@ type worker struct {
 	tail    *Tail
 	output  <-chan struct{} // closed once the output pipes ended and tail holds the last lines
 	log     hclog.Logger
+
+	sigkilled atomic.Bool // percore sent its group SIGKILL: its SIGKILL exit is no OOM kill
+}
+
+// signal sends sig to the worker's process group. A SIGKILL is noted
+// first, so that the exit it causes is never taken for the kernel's OOM
+// kill.
+func (w *worker) signal(sig syscall.Signal) error {
+	if sig == syscall.SIGKILL {
+		w.sigkilled.Store(true)
+	}
+	return signalGroup(w.pid, sig)
 }
 
 // outputDrainWait bounds the wait for a gone worker's last output. Its pipes
@@ -263,7 +276,7 @@ func (s *Supervisor) stop(ctx context.Context, w *worker, drained <-chan struct{
 		s.killGroup(w)
 		return
 	}
-	if err := signalGroup(w.pid, s.cfg.StopSignal); err != nil {
+	if err := w.signal(s.cfg.StopSignal); err != nil {
 		w.log.Warn("send stop signal", "error", err)
 	}
 	grace := ctx
@@ -283,7 +296,7 @@ func (s *Supervisor) stop(ctx context.Context, w *worker, drained <-chan struct{
 // killGroup removes whatever is left of the worker's process group, such as
 // the children of a wrapper command.
 func (s *Supervisor) killGroup(w *worker) {
-	if err := signalGroup(w.pid, syscall.SIGKILL); err != nil {
+	if err := w.signal(syscall.SIGKILL); err != nil {
 		w.log.Warn("kill process group", "error", err)
 	}
 }

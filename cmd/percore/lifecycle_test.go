@@ -305,6 +305,84 @@ func TestOOMKilledWorkerIsDiagnosed(t *testing.T) {
 	in.waitLog("worker ready", 20*time.Second)
 }
 
+// TestOOMKillsOfTwoWorkersAreBothReported: two node workers fill their
+// 256 MB memory cgroup (no swap) with Buffers together, and the kernel's
+// OOM killer ends both while percore is frozen, so that it sees both exits
+// after both kills. Each is reported: one log line per kill, and each
+// slot's last exit says "oom kill". Before, the first exit looked at took
+// both kills of the cgroup's count, and the other was a plain crash.
+func TestOOMKillsOfTwoWorkersAreBothReported(t *testing.T) {
+	needNode(t)
+	cg := testutil.NewMemoryCgroup(t, 256<<20)
+	pair := filepath.Join(t.TempDir(), "pair")
+	in := launchBin(t, percoreBin, []string{"OOM_PAIR_FILE=" + pair}, cg.Wrapper(),
+		"--workers", "2", "--heap", "off", "--max-memory", "off", "--", "node", "testdata/oom-pair.js")
+	in.waitLog("worker ready", 20*time.Second)
+	var st struct {
+		ReadyWorkers int `json:"ready_workers"`
+		Workers      []struct {
+			PID      int `json:"pid"`
+			LastExit *struct {
+				Signal string `json:"signal"`
+				Reason string `json:"reason"`
+			} `json:"last_exit"`
+		} `json:"workers"`
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for getJSON(t, "http://"+in.admin+"/status", &st); st.ReadyWorkers < 2; getJSON(t, "http://"+in.admin+"/status", &st) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d workers ready after 20s", st.ReadyWorkers)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	thaw, frozen := testutil.Freeze(t, in.cmd.Process.Pid)
+	pids := fmt.Sprintf("%d %d\n", st.Workers[0].PID, st.Workers[1].PID)
+	if err := os.WriteFile(pair, []byte(pids), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if frozen {
+		for deadline = time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			if n, err := cg.OOMKills(); err != nil || n >= 2 {
+				break
+			}
+			if time.Now().After(deadline) {
+				thaw()
+				t.Fatalf("the kernel did not kill both workers within 30s")
+			}
+		}
+		thaw()
+	} else {
+		t.Log("no cgroup v1 freezer here: percore may see the first exit before the second kill")
+	}
+	for deadline = time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		getJSON(t, "http://"+in.admin+"/status", &st)
+		done := st.ReadyWorkers == 2
+		for _, w := range st.Workers {
+			done = done && w.LastExit != nil
+		}
+		if done {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("both workers were not killed and restarted within 30s: %+v; logs:\n%s", st, in.logs.String())
+		}
+	}
+	kills, err := cg.OOMKills()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Count(in.logs.String(), "worker was killed by the kernel OOM killer")
+	t.Logf("kernel OOM kills %d, reported %d", kills, lines)
+	if kills < 2 || lines != kills {
+		t.Errorf("the kernel killed %d processes, percore reported %d OOM kills; logs:\n%s", kills, lines, in.logs.String())
+	}
+	for i, w := range st.Workers {
+		if w.LastExit.Signal != "killed" || w.LastExit.Reason != "oom kill" {
+			t.Errorf("worker %d's last exit: %+v, want killed, \"oom kill\"", i, *w.LastExit)
+		}
+	}
+}
+
 func TestMaxRequestsRecyclesWithoutErrors(t *testing.T) {
 	needNode(t)
 	in := start(t, "--workers", "1", "--max-requests", "50", "--", "node", appJS())

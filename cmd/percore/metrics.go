@@ -20,7 +20,7 @@ const (
 	helpRSS      = "Resident memory of each worker's whole process group."
 	helpReady    = "Workers taking traffic."
 	helpWorkers  = "Worker slots configured."
-	helpRestarts = "Worker processes ended, by reason: crash, boot failure, not ready in time, health check, memory loop (over the memory budget soon after ready, as was the worker before: recycled after a backoff) (unplanned); reload, max-memory, max-requests (planned)."
+	helpRestarts = "Worker processes ended, by reason: crash, boot failure, not ready in time, health check, oom kill (the kernel's OOM killer), memory loop (over the memory budget soon after ready, as was the worker before: recycled after a backoff) (unplanned); reload, max-memory, max-requests (planned)."
 	helpReloads  = "Rolling reloads finished, by result."
 	helpTunnels  = "Upgraded connections (WebSockets) open."
 	helpSticky   = "Requests pinned to a worker (a socket.io session, --affinity), by result: followed to it, or moved because it was draining, ejected, full or gone."

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -134,4 +136,41 @@ func (cg MemoryCgroup) remove(t testing.TB) {
 		}
 	}
 	t.Errorf("remove cgroup %s: %v", cg.Dir, err)
+}
+
+// Freeze stops the process pid, every thread of it, in a cgroup v1 freezer
+// made for it, until thaw is called (at the latest when the test ends):
+// the kernel goes on with the processes around it. It reports false where
+// no v1 freezer can be written (not root, or cgroup v2 only).
+func Freeze(t testing.TB, pid int) (thaw func(), ok bool) {
+	t.Helper()
+	const root = "/sys/fs/cgroup/freezer"
+	dir := filepath.Join(root, fmt.Sprintf("percore-test-%d-%d", os.Getpid(), time.Now().UnixNano()))
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return func() {}, false
+	}
+	write := func(file, v string) error { return os.WriteFile(filepath.Join(dir, file), []byte(v), 0o644) }
+	if err := write("cgroup.procs", strconv.Itoa(pid)); err != nil {
+		os.Remove(dir)
+		return func() {}, false
+	}
+	if err := write("freezer.state", "FROZEN"); err != nil {
+		t.Errorf("freeze %d: %v", pid, err)
+	}
+	var once sync.Once
+	thaw = func() {
+		once.Do(func() {
+			if err := write("freezer.state", "THAWED"); err != nil {
+				t.Errorf("thaw %d: %v", pid, err)
+			}
+			// Back to the root, so that the freezer can go.
+			if err := os.WriteFile(filepath.Join(root, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0o644); err != nil &&
+				!errors.Is(err, syscall.ESRCH) {
+				t.Errorf("move %d out of its freezer: %v", pid, err)
+			}
+			MemoryCgroup{Dir: dir}.remove(t)
+		})
+	}
+	t.Cleanup(thaw)
+	return thaw, true
 }
