@@ -316,7 +316,7 @@ func workerLives(logs []logLine) map[int][]life {
 	return lives
 }
 
-// guardReason reports whether reason is the memory guard's: "memory: rss
+// guardReason reports whether reason is the memory guard's: "memory: pss
 // 233.4MiB over budget 227.0MiB", or "memory loop: …" for a worker over its
 // budget soon after it became ready, as was the one before it.
 func guardReason(reason string) bool {

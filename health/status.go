@@ -95,13 +95,20 @@ type WorkerStatus struct {
 	Restarts  int    `json:"restarts"` // unplanned: crashes, failed starts, health-check ejections, memory loops
 	Replaced  int    `json:"replaced"` // planned: reloads and recycling
 	// LastExit is how the previous process of this slot ended.
-	LastExit       *ExitStatus `json:"last_exit"`
-	RSSBytes       uint64      `json:"rss_bytes"` // the whole process group
-	HeapMB         int         `json:"heap_mb"`
-	Inflight       int64       `json:"inflight"`
-	Requests       uint64      `json:"requests"`
-	UptimeS        float64     `json:"uptime_s"`
-	HealthFailures int         `json:"health_failures"`
+	LastExit *ExitStatus `json:"last_exit"`
+	// RSSBytes is the memory of the worker's whole process tree, as
+	// MemoryMeasure says: "pss", the sum of its processes' proportional set
+	// sizes (a page shared by several processes counts a share to each, as
+	// the kernel's memory cgroup charges it once), or "rss", the sum of their
+	// resident sets, where a process's /proc/PID/smaps_rollup cannot be read
+	// (shared pages then count once per process).
+	RSSBytes       uint64  `json:"rss_bytes"`
+	MemoryMeasure  string  `json:"memory_measure,omitempty"`
+	HeapMB         int     `json:"heap_mb"`
+	Inflight       int64   `json:"inflight"`
+	Requests       uint64  `json:"requests"`
+	UptimeS        float64 `json:"uptime_s"`
+	HealthFailures int     `json:"health_failures"`
 	// Answered and Errors5xx count the slot's answers, 5xx ones apart,
 	// across its workers; they only grow.
 	Answered  uint64 `json:"answered"`

@@ -42,7 +42,7 @@ func (f *slotEffects) cleanup(w *worker) {
 	w.forget()
 }
 
-func (f *slotEffects) rss(w *worker) (uint64, bool) { return groupRSS(w.pid) }
+func (f *slotEffects) memory(w *worker) (uint64, MemoryMeasure, bool) { return groupMemory(w.pid) }
 
 func (f *slotEffects) after(d time.Duration) {
 	f.s.helpers.Add(1)

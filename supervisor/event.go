@@ -69,16 +69,17 @@ func (k eventKind) String() string {
 // event is one message to a slot's loop. key names the worker it is about;
 // an event about a worker that is no longer the slot's is ignored.
 type event struct {
-	kind   eventKind
-	key    uint64
-	exit   Exit            // evExit
-	reason string          // evEject, evKill, evRecycle
-	detail string          // evRecycle
-	err    error           // evShortage, evStartFailed
-	req    *replaceRequest // evReplace
-	rss    uint64          // evSample
-	n      int             // evHealth
-	until  time.Time       // evOutOfRotation
+	kind    eventKind
+	key     uint64
+	exit    Exit            // evExit
+	reason  string          // evEject, evKill, evRecycle
+	detail  string          // evRecycle
+	err     error           // evShortage, evStartFailed
+	req     *replaceRequest // evReplace
+	mem     uint64          // evSample
+	measure MemoryMeasure   // evSample
+	n       int             // evHealth
+	until   time.Time       // evOutOfRotation
 }
 
 // mailbox queues events for a slot's loop. Posting never blocks, so the

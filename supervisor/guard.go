@@ -5,17 +5,19 @@ import (
 	"time"
 )
 
-// Guard holds every worker's process group to a resident memory budget. A
+// Guard holds every worker's process group to a memory budget, its memory
+// counted as groupMemory does: the sum of its processes' PSS, or of their RSS
+// where PSS cannot be read. A
 // worker above Budget is recycled: drained, then replaced (the replacement
 // first when Config.SpareSlot says it fits, else after the old one stopped).
 // A worker above Hard is killed at once with SIGKILL to its group, before
 // the memory cgroup's limit is reached and the kernel has to choose a victim
 // or thrash. The zero Guard is off.
 type Guard struct {
-	// Budget is the RSS in bytes a worker's group may use; 0 turns the
+	// Budget is the memory in bytes a worker's group may use; 0 turns the
 	// guard off.
 	Budget uint64
-	// Hard is the RSS at which a worker's group is killed at once; it is
+	// Hard is the memory at which a worker's group is killed at once; it is
 	// raised to Budget when below it.
 	Hard uint64
 	// Every is the sampling interval of a worker far from its budget
@@ -78,14 +80,14 @@ func (a guardAction) String() string {
 	}
 }
 
-// decide says what to do about a worker whose group uses rss bytes.
-func (g Guard) decide(rss uint64) guardAction {
+// decide says what to do about a worker whose group uses mem bytes.
+func (g Guard) decide(mem uint64) guardAction {
 	switch {
 	case !g.On():
 		return guardNone
-	case rss > g.Hard:
+	case mem > g.Hard:
 		return guardKill
-	case rss > g.Budget:
+	case mem > g.Budget:
 		return guardRecycle
 	default:
 		return guardNone
@@ -93,10 +95,10 @@ func (g Guard) decide(rss uint64) guardAction {
 }
 
 // interval is how long to wait before sampling a worker whose group last
-// used rss bytes: Near above NearPercent of the budget, else Every. Only
+// used mem bytes: Near above NearPercent of the budget, else Every. Only
 // the workers close to their budget are sampled fast.
-func (g Guard) interval(rss uint64) time.Duration {
-	if g.On() && rss > g.Budget/100*NearPercent {
+func (g Guard) interval(mem uint64) time.Duration {
+	if g.On() && mem > g.Budget/100*NearPercent {
 		return g.Near
 	}
 	return g.Every
@@ -113,25 +115,33 @@ func (g Guard) hurry() uint64 {
 }
 
 // overBudget is the reason a worker is recycled, for the log and /status:
-// "memory: rss 233.4MiB over budget 227.0MiB".
-func (g Guard) overBudget(rss uint64) string {
-	v, limit := figures(rss, g.Budget)
-	return "memory: rss " + v + " over budget " + limit
+// "memory: pss 233.4MiB over budget 227.0MiB", naming the measure.
+func (g Guard) overBudget(mem uint64, m MemoryMeasure) string {
+	v, limit := figures(mem, g.Budget)
+	return "memory: " + measureName(m) + " " + v + " over budget " + limit
 }
 
 // loopReason is the reason a worker in a memory loop is recycled, after
-// it passed its budget served after it became ready: "memory loop: rss
+// it passed its budget served after it became ready: "memory loop: pss
 // 233.4MiB over budget 227.0MiB 1.23s after ready".
-func (g Guard) loopReason(rss uint64, served time.Duration) string {
-	v, limit := figures(rss, g.Budget)
-	return "memory loop: rss " + v + " over budget " + limit + " " + served.Round(10*time.Millisecond).String() +
+func (g Guard) loopReason(mem uint64, m MemoryMeasure, served time.Duration) string {
+	v, limit := figures(mem, g.Budget)
+	return "memory loop: " + measureName(m) + " " + v + " over budget " + limit + " " + served.Round(10*time.Millisecond).String() +
 		" after ready"
 }
 
 // overHard is the reason a worker is killed at once.
-func (g Guard) overHard(rss uint64) string {
-	v, limit := figures(rss, g.Hard)
-	return "memory: rss " + v + " over hard limit " + limit + ", killed"
+func (g Guard) overHard(mem uint64, m MemoryMeasure) string {
+	v, limit := figures(mem, g.Hard)
+	return "memory: " + measureName(m) + " " + v + " over hard limit " + limit + ", killed"
+}
+
+// measureName names the measure m in a reason: "pss" or "rss".
+func measureName(m MemoryMeasure) string {
+	if m == MeasurePSS {
+		return "pss"
+	}
+	return "rss"
 }
 
 // figures writes a measured size and the limit it passed in MiB with one

@@ -74,12 +74,18 @@ func TestGuardReasons(t *testing.T) {
 		{227*mib + 1<<10, "memory: rss 232449.0KiB over budget 232448.0KiB"},
 		{227*mib + 1, "memory: rss 238026753B over budget 238026752B"},
 	} {
-		if got := g.overBudget(c.rss); got != c.want {
+		if got := g.overBudget(c.rss, MeasureRSS); got != c.want {
 			t.Errorf("overBudget(%d) = %q, want %q", c.rss, got, c.want)
 		}
 	}
-	if got := g.overHard(300 * mib); got != "memory: rss 300.0MiB over hard limit 259.0MiB, killed" {
+	if got := g.overHard(300*mib, MeasureRSS); got != "memory: rss 300.0MiB over hard limit 259.0MiB, killed" {
 		t.Errorf("overHard = %q", got)
+	}
+	if got := g.overBudget(233*mib, MeasurePSS); got != "memory: pss 233.0MiB over budget 227.0MiB" {
+		t.Errorf("overBudget by PSS = %q", got)
+	}
+	if got := g.loopReason(233*mib, MeasurePSS, 1234*time.Millisecond); got != "memory loop: pss 233.0MiB over budget 227.0MiB 1.23s after ready" {
+		t.Errorf("loopReason = %q", got)
 	}
 }
 
@@ -140,7 +146,7 @@ func recycleOrder(t *testing.T, spare bool) []string {
 	for time.Now().Before(deadline) {
 		ws := rig.sup.Snapshot()[0]
 		if ws.Replaced >= 1 && len(l.order()) >= 3 {
-			if !strings.HasPrefix(ws.LastReason, "memory: rss ") || ws.Restarts != 0 {
+			if !strings.HasPrefix(ws.LastReason, "memory: ") || ws.Restarts != 0 {
 				t.Errorf("status after the recycle: %+v", ws)
 			}
 			return l.order()[:3]
@@ -199,11 +205,11 @@ func servingFootprint(t *testing.T) uint64 {
 	rig := newRig(t, "serve", 1, nil)
 	rig.waitAdded(t)
 	time.Sleep(200 * time.Millisecond) // settled a little; only a rough figure is needed
-	rss, ok := groupRSS(rig.sup.Snapshot()[0].PID)
+	mem, _, ok := groupMemory(rig.sup.Snapshot()[0].PID)
 	if !ok {
 		t.Skip("cannot measure a worker's memory here")
 	}
-	return rss
+	return mem
 }
 
 // TestMemoryLoopIsBackedOffAndWarned: a worker that sits a few MiB over
@@ -236,13 +242,13 @@ func TestMemoryLoopIsBackedOffAndWarned(t *testing.T) {
 		t.Errorf("ends %v, want one plain max-memory recycling before the loop", ends)
 	}
 	ws := rig.sup.Snapshot()[0]
-	if !strings.HasPrefix(ws.LastReason, "memory loop: rss ") || ws.Restarts < loops {
+	if !strings.HasPrefix(ws.LastReason, "memory loop: ") || ws.Restarts < loops {
 		t.Errorf("status after %d loops: %+v", loops, ws)
 	}
 	var backoffs []string
 	for _, line := range strings.Split(rig.log.String(), "\n") {
 		if strings.Contains(line, "[WARN]") && strings.Contains(line, "memory loop:") {
-			for _, want := range []string{"rss=", "budget=", "served=", "--max-memory", "fewer --workers"} {
+			for _, want := range []string{"budget=", "served=", "--max-memory", "fewer --workers"} {
 				if !strings.Contains(line, want) {
 					t.Errorf("the warning lacks %q: %s", want, line)
 				}

@@ -12,21 +12,21 @@ import (
 // machine the supervisor's effects; tests give it a recording fake. Each
 // method returns at once; what it starts reports back as events.
 type effects interface {
-	spawn() (*worker, error)         // start a process; its exit and readiness come back as events
-	route(w *worker)                 // make a ready worker take traffic
-	drain(w *worker) <-chan struct{} // take a worker out of rotation
-	halt(w *worker, how haltKind)    // stop a worker in the background
-	killGroup(w *worker)             // SIGKILL the worker's process group
-	cleanup(w *worker)               // remove what a gone worker leaves behind
-	rss(w *worker) (uint64, bool)    // measure a worker's resident memory
-	after(d time.Duration)           // report evBackoffOver after d
-	queueRecycle(r recycle) bool     // hand a recycling to the replacer
-	count(reason string)             // count a worker's end
-	firstOutcome()                   // the first worker is ready or failed
-	readyElsewhere() bool            // some slot's worker serves
-	giveUp(err *CrashLoopError)      // end Run: the app keeps failing at start-up
-	diagnose(w *worker, e Exit)      // log why a worker died
-	stopping() bool                  // the supervisor stops
+	spawn() (*worker, error)                        // start a process; its exit and readiness come back as events
+	route(w *worker)                                // make a ready worker take traffic
+	drain(w *worker) <-chan struct{}                // take a worker out of rotation
+	halt(w *worker, how haltKind)                   // stop a worker in the background
+	killGroup(w *worker)                            // SIGKILL the worker's process group
+	cleanup(w *worker)                              // remove what a gone worker leaves behind
+	memory(w *worker) (uint64, MemoryMeasure, bool) // measure a worker's memory
+	after(d time.Duration)                          // report evBackoffOver after d
+	queueRecycle(r recycle) bool                    // hand a recycling to the replacer
+	count(reason string)                            // count a worker's end
+	firstOutcome()                                  // the first worker is ready or failed
+	readyElsewhere() bool                           // some slot's worker serves
+	giveUp(err *CrashLoopError)                     // end Run: the app keeps failing at start-up
+	diagnose(w *worker, e Exit)                     // log why a worker died
+	stopping() bool                                 // the supervisor stops
 }
 
 // haltKind is how a worker is stopped.
@@ -49,7 +49,8 @@ type life struct {
 	killed      string          // why the memory guard killed it
 	shortage    error           // its readiness could not be checked
 	recycling   bool            // a recycling is queued
-	rss         uint64          // its group's resident memory, 0 until measured
+	mem         uint64          // its group's memory, 0 until measured
+	measure     MemoryMeasure   // how mem was measured
 	healthFails int             // consecutive failed health checks
 	outUntil    time.Time       // the proxy routes nothing to it until then
 	readySince  time.Time       // when it became ready; zero unless it serves
@@ -186,7 +187,7 @@ func (m *machine) note(ev event) {
 	}
 	switch ev.kind {
 	case evSample:
-		m.cur.rss = ev.rss
+		m.cur.mem, m.cur.measure = ev.mem, ev.measure
 	case evHealth:
 		m.cur.healthFails = ev.n
 	case evOutOfRotation:
@@ -364,22 +365,22 @@ func (m *machine) memoryRecycle(l *life, r recycle) (recycle, bool) {
 		if m.memLoops++; m.memLoops < 2 {
 			return r, true
 		}
-		l.hold, l.loop = now.Add(m.backoff), m.cfg.Guard.loopReason(l.rss, served)
+		l.hold, l.loop = now.Add(m.backoff), m.cfg.Guard.loopReason(l.mem, l.measure, served)
 		m.warnLoop(l, served)
 		m.backoff = min(m.backoff*2, m.cfg.BackoffMax)
 	}
 	r.reason, r.detail = reasonMemoryLoop, l.loop
-	return r, !now.Before(l.hold) || l.rss > m.cfg.Guard.hurry()
+	return r, !now.Before(l.hold) || l.mem > m.cfg.Guard.hurry()
 }
 
 // warnLoop says that the serving worker l is in a memory loop, with the
 // figures and what to do about it.
 func (m *machine) warnLoop(l *life, served time.Duration) {
-	v, budget := figures(l.rss, m.cfg.Guard.Budget)
+	v, budget := figures(l.mem, m.cfg.Guard.Budget)
 	l.w.log.Warn("memory loop: the worker is over its memory budget "+served.Round(10*time.Millisecond).String()+
 		" after it became ready, as was the worker before it; every replacement would be, so it is recycled "+
 		"after a backoff that doubles up to "+m.cfg.BackoffMax.String()+", at once if it keeps growing",
-		"rss", v, "budget", budget, "served", served.Round(10*time.Millisecond), "backoff", m.backoff,
+		l.measure.String(), v, "budget", budget, "served", served.Round(10*time.Millisecond), "backoff", m.backoff,
 		"in_a_row", m.memLoops,
 		"hint", "the app needs more memory than its budget: raise --max-memory, run fewer --workers, or give percore more memory")
 }
@@ -413,8 +414,8 @@ func (m *machine) serve(l *life) {
 // route routes a ready worker and measures it at once, so that /status has
 // its memory from its first ready moment on.
 func (m *machine) route(l *life) {
-	if rss, ok := m.fx.rss(l.w); ok {
-		l.rss = rss
+	if mem, measure, ok := m.fx.memory(l.w); ok {
+		l.mem, l.measure = mem, measure
 	}
 	l.readySince, l.routed = time.Now(), true
 	l.readyAt = l.readySince

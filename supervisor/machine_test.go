@@ -51,8 +51,10 @@ func (f *fakeEffects) drain(w *worker) <-chan struct{} {
 func (f *fakeEffects) halt(w *worker, how haltKind) { f.call("halt %d %d", w.key, how) }
 func (f *fakeEffects) killGroup(w *worker)          { f.call("kill %d", w.key) }
 func (f *fakeEffects) cleanup(w *worker)            { f.call("cleanup %d", w.key) }
-func (f *fakeEffects) rss(w *worker) (uint64, bool) { return 42 << 20, true }
-func (f *fakeEffects) after(d time.Duration)        { f.call("after %s", d) }
+func (f *fakeEffects) memory(w *worker) (uint64, MemoryMeasure, bool) {
+	return 42 << 20, MeasurePSS, true
+}
+func (f *fakeEffects) after(d time.Duration) { f.call("after %s", d) }
 func (f *fakeEffects) queueRecycle(r recycle) bool {
 	f.call("recycle %d", r.key)
 	f.recycles = append(f.recycles, r)
@@ -408,8 +410,8 @@ func TestMachineMemoryLoopBacksOff(t *testing.T) {
 	m.start()
 	over := func(rss uint64) {
 		key := m.cur.w.key
-		m.handle(event{kind: evSample, key: key, rss: rss})
-		m.handle(event{kind: evRecycle, key: key, reason: reasonMaxMemory, detail: m.cfg.Guard.overBudget(rss)})
+		m.handle(event{kind: evSample, key: key, mem: rss, measure: MeasurePSS})
+		m.handle(event{kind: evRecycle, key: key, reason: reasonMaxMemory, detail: m.cfg.Guard.overBudget(rss, MeasurePSS)})
 	}
 	recycled := func() {
 		t.Helper()
@@ -444,13 +446,13 @@ func TestMachineMemoryLoopBacksOff(t *testing.T) {
 		over(103 * mib) // the backoff has passed
 		r := fx.recycles[len(fx.recycles)-1]
 		if len(fx.recycles) != i+2 || r.reason != reasonMemoryLoop ||
-			!strings.HasPrefix(r.detail, "memory loop: rss 103.0MiB over budget 100.0MiB ") {
+			!strings.HasPrefix(r.detail, "memory loop: pss 103.0MiB over budget 100.0MiB ") {
 			t.Fatalf("loop %d: after the backoff queued %+v", i+1, fx.recycles)
 		}
 		recycled()
 	}
 	if fx.counts[reasonMemoryLoop] != 3 || m.rec.restarts != 3 || m.rec.replaced != 1 ||
-		!strings.HasPrefix(m.rec.lastReason, "memory loop: rss") {
+		!strings.HasPrefix(m.rec.lastReason, "memory loop: pss") {
 		t.Errorf("after three loops: counted %v, %+v", fx.counts, m.rec)
 	}
 
@@ -543,15 +545,15 @@ func (m *machine) retiringKey(t *testing.T) uint64 {
 // events record on the current worker and start afresh with the next.
 func TestMachineRecordsMeasurements(t *testing.T) {
 	m, _ := machineIn(t, phaseReady)
-	if m.cur.rss != 42<<20 {
-		t.Errorf("rss at ready = %d, want it measured", m.cur.rss)
+	if m.cur.mem != 42<<20 || m.cur.measure != MeasurePSS {
+		t.Errorf("memory at ready = %d by %s, want it measured", m.cur.mem, m.cur.measure)
 	}
 	key := m.cur.w.key
 	until := time.Now().Add(time.Hour)
-	m.handle(event{kind: evSample, key: key, rss: 7})
+	m.handle(event{kind: evSample, key: key, mem: 7, measure: MeasureRSS})
 	m.handle(event{kind: evHealth, key: key, n: 2})
 	m.handle(event{kind: evOutOfRotation, key: key, until: until})
-	if m.cur.rss != 7 || m.cur.healthFails != 2 || !m.cur.outUntil.Equal(until) {
+	if m.cur.mem != 7 || m.cur.measure != MeasureRSS || m.cur.healthFails != 2 || !m.cur.outUntil.Equal(until) {
 		t.Errorf("recorded %+v", m.cur)
 	}
 	sl := newSlot(0)
@@ -564,7 +566,7 @@ func TestMachineRecordsMeasurements(t *testing.T) {
 	}
 	m.handle(event{kind: evExit, key: key, exit: Exit{Code: 1}})
 	m.handle(event{kind: evBackoffOver})
-	if m.cur.rss != 0 || m.cur.healthFails != 0 || !m.cur.outUntil.IsZero() {
+	if m.cur.mem != 0 || m.cur.healthFails != 0 || !m.cur.outUntil.IsZero() {
 		t.Errorf("the next worker inherited %+v", m.cur)
 	}
 }

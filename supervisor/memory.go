@@ -5,11 +5,11 @@ import (
 	"time"
 )
 
-// sampler reads the resident memory of each slot's worker, for status and
-// for the Guard, and the OOM kill count, so that a kill is dated within a
-// tick. A worker is sampled every Guard.Every, or every Guard.Near
-// once it is above NearPercent of its budget, so that only workers close to
-// their budget are read often.
+// sampler reads the memory of each slot's worker, for status and for the
+// Guard, and the OOM kill count, so that a kill is dated within a tick. A
+// worker is sampled every Guard.Every, or every Guard.Near once it is above
+// NearPercent of its budget, so that only workers close to their budget
+// are read often; its PSS is read at most every Guard.Every (see meter).
 func (s *Supervisor) sampler() {
 	defer s.loops.Done()
 	tick := s.cfg.Guard.Every
@@ -18,65 +18,80 @@ func (s *Supervisor) sampler() {
 	}
 	t := time.NewTicker(tick)
 	defer t.Stop()
-	next := map[*slot]time.Time{}
+	sp := sampling{next: map[*slot]time.Time{}, meters: map[*slot]*meter{}}
 	for {
 		select {
 		case <-s.stopping:
 			return
 		case now := <-t.C:
 			s.ooms.observe(now)
-			s.sampleDue(now, next)
+			s.sampleDue(now, sp)
 		}
 	}
 }
 
+// sampling is the sampler's own record of each slot: when its next sample
+// is due, and its worker's meter.
+type sampling struct {
+	next   map[*slot]time.Time
+	meters map[*slot]*meter
+}
+
 // sampleDue samples the slots whose next sample is due and plans the next.
-func (s *Supervisor) sampleDue(now time.Time, next map[*slot]time.Time) {
+func (s *Supervisor) sampleDue(now time.Time, sp sampling) {
 	slots := s.slotList()
 	seen := make(map[*slot]bool, len(slots))
 	for _, sl := range slots {
 		seen[sl] = true
-		if now.Before(next[sl]) {
+		if now.Before(sp.next[sl]) {
 			continue
 		}
-		rss, ok := s.sample(sl)
+		mt := sp.meters[sl]
+		if mt == nil {
+			mt = &meter{}
+			sp.meters[sl] = mt
+		}
+		mem, ok := s.sample(sl, mt, now)
 		if !ok {
-			next[sl] = time.Time{}
+			sp.next[sl] = time.Time{}
 			continue
 		}
 		// A tick's jitter must not push a sample a whole Near late.
-		next[sl] = now.Add(s.cfg.Guard.interval(rss) - s.cfg.Guard.Near/2)
+		sp.next[sl] = now.Add(s.cfg.Guard.interval(mem) - s.cfg.Guard.Near/2)
 	}
-	for sl := range next {
+	for sl := range sp.next {
 		if !seen[sl] {
-			delete(next, sl)
+			delete(sp.next, sl)
+			delete(sp.meters, sl)
 		}
 	}
 }
 
-// sample reads the resident memory of the slot's worker, whatever its
+// sample reads the memory of the slot's worker (see groupMemory), whatever its
 // state, reports it to the slot and acts on it as the Guard says.
-func (s *Supervisor) sample(sl *slot) (uint64, bool) {
+func (s *Supervisor) sample(sl *slot, mt *meter, now time.Time) (uint64, bool) {
 	sl.mu.Lock()
 	ws := sl.view.status
 	sl.mu.Unlock()
 	if ws.Key == 0 || ws.PID == 0 {
 		return 0, false
 	}
-	rss, ok := groupRSS(ws.PID)
+	// A PSS reading a little less often than every Every sample, so that
+	// a tick's jitter never skips one.
+	mem, measure, ok := mt.read(ws.Key, ws.PID, now, s.cfg.Guard.Every-s.cfg.Guard.Near/2)
 	if !ok {
 		return 0, false
 	}
-	sl.mail.post(event{kind: evSample, key: ws.Key, rss: rss})
-	switch s.cfg.Guard.decide(rss) {
+	sl.mail.post(event{kind: evSample, key: ws.Key, mem: mem, measure: measure})
+	switch s.cfg.Guard.decide(mem) {
 	case guardKill:
-		sl.mail.post(event{kind: evKill, key: ws.Key, reason: s.cfg.Guard.overHard(rss)})
+		sl.mail.post(event{kind: evKill, key: ws.Key, reason: s.cfg.Guard.overHard(mem, measure)})
 	case guardRecycle:
 		if ws.State == StateReady {
-			s.recycle(ws.Key, reasonMaxMemory, s.cfg.Guard.overBudget(rss))
+			s.recycle(ws.Key, reasonMaxMemory, s.cfg.Guard.overBudget(mem, measure))
 		}
 	}
-	return rss, true
+	return mem, true
 }
 
 // diagnose logs the last output lines of a worker that died, unless the

@@ -140,7 +140,7 @@ func TestWorkerAboveMaxMemoryIsRecycled(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		ws := rig.sup.Snapshot()[0]
-		if ws.PID != first && ws.Replaced >= 1 && strings.HasPrefix(ws.LastReason, "memory: rss ") {
+		if ws.PID != first && ws.Replaced >= 1 && strings.HasPrefix(ws.LastReason, "memory: ") {
 			if ws.Restarts != 0 {
 				t.Errorf("a recycle counted as a restart: %+v", ws)
 			}

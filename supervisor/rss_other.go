@@ -2,5 +2,8 @@
 
 package supervisor
 
-// groupRSS is unknown without /proc: memory recycling is Linux-only.
+// groupMemory is unknown without /proc: memory recycling is Linux-only.
+func groupMemory(pgid int) (uint64, MemoryMeasure, bool) { return 0, MeasureNone, false }
+
+// groupRSS is unknown without /proc.
 func groupRSS(pgid int) (uint64, bool) { return 0, false }

@@ -58,21 +58,22 @@ func newSlot(id int) *slot {
 
 // WorkerStatus is a snapshot of one slot.
 type WorkerStatus struct {
-	ID          int       // the slot, as in PERCORE_WORKER_ID
-	PID         int       // 0 while no process runs
-	Port        int       // the worker's loopback port
-	State       State     // where the worker is in its life
-	NotRouted   NotRouted // why the worker takes no new requests; "" when it does
-	Restarts    int       // unplanned restarts: crashes, failed starts, ejections and memory loops
-	Replaced    int       // planned replacements: reloads and recycling
-	LastExit    *Exit     // how the previous process ended, nil if none did
-	LastReason  string    // why it ended: "crash", "boot failure", "not ready in time", "reload", "max-memory", "memory loop", ...
-	Started     time.Time // when the current process started
-	ReadySince  time.Time // when it became ready; zero unless ready
-	RSS         uint64    // resident memory of the worker's process group, bytes (0 until measured)
-	HealthFails int       // consecutive failed health checks of the serving worker
-	Key         uint64    // the serving worker's router key (0 if none)
-	Addr        string    // the serving worker's loopback address ("" if none)
+	ID          int           // the slot, as in PERCORE_WORKER_ID
+	PID         int           // 0 while no process runs
+	Port        int           // the worker's loopback port
+	State       State         // where the worker is in its life
+	NotRouted   NotRouted     // why the worker takes no new requests; "" when it does
+	Restarts    int           // unplanned restarts: crashes, failed starts, ejections and memory loops
+	Replaced    int           // planned replacements: reloads and recycling
+	LastExit    *Exit         // how the previous process ended, nil if none did
+	LastReason  string        // why it ended: "crash", "boot failure", "not ready in time", "reload", "max-memory", "memory loop", ...
+	Started     time.Time     // when the current process started
+	ReadySince  time.Time     // when it became ready; zero unless ready
+	RSS         uint64        // memory of the worker's process group in bytes, as Measure says (0 until measured)
+	Measure     MemoryMeasure // how RSS was measured: the sum of the processes' PSS, or of their RSS
+	HealthFails int           // consecutive failed health checks of the serving worker
+	Key         uint64        // the serving worker's router key (0 if none)
+	Addr        string        // the serving worker's loopback address ("" if none)
 }
 
 // publish copies the machine's state into the slot's view.
@@ -82,7 +83,7 @@ func (sl *slot) publish(m *machine) {
 	v := slotView{phase: m.phase}
 	if l := m.cur; l != nil {
 		ws.PID, ws.Port, ws.Started, ws.Key, ws.Addr = l.w.pid, l.w.port, l.w.started, l.w.key, l.w.addr()
-		ws.ReadySince, ws.RSS, ws.HealthFails = l.readySince, l.rss, l.healthFails
+		ws.ReadySince, ws.RSS, ws.Measure, ws.HealthFails = l.readySince, l.mem, l.measure, l.healthFails
 		v.outUntil, v.routed = l.outUntil, l.routed
 	}
 	v.status = ws

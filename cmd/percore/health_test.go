@@ -63,6 +63,35 @@ func TestStatusReportsWorkersAndRestarts(t *testing.T) {
 	t.Errorf("no worker shows the restart: %+v", getStatus(t, in).Workers)
 }
 
+// TestStatusMemoryIsPSS: a worker started through a shell (sh, then node,
+// as npm start does) shows the sum of its processes' PSS on /status, with
+// memory_measure "pss": below the sum of their RSS, which counts the pages
+// sh and node share (libc) once in each.
+func TestStatusMemoryIsPSS(t *testing.T) {
+	needNode(t)
+	in := start(t, "--workers", "1", "--", "sh", "-c", "node "+appJS()+"; exit $?")
+	time.Sleep(1200 * time.Millisecond) // memory is sampled every second
+	w := getStatus(t, in).Workers[0]
+	var rss uint64
+	var tree []int
+	for queue := []int{w.PID}; len(queue) > 0; queue = queue[1:] {
+		tree = append(tree, queue[0])
+		kib, err := rssKiB(queue[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		rss += uint64(kib) << 10
+		for c := range childrenOf(queue[0]) {
+			queue = append(queue, c)
+		}
+	}
+	t.Logf("/status: %d KiB by %s; RSS of %v: %d KiB", w.RSSBytes>>10, w.MemoryMeasure, tree, rss>>10)
+	if w.MemoryMeasure != "pss" || len(tree) != 2 || w.RSSBytes == 0 || w.RSSBytes >= rss*9/10 {
+		t.Errorf("/status shows %d bytes by %q for the tree %v whose RSS is %d bytes; want PSS, below 90%% of it",
+			w.RSSBytes, w.MemoryMeasure, tree, rss)
+	}
+}
+
 func TestStatusCommandPrintsTable(t *testing.T) {
 	needNode(t)
 	in := start(t, "--workers", "2", "--", "node", appJS())

@@ -17,7 +17,7 @@ const (
 	helpRequests = "Requests answered, by worker id (\"none\": answered by percore without a worker) and status class; a request percore refuses is the client's fault and counts as 4xx, even the 505 of an HTTP version it does not speak."
 	helpDuration = "Time from a request's arrival until its response header was ready (bodies may stream on)."
 	helpInflight = "Requests, streamed responses and tunnels in progress, by worker id."
-	helpRSS      = "Resident memory of each worker's whole process group."
+	helpRSS      = "Memory of each worker's whole process tree: the sum of its processes' PSS (shared pages divided among the processes sharing them), or of their RSS where /proc/PID/smaps_rollup cannot be read."
 	helpReady    = "Workers taking traffic."
 	helpWorkers  = "Worker slots configured."
 	helpRestarts = "Worker processes ended, by reason: crash, boot failure, not ready in time, health check, oom kill (the kernel's OOM killer), memory loop (over the memory budget soon after ready, as was the worker before: recycled after a backoff) (unplanned); reload, max-memory, max-requests (planned)."

@@ -91,7 +91,7 @@ func (s *statusSource) workerStatus(ws supervisor.WorkerStatus, now time.Time) h
 	out := health.WorkerStatus{
 		ID: ws.ID, PID: ws.PID, State: ws.State.String(), Ready: ws.NotRouted == "", NotRouted: string(ws.NotRouted),
 		Restarts: ws.Restarts, Replaced: ws.Replaced, RSSBytes: ws.RSS, HeapMB: s.plan.heapMB(),
-		HealthFailures: ws.HealthFails,
+		HealthFailures: ws.HealthFails, MemoryMeasure: ws.Measure.String(),
 	}
 	if !ws.Started.IsZero() {
 		out.UptimeS = now.Sub(ws.Started).Seconds()
