@@ -114,6 +114,20 @@ func (g Guard) hurry() uint64 {
 	return g.Budget + margin/2
 }
 
+// intervalGrowing is interval for a worker whose group uses mem bytes and
+// grew by grew bytes over the elapsed time since its last sample: one that
+// would pass NearPercent of its budget by a sample Every later, at that
+// pace, is sampled every Near already. A worker growing by 80 MiB/s moves
+// 80 MiB in an Every of 1s, more than the quarter of its budget between
+// NearPercent and the budget; without this, a sample could find it past
+// its hard limit, never seen above its budget.
+func (g Guard) intervalGrowing(mem, grew uint64, elapsed time.Duration) time.Duration {
+	if elapsed > 0 && grew > 0 {
+		mem += uint64(float64(grew) * float64(g.Every) / float64(elapsed))
+	}
+	return g.interval(mem)
+}
+
 // overBudget is the reason a worker is recycled, for the log and /status:
 // "memory: pss 233.4MiB over budget 227.0MiB", naming the measure.
 func (g Guard) overBudget(mem uint64, m MemoryMeasure) string {

@@ -61,6 +61,30 @@ func TestGuardInterval(t *testing.T) {
 	}
 }
 
+// TestGuardIntervalGrowing: a worker that would pass NearPercent of its
+// budget by the next far sample, at the pace it grew, is sampled every
+// Near already.
+func TestGuardIntervalGrowing(t *testing.T) {
+	const mib = 1 << 20
+	g := Guard{Budget: 211 * mib, Hard: 233 * mib, Every: time.Second}
+	g.setDefaults()
+	for _, c := range []struct {
+		mem, grew uint64
+		elapsed   time.Duration
+		want      time.Duration
+	}{
+		{100 * mib, 0, time.Second, time.Second},
+		{100 * mib, 8 * mib, time.Second, time.Second},                 // 108 MiB by the next sample
+		{100 * mib, 80 * mib, time.Second, DefaultGuardNear},           // 180 MiB, past 75 % of 211
+		{100 * mib, 8 * mib, 100 * time.Millisecond, DefaultGuardNear}, // the same pace
+		{100 * mib, 80 * mib, 0, time.Second},                          // no pace known
+	} {
+		if got := g.intervalGrowing(c.mem, c.grew, c.elapsed); got != c.want {
+			t.Errorf("intervalGrowing(%d MiB, +%d MiB in %s) = %s, want %s", c.mem/mib, c.grew/mib, c.elapsed, got, c.want)
+		}
+	}
+}
+
 func TestGuardReasons(t *testing.T) {
 	const mib = 1 << 20
 	g := Guard{Budget: 227 * mib, Hard: 259 * mib}

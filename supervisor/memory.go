@@ -51,13 +51,13 @@ func (s *Supervisor) sampleDue(now time.Time, sp sampling) {
 			mt = &meter{}
 			sp.meters[sl] = mt
 		}
-		mem, ok := s.sample(sl, mt, now)
+		r, ok := s.sample(sl, mt, now)
 		if !ok {
 			sp.next[sl] = time.Time{}
 			continue
 		}
 		// A tick's jitter must not push a sample a whole Near late.
-		sp.next[sl] = now.Add(s.cfg.Guard.interval(mem) - s.cfg.Guard.Near/2)
+		sp.next[sl] = now.Add(s.cfg.Guard.intervalGrowing(r.mem, r.grew, r.elapsed) - s.cfg.Guard.Near/2)
 	}
 	for sl := range sp.next {
 		if !seen[sl] {
@@ -67,31 +67,31 @@ func (s *Supervisor) sampleDue(now time.Time, sp sampling) {
 	}
 }
 
-// sample reads the memory of the slot's worker (see groupMemory), whatever its
-// state, reports it to the slot and acts on it as the Guard says.
-func (s *Supervisor) sample(sl *slot, mt *meter, now time.Time) (uint64, bool) {
+// sample reads the memory of the slot's worker (see groupMemory), whatever
+// its state, reports it to the slot and acts on it as the Guard says.
+func (s *Supervisor) sample(sl *slot, mt *meter, now time.Time) (reading, bool) {
 	sl.mu.Lock()
 	ws := sl.view.status
 	sl.mu.Unlock()
 	if ws.Key == 0 || ws.PID == 0 {
-		return 0, false
+		return reading{}, false
 	}
 	// A PSS reading a little less often than every Every sample, so that
 	// a tick's jitter never skips one.
-	mem, measure, ok := mt.read(ws.Key, ws.PID, now, s.cfg.Guard.Every-s.cfg.Guard.Near/2)
+	r, ok := mt.read(ws.Key, ws.PID, now, s.cfg.Guard.Every-s.cfg.Guard.Near/2)
 	if !ok {
-		return 0, false
+		return reading{}, false
 	}
-	sl.mail.post(event{kind: evSample, key: ws.Key, mem: mem, measure: measure})
-	switch s.cfg.Guard.decide(mem) {
+	sl.mail.post(event{kind: evSample, key: ws.Key, mem: r.mem, measure: r.measure})
+	switch s.cfg.Guard.decide(r.mem) {
 	case guardKill:
-		sl.mail.post(event{kind: evKill, key: ws.Key, reason: s.cfg.Guard.overHard(mem, measure)})
+		sl.mail.post(event{kind: evKill, key: ws.Key, reason: s.cfg.Guard.overHard(r.mem, r.measure)})
 	case guardRecycle:
 		if ws.State == StateReady {
-			s.recycle(ws.Key, reasonMaxMemory, s.cfg.Guard.overBudget(mem, measure))
+			s.recycle(ws.Key, reasonMaxMemory, s.cfg.Guard.overBudget(r.mem, r.measure))
 		}
 	}
-	return mem, true
+	return r, true
 }
 
 // diagnose logs the last output lines of a worker that died, unless the

@@ -26,36 +26,65 @@ type meter struct {
 	measure  MemoryMeasure // how that reading was made
 	excess   uint64        // RSS - PSS: the largest of the readings within excessHold
 	excessAt time.Time     // when the reading of that excess was made
+	last     uint64        // the last figure read
+	lastAt   time.Time     // when it was read
+}
+
+// reading is one measurement of a worker's memory.
+type reading struct {
+	mem     uint64
+	measure MemoryMeasure
+	grew    uint64        // how much mem grew since the worker's previous reading (0: it did not)
+	elapsed time.Duration // since that reading
 }
 
 // read measures the worker with key, whose process group leader is pid, at
 // now: with a PSS reading when the last is older than every or was of
 // another worker, else from its RSS.
-func (mt *meter) read(key uint64, pid int, now time.Time, every time.Duration) (uint64, MemoryMeasure, bool) {
+func (mt *meter) read(key uint64, pid int, now time.Time, every time.Duration) (reading, bool) {
+	if mt.key != key {
+		mt.last, mt.lastAt = 0, time.Time{} // no growth from another worker's figure
+	}
+	r, ok := mt.measureAt(key, pid, now, every)
+	if !ok {
+		return reading{}, false
+	}
+	if !mt.lastAt.IsZero() && r.mem > mt.last {
+		r.grew, r.elapsed = r.mem-mt.last, now.Sub(mt.lastAt)
+	}
+	mt.last, mt.lastAt = r.mem, now
+	return r, true
+}
+
+// measureAt is read without the growth.
+func (mt *meter) measureAt(key uint64, pid int, now time.Time, every time.Duration) (reading, bool) {
 	if mt.key != key || now.Sub(mt.at) >= every {
 		pss, measure, ok := groupMemory(pid)
 		if !ok {
-			return 0, MeasureNone, false
+			return reading{}, false
 		}
 		rss, ok := groupRSS(pid)
 		if !ok {
-			return pss, measure, true
+			return reading{mem: pss, measure: measure}, true
 		}
 		mt.note(key, now, pss, rss, measure)
-		return mt.figure(rss), measure, true
+		return reading{mem: mt.figure(rss), measure: measure}, true
 	}
 	rss, ok := groupRSS(pid)
 	if !ok {
-		return 0, MeasureNone, false
+		return reading{}, false
 	}
-	return mt.figure(rss), mt.measure, true
+	return reading{mem: mt.figure(rss), measure: mt.measure}, true
 }
 
 // note records a PSS reading of the worker with key at now, with the RSS
 // read beside it.
 func (mt *meter) note(key uint64, now time.Time, pss, rss uint64, measure MemoryMeasure) {
 	excess := rss - min(rss, pss)
-	if mt.key != key || excess >= mt.excess || now.Sub(mt.excessAt) >= excessHold {
+	if mt.key != key {
+		*mt = meter{}
+	}
+	if mt.excessAt.IsZero() || excess >= mt.excess || now.Sub(mt.excessAt) >= excessHold {
 		mt.excess, mt.excessAt = excess, now
 	}
 	mt.key, mt.at, mt.measure = key, now, measure

@@ -148,11 +148,13 @@ func TestMeterEstimatesPSSBetweenReadings(t *testing.T) {
 	pid := startTree(t, idleNode+" & "+idleNode+"; wait", 2, 30<<20)
 	var mt meter
 	now := time.Now()
-	full, measure, ok := mt.read(1, pid, now, time.Second)
-	if !ok || measure != MeasurePSS || mt.at != now {
-		t.Fatalf("first read: %d by %s, %v; meter %+v", full, measure, ok, mt)
+	r, ok := mt.read(1, pid, now, time.Second)
+	full := r.mem
+	if !ok || r.measure != MeasurePSS || mt.at != now {
+		t.Fatalf("first read: %+v, %v; meter %+v", r, ok, mt)
 	}
-	est, measure, ok := mt.read(1, pid, now.Add(500*time.Millisecond), time.Second)
+	r, ok = mt.read(1, pid, now.Add(500*time.Millisecond), time.Second)
+	est, measure := r.mem, r.measure
 	rss, _ := groupRSS(pid)
 	t.Logf("PSS %.1f MiB, estimate %.1f MiB, RSS %.1f MiB", float64(full)/(1<<20), float64(est)/(1<<20), float64(rss)/(1<<20))
 	if !ok || measure != MeasurePSS || mt.at != now || est > full+full/10 || est < full-full/10 {
