@@ -62,7 +62,7 @@
 //	replacing  replace               replacing  answered at once: the replacement runs the current code
 //	replacing  remove                stopping   both workers stop; the replacement is answered
 //	replacing  stop                  stopping   both workers stop; the replacement is answered
-//	ejecting   exit                  backoff    recorded with the ejection's reason, or max-memory
+//	ejecting   exit                  backoff    recorded with the ejection's reason, max-memory, or oom kill
 //	ejecting   kill                  ejecting   SIGKILL now
 //	ejecting   replace               ejecting   answered at once: a worker with the current code starts next
 //	ejecting   remove                stopping   drain and stop within one shutdown timeout

@@ -380,7 +380,7 @@ func (m *machine) warnLoop(l *life, served time.Duration) {
 	l.w.log.Warn("memory loop: the worker is over its memory budget "+served.Round(10*time.Millisecond).String()+
 		" after it became ready, as was the worker before it; every replacement would be, so it is recycled "+
 		"after a backoff that doubles up to "+m.cfg.BackoffMax.String()+", at once if it keeps growing",
-		l.measure.String(), v, "budget", budget, "served", served.Round(10*time.Millisecond), "backoff", m.backoff,
+		measureName(l.measure), v, "budget", budget, "served", served.Round(10*time.Millisecond), "backoff", m.backoff,
 		"in_a_row", m.memLoops,
 		"hint", "the app needs more memory than its budget: raise --max-memory, run fewer --workers, or give percore more memory")
 }
