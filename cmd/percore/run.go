@@ -214,19 +214,26 @@ func serve(cfg *config, environ []string, log hclog.Logger, sigs chan os.Signal)
 	}
 	a.sigs = sigs
 	a.ctl = ctl
+	// The admin listener keeps a spare descriptor to answer probes while
+	// percore has none left; the public listener's retries refill it
+	// before they take a descriptor that frees.
+	var admin *accept.Listener
+	var refill []*accept.Listener
+	if adminLn != nil {
+		admin = accept.New(adminLn, accept.Config{Name: "admin", Logger: log, Spare: true})
+		refill = append(refill, admin)
+	}
 	pub := publicLn // closedListener in direct mode
 	if dp != nil {
 		log.Info("direct mode: workers accept on the public address themselves", "addr", dp.sockets.Addr())
 	} else {
 		log.Info("proxy listening", "addr", publicLn.Addr().String())
-		l := accept.New(publicLn, accept.Config{Name: "public", Logger: log})
+		l := accept.New(publicLn, accept.Config{Name: "public", Logger: log, Refill: refill})
 		a.listeners = append(a.listeners, l)
 		pub = l
 	}
-	var admin *accept.Listener
-	if adminLn != nil {
+	if admin != nil {
 		log.Info("admin listening", "addr", adminLn.Addr().String())
-		admin = accept.New(adminLn, accept.Config{Name: "admin", Logger: log, Spare: true})
 		a.listeners = append(a.listeners, admin)
 		return a.run(pub, admin)
 	}
