@@ -37,6 +37,11 @@ type Config struct {
 	Status StatusSource
 	// Metrics, when set, serves GET /metrics.
 	Metrics MetricsWriter
+	// Hosts are the names, besides IP addresses and localhost, that
+	// requests may give as Host; other Hosts get 421 Misdirected Request,
+	// which keeps pages that rebind their own name to percore's address
+	// from reading the admin listener. A request without a Host is served.
+	Hosts []string
 	// Logger receives the server's errors (default: a null logger).
 	Logger hclog.Logger
 }
@@ -46,6 +51,7 @@ type Config struct {
 type Server struct {
 	cfg      Config
 	page     page
+	hosts    hostSet
 	srv      *fasthttp.Server
 	shutdown atomic.Bool
 
@@ -80,7 +86,8 @@ func New(ln net.Listener, cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
 	}
-	s := &Server{cfg: cfg, page: newPage(pageHTML), ln: newAdmission(ln, MaxConns), done: make(chan struct{})}
+	s := &Server{cfg: cfg, page: newPage(pageHTML), hosts: newHostSet(cfg.Hosts), ln: newAdmission(ln, MaxConns),
+		done: make(chan struct{})}
 	s.srv = &fasthttp.Server{
 		Handler:               s.serve,
 		NoDefaultServerHeader: true,
@@ -120,6 +127,11 @@ func (s *Server) Stop() {
 func (s *Server) serve(ctx *fasthttp.RequestCtx) {
 	if c, ok := ctx.Conn().(*admitted); ok {
 		c.touch()
+	}
+	if !s.hosts.allows(string(ctx.Host())) {
+		ctx.Error(misdirected, fasthttp.StatusMisdirectedRequest)
+		ctx.Response.Header.Set("Cache-Control", "no-store")
+		return
 	}
 	if !ctx.IsGet() && !ctx.IsHead() {
 		ctx.Error("method not allowed\n", fasthttp.StatusMethodNotAllowed)

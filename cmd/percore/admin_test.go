@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bufio"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -73,4 +75,67 @@ func TestAdminProbesWhileConnectionsHeld(t *testing.T) {
 	if took := time.Since(begun); took >= 5*time.Second {
 		t.Fatalf("holding and probing took %s, past the admin read timeout: the probes did not meet the crowd", took)
 	}
+}
+
+// TestAdminHostCheck: the admin listener of a real percore answers 421,
+// naming --admin-hosts, to a Host it does not serve (what a DNS-rebinding
+// page sends), and 200 to IP addresses, localhost, the names of
+// PERCORE_ADMIN_HOSTS and requests without a Host.
+func TestAdminHostCheck(t *testing.T) {
+	needNode(t)
+	in := launchBin(t, percoreBin, []string{"PERCORE_ADMIN_HOSTS=percore.internal,admin.example"}, nil,
+		"--workers", "1", "--control", "off", "--", "node", appJS())
+	in.waitLog("worker ready", 30*time.Second)
+	_, port, err := net.SplitHostPort(in.admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		path, host string // host "-": no Host header, HTTP/1.0
+		want       int
+	}{
+		{"/status", "evil.example", 421},
+		{"/healthz", "evil.example:" + port, 421},
+		{"/readyz", "127.0.0.1.evil.example", 421},
+		{"/healthz", "127.0.0.1", 200},
+		{"/readyz", "127.0.0.1:" + port, 200},
+		{"/healthz", "[::1]:" + port, 200},
+		{"/healthz", "localhost", 200},
+		{"/status", "localhost:" + port, 200},
+		{"/status", "percore.internal:" + port, 200},
+		{"/readyz", "admin.example", 200},
+		{"/healthz", "-", 200},
+	} {
+		req := "GET " + c.path + " HTTP/1.1\r\nHost: " + c.host + "\r\nConnection: close\r\n\r\n"
+		if c.host == "-" {
+			req = "GET " + c.path + " HTTP/1.0\r\n\r\n"
+		}
+		code, body := rawAdmin(t, in.admin, req)
+		if code != c.want {
+			t.Errorf("GET %s with Host %s: %d %q, want %d", c.path, c.host, code, body, c.want)
+		} else if code == 421 && !strings.Contains(body, "--admin-hosts") {
+			t.Errorf("GET %s with Host %s: 421 body %q does not name --admin-hosts", c.path, c.host, body)
+		}
+	}
+}
+
+// rawAdmin sends a raw request to addr and returns the answer's status and body.
+func rawAdmin(t *testing.T, addr, req string) (int, string) {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(c, req); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("%q: %v", req, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
 }

@@ -261,15 +261,16 @@ type actors struct {
 	sup   *supervisor.Supervisor
 	watch *watch.Watcher // nil without --watch
 
-	listeners listeners
-	sigs      chan os.Signal  // from catchSignals
-	ctl       *control.Server // nil without a control socket
-	status    *statusSource
-	checks    health.CheckConfig
-	checksOn  bool
-	readyMin  int
-	mode      mode
-	direct    *direct.Sockets // nil in proxy mode
+	listeners  listeners
+	sigs       chan os.Signal  // from catchSignals
+	ctl        *control.Server // nil without a control socket
+	status     *statusSource
+	checks     health.CheckConfig
+	checksOn   bool
+	readyMin   int
+	adminHosts []string
+	mode       mode
+	direct     *direct.Sockets // nil in proxy mode
 }
 
 // makeSocketDir creates the private directory of the workers' sockets for
@@ -331,11 +332,12 @@ func assemble(cfg *config, p plan, environ []string, log hclog.Logger, l supervi
 
 		status: &statusSource{started: time.Now(), res: p.res, plan: p, maxMem: guard.Budget,
 			sup: sup, pool: pool, rss: newRSSHistory(sup.Snapshot), mode: cfg.Mode},
-		mode:     cfg.Mode,
-		direct:   dp.directSockets(),
-		checks:   cfg.Checks,
-		checksOn: cfg.ChecksOn,
-		readyMin: cfg.ReadyMin,
+		mode:       cfg.Mode,
+		direct:     dp.directSockets(),
+		checks:     cfg.Checks,
+		checksOn:   cfg.ChecksOn,
+		readyMin:   cfg.ReadyMin,
+		adminHosts: cfg.AdminHosts,
 	}, nil
 }
 
@@ -379,7 +381,7 @@ func (a *actors) run(publicLn, adminLn net.Listener) error {
 
 	if adminLn != nil {
 		admin := health.New(adminLn, health.Config{Workers: a, Listeners: a.listeners, Logger: a.log.Named("admin"),
-			Status: a.status, ReadyMin: a.readyMin, Metrics: &collector{sup: a.sup, pool: a.pool, handler: a.proxy, mode: a.mode, direct: a.direct}})
+			Status: a.status, ReadyMin: a.readyMin, Hosts: a.adminHosts, Metrics: &collector{sup: a.sup, pool: a.pool, handler: a.proxy, mode: a.mode, direct: a.direct}})
 		a.sd.onBegin = admin.MarkShuttingDown
 		g.Add(admin.Run, func(error) { admin.Stop() })
 		g.Add(a.status.rss.run, a.status.rss.interrupt)
