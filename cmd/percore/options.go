@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"syscall"
@@ -19,11 +20,12 @@ import (
 
 // config is everything percore was asked to do.
 type config struct {
-	Port              string // the public port, used when Listen is empty
-	Listen            string // the public address; wins over Port
-	Workers           int    // 0 = auto
-	WorkersSource     string // which input set Workers
-	Admin             string // "" = off
+	Port              string   // the public port, used when Listen is empty
+	Listen            string   // the public address; wins over Port
+	Workers           int      // 0 = auto
+	WorkersSource     string   // which input set Workers
+	Admin             string   // "" = off
+	AdminHosts        []string // names the admin listener answers as Host, besides IP addresses and localhost
 	Heap              machine.HeapMode
 	HeapMB            int
 	Runtime           string             // "" = detect from the command
@@ -96,6 +98,8 @@ func coreOptions() []option {
 			usage: "count swap as memory when sizing heaps", set: setIncludeSwap},
 		{name: "admin", value: "HOST:PORT|off", def: defaultAdmin,
 			usage: "admin listener for /healthz and /readyz", set: setAdmin},
+		{name: "admin-hosts", value: "NAME,...", def: "none: IP addresses and localhost",
+			usage: "names, besides IP addresses and localhost, that requests to the admin listener may give as Host; others get 421 (against DNS rebinding)", set: setAdminHosts},
 		{name: "shutdown-timeout", value: "DURATION", def: defaultShutdownTimeout.String(),
 			usage: "budget for a graceful stop: drain, stop signal, then SIGKILL", set: durationSetter(func(c *config) *time.Duration { return &c.ShutdownTimeout })},
 		{name: "ready-timeout", value: "DURATION", def: "30s",
@@ -387,6 +391,39 @@ func setAdmin(c *config, v string) error {
 	}
 	c.Admin = v
 	return nil
+}
+
+// setAdminHosts takes host names (or IP addresses, always served anyway),
+// without ports.
+func setAdminHosts(c *config, v string) error {
+	names := splitList(v)
+	for _, n := range names {
+		if _, err := netip.ParseAddr(n); err != nil && !isHostName(n) {
+			return fmt.Errorf("%q is not a host name (want names such as percore.internal, separated by commas, without ports)", n)
+		}
+	}
+	c.AdminHosts = names
+	return nil
+}
+
+// isHostName reports whether n is a DNS name: dot-separated labels of
+// letters, digits, '-' and '_', with an optional trailing dot.
+func isHostName(n string) bool {
+	n = strings.TrimSuffix(n, ".")
+	if n == "" || len(n) > 253 {
+		return false
+	}
+	for label := range strings.SplitSeq(n, ".") {
+		if label == "" || len(label) > 63 || strings.HasPrefix(label, "-") {
+			return false
+		}
+		for _, r := range label {
+			if !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '-' || r == '_') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func durationSetter(field func(*config) *time.Duration) func(*config, string) error {

@@ -68,6 +68,32 @@ func TestParseConfigValues(t *testing.T) {
 	}
 }
 
+// TestAdminHostsOption: --admin-hosts and PERCORE_ADMIN_HOSTS take a
+// comma-separated list of names; the flag wins.
+func TestAdminHostsOption(t *testing.T) {
+	cases := []struct {
+		args []string
+		env  map[string]string
+		want []string
+	}{
+		{[]string{"node"}, nil, nil},
+		{[]string{"--admin-hosts", "percore.internal, Admin.Example.,10.0.0.7,::1", "node"}, nil,
+			[]string{"percore.internal", "Admin.Example.", "10.0.0.7", "::1"}},
+		{[]string{"node"}, map[string]string{"PERCORE_ADMIN_HOSTS": "a.example,b_c.example"}, []string{"a.example", "b_c.example"}},
+		{[]string{"--admin-hosts=flag.example", "node"}, map[string]string{"PERCORE_ADMIN_HOSTS": "env.example"}, []string{"flag.example"}},
+		{[]string{"--admin-hosts", "", "node"}, nil, nil},
+	}
+	for _, c := range cases {
+		cfg, err := parseConfig(c.args, c.env)
+		if err != nil {
+			t.Fatalf("%q %v: %v", c.args, c.env, err)
+		}
+		if strings.Join(cfg.AdminHosts, " ") != strings.Join(c.want, " ") {
+			t.Errorf("%q %v: AdminHosts = %q, want %q", c.args, c.env, cfg.AdminHosts, c.want)
+		}
+	}
+}
+
 func TestParseConfigErrors(t *testing.T) {
 	cases := []struct {
 		args []string
@@ -87,6 +113,10 @@ func TestParseConfigErrors(t *testing.T) {
 		{[]string{"--runtime", "python", "node"}, nil, "--runtime"},
 		{[]string{"--listen", "nonsense", "node"}, nil, "--listen"},
 		{[]string{"--admin", "localhost:99999", "node"}, nil, "--admin"},
+		{[]string{"--admin-hosts", "percore.internal:8081", "node"}, nil, "--admin-hosts"},
+		{[]string{"--admin-hosts", "http://percore.internal", "node"}, nil, "--admin-hosts"},
+		{[]string{"--admin-hosts", "*.example", "node"}, nil, "--admin-hosts"},
+		{[]string{"node"}, map[string]string{"PERCORE_ADMIN_HOSTS": "a..b"}, "PERCORE_ADMIN_HOSTS"},
 		{[]string{"--port"}, nil, "--port needs a value"},
 		{[]string{"--nope", "node"}, nil, "unknown flag --nope"},
 		{[]string{}, nil, "missing COMMAND"},

@@ -222,19 +222,26 @@ func serve(cfg *config, environ []string, log hclog.Logger, sigs chan os.Signal)
 	}
 	a.sigs = sigs
 	a.ctl = ctl
+	// The admin listener keeps a spare descriptor to answer probes while
+	// percore has none left; the public listener's retries refill it
+	// before they take a descriptor that frees.
+	var admin *accept.Listener
+	var refill []*accept.Listener
+	if adminLn != nil {
+		admin = accept.New(adminLn, accept.Config{Name: "admin", Logger: log, Spare: true})
+		refill = append(refill, admin)
+	}
 	pub := publicLn // closedListener in direct mode
 	if dp != nil {
 		log.Info("direct mode: workers accept on the public address themselves", "addr", dp.sockets.Addr())
 	} else {
 		log.Info("proxy listening", "addr", publicLn.Addr().String())
-		l := accept.New(publicLn, accept.Config{Name: "public", Logger: log})
+		l := accept.New(publicLn, accept.Config{Name: "public", Logger: log, Refill: refill})
 		a.listeners = append(a.listeners, l)
 		pub = l
 	}
-	var admin *accept.Listener
-	if adminLn != nil {
+	if admin != nil {
 		log.Info("admin listening", "addr", adminLn.Addr().String())
-		admin = accept.New(adminLn, accept.Config{Name: "admin", Logger: log, Spare: true})
 		a.listeners = append(a.listeners, admin)
 		return a.run(pub, admin)
 	}
@@ -262,15 +269,16 @@ type actors struct {
 	sup   *supervisor.Supervisor
 	watch *watch.Watcher // nil without --watch
 
-	listeners listeners
-	sigs      chan os.Signal  // from catchSignals
-	ctl       *control.Server // nil without a control socket
-	status    *statusSource
-	checks    health.CheckConfig
-	checksOn  bool
-	readyMin  int
-	mode      mode
-	direct    *direct.Sockets // nil in proxy mode
+	listeners  listeners
+	sigs       chan os.Signal  // from catchSignals
+	ctl        *control.Server // nil without a control socket
+	status     *statusSource
+	checks     health.CheckConfig
+	checksOn   bool
+	readyMin   int
+	adminHosts []string
+	mode       mode
+	direct     *direct.Sockets // nil in proxy mode
 }
 
 // makeSocketDir creates the private directory of the workers' sockets for
@@ -332,11 +340,12 @@ func assemble(cfg *config, p plan, environ []string, log hclog.Logger, l supervi
 
 		status: &statusSource{started: time.Now(), res: p.res, plan: p, maxMem: guard.Budget,
 			sup: sup, pool: pool, rss: newRSSHistory(sup.Snapshot), mode: cfg.Mode},
-		mode:     cfg.Mode,
-		direct:   dp.directSockets(),
-		checks:   cfg.Checks,
-		checksOn: cfg.ChecksOn,
-		readyMin: cfg.ReadyMin,
+		mode:       cfg.Mode,
+		direct:     dp.directSockets(),
+		checks:     cfg.Checks,
+		checksOn:   cfg.ChecksOn,
+		readyMin:   cfg.ReadyMin,
+		adminHosts: cfg.AdminHosts,
 	}, nil
 }
 
@@ -380,7 +389,7 @@ func (a *actors) run(publicLn, adminLn net.Listener) error {
 
 	if adminLn != nil {
 		admin := health.New(adminLn, health.Config{Workers: a, Listeners: a.listeners, Logger: a.log.Named("admin"),
-			Status: a.status, ReadyMin: a.readyMin, Metrics: &collector{sup: a.sup, pool: a.pool, handler: a.proxy, mode: a.mode, direct: a.direct}})
+			Status: a.status, ReadyMin: a.readyMin, Hosts: a.adminHosts, Metrics: &collector{sup: a.sup, pool: a.pool, handler: a.proxy, mode: a.mode, direct: a.direct}})
 		a.sd.onBegin = admin.MarkShuttingDown
 		g.Add(admin.Run, func(error) { admin.Stop() })
 		g.Add(a.status.rss.run, a.status.rss.interrupt)

@@ -97,6 +97,9 @@ func fetch(url string) ([]byte, error) {
 		return nil, fmt.Errorf("read %s: %w", url, err)
 	}
 	if resp.StatusCode != http.StatusOK {
+		if len(body) > 0 && len(body) < 200 { // a short reason, such as a 421's
+			return nil, fmt.Errorf("%s answered %s: %s", url, resp.Status, strings.TrimSpace(string(body)))
+		}
 		return nil, fmt.Errorf("%s answered %s", url, resp.Status)
 	}
 	return body, nil
