@@ -68,6 +68,16 @@ type PlanStatus struct {
 	MaxMemoryBytes uint64 `json:"max_memory_bytes"`
 	Runtime        string `json:"runtime"`
 	Mode           string `json:"mode"` // "proxy": requests go through percore
+	// Changed is the last change of the plan while percore runs (a scale,
+	// a cgroup limit changed); nil while the first plan is in force.
+	Changed *PlanChange `json:"changed,omitempty"`
+}
+
+// PlanChange is a new plan made while percore runs.
+type PlanChange struct {
+	At   string `json:"at"`   // RFC 3339, UTC
+	Why  string `json:"why"`  // "scale", "cgroup limits changed", "reload"
+	What string `json:"what"` // "workers 2→3, heap 147→86MiB, budget 227→151MiB"
 }
 
 // ReloadStatus is the last rolling reload.

@@ -12,10 +12,9 @@ import (
 // their budget are read often.
 func (s *Supervisor) sampler() {
 	defer s.loops.Done()
-	tick := s.cfg.Guard.Every
-	if s.cfg.Guard.On() {
-		tick = s.cfg.Guard.Near
-	}
+	// Near from the start, so that a guard a new plan turns on samples
+	// as often as one on from the start.
+	tick := s.guard().Near
 	t := time.NewTicker(tick)
 	defer t.Stop()
 	next := map[*slot]time.Time{}
@@ -44,7 +43,8 @@ func (s *Supervisor) sampleDue(now time.Time, next map[*slot]time.Time) {
 			continue
 		}
 		// A tick's jitter must not push a sample a whole Near late.
-		next[sl] = now.Add(s.cfg.Guard.interval(rss) - s.cfg.Guard.Near/2)
+		g := s.guard()
+		next[sl] = now.Add(g.interval(rss) - g.Near/2)
 	}
 	for sl := range next {
 		if !seen[sl] {
@@ -67,12 +67,13 @@ func (s *Supervisor) sample(sl *slot) (uint64, bool) {
 		return 0, false
 	}
 	sl.mail.post(event{kind: evSample, key: ws.Key, rss: rss})
-	switch s.cfg.Guard.decide(rss) {
+	g := s.guard()
+	switch g.decide(rss) {
 	case guardKill:
-		sl.mail.post(event{kind: evKill, key: ws.Key, reason: s.cfg.Guard.overHard(rss)})
+		sl.mail.post(event{kind: evKill, key: ws.Key, reason: g.overHard(rss)})
 	case guardRecycle:
 		if ws.State == StateReady {
-			s.recycle(ws.Key, "max-memory", s.cfg.Guard.overBudget(rss))
+			s.recycle(ws.Key, "max-memory", g.overBudget(rss))
 		}
 	}
 	return rss, true

@@ -124,7 +124,7 @@ func (s *Supervisor) replacer() {
 			s.runReload()
 		case r := <-s.recycles:
 			if sl := s.slotOf(r.key); sl != nil {
-				req := &replaceRequest{key: r.key, reason: r.reason, detail: r.detail, stopFirst: !s.cfg.SpareSlot}
+				req := &replaceRequest{key: r.key, reason: r.reason, detail: r.detail, stopFirst: !s.spareSlot()}
 				if err := s.replaceSlot(sl, req); err != nil && err != errStopping {
 					s.log.Error("recycle failed; the worker keeps serving", "worker", sl.id, "error", err)
 				}

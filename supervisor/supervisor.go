@@ -65,6 +65,8 @@ type Supervisor struct {
 
 	ooms atomic.Uint64 // the OOM kill count last seen
 
+	memory atomic.Pointer[memorySettings] // the guard and the spare slot in force
+
 	mu      sync.Mutex // protects slots, target, reload, waiters, ends and results
 	slots   []*slot
 	target  int // the number of workers wanted; slots may lag while they start
@@ -82,7 +84,7 @@ func New(cfg Config) (*Supervisor, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, fmt.Errorf("supervisor config: %w", err)
 	}
-	return &Supervisor{
+	s := &Supervisor{
 		cfg:      cfg,
 		log:      cfg.Logger,
 		stopping: make(chan struct{}),
@@ -93,17 +95,46 @@ func New(cfg Config) (*Supervisor, error) {
 		ends:     map[string]uint64{},
 		results:  map[string]uint64{},
 		recycles: make(chan recycle, 64),
-	}, nil
+	}
+	s.memory.Store(&memorySettings{guard: cfg.Guard, spareSlot: cfg.SpareSlot})
+	return s, nil
+}
+
+// memorySettings are the memory guard and the spare slot in force; a new
+// plan replaces them while the workers run.
+type memorySettings struct {
+	guard     Guard
+	spareSlot bool
+}
+
+// guard returns the memory guard in force.
+func (s *Supervisor) guard() Guard { return s.memory.Load().guard }
+
+// spareSlot reports whether a replacement may start before the worker it
+// replaces stops.
+func (s *Supervisor) spareSlot() bool { return s.memory.Load().spareSlot }
+
+// SetMemory puts a new memory guard and spare-slot decision in force, for a
+// new plan: the next sample of each worker is judged by g. Its intervals
+// are kept from the start: they do not depend on the plan.
+func (s *Supervisor) SetMemory(g Guard, spareSlot bool) {
+	old := s.guard()
+	g.Every, g.Near = old.Every, old.Near
+	g.setDefaults()
+	s.memory.Store(&memorySettings{guard: g, spareSlot: spareSlot})
+	if g != old {
+		s.log.Info("memory guard: new limits", "budget_mib", g.Budget>>20, "hard_mib", g.Hard>>20, "stop_first", !spareSlot)
+	}
 }
 
 // Run starts the workers and supervises them until Stop has stopped them all
 // (it then returns nil) or until they keep failing at start-up (it then stops
 // the rest within the stop budget and returns a *CrashLoopError).
 func (s *Supervisor) Run() error {
-	if g := s.cfg.Guard; g.On() {
+	if g := s.guard(); g.On() {
 		s.log.Info("memory guard: a worker above the budget is recycled, above the hard limit killed",
 			"budget_mib", g.Budget>>20, "hard_mib", g.Hard>>20, "every", g.Every, "near", g.Near,
-			"near_above_percent", NearPercent, "stop_first", !s.cfg.SpareSlot)
+			"near_above_percent", NearPercent, "stop_first", !s.spareSlot())
 	}
 	s.loops.Add(2)
 	go s.replacer()

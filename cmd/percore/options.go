@@ -15,7 +15,7 @@ import (
 	"github.com/percore/percore/control"
 	"github.com/percore/percore/health"
 	"github.com/percore/percore/jsruntime"
-	"github.com/percore/percore/machine"
+	"github.com/percore/percore/sizing"
 )
 
 // config is everything percore was asked to do.
@@ -26,11 +26,13 @@ type config struct {
 	WorkersSource     string   // which input set Workers
 	Admin             string   // "" = off
 	AdminHosts        []string // names the admin listener answers as Host, besides IP addresses and localhost
-	Heap              machine.HeapMode
+	Heap              sizing.HeapMode
 	HeapMB            int
 	Runtime           string             // "" = detect from the command
 	Runtimes          jsruntime.Registry // the runtimes percore knows
 	IncludeSwap       bool
+	FollowLimits      bool // --follow-limits, when FollowLimitsSet
+	FollowLimitsSet   bool
 	ShutdownTimeout   time.Duration
 	ReadyTimeout      time.Duration
 	WorkerWait        time.Duration
@@ -96,6 +98,8 @@ func coreOptions() []option {
 			usage: "how to pass the heap limit to the workers", set: setRuntime},
 		{name: "include-swap", isBool: true, def: "false",
 			usage: "count swap as memory when sizing heaps", set: setIncludeSwap},
+		{name: "follow-limits", value: "on|off", def: "on where a cgroup limits the CPUs or memory",
+			usage: "read the cgroup's limits every 2s and on SIGHUP, and plan again when they change", set: setFollowLimits},
 		{name: "admin", value: "HOST:PORT|off", def: defaultAdmin,
 			usage: "admin listener for /healthz and /readyz", set: setAdmin},
 		{name: "admin-hosts", value: "NAME,...", def: "none: IP addresses and localhost",
@@ -229,7 +233,7 @@ func defaultConfig(env map[string]string) *config {
 		Port:            port,
 		Runtimes:        jsruntime.Default(),
 		Admin:           defaultAdmin,
-		Heap:            machine.HeapAuto,
+		Heap:            sizing.HeapAuto,
 		ShutdownTimeout: defaultShutdownTimeout,
 		ReadyTimeout:    30 * time.Second,
 		WorkerWait:      10 * time.Second,
@@ -347,9 +351,9 @@ func setWorkers(c *config, v string) error {
 func setHeap(c *config, v string) error {
 	switch v {
 	case "auto":
-		c.Heap, c.HeapMB = machine.HeapAuto, 0
+		c.Heap, c.HeapMB = sizing.HeapAuto, 0
 	case "off":
-		c.Heap, c.HeapMB = machine.HeapOff, 0
+		c.Heap, c.HeapMB = sizing.HeapOff, 0
 	default:
 		n, err := strconv.Atoi(v)
 		if err != nil {
@@ -358,7 +362,7 @@ func setHeap(c *config, v string) error {
 		if n < 16 || n > 1<<20 {
 			return errors.New("want a heap size in MiB from 16 to 1048576")
 		}
-		c.Heap, c.HeapMB = machine.HeapFixed, n
+		c.Heap, c.HeapMB = sizing.HeapFixed, n
 	}
 	return nil
 }
@@ -369,6 +373,19 @@ func setRuntime(c *config, v string) error {
 		return err
 	}
 	c.Runtime = rt.String()
+	return nil
+}
+
+func setFollowLimits(c *config, v string) error {
+	switch v {
+	case "on":
+		c.FollowLimits = true
+	case "off":
+		c.FollowLimits = false
+	default:
+		return errors.New("want on or off")
+	}
+	c.FollowLimitsSet = true
 	return nil
 }
 

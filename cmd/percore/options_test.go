@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/percore/percore/machine"
+	"github.com/percore/percore/sizing"
 )
 
 func TestParseConfigPrecedence(t *testing.T) {
@@ -52,7 +52,7 @@ func TestParseConfigValues(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Heap != machine.HeapFixed || cfg.HeapMB != 300 || cfg.ShutdownTimeout != 25*time.Second ||
+	if cfg.Heap != sizing.HeapFixed || cfg.HeapMB != 300 || cfg.ShutdownTimeout != 25*time.Second ||
 		cfg.StopSignal != syscall.SIGINT || cfg.Admin != "" || cfg.LogFormat != "json" || !cfg.IncludeSwap {
 		t.Errorf("config = %+v", cfg)
 	}
@@ -63,7 +63,7 @@ func TestParseConfigValues(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Heap != machine.HeapOff || strings.Join(cfg.Command, " ") != "node --heap 1" {
+	if cfg.Heap != sizing.HeapOff || strings.Join(cfg.Command, " ") != "node --heap 1" {
 		t.Errorf("flags after COMMAND must belong to it: %+v", cfg)
 	}
 }

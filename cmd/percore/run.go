@@ -21,6 +21,7 @@ import (
 	"github.com/percore/percore/jsruntime"
 	"github.com/percore/percore/machine"
 	"github.com/percore/percore/proxy"
+	"github.com/percore/percore/sizing"
 	"github.com/percore/percore/supervisor"
 	"github.com/percore/percore/watch"
 )
@@ -145,14 +146,15 @@ func newLogger(cfg *config, w io.Writer) hclog.Logger {
 // signal or a crash loop ends them.
 func serve(cfg *config, environ []string, log hclog.Logger, sigs chan os.Signal) error {
 	lockMemory(log)
-	p, err := makePlan(cfg, log)
+	re := &replanner{log: log}
+	p, err := makePlan(cfg, log, re.apply)
 	if err != nil {
 		return err
 	}
 	var publicLn net.Listener
 	var dp *directParts
 	if cfg.Mode == modeDirect {
-		sockets, err := openDirect(cfg, p.Workers, log)
+		sockets, err := openDirect(cfg, p.live.Plan().Workers, log)
 		if err != nil {
 			return err
 		}
@@ -220,6 +222,7 @@ func serve(cfg *config, environ []string, log hclog.Logger, sigs chan os.Signal)
 	if err != nil {
 		return err
 	}
+	re.sup.Store(a.sup)
 	a.sigs = sigs
 	a.ctl = ctl
 	// The admin listener keeps a spare descriptor to answer probes while
@@ -261,6 +264,7 @@ func becomeUser(cfg *config, environ *[]string, log hclog.Logger) error {
 
 // actors are the long-running parts of percore, wired together.
 type actors struct {
+	live  *sizing.Live
 	log   hclog.Logger
 	sd    *shutdown
 	pool  *proxy.Pool
@@ -298,11 +302,12 @@ func assemble(cfg *config, p plan, environ []string, log hclog.Logger, l supervi
 	dp *directParts) (*actors, error) {
 	pool := proxy.NewPool(proxy.UpstreamConfig{Logger: log.Named("proxy")})
 	out := supervisor.NewOutput(outputConfig(cfg))
-	guard := p.guard(cfg)
+	first := p.live.Plan()
+	guard := guardOf(first)
 	sup, err := supervisor.New(supervisor.Config{
 		Command:         cfg.Command,
 		Env:             environ,
-		Workers:         p.Workers,
+		Workers:         first.Workers,
 		Prepare:         p.prepare,
 		Launcher:        l,
 		Router:          dp.router(pool),
@@ -312,7 +317,7 @@ func assemble(cfg *config, p plan, environ []string, log hclog.Logger, l supervi
 		StopSignal:      cfg.StopSignal,
 		ShutdownTimeout: cfg.ShutdownTimeout,
 		Guard:           guard,
-		SpareSlot:       p.SpareSlot,
+		SpareSlot:       first.SpareSlot,
 		MaxBootFailures: cfg.MaxBootFailures,
 		SocketDir:       socketDir,
 		OOM:             oomCounter(),
@@ -330,6 +335,7 @@ func assemble(cfg *config, p plan, environ []string, log hclog.Logger, l supervi
 	}
 	handler, srv := proxyParts(cfg, pool, log, func(key uint64) { sup.Recycle(key, "max-requests") })
 	return &actors{
+		live:  p.live,
 		log:   log,
 		sd:    &shutdown{timeout: cfg.ShutdownTimeout},
 		pool:  pool,
@@ -338,7 +344,7 @@ func assemble(cfg *config, p plan, environ []string, log hclog.Logger, l supervi
 		sup:   sup,
 		watch: watcher,
 
-		status: &statusSource{started: time.Now(), res: p.res, plan: p, maxMem: guard.Budget,
+		status: &statusSource{started: time.Now(), plan: p,
 			sup: sup, pool: pool, rss: newRSSHistory(sup.Snapshot), mode: cfg.Mode},
 		mode:       cfg.Mode,
 		direct:     dp.directSockets(),
@@ -403,11 +409,15 @@ func (a *actors) run(publicLn, adminLn net.Listener) error {
 		g.Add(checker.Run, func(error) { checker.Stop() })
 	}
 
+	steer := steering{live: a.live, sup: a.sup, log: a.log}
 	if a.ctl != nil {
-		g.Add(func() error { return a.ctl.Serve(a.sup) }, func(error) { a.ctl.Stop() })
+		g.Add(func() error { return a.ctl.Serve(steer) }, func(error) { a.ctl.Stop() })
 	}
 
-	sigs := newSignals(a.log, a.sd, a.sup, a.sigs)
+	follow := newLiveActor(a.live)
+	g.Add(follow.run, follow.interrupt)
+
+	sigs := newSignals(a.log, a.sd, steer, a.sigs)
 	g.Add(sigs.run, sigs.interrupt)
 
 	err := g.Run()
@@ -467,19 +477,17 @@ func (ls listeners) NotAccepting() string {
 // ReadyWorkers implements health.Workers.
 func (a *actors) ReadyWorkers() int { return a.sup.ReadyWorkers() }
 
-// plan is the sizing decision and the way workers get their heap limit.
+// plan is the live sizing plan and the way workers get their heap limit.
 type plan struct {
-	machine.Plan
+	live     *sizing.Live
 	rt       jsruntime.Runtime
 	runtimes jsruntime.Registry
-	Heap     machine.HeapMode
-	res      machine.Resources
-	preload  string // the direct-mode preload's path; "" in proxy mode
+	preload  string // the mode's preload's path; "" for none
 }
 
+// prepare implements supervisor.PrepareFunc with the plan in force.
 func (p plan) prepare(argv, env []string, port int) ([]string, []string, error) {
-	w, _, err := p.runtimes.Prepare(jsruntime.Worker{Argv: argv, Env: env},
-		p.options(port))
+	w, _, err := p.runtimes.Prepare(jsruntime.Worker{Argv: argv, Env: env}, p.options(port))
 	return w.Argv, w.Env, err
 }
 
@@ -492,25 +500,30 @@ func oomCounter() supervisor.OOMCounter {
 	return nil
 }
 
-// options are the settings Prepare gives a worker listening on port.
+// options are the settings Prepare gives a worker listening on port, from
+// the plan in force.
 func (p plan) options(port int) jsruntime.Options {
-	return jsruntime.Options{Runtime: p.rt, HeapMB: p.heapMB(), SemiSpaceMB: p.SemiSpaceMB, Port: port,
+	s := p.live.Plan()
+	return jsruntime.Options{Runtime: p.rt, HeapMB: s.RuntimeHeapMB, SemiSpaceMB: s.SemiSpaceMB, Port: port,
 		Preload: p.preload}
 }
 
-// heapMB is the heap setting handed to the runtime. A runtime with no hard
-// heap cap (Bun) is told the worker's memory budget, as the RAM size its
-// collector plans for, which keeps its resident size down.
-func (p plan) heapMB() int {
-	if p.rt.Memory == jsruntime.RecycleByRSS && p.HeapMB == 0 && p.Heap == machine.HeapAuto {
-		return int(p.WorkerBudget / machine.MiB)
+// planner is the sizing of cfg's command, started with environment env.
+func planner(cfg *config, env []string) sizing.Planner {
+	return sizing.Planner{
+		Settings: sizing.Settings{
+			Workers: cfg.Workers, WorkersSource: cfg.WorkersSource,
+			Heap: cfg.Heap, HeapMB: cfg.HeapMB, IncludeSwap: cfg.IncludeSwap,
+			MaxMemoryMB: cfg.MaxMemoryMB, MaxMemorySet: cfg.MaxMemorySet,
+		},
+		Runtime: cfg.runtime(), Runtimes: cfg.Runtimes, Command: cfg.Command, Env: env,
 	}
-	return p.HeapMB
 }
 
-// makePlan detects the machine, decides workers and heap, and logs the plan line.
-func makePlan(cfg *config, log hclog.Logger) (plan, error) {
-	rt := cfg.runtime()
+// makePlan detects the machine, decides workers and heap, and logs the plan
+// line. The plan follows the cgroup's limits when cfg says so; apply puts a
+// new plan in force.
+func makePlan(cfg *config, log hclog.Logger, apply func(sizing.Change)) (plan, error) {
 	res, err := machine.Detect()
 	if err != nil {
 		return plan{}, fmt.Errorf("detect resources: %w", err)
@@ -518,19 +531,23 @@ func makePlan(cfg *config, log hclog.Logger) (plan, error) {
 	for _, n := range res.Notes {
 		log.Info("resources", "note", n)
 	}
-	mp, err := newPlan(cfg, res, rt, os.Environ())
+	live, err := sizing.NewLive(sizing.LiveConfig{
+		Planner: planner(cfg, os.Environ()), Follow: cfg.followLimits(res),
+		Apply: apply, Logger: log,
+	}, res)
 	if err != nil {
 		return plan{}, err
 	}
-	for _, w := range mp.Warnings {
+	first := live.Plan()
+	for _, w := range first.Warnings {
 		log.Warn(w)
 	}
-	p := plan{Plan: mp, rt: rt, runtimes: cfg.Runtimes, Heap: cfg.Heap, res: res}
+	p := plan{live: live, rt: cfg.runtime(), runtimes: cfg.Runtimes}
 	applied, err := p.dryRun(cfg.Command)
 	if err != nil {
 		return plan{}, err
 	}
-	log.Info(planLine(res, mp, rt, applied))
+	log.Info(first.Line(applied))
 	if applied.Warning != "" {
 		log.Warn(applied.Warning)
 	}
@@ -546,69 +563,6 @@ func (p plan) dryRun(argv []string) (jsruntime.Applied, error) {
 		return applied, fmt.Errorf("prepare the worker command: %w", err)
 	}
 	return applied, nil
-}
-
-// newPlan sizes the workers of cfg.Command, started with environment env,
-// checking a heap limit that the command or env sets like percore's own.
-func newPlan(cfg *config, res machine.Resources, rt jsruntime.Runtime, env []string) (machine.Plan, error) {
-	userMB, userAt, err := userHeap(cfg.Runtimes, cfg.Command, env, rt)
-	if err != nil {
-		return machine.Plan{}, err
-	}
-	return machine.NewPlan(res, machine.Request{
-		Workers: cfg.Workers, WorkersSource: cfg.WorkersSource,
-		Heap: cfg.Heap, HeapMB: cfg.HeapMB, IncludeSwap: cfg.IncludeSwap,
-		Memory: memoryPolicy(rt.Memory), SemiSpace: rt.SemiSpace,
-		UserHeapMB: userMB, UserHeapSource: userAt,
-	}), nil
-}
-
-// memoryPolicy is a runtime's memory policy as the plan takes it.
-func memoryPolicy(m jsruntime.MemoryPolicy) machine.MemoryPolicy {
-	switch m {
-	case jsruntime.HeapCap:
-		return machine.HeapCap
-	case jsruntime.RecycleByRSS:
-		return machine.RecycleByRSS
-	}
-	return machine.NoHeapLimit
-}
-
-// userHeap returns the heap limit that argv or env sets for the runtime
-// and where, as "NODE_OPTIONS --max-old-space-size"; "" when none is set.
-// Without argv it looks for the runtime's own variables in env.
-func userHeap(runtimes jsruntime.Registry, argv, env []string, rt jsruntime.Runtime) (int, string, error) {
-	if len(argv) == 0 {
-		argv = []string{rt.String()}
-		if len(rt.Binaries) > 0 {
-			argv[0] = rt.Binaries[0]
-		}
-	}
-	_, a, err := runtimes.Prepare(jsruntime.Worker{Argv: argv, Env: env}, jsruntime.Options{Runtime: rt})
-	if err != nil {
-		return 0, "", fmt.Errorf("prepare the worker command: %w", err)
-	}
-	if a.UserHeapAt == "" || rt.Memory != jsruntime.HeapCap {
-		// A setting of a runtime without a hard heap cap (Bun's
-		// BUN_JSC_forceRAMSize) caps nothing; the plan line reports it.
-		return 0, "", nil
-	}
-	return a.UserHeapMB, a.UserHeapAt + " " + rt.HeapSetting, nil
-}
-
-func planLine(res machine.Resources, p machine.Plan, rt jsruntime.Runtime, a jsruntime.Applied) string {
-	heap := "none"
-	switch {
-	case a.UserHeapAt != "":
-		heap = fmt.Sprintf("%dMiB each (your setting in %s; percore's would be %dMiB)", a.UserHeapMB, a.UserHeapAt, p.HeapMB)
-	case p.HeapMB > 0:
-		heap = fmt.Sprintf("%dMiB each (%s)", p.HeapMB, p.HeapReason)
-	case p.HeapReason != "":
-		heap = "none (" + p.HeapReason + ")"
-	}
-	return fmt.Sprintf("plan: cpus=%d (%s) memory=%s (%s) workers=%d (%s) heap=%s runtime=%s",
-		res.CPUs, res.CPUSource, machine.FormatBytes(res.Memory), res.MemorySource,
-		p.Workers, p.WorkersReason, heap, rt)
 }
 
 // runtime is the runtime of cfg.Command: the one --runtime names, else the
