@@ -3,8 +3,8 @@ package proxy
 import (
 	"bytes"
 	"net"
-	"net/netip"
 	"strconv"
+	"strings"
 
 	"github.com/valyala/fasthttp"
 )
@@ -95,12 +95,12 @@ func hasToken(v []byte, name string) bool {
 // setForwarded sets the forwarding headers the worker sees.
 //
 // From a peer outside trusted, every line of every forwarding header
-// (isForwardingHeader: X-Forwarded-*, Forwarded, X-Real-IP and the
-// client-address headers of CDNs and platforms) is removed, whatever its
-// case or however often it repeats, and percore sets its own
+// (forwardingHeaders: X-Forwarded-*, Forwarded, X-Real-IP, X-Client-IP and
+// the client-address headers of CDNs, platforms and libraries) is removed,
+// whatever its case or however often it repeats, and percore sets its own
 // X-Forwarded-For (the peer), -Proto (http) and -Host (the Host). Apps and
-// frameworks read any of them (Express's req.ip reads X-Forwarded-For,
-// other code X-Real-IP or Fly-Client-IP), so leaving one line would let a
+// frameworks read any of them (Express's req.ip reads X-Forwarded-For, the
+// request-ip package X-Client-IP first), so leaving one line would let a
 // client choose its address.
 //
 // From a trusted peer they are kept; its X-Forwarded-For lines are folded
@@ -112,11 +112,7 @@ func hasToken(v []byte, name string) bool {
 func setForwarded(h *fasthttp.RequestHeader, peer net.Addr, trusted Trusted) {
 	var ipBuf [64]byte
 	ip := appendPeerIP(ipBuf[:0], peer)
-	fromTrusted := false
-	if addr, ok := netip.AddrFromSlice(peerIP(peer)); ok {
-		fromTrusted = trusted.contains(addr)
-	}
-	if fromTrusted {
+	if trusted.has(peer) {
 		var buf [512]byte
 		h.SetBytesV("X-Forwarded-For", appendForwardedFor(buf[:0], h, ip))
 		if len(h.Peek("X-Forwarded-Proto")) == 0 {
@@ -133,39 +129,6 @@ func setForwarded(h *fasthttp.RequestHeader, peer net.Addr, trusted Trusted) {
 	h.SetBytesV("X-Forwarded-Host", h.Host())
 }
 
-// forwardingHeaders are the headers besides X-Forwarded-* that carry a
-// client's address or scheme as a proxy saw it: RFC 7239's Forwarded,
-// nginx's X-Real-IP, Cloudflare's CF-Connecting-IP and (Enterprise)
-// True-Client-IP, which Akamai also sends, and Fly.io's Fly-Client-IP.
-var forwardingHeaders = [...]string{"Forwarded", "X-Real-IP", "True-Client-IP", "Fly-Client-IP", "CF-Connecting-IP"}
-
-// isForwardingHeader reports whether a header of this name is removed from
-// an untrusted peer's request: any X-Forwarded-* (-For, -Proto, -Host,
-// -Port, -Prefix, -Ssl, -Scheme, -Client-Cert...) and forwardingHeaders,
-// compared without case. Most names are told apart by length and first
-// letter alone.
-func isForwardingHeader(name []byte) bool {
-	const xf = "X-Forwarded-"
-	if len(name) == 0 {
-		return false
-	}
-	switch name[0] | 0x20 {
-	case 'x':
-		if len(name) > len(xf) {
-			return bytes.EqualFold(name[:len(xf)], []byte(xf))
-		}
-		return len(name) == len("X-Real-IP") && bytes.EqualFold(name, []byte("X-Real-IP"))
-	case 'f':
-		return len(name) == len("Forwarded") && bytes.EqualFold(name, []byte("Forwarded")) ||
-			len(name) == len("Fly-Client-IP") && bytes.EqualFold(name, []byte("Fly-Client-IP"))
-	case 't':
-		return len(name) == len("True-Client-IP") && bytes.EqualFold(name, []byte("True-Client-IP"))
-	case 'c':
-		return len(name) == len("CF-Connecting-IP") && bytes.EqualFold(name, []byte("CF-Connecting-IP"))
-	}
-	return false
-}
-
 // removeForwarding deletes every line of every forwarding header. Deleting
 // a name deletes all its lines (fasthttp's Set would replace only the
 // first). The names are found in the header block as it came off the wire,
@@ -174,12 +137,10 @@ func isForwardingHeader(name []byte) bool {
 func removeForwarding(h *fasthttp.RequestHeader) {
 	raw := h.RawHeaders()
 	if len(raw) == 0 {
-		for _, name := range [...]string{"X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host",
-			"X-Forwarded-Port", "X-Forwarded-Prefix", "X-Forwarded-Ssl", "X-Forwarded-Scheme"} {
-			h.Del(name)
-		}
 		for _, name := range forwardingHeaders {
-			h.Del(name)
+			if !strings.HasSuffix(name, "*") {
+				h.Del(name)
+			}
 		}
 		return
 	}

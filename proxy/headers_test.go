@@ -164,25 +164,6 @@ func forwardingLines(h *fasthttp.RequestHeader) map[string][]string {
 	return got
 }
 
-func TestIsForwardingHeader(t *testing.T) {
-	for name, want := range map[string]bool{
-		"X-Forwarded-For": true, "x-forwarded-proto": true, "X-FORWARDED-HOST": true, "X-Forwarded-Port": true,
-		"X-Forwarded-Prefix": true, "X-Forwarded-Anything": true, "Forwarded": true, "forwarded": true,
-		"X-Real-IP": true, "X-Real-Ip": true, "True-Client-IP": true, "Fly-Client-IP": true, "CF-Connecting-IP": true,
-		"X-Forwarded": false, "X-Forwarded-": false, "Forwarded-For": false, "Via": false, "Host": false,
-		"X-Request-Id": false, "Fly-Region": false, "X-Real-IPs": false, "": false,
-	} {
-		if got := isForwardingHeader([]byte(name)); got != want {
-			t.Errorf("isForwardingHeader(%q) = %v, want %v", name, got, want)
-		}
-	}
-	for _, name := range forwardingHeaders {
-		if !isForwardingHeader([]byte(name)) || !isForwardingHeader([]byte(strings.ToLower(name))) {
-			t.Errorf("isForwardingHeader(%q) = false for a name of forwardingHeaders", name)
-		}
-	}
-}
-
 func TestParseTrusted(t *testing.T) {
 	cases := []struct{ in, want string }{
 		{"loopback", "127.0.0.0/8,::1/128"},
