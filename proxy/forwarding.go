@@ -6,7 +6,8 @@ import "strings"
 // scheme or host as a proxy saw it, as the libraries and frameworks that
 // apps use read them. From a peer outside Trusted every line of each is
 // removed, and percore sets its own X-Forwarded-For, -Proto and -Host
-// (setForwarded); from a trusted peer they are kept.
+// (setForwarded); from a trusted peer they are kept, even when its
+// Connection header names them (removeRequestHops).
 //
 // A name ending in "*" stands for every name it begins. Names compare
 // without case and with "_" taken for "-": CGI, WSGI, PHP and Rack read

@@ -136,3 +136,43 @@ func TestForwardingHeadersTableThroughProxy(t *testing.T) {
 		t.Errorf("trusted peer: no X-Forwarded-For of its two lines and the peer in\n%s", head)
 	}
 }
+
+// A trusted edge that names its forwarding headers in Connection keeps
+// them: the worker gets the edge's client address, not the edge's own.
+// Hop-by-hop removal used to delete them first, so the worker saw
+// X-Forwarded-For: 127.0.0.1 and no X-Real-IP. Other headers named there
+// are still removed, and from an untrusted peer nothing changes.
+func TestTrustedConnectionKeepsForwardingHeaders(t *testing.T) {
+	worker := startHeadEcho(t)
+	req := "GET / HTTP/1.1\r\nHost: app.test\r\nConnection: keep-alive, X-Forwarded-For, x-real-ip, X-Forwarded-Proto, X-Drop\r\n" +
+		"X-Forwarded-For: 203.0.113.7\r\nX-Real-IP: 203.0.113.7\r\nX-Forwarded-Proto: https\r\nX-Drop: 1\r\n\r\n"
+	for _, c := range []struct {
+		name    string
+		trusted Trusted
+		want    []string
+	}{
+		{"trusted", nil, []string{"X-Forwarded-For: 203.0.113.7, 127.0.0.1", "X-Forwarded-Host: app.test",
+			"X-Forwarded-Proto: https", "X-Real-Ip: 203.0.113.7"}},
+		{"untrusted", Trusted{}, []string{"X-Forwarded-For: 127.0.0.1", "X-Forwarded-Host: app.test",
+			"X-Forwarded-Proto: http"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := startProxy(t, Config{Trusted: c.trusted}, ServerConfig{}, worker)
+			_, head := rawRoundTrip(t, p.addr, req)
+			var forwarding []string
+			for _, line := range headLines(head) {
+				name, _, _ := strings.Cut(line, ":")
+				if isForwardingHeader([]byte(name)) {
+					forwarding = append(forwarding, line)
+				}
+				if strings.EqualFold(name, "X-Drop") || strings.EqualFold(name, "Connection") {
+					t.Errorf("hop-by-hop %q reached the worker", line)
+				}
+			}
+			slices.Sort(forwarding)
+			if !slices.Equal(forwarding, c.want) {
+				t.Errorf("the worker got the forwarding lines\n%q\nwant\n%q", forwarding, c.want)
+			}
+		})
+	}
+}

@@ -22,6 +22,8 @@ var hopHeaders = [...]string{
 func removeHopByHop[H *fasthttp.RequestHeader | *fasthttp.ResponseHeader](h H) {
 	switch h := any(h).(type) {
 	case *fasthttp.RequestHeader:
+		removeRequestHops(h, false)
+	case *fasthttp.ResponseHeader:
 		if conn := h.Peek("Connection"); len(conn) > 0 {
 			// Deleting changes the header's storage, which conn points into.
 			// The copy stays on the stack as long as DelBytes is called on
@@ -35,18 +37,25 @@ func removeHopByHop[H *fasthttp.RequestHeader | *fasthttp.ResponseHeader](h H) {
 			}
 		}
 		removeFixedHops(h)
-	case *fasthttp.ResponseHeader:
-		if conn := h.Peek("Connection"); len(conn) > 0 {
-			var buf [256]byte
-			for rest := append(buf[:0], conn...); len(rest) > 0; {
-				var tok []byte
-				if tok, rest = cutToken(rest); len(tok) > 0 {
-					h.DelBytes(tok)
-				}
+	}
+}
+
+// removeRequestHops is removeHopByHop for a request. From a trusted peer
+// (fromTrusted) the forwarding headers (isForwardingHeader) stay even when
+// its Connection header names them: they are what the peer is trusted for,
+// and an edge that lists its X-Forwarded-For there would otherwise take its
+// own client's address away. An untrusted peer's are replaced anyway.
+func removeRequestHops(h *fasthttp.RequestHeader, fromTrusted bool) {
+	if conn := h.Peek("Connection"); len(conn) > 0 {
+		var buf [256]byte // see removeHopByHop
+		for rest := append(buf[:0], conn...); len(rest) > 0; {
+			var tok []byte
+			if tok, rest = cutToken(rest); len(tok) > 0 && !(fromTrusted && isForwardingHeader(tok)) {
+				h.DelBytes(tok)
 			}
 		}
-		removeFixedHops(h)
 	}
+	removeFixedHops(h)
 }
 
 // removeFixedHops deletes the fixed hop-by-hop list, keeping "Te: trailers".
