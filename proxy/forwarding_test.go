@@ -176,3 +176,36 @@ func TestTrustedConnectionKeepsForwardingHeaders(t *testing.T) {
 		})
 	}
 }
+
+// FuzzIsForwardingHeader checks the indexed look-up against the table read
+// the plain way.
+func FuzzIsForwardingHeader(f *testing.F) {
+	for _, entry := range forwardingHeaders {
+		f.Add(sampleName(entry))
+	}
+	f.Add("X-Forwarded-")
+	f.Add("x_real_ip")
+	f.Fuzz(func(t *testing.T, name string) {
+		folded := strings.Map(func(r rune) rune { // ASCII only, as header names
+			switch {
+			case 'A' <= r && r <= 'Z':
+				return r + 'a' - 'A'
+			case r == '_':
+				return '-'
+			}
+			return r
+		}, name)
+		want := false
+		for _, entry := range forwardingHeaders {
+			entry = strings.ToLower(entry)
+			if p, ok := strings.CutSuffix(entry, "*"); ok {
+				want = want || len(folded) > len(p) && strings.HasPrefix(folded, p)
+			} else {
+				want = want || folded == entry
+			}
+		}
+		if got := isForwardingHeader([]byte(name)); got != want {
+			t.Fatalf("isForwardingHeader(%q) = %v, want %v", name, got, want)
+		}
+	})
+}
