@@ -179,8 +179,15 @@ func openSID(body []byte) []byte {
 }
 
 // pin fills r from the request: the worker that opened the engine.io
-// session it carries, or what the affinity mode keys on.
+// session it carries, or what the affinity mode keys on. Under
+// AffinityCookie it takes percore's cookie out of the request, whatever
+// pins it: the app never sees it.
 func (pol *policy) pin(r *route, req *fasthttp.Request, peer net.Addr, trusted Trusted) {
+	var cookieSlot int
+	var hasSlot bool
+	if pol.affinity.Mode == AffinityCookie {
+		cookieSlot, hasSlot = takeSlotCookie(&req.Header, &pol.cookieBufs)
+	}
 	if eio, sid := engineQuery(req.Header.RequestURI(), pol.enginePath); eio {
 		if sid != nil {
 			if r.owner, r.hasOwner = pol.sessions.owner(sid, time.Now()); r.hasOwner {
@@ -190,7 +197,14 @@ func (pol *policy) pin(r *route, req *fasthttp.Request, peer net.Addr, trusted T
 			r.handshake = true
 		}
 	}
-	if pol.affinity.Mode != AffinityOff {
+	switch pol.affinity.Mode {
+	case AffinityOff:
+	case AffinityCookie:
+		if hasSlot {
+			r.slot = cookieSlot + 1
+		}
+		r.cookie = true
+	default:
 		pol.affinity.pin(r, &req.Header, peer, trusted)
 	}
 }

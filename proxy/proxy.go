@@ -216,7 +216,7 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 		req.SetBodyStream(body, size)
 	}
 
-	removeHopByHop(&req.Header)
+	removeRequestHops(&req.Header, h.trusted.has(ctx.RemoteAddr()))
 	req.Header.ResetConnectionClose()
 	// The worker gets the Content-Type the client sent, or none: fasthttp
 	// would otherwise add its default to a body without one.

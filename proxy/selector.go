@@ -1,5 +1,7 @@
 package proxy
 
+import "sync"
+
 // A selector chooses the worker for one request among the routed ones, as
 // Caddy's selection policies do. The pool around it owns what is common to
 // every policy: the snapshot of workers, ejection, the per-worker limit and
@@ -87,6 +89,7 @@ type policy struct {
 	affinity   Affinity
 	enginePath string    // engine.io's path prefix; "": sessions are not followed
 	sessions   *sessions // engine.io sessions and the workers that opened them
+	cookieBufs sync.Pool // *[]byte: scratch for takeSlotCookie
 }
 
 func newPolicy(a Affinity, enginePath string) *policy {

@@ -62,7 +62,7 @@ func proxyOptions() []option {
 			usage: "log each request: method, path, status, bytes, duration, worker, request id",
 			set:   setAccessLog},
 		{name: "trusted-proxies", value: "SET|CIDR,...", def: "loopback",
-			usage: "peers whose X-Forwarded-*, Forwarded, X-Real-IP and CDN client-IP headers are kept (percore appends to X-Forwarded-For); others' are removed; sets loopback, private, fly, none, mixed with CIDRs",
+			usage: "peers whose client-address headers (X-Forwarded-*, Forwarded, X-Real-IP, X-Client-IP, CDN and platform headers) are kept (percore appends to X-Forwarded-For); others' are removed; sets loopback, private, fly, none, mixed with CIDRs",
 			set:   setTrustedProxies},
 		{name: "affinity", value: "off|cookie|ip|header:NAME", def: "off",
 			usage: "pins each client to a worker: by a cookie percore sets, the client address (through --trusted-proxies) or a header's value; moves when that worker cannot take it",
