@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
@@ -94,7 +95,7 @@ func writePreload(rt jsruntime.Runtime, m mode) (dir, path string, err error) {
 	if script == nil {
 		return "", "", nil
 	}
-	dir, err = os.MkdirTemp("", "percore-"+m.String()+"-")
+	dir, err = makeTempDir("percore-" + m.String() + "-")
 	if err != nil {
 		return "", "", fmt.Errorf("--mode %s: %w", m, err)
 	}
@@ -108,6 +109,17 @@ func writePreload(rt jsruntime.Runtime, m mode) (dir, path string, err error) {
 		return "", "", fmt.Errorf("--mode %s: %w", m, err)
 	}
 	return dir, path, nil
+}
+
+// makeTempDir makes a directory for files of percore's that the workers
+// read, in $TMPDIR, or in /tmp when --user may not write there (a TMPDIR
+// of root's own, say).
+func makeTempDir(prefix string) (string, error) {
+	dir, err := os.MkdirTemp("", prefix)
+	if errors.Is(err, fs.ErrPermission) && os.TempDir() != "/tmp" {
+		dir, err = os.MkdirTemp("/tmp", prefix)
+	}
+	return dir, err
 }
 
 func (d *directParts) close() {

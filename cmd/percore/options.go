@@ -600,12 +600,10 @@ load-balancing proxy, and supervises the workers.
 
 Usage:
   percore [flags] [--] COMMAND [ARGS...]
-  percore plan [--cpus N] [--memory SIZE] [--swap SIZE] [flags] [-- COMMAND]
-  percore reload [--control PATH]
-  percore scale N|+1|-1 [--control PATH]
-  percore status [--admin HOST:PORT] [--json]
-  percore top [--admin HOST:PORT]
-  percore version
+`)
+	printSubcommands(w)
+	fmt.Fprint(w, `
+Each command takes --help.
 
 Flags (each can also be set by the variable shown; a flag wins):
 `)

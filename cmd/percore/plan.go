@@ -25,7 +25,7 @@ type planFlags struct {
 // runPlan is "percore plan [flags] [-- COMMAND]": it prints what percore
 // would run on this machine, or on the one described by --cpus, --memory
 // and --swap, and exits.
-func runPlan(runtimes jsruntime.Registry, args, environ []string, stdout, stderr io.Writer) int {
+func runPlan(runtimes jsruntime.Registry, args, environ []string, stdout, stderr io.Writer, usage func(io.Writer)) int {
 	var pf planFlags
 	rest, err := pf.parse(args)
 	if err == nil {
@@ -35,8 +35,7 @@ func runPlan(runtimes jsruntime.Registry, args, environ []string, stdout, stderr
 		}
 	}
 	if errors.Is(err, errHelp) {
-		fmt.Fprintln(stdout, "Usage: percore plan [--cpus N] [--memory SIZE] [--swap SIZE] [flags] [-- COMMAND [ARGS...]]")
-		printHelp(stdout)
+		usage(stdout)
 		return exitOK
 	}
 	if err != nil {

@@ -60,22 +60,10 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 // the binary, a list of their own in tests.
 func runWith(runtimes jsruntime.Registry, args, environ []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 {
-		switch args[0] {
-		case "version", "plan", "reload", "scale", "status", "top":
-			earlysignal.Release() // these commands end on a signal's default action
-		}
-		switch args[0] {
-		case "version":
-			fmt.Fprintf(stdout, "percore %s\n", currentVersion())
-			return exitOK
-		case "plan":
-			return runPlan(runtimes, args[1:], environ, stdout, stderr)
-		case "reload", "scale":
-			return runControl(args[0], args[1:], environ, stdout, stderr)
-		case "status":
-			return runStatus(args[1:], environ, stdout, stderr)
-		case "top":
-			return runTop(args[1:], environ, os.Stdin, stdout, stderr)
+		if sub, ok := findSubcommand(args[0]); ok {
+			earlysignal.Release() // a subcommand ends on a signal's default action
+			c := &cli{runtimes: runtimes, environ: environ, stdin: os.Stdin, stdout: stdout, stderr: stderr}
+			return sub.Run(c, args[1:])
 		}
 	}
 	sigs := catchSignals()
