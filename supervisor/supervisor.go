@@ -168,9 +168,24 @@ func (s *Supervisor) Run() error {
 // ignored.
 func (s *Supervisor) Stop(ctx context.Context) {
 	s.stopOnce.Do(func() {
+		// Under mu, as slots are added: a Scale or the start of the later
+		// slots either adds its slots before the stop, which then stops
+		// them, or sees the stop and adds none.
+		s.mu.Lock()
+		defer s.mu.Unlock()
 		s.stopCtx = ctx
 		close(s.stopping)
 	})
+}
+
+// stoppingLocked reports whether Stop was called; the caller holds mu.
+func (s *Supervisor) stoppingLocked() bool {
+	select {
+	case <-s.stopping:
+		return true
+	default:
+		return false
+	}
 }
 
 // startSlots starts the first worker alone, and the others once it is
@@ -197,7 +212,7 @@ func (s *Supervisor) startSlots() <-chan struct{} {
 		}
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		for len(s.slots) < s.target {
+		for len(s.slots) < s.target && !s.stoppingLocked() {
 			s.addSlotLocked()
 		}
 	}()
@@ -273,13 +288,11 @@ func (s *Supervisor) Scale(n int) (int, error) {
 	if n < 1 || n > MaxWorkers {
 		return 0, fmt.Errorf("scale to %d: want 1 to %d workers", n, MaxWorkers)
 	}
-	select {
-	case <-s.stopping:
-		return 0, errStopping
-	default:
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.stoppingLocked() {
+		return 0, errStopping
+	}
 	s.target = n
 	for len(s.slots) < n {
 		s.addSlotLocked()

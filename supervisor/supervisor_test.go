@@ -266,3 +266,30 @@ func TestListensOnIgnoresOtherProcessesSockets(t *testing.T) {
 		t.Errorf("the worker's own listener was not found: %v", err)
 	}
 }
+
+// A scale that comes with a stop either adds its workers before the stop,
+// which then stops them, or is refused: it never adds a slot after it.
+func TestScaleAfterStopAddsNoSlot(t *testing.T) {
+	rig := newRig(t, "serve", 1, nil)
+	rig.waitAdded(t)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < 50; i++ {
+			if _, err := rig.sup.Scale(2 + i%3); err != nil {
+				return
+			}
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	rig.sup.Stop(ctx)
+	<-done
+	before := len(rig.sup.slotList())
+	if _, err := rig.sup.Scale(6); !errors.Is(err, errStopping) {
+		t.Errorf("Scale after Stop = %v, want errStopping", err)
+	}
+	if after := len(rig.sup.slotList()); after != before {
+		t.Errorf("Scale after Stop changed the slots from %d to %d", before, after)
+	}
+}
