@@ -146,11 +146,15 @@ type StickyCounts struct {
 	Followed uint64 // pinned requests that went to their worker
 	Moved    uint64 // pinned requests that went elsewhere: their worker was draining, ejected, full or gone
 	Sessions int    // engine.io sessions remembered now
+	// Evicted counts the engine.io sessions forgotten, by reason.
+	Evicted SessionEvictions
 }
 
-// Sticky returns the counters of sticky routing.
+// Sticky returns the counters of sticky routing. It forgets the engine.io
+// sessions idle too long, so that Sessions counts live ones.
 func (p *Pool) Sticky() StickyCounts {
 	pol := p.policy.Load()
 	return StickyCounts{Affinity: pol.affinity.String(), Followed: p.stats.followed.Load(),
-		Moved: p.stats.moved.Load(), Sessions: pol.sessions.len()}
+		Moved: p.stats.moved.Load(), Sessions: pol.sessions.count(time.Now()),
+		Evicted: pol.sessions.evictions()}
 }
