@@ -296,8 +296,10 @@ func (h *Handler) admitSession(ctx *fasthttp.RequestCtx, rid []byte) bool {
 		return true
 	}
 	h.pool.stats.refused.Add(1)
-	h.log.Debug("socket.io handshake refused: client over its session rate", "peer", ctx.RemoteAddr().String(),
-		"retry_after", wait, "request_id", string(rid))
+	if h.log.IsDebug() { // a flood of refusals formats nothing
+		h.log.Debug("socket.io handshake refused: client over its session rate", "peer", ctx.RemoteAddr().String(),
+			"retry_after", wait, "request_id", string(rid))
+	}
 	h.answer(ctx, fasthttp.StatusTooManyRequests, "429 Too Many Requests: too many new socket.io sessions from this address\n", rid, nil)
 	var buf [20]byte
 	ctx.Response.Header.SetBytesV("Retry-After", strconv.AppendInt(buf[:0], int64((wait+time.Second-1)/time.Second), 10))

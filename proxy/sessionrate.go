@@ -22,9 +22,9 @@ import (
 // shows many users as one address: 100 of them reconnecting at once after
 // a deploy pass in one burst, and at 50 a second a NAT of thousands of
 // users who each open a session every minute or so never meets the cap.
-// One address at the cap holds at most 50 × 120 s = 6,000 sessions that
+// One address at the cap holds about 50 × 120 s = 6,000 sessions that
 // never poll (5% of the table), and pushing out live sessions, which poll
-// every 25 s, takes 131,072 handshakes within 25 s: over 100 addresses.
+// every 25 s, takes 131,072 handshakes within 25 s: about 100 addresses.
 const (
 	// DefaultSessionRate is the engine.io sessions a second one client
 	// address may open, sustained.
