@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -98,6 +99,15 @@ type Config struct {
 	// whose sessions go to the worker that opened them (default
 	// DefaultEnginePath; "off": sessions are not followed).
 	EnginePath string
+	// SessionRate caps the engine.io sessions one client address (an IPv6
+	// one by its /64, resolved through Trusted; loopback ones are not
+	// capped) may open a second (default DefaultSessionRate; negative: no
+	// cap). A handshake over the cap is not forwarded: it gets 429 with
+	// Retry-After.
+	SessionRate int
+	// SessionBurst is how many sessions a client may open at once before
+	// the rate applies (default twice SessionRate).
+	SessionBurst int
 }
 
 // Handler forwards requests to workers, and tunnels upgraded connections
@@ -113,8 +123,9 @@ type Handler struct {
 	bodyTimeout time.Duration // 0: none
 	ids         *requestIDs
 	tunnels     *tunnelSet
-	streams     *streamSet // close-delimited responses to HTTP/1.0 clients
-	pol         *policy    // the pool's, fixed by New
+	streams     *streamSet   // close-delimited responses to HTTP/1.0 clients
+	pol         *policy      // the pool's, fixed by New
+	sessionRate *sessionRate // nil: no cap on new engine.io sessions
 }
 
 // New returns a Handler.
@@ -162,6 +173,16 @@ func New(cfg Config) *Handler {
 		engine = ""
 	}
 	h.pol = newPolicy(cfg.Affinity, engine)
+	if rate := cfg.SessionRate; rate >= 0 && engine != "" {
+		if rate == 0 {
+			rate = DefaultSessionRate
+		}
+		burst := cfg.SessionBurst
+		if burst <= 0 {
+			burst = 2 * rate
+		}
+		h.sessionRate = newSessionRate(rate, burst, maxRatePeers)
+	}
 	h.pool.configure(lim, h.respTimeout, h.pol)
 	h.pool.SetMaxRequests(cfg.MaxRequests, cfg.MaxRequestsJitter, cfg.OnMaxRequests)
 	return h
@@ -237,6 +258,15 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 	setForwarded(&req.Header, ctx.RemoteAddr(), h.trusted)
 	var r route
 	h.pol.pin(&r, req, ctx.RemoteAddr(), h.trusted)
+	if r.handshake && !h.admitSession(ctx, rid) {
+		if body != nil {
+			// The body was not read: the connection cannot be reused.
+			_ = req.CloseBodyStream()
+			releaseRequestBody(body)
+			ctx.SetConnectionClose()
+		}
+		return
+	}
 	if proto != nil {
 		h.serveUpgrade(ctx, proto, rid, &r) // never with a body: see upgradeProtocol
 		return
@@ -248,6 +278,32 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 		_ = req.CloseBodyStream()
 		releaseRequestBody(body)
 	}
+}
+
+// admitSession reports whether the client of an engine.io handshake may
+// open a session now. When it is over its rate, the handshake gets 429
+// with Retry-After, in whole seconds, and no worker sees it.
+func (h *Handler) admitSession(ctx *fasthttp.RequestCtx, rid []byte) bool {
+	if h.sessionRate == nil {
+		return true
+	}
+	key, capped := h.sessionRate.clientKey(&ctx.Request.Header, ctx.RemoteAddr(), h.trusted)
+	if !capped {
+		return true
+	}
+	wait, ok := h.sessionRate.allow(key, time.Now())
+	if ok {
+		return true
+	}
+	h.pool.stats.refused.Add(1)
+	if h.log.IsDebug() { // a flood of refusals formats nothing
+		h.log.Debug("socket.io handshake refused: client over its session rate", "peer", ctx.RemoteAddr().String(),
+			"retry_after", wait, "request_id", string(rid))
+	}
+	h.answer(ctx, fasthttp.StatusTooManyRequests, "429 Too Many Requests: too many new socket.io sessions from this address\n", rid, nil)
+	var buf [20]byte
+	ctx.Response.Header.SetBytesV("Retry-After", strconv.AppendInt(buf[:0], int64((wait+time.Second-1)/time.Second), 10))
+	return false
 }
 
 // setListenerHost gives a request without Host (HTTP/1.0 allows that; an

@@ -25,6 +25,8 @@ const (
 	helpTunnels  = "Upgraded connections (WebSockets) open."
 	helpSticky   = "Requests pinned to a worker (a socket.io session, --affinity), by result: followed to it, or moved because it was draining, ejected, full or gone."
 	helpSessions = "socket.io (engine.io) sessions whose worker percore remembers."
+	helpEvicted  = "socket.io sessions percore forgot, by reason: expired (no request for 2 minutes), capacity (the least recently seen, to make room in a full table), worker_gone."
+	helpRefused  = "socket.io handshakes refused with 429, not forwarded, because their client address was over --socketio-session-rate."
 	helpDirect   = "1 when connections go from the kernel to the workers (--mode direct): percore then measures no requests, inflight or tunnels."
 	helpPassed   = "Connections queued for a worker slot without a serving worker (--mode direct), accepted by percore: passed on to a serving worker, or closed because none served within 10 s."
 )
@@ -89,6 +91,11 @@ func (c *collector) addRequests(s *promtext.Set) {
 	sticky.Add(float64(sc.Followed), "followed")
 	sticky.Add(float64(sc.Moved), "moved")
 	s.Gauge("percore_socketio_sessions", helpSessions).Add(float64(sc.Sessions))
+	evicted := s.Counter("percore_socketio_session_evictions_total", helpEvicted, "reason")
+	evicted.Add(float64(sc.Evicted.Expired), "expired")
+	evicted.Add(float64(sc.Evicted.Capacity), "capacity")
+	evicted.Add(float64(sc.Evicted.WorkerGone), "worker_gone")
+	s.Counter("percore_socketio_handshakes_refused_total", helpRefused).Add(float64(sc.Refused))
 	h := c.pool.Durations()
 	s.Histogram("percore_request_duration_seconds", helpDuration, proxy.DurationBuckets[:]).
 		AddHistogram(h.Buckets[:], h.Count, h.Sum)
