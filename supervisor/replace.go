@@ -14,7 +14,8 @@ import (
 type ReloadStatus struct {
 	State string // "", "running", "done" or "failed"
 	// Error says why the reload failed, in percore's words (the exit code
-	// or signal, not ready in time, ...), and where the details are.
+	// or signal, not ready in time, died on probation, ...), and where the
+	// details are.
 	Error    string
 	Started  time.Time // when it started
 	Finished time.Time // when it ended
@@ -31,9 +32,11 @@ func (r ReloadStatus) Took() time.Duration {
 }
 
 // Reload starts a rolling reload: one worker at a time is replaced by a new
-// one running the current code, which must be ready before the old one
-// drains. If a replacement fails, the reload stops and the old workers keep
-// serving. A Reload during a reload starts it over. Reload returns at once.
+// one running the current code, which must be ready, and then serve beside
+// the old one for Config.Probation, before the old one drains. If a
+// replacement fails, at start or on probation, the reload stops and the old
+// workers keep serving. A Reload during a reload starts it over. Reload
+// returns at once.
 func (s *Supervisor) Reload() {
 	select {
 	case s.reloads <- struct{}{}:
@@ -152,7 +155,7 @@ func (s *Supervisor) runReload() {
 			if restart {
 				break
 			}
-			err := s.replaceSlot(sl, &replaceRequest{reason: "reload"})
+			err := s.replaceSlot(sl, &replaceRequest{reason: "reload", probation: true})
 			if err == errStopping {
 				return
 			}
@@ -216,7 +219,13 @@ func reloadError(err error, output []string) string {
 // apart from the output of the workers still serving.
 func failedReloadMessage(err error, output []string) string {
 	var b strings.Builder
-	b.WriteString("RELOAD FAILED: a new worker did not become ready: ")
+	b.WriteString("RELOAD FAILED: ")
+	var se *startError
+	if errors.As(err, &se) && se.reason == reasonProbation {
+		b.WriteString("a new worker failed its probation: ")
+	} else {
+		b.WriteString("a new worker did not become ready: ")
+	}
 	b.WriteString(err.Error())
 	if len(output) > 0 {
 		b.WriteString("; the new worker's last output:")
