@@ -161,18 +161,22 @@ func (s *Supervisor) runReload() {
 			}
 			if err != nil {
 				output := newWorkerOutput(err)
+				// Recorded before it is logged: whoever reads the log
+				// line and then /status sees the failure there.
+				st := s.endReload(ReloadStatus{State: "failed", Error: reloadError(err, output),
+					Finished: time.Now(), Replaced: replaced})
 				s.log.Error(failedReloadMessage(err, output))
 				s.log.Error("the previous version is still serving: the old workers were kept; the next reload tries again",
 					"replaced", replaced)
-				s.answerWaiters(waiting, ReloadStatus{State: "failed", Error: reloadError(err, output),
-					Finished: time.Now(), Replaced: replaced})
+				tellWaiters(waiting, st)
 				return
 			}
 			replaced++
 		}
 	}
-	s.answerWaiters(waiting, ReloadStatus{State: "done", Finished: time.Now(), Replaced: replaced})
+	st := s.endReload(ReloadStatus{State: "done", Finished: time.Now(), Replaced: replaced})
 	s.log.Info("reload done", "replaced", replaced)
+	tellWaiters(waiting, st)
 }
 
 // takeWaiters moves the ReloadWait callers registered so far to the reload
@@ -185,11 +189,14 @@ func (s *Supervisor) takeWaiters(had []chan ReloadStatus) []chan ReloadStatus {
 	return had
 }
 
-// answerWaiters records the end of a reload and tells the callers waiting
-// for it.
-func (s *Supervisor) answerWaiters(waiting []chan ReloadStatus, r ReloadStatus) {
+// endReload records the end of a reload and returns its status.
+func (s *Supervisor) endReload(r ReloadStatus) ReloadStatus {
 	s.setReload(r, false)
-	r = s.ReloadState()
+	return s.ReloadState()
+}
+
+// tellWaiters tells the callers waiting for a reload how it ended.
+func tellWaiters(waiting []chan ReloadStatus, r ReloadStatus) {
 	for _, w := range waiting {
 		w <- r // buffered 1, answered once
 	}

@@ -297,11 +297,11 @@ const reasonProbation = "died on probation"
 // keeps serving. The error says in percore's words how long the replacement
 // served; what it printed goes to the log with the failed reload.
 func (m *machine) probationFailed(l *life, e Exit) {
+	served := time.Since(l.readySince).Round(10 * time.Millisecond)
 	m.fx.cleanup(l.w)
 	<-m.unroute(l)
 	l.w.awaitOutput()
 	m.next, m.phase = nil, phaseReady
-	served := time.Since(l.readySince).Round(10 * time.Millisecond)
 	detail := fmt.Sprintf("%s after it became ready, within its %s probation", served, m.cfg.Probation)
 	if l.killed != "" {
 		detail = l.killed
