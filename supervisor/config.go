@@ -73,6 +73,13 @@ type Config struct {
 	// MinUptime is how long a ready worker must live for its start to count
 	// as good (default 1s).
 	MinUptime time.Duration
+	// Probation is how long a reload's replacement serves beside the worker
+	// it replaces before that one retires. A replacement that exits within
+	// it fails the reload: the old worker serves on and the reload stops.
+	// Zero turns it off: the old worker retires as soon as its replacement
+	// is ready. Recycling has no probation: its replacement runs the code
+	// that already serves.
+	Probation time.Duration
 	// Sockets, when set, runs the workers in direct mode: each worker
 	// inherits its slot's public listening socket as descriptor 3 and a
 	// preload makes the app serve it (see DirectEnv). PORT is then a port

@@ -51,7 +51,7 @@
 //	ready      replace (stop first)  recycling  drain and stop the worker before its replacement starts
 //	ready      remove                stopping   drain and stop within one shutdown timeout
 //	ready      stop                  stopping   drain and stop within the stop's budget
-//	replacing  ready (new)           ready      route the replacement; the old worker drains, stops, then answers
+//	replacing  ready (new)           probation  route the replacement beside the worker; without a probation, as probation over
 //	replacing  not ready (new)       replacing  SIGKILL the replacement; its exit fails the replacement
 //	replacing  shortage (new)        replacing  SIGKILL the replacement; its exit fails the replacement
 //	replacing  kill (new)            replacing  SIGKILL the replacement; its exit fails the replacement
@@ -62,6 +62,15 @@
 //	replacing  replace               replacing  answered at once: the replacement runs the current code
 //	replacing  remove                stopping   both workers stop; the replacement is answered
 //	replacing  stop                  stopping   both workers stop; the replacement is answered
+//	probation  probation over (new)  ready      the old worker drains, stops, then answers
+//	probation  kill (new)            probation  SIGKILL the replacement; its exit fails the replacement
+//	probation  exit (new)            ready      out of rotation; the replacement failed, the worker keeps serving
+//	probation  exit                  ready      a crash, counted as a restart; the replacement is the slot's worker, answered
+//	probation  eject                 ready      the worker stops as in ejecting; the replacement is the slot's worker, answered
+//	probation  kill                  ready      the worker is killed; the replacement is the slot's worker, answered
+//	probation  replace               probation  answered at once: the replacement runs the current code
+//	probation  remove                stopping   both workers stop; the replacement is answered
+//	probation  stop                  stopping   both workers stop; the replacement is answered
 //	ejecting   exit                  backoff    recorded with the ejection's reason, or max-memory
 //	ejecting   kill                  ejecting   SIGKILL now
 //	ejecting   replace               ejecting   answered at once: a worker with the current code starts next
@@ -85,7 +94,22 @@
 // worker the slot no longer owns (replaced, ejected while its replacement
 // started, or a replacement cut short) is recorded; sample, health and out
 // of rotation record the current worker's memory, failed health checks and
-// the proxy's ejection of it. Starting shows as StateStarting; ready and
-// replacing as StateReady; ejecting, recycling and stopping as
-// StateDraining; backoff and stopped as themselves.
+// the proxy's ejection of it. Starting shows as StateStarting; ready,
+// replacing and probation as StateReady; ejecting, recycling and stopping
+// as StateDraining; backoff and stopped as themselves.
+//
+// # Probation
+//
+// A reload's replacement is on probation once it is ready: it takes
+// requests beside the worker it replaces, which keeps serving until the
+// replacement has served for Config.Probation. New code that dies soon
+// after it listens (a failed connection, a timer, its first requests) then
+// fails the replacement, and with it the reload, while the old worker
+// still serves; the requests the dying replacement held are the proxy's to
+// retry elsewhere. The replacement takes traffic during its probation, or
+// the probation would prove nothing about the requests that break it.
+// Memory: a slot then runs two workers, as it does while a replacement
+// starts, and the replacer runs one replacement at a time, so one extra
+// worker at most runs; the sampler and the Guard see the slot's own worker,
+// the old one, until the probation is over.
 package supervisor

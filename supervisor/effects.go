@@ -48,6 +48,11 @@ func (f *slotEffects) after(d time.Duration) {
 	go f.s.backoffTimer(f.sl, d)
 }
 
+func (f *slotEffects) probation(w *worker, d time.Duration) {
+	f.s.helpers.Add(1)
+	go f.s.probationTimer(f.sl, w, d)
+}
+
 func (f *slotEffects) queueRecycle(r recycle) bool {
 	select {
 	case f.s.recycles <- r:
@@ -114,6 +119,21 @@ func (s *Supervisor) backoffTimer(sl *slot, d time.Duration) {
 	select {
 	case <-t.C:
 		sl.mail.post(event{kind: evBackoffOver})
+	case <-s.stopping:
+	case <-sl.remove:
+	}
+}
+
+// probationTimer reports the end of a replacement's probation, unless the
+// replacement is gone first, the supervisor stops or the slot goes.
+func (s *Supervisor) probationTimer(sl *slot, w *worker, d time.Duration) {
+	defer s.helpers.Done()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		sl.mail.post(event{kind: evProbationOver, key: w.key})
+	case <-w.gone:
 	case <-s.stopping:
 	case <-sl.remove:
 	}

@@ -25,6 +25,7 @@ const (
 	evSample                         // the sampler measured the worker's memory
 	evHealth                         // the health checker counted failed checks
 	evOutOfRotation                  // the proxy took the worker out after failed requests
+	evProbationOver                  // the replacement has served beside the old worker for Config.Probation
 	eventCount
 )
 
@@ -61,6 +62,8 @@ func (k eventKind) String() string {
 		return "health"
 	case evOutOfRotation:
 		return "out of rotation"
+	case evProbationOver:
+		return "probation over"
 	default:
 		return "unknown"
 	}

@@ -23,6 +23,7 @@ var fakeWorkers = map[string]func(){
 	"fail-if":     fakeFailIf,
 	"hog":         fakeHog,
 	"slow-if":     fakeSlowIf,
+	"crash-if":    fakeCrashIf,
 }
 
 func TestMain(m *testing.M) {
@@ -143,6 +144,20 @@ func fakeSlowIf() {
 	if _, err := os.Stat(os.Getenv("FAKE_SLOW_FILE")); err == nil {
 		d, _ := time.ParseDuration(os.Getenv("FAKE_SLOW"))
 		time.Sleep(d)
+	}
+	fakeServe()
+}
+
+// fakeCrashIf serves, and exits 1 FAKE_CRASH_AFTER after it listens while
+// the file FAKE_CRASH_FILE exists: new code that breaks after listening.
+func fakeCrashIf() {
+	if _, err := os.Stat(os.Getenv("FAKE_CRASH_FILE")); err == nil {
+		d, _ := time.ParseDuration(os.Getenv("FAKE_CRASH_AFTER"))
+		go func() {
+			time.Sleep(d) // a timer inside the fake app, as the app's own would be
+			fmt.Fprintln(os.Stderr, "lost the database connection")
+			os.Exit(1)
+		}()
 	}
 	fakeServe()
 }

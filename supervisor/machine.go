@@ -12,21 +12,22 @@ import (
 // machine the supervisor's effects; tests give it a recording fake. Each
 // method returns at once; what it starts reports back as events.
 type effects interface {
-	spawn() (*worker, error)         // start a process; its exit and readiness come back as events
-	route(w *worker)                 // make a ready worker take traffic
-	drain(w *worker) <-chan struct{} // take a worker out of rotation
-	halt(w *worker, how haltKind)    // stop a worker in the background
-	killGroup(w *worker)             // SIGKILL the worker's process group
-	cleanup(w *worker)               // remove what a gone worker leaves behind
-	rss(w *worker) (uint64, bool)    // measure a worker's resident memory
-	after(d time.Duration)           // report evBackoffOver after d
-	queueRecycle(r recycle) bool     // hand a recycling to the replacer
-	count(reason string)             // count a worker's end
-	firstOutcome()                   // the first worker is ready or failed
-	readyElsewhere() bool            // some slot's worker serves
-	giveUp(err *CrashLoopError)      // end Run: the app keeps failing at start-up
-	diagnose(w *worker, e Exit)      // log why a worker died
-	stopping() bool                  // the supervisor stops
+	spawn() (*worker, error)              // start a process; its exit and readiness come back as events
+	route(w *worker)                      // make a ready worker take traffic
+	drain(w *worker) <-chan struct{}      // take a worker out of rotation
+	halt(w *worker, how haltKind)         // stop a worker in the background
+	killGroup(w *worker)                  // SIGKILL the worker's process group
+	cleanup(w *worker)                    // remove what a gone worker leaves behind
+	rss(w *worker) (uint64, bool)         // measure a worker's resident memory
+	after(d time.Duration)                // report evBackoffOver after d
+	probation(w *worker, d time.Duration) // report evProbationOver about w after d, unless it is gone
+	queueRecycle(r recycle) bool          // hand a recycling to the replacer
+	count(reason string)                  // count a worker's end
+	firstOutcome()                        // the first worker is ready or failed
+	readyElsewhere() bool                 // some slot's worker serves
+	giveUp(err *CrashLoopError)           // end Run: the app keeps failing at start-up
+	diagnose(w *worker, e Exit)           // log why a worker died
+	stopping() bool                       // the supervisor stops
 }
 
 // haltKind is how a worker is stopped.
@@ -104,7 +105,7 @@ func (m *machine) finished() bool { return m.phase == phaseStopped && len(m.reti
 // aboutWorker reports whether events of kind k name a worker by key.
 func aboutWorker(k eventKind) bool {
 	switch k {
-	case evReady, evNotReady, evShortage, evExit, evEject, evKill, evRecycle:
+	case evReady, evNotReady, evShortage, evExit, evEject, evKill, evRecycle, evProbationOver:
 		return true
 	}
 	return false
@@ -161,6 +162,8 @@ func (m *machine) handle(ev event) {
 		m.inReady(ev, l)
 	case phaseReplacing:
 		m.inReplacing(ev, l)
+	case phaseProbation:
+		m.inProbation(ev, l)
 	case phaseEjecting, phaseRecycling, phaseStopping:
 		m.inDraining(ev, l)
 	case phaseBackoff:
@@ -260,7 +263,7 @@ func (m *machine) inReplacing(ev event, l *life) {
 	case l == m.next:
 		switch ev.kind {
 		case evReady:
-			m.takeOver()
+			m.startProbation()
 		case evNotReady, evShortage:
 			m.inStarting(ev, l)
 		case evKill:
@@ -280,6 +283,42 @@ func (m *machine) inReplacing(ev event, l *life) {
 		case evKill:
 			m.kill(l, ev.reason)
 			m.handOver(l)
+		}
+	}
+}
+
+// inProbation handles the phase in which the old worker and its ready
+// replacement both serve, until the replacement has served for the
+// probation or dies.
+func (m *machine) inProbation(ev event, l *life) {
+	switch {
+	case ev.kind == evReplace:
+		m.answer(ev.req, nil) // the replacement on probation runs the current code
+	case ev.kind == evRemove || ev.kind == evStop:
+		m.stopAll(ev.kind)
+	case l == m.next:
+		switch ev.kind {
+		case evProbationOver:
+			m.takeOver()
+		case evKill:
+			m.kill(l, ev.reason)
+		case evExit:
+			m.probationFailed(l, ev.exit)
+		}
+	default: // the old worker
+		switch ev.kind {
+		case evExit:
+			m.died(l, ev.exit)
+			m.rec.restarts++
+			m.promote()
+		case evEject:
+			m.eject(l, ev.reason)
+			m.retiring[l.w.key] = l
+			m.promote()
+		case evKill:
+			m.kill(l, ev.reason)
+			m.retiring[l.w.key] = l
+			m.promote()
 		}
 	}
 }
@@ -406,16 +445,50 @@ func (m *machine) replace(l *life, req *replaceRequest) {
 	w.log.Info("worker starting", "addr", w.addr())
 }
 
-// takeOver routes the ready replacement; the old worker drains and stops.
+// startProbation routes the ready replacement beside the old worker, which
+// keeps serving until the replacement has served for the probation: new
+// code that dies soon after it listens then fails the replacement while
+// the old worker still serves. Without a probation, the replacement takes
+// over at once.
+func (m *machine) startProbation() {
+	nw := m.next
+	m.phase = phaseProbation
+	m.route(nw)
+	if d := m.cfg.Probation; d > 0 && m.req != nil && m.req.probation {
+		nw.w.log.Info("replacement on probation: it serves beside the old worker, which retires once the probation is over",
+			"probation", d)
+		m.fx.probation(nw.w, d)
+		return
+	}
+	m.takeOver()
+}
+
+// takeOver makes the routed replacement the slot's worker; the old worker
+// drains and stops.
 func (m *machine) takeOver() {
 	old, nw := m.cur, m.next
 	m.cur, m.next, m.phase = nw, nil, phaseReady
-	m.route(nw)
 	m.rec.replaced++
-	old.req, old.end, old.readySince = m.req, reasonReplaced, time.Time{}
+	old.req, old.end, old.readySince, old.routed = m.req, reasonReplaced, time.Time{}, false
 	m.req = nil
 	m.retiring[old.w.key] = old
+	m.show() // whoever sees the old worker draining sees the replacement serve
+	if m.cfg.Probation > 0 && old.req != nil && old.req.probation {
+		nw.w.log.Info("replacement passed its probation; the old worker retires", "probation", m.cfg.Probation)
+	}
 	m.fx.halt(old.w, haltRetire)
+}
+
+// promote makes the replacement on probation the slot's worker when the old
+// worker went first (it exited, or was ejected or killed): the probation
+// ends early and the replacement is answered.
+func (m *machine) promote() {
+	m.cur, m.next, m.phase = m.next, nil, phaseReady
+	m.show()
+	if m.req != nil {
+		m.answer(m.req, nil)
+		m.req = nil
+	}
 }
 
 // handOver makes the starting replacement the slot's worker after the

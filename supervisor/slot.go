@@ -39,6 +39,9 @@ type replaceRequest struct {
 	reason    string // what is counted: "reload", "max-memory", "max-requests"
 	detail    string // what /status shows, when more than reason
 	stopFirst bool   // stop the old worker before the replacement starts
+	// probation says the replacement runs new code: it serves beside the
+	// old worker for Config.Probation before the old one retires (a reload)
+	probation bool
 	done      chan error
 }
 
@@ -98,7 +101,7 @@ func (sl *slot) status(now time.Time) WorkerStatus {
 	sl.mu.Unlock()
 	ws := v.status
 	switch v.phase {
-	case phaseReady, phaseReplacing:
+	case phaseReady, phaseReplacing, phaseProbation:
 		switch {
 		case !v.routed:
 			ws.NotRouted = NotRoutedDraining // it exited; the slot records it
@@ -282,6 +285,30 @@ func (m *machine) replacementFailed(l *life, e Exit) {
 		err = &startError{w: l.w, exit: e, reason: "boot failure", detail: l.killed}
 	}
 	m.cur.w.log.Error("replacement failed; the old worker keeps serving", "reason", m.req.reason, "error", err)
+	m.answer(m.req, fmt.Errorf("worker %d: replacement %w", m.slot, err))
+	m.req = nil
+}
+
+// reasonProbation is why a replacement that died on probation failed.
+const reasonProbation = "died on probation"
+
+// probationFailed records that a replacement on probation exited: it is
+// taken out of rotation and the old worker, which never stopped serving,
+// keeps serving. The error says in percore's words how long the replacement
+// served; what it printed goes to the log with the failed reload.
+func (m *machine) probationFailed(l *life, e Exit) {
+	served := time.Since(l.readySince).Round(10 * time.Millisecond)
+	m.fx.cleanup(l.w)
+	<-m.unroute(l)
+	l.w.awaitOutput()
+	m.next, m.phase = nil, phaseReady
+	detail := fmt.Sprintf("%s after it became ready, within its %s probation", served, m.cfg.Probation)
+	if l.killed != "" {
+		detail = l.killed
+	}
+	l.w.log.Error("replacement exited on probation", "exit", e.String(), "served", served)
+	err := &startError{w: l.w, exit: e, reason: reasonProbation, detail: detail}
+	m.cur.w.log.Error("replacement failed on probation; the old worker keeps serving", "reason", m.req.reason, "error", err)
 	m.answer(m.req, fmt.Errorf("worker %d: replacement %w", m.slot, err))
 	m.req = nil
 }

@@ -35,6 +35,7 @@ type config struct {
 	FollowLimitsSet   bool
 	ShutdownTimeout   time.Duration
 	ReadyTimeout      time.Duration
+	Probation         time.Duration // 0 = off
 	WorkerWait        time.Duration
 	StopSignal        syscall.Signal
 	LogLevel          hclog.Level
@@ -78,6 +79,11 @@ const (
 	defaultPort            = "8080"
 	defaultAdmin           = ":8081"
 	defaultShutdownTimeout = 8 * time.Second
+	// defaultProbation covers the new code that dies soon after it
+	// listens: a failed connection to a database or a queue, an unhandled
+	// rejection, a first timer or request; each worker's replacement in a
+	// reload serves for it beside the worker it replaces.
+	defaultProbation = 3 * time.Second
 )
 
 func options() []option {
@@ -108,6 +114,9 @@ func coreOptions() []option {
 			usage: "budget for a graceful stop: drain, stop signal, then SIGKILL", set: durationSetter(func(c *config) *time.Duration { return &c.ShutdownTimeout })},
 		{name: "ready-timeout", value: "DURATION", def: "30s",
 			usage: "how long a worker may take to listen on its port", set: durationSetter(func(c *config) *time.Duration { return &c.ReadyTimeout })},
+		{name: "probation", value: "DURATION", def: defaultProbation.String(),
+			usage: "in a reload, how long a new worker serves beside the one it replaces before that one stops; a new worker that dies within it fails the reload, the old workers serve on; 0 = off",
+			set:   setProbation},
 		{name: "worker-wait", value: "DURATION", def: "10s",
 			usage: "how long a request waits for a ready worker before 503", set: durationSetter(func(c *config) *time.Duration { return &c.WorkerWait })},
 		{name: "stop-signal", value: "SIGNAL", def: "SIGTERM",
@@ -236,6 +245,7 @@ func defaultConfig(env map[string]string) *config {
 		Heap:            sizing.HeapAuto,
 		ShutdownTimeout: defaultShutdownTimeout,
 		ReadyTimeout:    30 * time.Second,
+		Probation:       defaultProbation,
 		WorkerWait:      10 * time.Second,
 		StopSignal:      syscall.SIGTERM,
 		LogLevel:        hclog.Info,
@@ -455,6 +465,15 @@ func durationSetter(field func(*config) *time.Duration) func(*config, string) er
 		*field(c) = d
 		return nil
 	}
+}
+
+func setProbation(c *config, v string) error {
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		return errors.New("want a duration such as 3s or 500ms, or 0 to turn it off")
+	}
+	c.Probation = d
+	return nil
 }
 
 // stopSignals are the signals a worker may be asked to stop with.

@@ -94,6 +94,27 @@ func TestAdminHostsOption(t *testing.T) {
 	}
 }
 
+// TestParseConfigProbation: a reload's probation is on by default, set by
+// --probation or PERCORE_PROBATION (the flag wins), and 0 turns it off.
+func TestParseConfigProbation(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		env  map[string]string
+		want time.Duration
+	}{
+		{[]string{"node"}, nil, defaultProbation},
+		{[]string{"--probation", "0", "node"}, nil, 0},
+		{[]string{"--probation=10s", "node"}, nil, 10 * time.Second},
+		{[]string{"node"}, map[string]string{"PERCORE_PROBATION": "500ms"}, 500 * time.Millisecond},
+		{[]string{"--probation", "1s", "node"}, map[string]string{"PERCORE_PROBATION": "0"}, time.Second},
+	} {
+		cfg, err := parseConfig(c.args, c.env)
+		if err != nil || cfg.Probation != c.want {
+			t.Errorf("%q %v: probation %v, %v; want %s", c.args, c.env, cfg.Probation, err, c.want)
+		}
+	}
+}
+
 func TestParseConfigErrors(t *testing.T) {
 	cases := []struct {
 		args []string
@@ -107,6 +128,9 @@ func TestParseConfigErrors(t *testing.T) {
 		{[]string{"--heap", "lots", "node"}, nil, "--heap"},
 		{[]string{"--shutdown-timeout", "5x", "node"}, nil, "--shutdown-timeout"},
 		{[]string{"--ready-timeout", "-1s", "node"}, nil, "--ready-timeout"},
+		{[]string{"--probation", "-1s", "node"}, nil, "--probation"},
+		{[]string{"--probation", "3", "node"}, nil, "--probation"},
+		{[]string{"node"}, map[string]string{"PERCORE_PROBATION": "soon"}, "PERCORE_PROBATION"},
 		{[]string{"--stop-signal", "SIGBOGUS", "node"}, nil, "--stop-signal"},
 		{[]string{"--log-level", "loud", "node"}, nil, "--log-level"},
 		{[]string{"--log-format", "xml", "node"}, nil, "--log-format"},

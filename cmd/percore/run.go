@@ -302,6 +302,7 @@ func assemble(cfg *config, p plan, environ []string, log hclog.Logger, l supervi
 		Output:          out,
 		Logger:          log.Named("supervisor"),
 		ReadyTimeout:    cfg.ReadyTimeout,
+		Probation:       cfg.Probation,
 		StopSignal:      cfg.StopSignal,
 		ShutdownTimeout: cfg.ShutdownTimeout,
 		Guard:           guard,
