@@ -68,7 +68,7 @@ func newRig(t *testing.T, fake string, workers int, mutate func(*Config), env ..
 		Command: argv, Env: fullEnv, Workers: workers, Launcher: w, Router: rig.router,
 		Output:       NewOutput(OutputConfig{Stdout: rig.stdout, Stderr: rig.stdout}),
 		Logger:       hclog.New(&hclog.LoggerOptions{Level: hclog.Debug, Output: io.MultiWriter(testWriter{t}, rig.log)}),
-		ReadyTimeout: 5 * time.Second, BackoffMin: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond,
+		ReadyTimeout: testutil.Scaled(5 * time.Second), BackoffMin: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond,
 	}
 	if mutate != nil {
 		mutate(&cfg)
@@ -105,7 +105,7 @@ func (r *testRig) waitAdded(t *testing.T) string {
 	select {
 	case addr := <-r.router.added:
 		return addr
-	case <-time.After(10 * time.Second):
+	case <-time.After(testutil.Scaled(10 * time.Second)):
 		t.Fatal("no worker became ready")
 		return ""
 	}

@@ -79,6 +79,9 @@ func nextStandaloneApp(t *testing.T) frameworkApp {
 // percore reaches it. With percore at 3e4d9c6, before node workers had
 // their preload, every case fails: the workers listen on :: or 0.0.0.0.
 func TestFrameworksListenOnLoopbackOnly(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts express and Next.js servers; skipped with -short")
+	}
 	for _, tc := range []struct {
 		name string
 		app  func(*testing.T) frameworkApp
