@@ -26,6 +26,7 @@ type backend struct {
 	fails        atomic.Int32 // proxy failures in a row
 	ejections    atomic.Int32 // times ejected so far
 	ejectedUntil atomic.Int64 // unix nanoseconds; out of rotation until then
+	downUntil    atomic.Int64 // unix nanoseconds; its address refused a connection: down until then
 
 	drainOnce sync.Once
 	drained   chan struct{}
@@ -277,8 +278,9 @@ func (p *Pool) acquire(tried *triedSet, r *route, deadline *time.Time, wait time
 			return p.await(tried, r)
 		}
 		if p.stillRouted(tried) {
-			// A retry whose every worker is still in rotation: they
-			// answered, badly. Waiting would only delay the 502.
+			// A retry whose every worker is still in rotation and
+			// listening: they answered, badly, or closed the connection
+			// while alive. Waiting would only delay the 502.
 			return nil, ErrNoWorker
 		}
 		if deadline.IsZero() {
@@ -299,18 +301,20 @@ func (p *Pool) acquire(tried *triedSet, r *route, deadline *time.Time, wait time
 }
 
 // stillRouted reports whether a request was tried on some workers and all
-// of them are still routed. A tried worker that left the pool (it died)
-// makes a wait for its replacement worth it.
+// of them are still routed. A tried worker that left the pool, or is down
+// (its address refuses connections: it died, and the supervisor has not
+// seen it yet), makes a wait for its replacement worth it.
 func (p *Pool) stillRouted(tried *triedSet) bool {
 	if tried.n == 0 {
 		return false
 	}
 	list := *p.backends.Load()
+	now := time.Now().UnixNano()
 	for i := 0; i < tried.n; i++ {
 		found := false
 		for _, b := range list {
 			if b.key == tried.keys[i] {
-				found = true
+				found = !b.down(now)
 				break
 			}
 		}
@@ -366,7 +370,8 @@ func waitSlot(l *limit, w *waiter, deadline time.Time) *backend {
 }
 
 // Ready reports how many workers take traffic now; a worker ejected for
-// failing requests does not count.
+// failing requests, or down (its address refuses connections), does not
+// count.
 func (p *Pool) Ready() int {
 	list := *p.backends.Load()
 	now := p.ejectionClock()
@@ -388,8 +393,9 @@ func (p *Pool) SetMaxRequests(n, jitter int, onLimit func(key uint64)) {
 }
 
 // OnEject makes the pool tell fn each time it takes a worker out of
-// rotation for failed requests, with the worker's key and the ejection's
-// end, so that whoever reports readiness sees what the pool routes.
+// rotation for failed requests, or because its address refused a
+// connection (see DownFor), with the worker's key and the ejection's end,
+// so that whoever reports readiness sees what the pool routes at once.
 func (p *Pool) OnEject(fn func(key uint64, until time.Time)) {
 	p.mu.Lock()
 	defer p.mu.Unlock()

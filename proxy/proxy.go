@@ -382,7 +382,11 @@ func (h *Handler) forward(ctx *fasthttp.RequestCtx, body *requestBody, rid []byt
 			h.refuse(ctx, fasthttp.StatusBadRequest, "request percore cannot forward: "+err.Error(), rid)
 			return
 		}
-		if attempt >= maxAttempts || !retryable(err, req) {
+		retry := attempt < maxAttempts && retryable(err, req)
+		if h.pool.notice(b, err, retry) {
+			h.log.Debug("worker down: its address refuses connections", "worker", b.slot, "addr", b.addr)
+		}
+		if !retry {
 			fasthttp.ReleaseResponse(up)
 			h.fail(ctx, b, err, rid)
 			return
@@ -607,9 +611,7 @@ func retryable(err error, req *fasthttp.Request) bool {
 	if !idempotent(req) || hasBody(req) {
 		return false
 	}
-	return errors.Is(err, errUnproven) || errors.Is(err, fasthttp.ErrConnectionClosed) || errors.Is(err, io.EOF) ||
-		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) ||
-		errors.Is(err, syscall.EPIPE)
+	return errors.Is(err, errUnproven) || lostConnection(err)
 }
 
 // hasBody tells whether the request carries a body, which a first attempt

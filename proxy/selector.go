@@ -49,11 +49,12 @@ func (c *candidates) usable(b *backend) bool {
 
 // spare returns an ejected worker the request was not tried on, for when
 // every other worker is out too: an ejection is a guess, and an answer from
-// a doubtful worker beats a 503.
+// a doubtful worker beats a 503. A down worker is no guess: nothing listens
+// at its address, and the request had better wait for its replacement.
 func (c *candidates) spare() *backend {
 	var spare *backend
 	for _, b := range c.list {
-		if !c.tried.has(b.key) && b.ejected(c.now) {
+		if !c.tried.has(b.key) && b.ejected(c.now) && !b.down(c.now) {
 			spare = b
 		}
 	}

@@ -58,6 +58,9 @@ func (h *Handler) serveUpgrade(ctx *fasthttp.RequestCtx, proto, rid []byte, r *r
 		hs, err := h.handshake(b.addr, head)
 		if err != nil {
 			b.release()
+			// A refused dial marks the worker down, so that the retry
+			// waits for its replacement when no other worker is ready.
+			h.pool.notice(b, err, false)
 			if isDialError(err) && attempt < maxAttempts {
 				tried.add(b.key)
 				continue

@@ -1,7 +1,8 @@
 // Test app for percore's integration tests. Routes:
 //   /            {pid, worker, count}
 //   /headers     the request headers as JSON
-//   /slow?ms=N   answers after N ms
+//   /slow?ms=N   answers after N ms; &say=S writes S and a newline to
+//                stdout as the request arrives
 //   /env         selected environment variables
 //   /grow?mb=N   keeps N MiB more memory alive
 //   /orphan      starts a shell that leaves an orphaned sleep behind
@@ -27,6 +28,7 @@ const server = http.createServer((req, res) => {
     case "/headers":
       return json({ headers: req.headers, rawHeaders: req.rawHeaders });
     case "/slow":
+      if (url.searchParams.has("say")) process.stdout.write(url.searchParams.get("say") + "\n");
       return setTimeout(() => json({ pid: process.pid, worker }), Number(url.searchParams.get("ms") || 1000));
     case "/env":
       return json({
