@@ -88,4 +88,16 @@
 // the proxy's ejection of it. Starting shows as StateStarting; ready and
 // replacing as StateReady; ejecting, recycling and stopping as
 // StateDraining; backoff and stopped as themselves.
+//
+// # Stopping a worker
+//
+// Draining and stopping a worker is one sequence within one deadline: out
+// of rotation (in a stop of the supervisor, only once the Router sees it
+// idle), the stop signal as soon as its work in flight is done, or, still
+// busy, when only HandlerShare of the budget is left, and SIGKILL to its
+// process group at the deadline. Every worker gets the stop signal before
+// any SIGKILL, so the app's own handler runs. The worker's StopRecord (in
+// WorkerStatus.LastStop and on its "worker stopped" log line) says how it
+// ended and, when it was killed, how many requests (in direct mode,
+// connections) it cut.
 package supervisor
