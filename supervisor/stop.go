@@ -195,7 +195,7 @@ func (s *Supervisor) signalStop(w *worker, cue stopCue, c *stopClock) {
 	case rec.End == StopEndBusy && cue == cueCancel:
 		w.log.Warn("fast stop: sending the stop signal to a busy worker", args...)
 	case rec.End == StopEndBusy && cue == cueSignal:
-		w.log.Warn("worker still busy, the rest of the budget is for its stop handler: sending the stop signal", args...)
+		w.log.Warn("worker still busy: sending the stop signal, its handler has the rest of the budget", args...)
 	case rec.End == StopEndBusy:
 		w.log.Info("sending the stop signal to a worker with connections open", args...)
 	default:
