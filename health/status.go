@@ -138,6 +138,25 @@ type ExitStatus struct {
 	Code   int    `json:"code"`             // -1 when a signal ended it
 	Signal string `json:"signal,omitempty"` // e.g. "killed"
 	Reason string `json:"reason"`           // crash, boot failure, reload, max-memory, health check, stopped ...: percore's words, never the app's output
+	// Stop says how percore's stop of the process went; nil when no stop
+	// of percore's ended it.
+	Stop *StopStatus `json:"stop,omitempty"`
+}
+
+// StopStatus is how percore stopped a process.
+type StopStatus struct {
+	// How is "drained, then signalled" (nothing was in flight when it got
+	// the stop signal), "signalled while busy" (it got it with work in
+	// flight, and exited) or "killed at the deadline".
+	How string `json:"how"`
+	// Counted is what InFlight and Cut count: "requests" (proxy mode) or
+	// "connections" (direct mode, where percore does not see requests).
+	Counted string `json:"counted"`
+	// InFlight is what the process had when it got the stop signal, Cut
+	// what it still had when it was killed: requests whose clients got
+	// 502, or connections closed without an answer.
+	InFlight int `json:"in_flight"`
+	Cut      int `json:"cut"`
 }
 
 // StatusSource builds the status on demand.

@@ -48,8 +48,10 @@ type Config struct {
 	// as a failed start and the backoff starts over (default 10s). A worker
 	// that exits within MinUptime of becoming ready counts as a failed start.
 	StableAfter time.Duration
-	// ShutdownTimeout bounds the stop of the remaining workers after Run
-	// gives up on a crash loop (default 10s).
+	// ShutdownTimeout bounds the stop of a worker scaled away, recycled or
+	// replaced, and of the remaining workers after Run gives up on a crash
+	// loop (default 10s). In every stop, HandlerShare of it is kept for the
+	// workers' stop handlers: a worker still busy then gets the stop signal.
 	ShutdownTimeout time.Duration
 	// Guard holds each worker's process group to a memory budget (default
 	// off).

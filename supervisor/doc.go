@@ -112,4 +112,16 @@
 // starts, and the replacer runs one replacement at a time, so one extra
 // worker at most runs; the sampler and the Guard see the slot's own worker,
 // the old one, until the probation is over.
+//
+// # Stopping a worker
+//
+// Draining and stopping a worker is one sequence within one deadline: out
+// of rotation (in a stop of the supervisor, only once the Router sees it
+// idle), the stop signal as soon as its work in flight is done, or, still
+// busy, when only HandlerShare of the budget is left, and SIGKILL to its
+// process group at the deadline. Every worker gets the stop signal before
+// any SIGKILL, so the app's own handler runs. The worker's StopRecord (in
+// WorkerStatus.LastStop and on its "worker stopped" log line) says how it
+// ended and, when it was killed, how many requests (in direct mode,
+// connections) it cut.
 package supervisor

@@ -145,16 +145,19 @@ func (s *Supervisor) halt(w *worker, how haltKind) {
 	defer s.helpers.Done()
 	switch how {
 	case haltStop:
-		s.stop(s.stopCtx, w, s.cfg.Router.Drain(w.key))
+		// Routed until idle: requests still arriving during a stop, or
+		// queued, are served. A worker removed or recycled while percore
+		// runs drains at once instead, so that traffic moves elsewhere.
+		s.stop(s.stopCtx, w, s.cfg.Router.Idle(w.key))
 	case haltRemove:
 		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 		defer cancel()
-		s.stop(ctx, w, s.cfg.Router.Drain(w.key))
+		s.stop(ctx, w, nil)
 	case haltRecycle:
 		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 		defer cancel()
 		go cancelOnStop(ctx, cancel, s.stopping, nil)
-		s.stop(ctx, w, s.cfg.Router.Drain(w.key))
+		s.stop(ctx, w, nil)
 	case haltRetire:
 		s.retire(w)
 	case haltEject:
@@ -164,23 +167,24 @@ func (s *Supervisor) halt(w *worker, how haltKind) {
 
 // retire drains a replaced worker: its in-flight requests and open tunnels
 // may finish until the shutdown timeout. It then gets the stop signal and
-// HurryGrace before SIGKILL.
+// HurryGrace before SIGKILL. When percore stops meanwhile, the stop's
+// budget takes over.
 func (s *Supervisor) retire(w *worker) {
 	w.log.Info("worker draining")
-	drain, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
-	go cancelOnStop(drain, cancel, s.stopping, nil)
+	t := time.NewTimer(s.cfg.ShutdownTimeout)
+	defer t.Stop()
 	select {
 	case <-s.cfg.Router.Drain(w.key):
-	case <-drain.Done():
+	case <-t.C:
 		w.log.Warn("drain deadline reached with work in flight")
 	case <-w.gone:
+	case <-s.stopping:
+		s.stop(s.stopCtx, w, nil)
+		return
 	}
-	cancel()
-	grace, cancelGrace := context.WithTimeout(context.Background(), HurryGrace)
-	defer cancelGrace()
-	drained := make(chan struct{})
-	close(drained)
-	s.stop(grace, w, drained)
+	grace, cancel := context.WithTimeout(context.Background(), HurryGrace)
+	defer cancel()
+	s.stop(grace, w, nil)
 }
 
 // ejectStop sends an ejected worker the stop signal and SIGKILLs its group

@@ -72,6 +72,7 @@ type record struct {
 	bootFailures int
 	lastExit     *Exit
 	lastReason   string
+	lastStop     *StopRecord // how a stop ended the last worker; nil when none did
 	lastTail     []string
 }
 

@@ -61,27 +61,28 @@ func newSlot(id int) *slot {
 
 // WorkerStatus is a snapshot of one slot.
 type WorkerStatus struct {
-	ID          int       // the slot, as in PERCORE_WORKER_ID
-	PID         int       // 0 while no process runs
-	Port        int       // the worker's loopback port
-	State       State     // where the worker is in its life
-	NotRouted   NotRouted // why the worker takes no new requests; "" when it does
-	Restarts    int       // unplanned restarts: crashes, failed starts and ejections
-	Replaced    int       // planned replacements: reloads and recycling
-	LastExit    *Exit     // how the previous process ended, nil if none did
-	LastReason  string    // why it ended: "crash", "boot failure", "not ready in time", "reload", "max-memory", ...
-	Started     time.Time // when the current process started
-	ReadySince  time.Time // when it became ready; zero unless ready
-	RSS         uint64    // resident memory of the worker's process group, bytes (0 until measured)
-	HealthFails int       // consecutive failed health checks of the serving worker
-	Key         uint64    // the serving worker's router key (0 if none)
-	Addr        string    // the serving worker's loopback address ("" if none)
+	ID          int         // the slot, as in PERCORE_WORKER_ID
+	PID         int         // 0 while no process runs
+	Port        int         // the worker's loopback port
+	State       State       // where the worker is in its life
+	NotRouted   NotRouted   // why the worker takes no new requests; "" when it does
+	Restarts    int         // unplanned restarts: crashes, failed starts and ejections
+	Replaced    int         // planned replacements: reloads and recycling
+	LastExit    *Exit       // how the previous process ended, nil if none did
+	LastReason  string      // why it ended: "crash", "boot failure", "not ready in time", "reload", "max-memory", ...
+	LastStop    *StopRecord // how percore's stop of the previous process went; nil when no stop ended it
+	Started     time.Time   // when the current process started
+	ReadySince  time.Time   // when it became ready; zero unless ready
+	RSS         uint64      // resident memory of the worker's process group, bytes (0 until measured)
+	HealthFails int         // consecutive failed health checks of the serving worker
+	Key         uint64      // the serving worker's router key (0 if none)
+	Addr        string      // the serving worker's loopback address ("" if none)
 }
 
 // publish copies the machine's state into the slot's view.
 func (sl *slot) publish(m *machine) {
 	ws := WorkerStatus{ID: sl.id, State: m.phase.State(), Restarts: m.rec.restarts, Replaced: m.rec.replaced,
-		LastExit: m.rec.lastExit, LastReason: m.rec.lastReason}
+		LastExit: m.rec.lastExit, LastReason: m.rec.lastReason, LastStop: m.rec.lastStop}
 	v := slotView{phase: m.phase}
 	if l := m.cur; l != nil {
 		ws.PID, ws.Port, ws.Started, ws.Key, ws.Addr = l.w.pid, l.w.port, l.w.started, l.w.key, l.w.addr()
@@ -325,8 +326,9 @@ func (m *machine) recycled(l *life, e Exit) {
 		shown = l.killed
 	}
 	m.rec.replaced++
+	stop := m.stopEnd(l.w, e)
 	m.rec.lastExit, m.rec.lastReason = &e, shown
-	l.w.log.Info("worker stopped", "exit", e.String(), "reason", shown)
+	l.w.log.Info("worker stopped", append([]any{"exit", e.String(), "reason", shown}, stop.fields()...)...)
 	m.fx.count(req.reason)
 	m.answer(req, nil)
 	if m.fx.stopping() {
@@ -339,9 +341,21 @@ func (m *machine) recycled(l *life, e Exit) {
 // stopped records the end of a worker stopped for good.
 func (m *machine) stopped(l *life, e Exit) {
 	m.fx.cleanup(l.w)
-	l.w.log.Info("worker stopped", "exit", e.String())
+	stop := m.stopEnd(l.w, e)
+	l.w.log.Info("worker stopped", append([]any{"exit", e.String()}, stop.fields()...)...)
 	m.rec.lastExit, m.rec.lastReason = &e, reasonStopped
 	m.toStopped()
+}
+
+// stopEnd returns how a stop of the worker that exited with e went, and
+// keeps it as the slot's last stop.
+func (m *machine) stopEnd(w *worker, e Exit) StopRecord {
+	r := w.stopRecord().settle(e)
+	m.rec.lastStop = nil
+	if r.End != StopEndNone {
+		m.rec.lastStop = &r
+	}
+	return r
 }
 
 // retired records the end of a worker that no longer is the slot's own: a
@@ -352,7 +366,8 @@ func (m *machine) retired(l *life, e Exit) {
 	switch {
 	case l.req != nil:
 		m.fx.cleanup(l.w)
-		l.w.log.Info("worker stopped", "exit", e.String(), "reason", l.req.shown())
+		stop := m.stopEnd(l.w, e)
+		l.w.log.Info("worker stopped", append([]any{"exit", e.String(), "reason", l.req.shown()}, stop.fields()...)...)
 		m.fx.count(l.req.reason)
 		m.rec.lastExit, m.rec.lastReason = &e, l.req.shown()
 		m.answer(l.req, nil)
@@ -361,7 +376,8 @@ func (m *machine) retired(l *life, e Exit) {
 		m.rec.restarts++
 	default:
 		m.fx.cleanup(l.w)
-		l.w.log.Info("worker stopped", "exit", e.String())
+		stop := m.stopEnd(l.w, e)
+		l.w.log.Info("worker stopped", append([]any{"exit", e.String()}, stop.fields()...)...)
 		m.rec.lastExit, m.rec.lastReason = &e, reasonStopped
 	}
 }
@@ -369,7 +385,7 @@ func (m *machine) retired(l *life, e Exit) {
 // recordExit notes how a worker ended and, when it failed at boot, counts it.
 func (m *machine) recordExit(e Exit, reason, detail string, w *worker) {
 	m.fx.count(reason)
-	m.rec.lastExit, m.rec.lastReason = &e, reason
+	m.rec.lastExit, m.rec.lastReason, m.rec.lastStop = &e, reason, nil
 	if reason != "boot failure" && reason != reasonNotReady && reason != "start failed" {
 		m.rec.bootFailures = 0
 		if detail != "" {

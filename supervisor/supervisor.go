@@ -161,11 +161,13 @@ func (s *Supervisor) Run() error {
 	return err
 }
 
-// Stop asks every worker to stop: each is drained, gets the stop signal, and
-// is killed when ctx ends. Give ctx the whole shutdown budget as its
-// deadline; cancel it with cause ErrHurry for a fast stop. Stop returns at
-// once; Run returns when every worker is gone. Calls after the first are
-// ignored.
+// Stop asks every worker to stop: each stays routed until the Router sees
+// it idle, is drained, and gets the stop signal, then or, still busy, when
+// only HandlerShare(ShutdownTimeout) is left before ctx's deadline; what is
+// left of it at the deadline is killed. Give ctx the whole shutdown budget
+// as its deadline; cancel it with cause ErrHurry for a fast stop. Stop
+// returns at once; Run returns when every worker is gone. Calls after the
+// first are ignored.
 func (s *Supervisor) Stop(ctx context.Context) {
 	s.stopOnce.Do(func() {
 		// Under mu, as slots are added: a Scale or the start of the later

@@ -43,6 +43,14 @@ func (r *recordingRouter) Drain(key uint64) <-chan struct{} {
 	return c
 }
 
+func (r *recordingRouter) Idle(key uint64) <-chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}
+
+func (r *recordingRouter) InFlight(key uint64) int { return 0 }
+
 func (r *recordingRouter) count() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -201,8 +209,15 @@ func TestStopKillsWorkerThatIgnoresTerm(t *testing.T) {
 	if took := time.Since(start); took > 3*time.Second {
 		t.Errorf("stop took %s with a 500ms budget", took)
 	}
-	if e := rig.sup.Snapshot()[0].LastExit; e == nil || e.Signal != syscall.SIGKILL {
+	ws := rig.sup.Snapshot()[0]
+	if e := ws.LastExit; e == nil || e.Signal != syscall.SIGKILL {
 		t.Errorf("last exit = %v, want SIGKILL", e)
+	}
+	if ws.LastStop == nil || ws.LastStop.End != StopEndKilled {
+		t.Errorf("stop record %+v, want killed at the deadline", ws.LastStop)
+	}
+	if !strings.Contains(rig.log.String(), "sending the stop signal") {
+		t.Errorf("the worker was killed without the stop signal first:\n%s", rig.log.String())
 	}
 }
 

@@ -1,7 +1,6 @@
 package supervisor
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -9,27 +8,45 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 )
 
 // worker is one process serving in a slot. Its fields are set before it is
-// shared and never change, except through the owning slot.
+// shared and never change, except through the owning slot, and except its
+// stop record, which the goroutine that stops it writes.
 type worker struct {
-	key     uint64
-	slot    int
-	port    int
-	sock    string // the Unix socket path, when workers listen on sockets
-	appPort int    // direct mode: the PORT the app's listen call names, redirected to its socket
-	pid     int
-	started time.Time
-	exit    <-chan Exit   // read only by watchExit
-	gone    chan struct{} // closed once the process has exited
-	tail    *Tail
-	output  <-chan struct{} // closed once the output pipes ended and tail holds the last lines
-	log     hclog.Logger
+	key        uint64
+	slot       int
+	port       int
+	sock       string // the Unix socket path, when workers listen on sockets
+	appPort    int    // direct mode: the PORT the app's listen call names, redirected to its socket
+	publicPort int    // direct mode: the port of its public socket; 0 when unknown
+	pid        int
+	started    time.Time
+	exit       <-chan Exit   // read only by watchExit
+	gone       chan struct{} // closed once the process has exited
+	tail       *Tail
+	output     <-chan struct{} // closed once the output pipes ended and tail holds the last lines
+	log        hclog.Logger
+
+	mu      sync.Mutex // protects stopRec
+	stopRec StopRecord // what a stop did to it
+}
+
+// stopRecord returns what a stop did to the worker so far.
+func (w *worker) stopRecord() StopRecord {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.stopRec
+}
+
+func (w *worker) setStopRecord(r StopRecord) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.stopRec = r
 }
 
 // outputDrainWait bounds the wait for a gone worker's last output. Its pipes
@@ -243,47 +260,4 @@ func readyPollDelay(elapsed time.Duration) time.Duration {
 		return 3 * time.Millisecond
 	}
 	return 20 * time.Millisecond
-}
-
-// stop ends a worker: it waits until the router has drained it, sends the
-// stop signal to its process group, waits for it to exit, and kills the
-// group if it does not. ctx bounds the whole stop; when ctx ends because of
-// a fast stop (its cause is ErrHurry) the worker still gets the stop signal
-// and HurryGrace before SIGKILL. The worker's exit reaches its slot through
-// watchExit.
-func (s *Supervisor) stop(ctx context.Context, w *worker, drained <-chan struct{}) {
-	select {
-	case <-w.gone:
-		return
-	case <-drained:
-	case <-ctx.Done():
-	}
-	if errors.Is(context.Cause(ctx), context.DeadlineExceeded) {
-		w.log.Warn("killing worker process group")
-		s.killGroup(w)
-		return
-	}
-	if err := signalGroup(w.pid, s.cfg.StopSignal); err != nil {
-		w.log.Warn("send stop signal", "error", err)
-	}
-	grace := ctx
-	if ctx.Err() != nil {
-		var cancel context.CancelFunc
-		grace, cancel = context.WithTimeout(context.Background(), HurryGrace)
-		defer cancel()
-	}
-	select {
-	case <-w.gone:
-	case <-grace.Done():
-		w.log.Warn("killing worker process group")
-		s.killGroup(w)
-	}
-}
-
-// killGroup removes whatever is left of the worker's process group, such as
-// the children of a wrapper command.
-func (s *Supervisor) killGroup(w *worker) {
-	if err := signalGroup(w.pid, syscall.SIGKILL); err != nil {
-		w.log.Warn("kill process group", "error", err)
-	}
 }

@@ -161,6 +161,14 @@ func (r directRouter) Drain(key uint64) <-chan struct{} {
 	return r.pool.Drain(key)
 }
 
+// Idle is the pool's: the pool sees no requests in direct mode, so a
+// worker is idle at once and gets the stop signal as soon as a stop begins;
+// the supervisor counts its open connections itself.
+func (r directRouter) Idle(key uint64) <-chan struct{} { return r.pool.Idle(key) }
+
+// InFlight is the pool's, which sees no requests in direct mode.
+func (r directRouter) InFlight(key uint64) int { return r.pool.InFlight(key) }
+
 // router is what the supervisor routes through: the pool alone in proxy
 // mode.
 func (d *directParts) router(pool *proxy.Pool) supervisor.Router {

@@ -345,9 +345,11 @@ func assemble(cfg *config, p plan, environ []string, log hclog.Logger, l supervi
 }
 
 // run composes the actors in one oklog run.Group. Interrupts run in the order the
-// actors are added, which is the order of a stop: the proxy stops accepting
-// and finishes its requests, the supervisor stops the workers, the admin
-// server (answering 503 on /readyz from the start) goes last.
+// actors are added, which is the order of a stop: the proxy stops accepting,
+// starts the supervisor's stop of the workers beside its own drain, and
+// finishes its requests; the supervisor's interrupt waits until the workers
+// are gone (in direct mode it starts their stop); the admin server
+// (answering 503 on /readyz from the start) goes last.
 func (a *actors) run(publicLn, adminLn net.Listener) error {
 	defer a.sd.close()
 	if a.watch != nil {
@@ -368,12 +370,14 @@ func (a *actors) run(publicLn, adminLn net.Listener) error {
 		// drain: no reload starts while percore stops.
 		g.Add(a.watch.Run, func(error) { a.watch.Stop() })
 	}
+	supDone := make(chan struct{}) // closed when every worker is gone
 	if a.mode == modeProxy {
 		serve := proxy.NewServe(proxy.NewServer(a.proxy, a.srv, a.log.Named("http")), publicLn)
-		g.Add(serve.Run, func(error) { serve.Stop(a.sd.begin()) })
+		drain, end := graceAfter(supDone, answerGrace) // serve.Run uses it after the interrupt
+		defer end()
+		g.Add(serve.Run, func(error) { a.stopProxy(serve, drain) })
 	}
 
-	supDone := make(chan struct{})
 	g.Add(func() error {
 		defer close(supDone)
 		return a.sup.Run()

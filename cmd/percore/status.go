@@ -117,6 +117,9 @@ func (s *statusSource) workerStatus(ws supervisor.WorkerStatus, now time.Time) h
 		if ws.LastExit.Signal != 0 {
 			out.LastExit.Signal = ws.LastExit.Signal.String()
 		}
+		if st := ws.LastStop; st != nil {
+			out.LastExit.Stop = &health.StopStatus{How: st.End.String(), Counted: st.Counted, InFlight: st.InFlight, Cut: st.Cut}
+		}
 	}
 	return out
 }
