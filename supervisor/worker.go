@@ -30,6 +30,7 @@ type worker struct {
 	tail    *Tail
 	output  <-chan struct{} // closed once the output pipes ended and tail holds the last lines
 	log     hclog.Logger
+	fam     *family // the processes it started
 }
 
 // outputDrainWait bounds the wait for a gone worker's last output. Its pipes
@@ -132,9 +133,11 @@ func (s *Supervisor) spawn(slot int) (*worker, error) {
 			return nil, fmt.Errorf("prepare worker %d: %w", slot, err)
 		}
 	}
-	if err := s.startProcess(w, argv, env, public); err != nil {
+	key := s.fams.keyFor(w.key)
+	if err := s.startProcess(w, argv, withWorkerKey(env, key), public); err != nil {
 		return nil, fmt.Errorf("start worker %d (%s): %w", slot, argv[0], err)
 	}
+	w.fam = s.fams.add(w.pid, key)
 	w.log = s.log.With("worker", slot, "pid", w.pid)
 	return w, nil
 }
@@ -246,11 +249,11 @@ func readyPollDelay(elapsed time.Duration) time.Duration {
 }
 
 // stop ends a worker: it waits until the router has drained it, sends the
-// stop signal to its process group, waits for it to exit, and kills the
-// group if it does not. ctx bounds the whole stop; when ctx ends because of
-// a fast stop (its cause is ErrHurry) the worker still gets the stop signal
-// and HurryGrace before SIGKILL. The worker's exit reaches its slot through
-// watchExit.
+// stop signal to its process group and the processes it started outside
+// the group, waits for it to exit, and kills them all if it does not. ctx
+// bounds the whole stop; when ctx ends because of a fast stop (its cause is
+// ErrHurry) the worker still gets the stop signal and HurryGrace before
+// SIGKILL. The worker's exit reaches its slot through watchExit.
 func (s *Supervisor) stop(ctx context.Context, w *worker, drained <-chan struct{}) {
 	select {
 	case <-w.gone:
@@ -263,9 +266,7 @@ func (s *Supervisor) stop(ctx context.Context, w *worker, drained <-chan struct{
 		s.killGroup(w)
 		return
 	}
-	if err := signalGroup(w.pid, s.cfg.StopSignal); err != nil {
-		w.log.Warn("send stop signal", "error", err)
-	}
+	s.signalStop(w)
 	grace := ctx
 	if ctx.Err() != nil {
 		var cancel context.CancelFunc
@@ -281,9 +282,12 @@ func (s *Supervisor) stop(ctx context.Context, w *worker, drained <-chan struct{
 }
 
 // killGroup removes whatever is left of the worker's process group, such as
-// the children of a wrapper command.
+// the children of a wrapper command, and the processes it started outside
+// the group.
 func (s *Supervisor) killGroup(w *worker) {
+	out := outsideGroup(s.fams.members(w.fam), w.pid)
 	if err := signalGroup(w.pid, syscall.SIGKILL); err != nil {
 		w.log.Warn("kill process group", "error", err)
 	}
+	s.signalAll(w, out, syscall.SIGKILL)
 }
