@@ -36,7 +36,8 @@ type Config struct {
 	// ReadyTimeout bounds how long a new worker may take to listen on its
 	// port (default 30s).
 	ReadyTimeout time.Duration
-	// StopSignal is sent to a worker's process group to stop it (default SIGTERM).
+	// StopSignal is sent to a worker's process group, and to the processes
+	// the worker started outside it, to stop it (default SIGTERM).
 	StopSignal syscall.Signal
 	// MaxBootFailures is how many starts in a row may fail before ever
 	// serving, while no worker is ready, before Run gives up (default 5).

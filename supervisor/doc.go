@@ -2,7 +2,7 @@
 // alive: it gives each worker its own loopback port, waits until the worker
 // listens there, tells a Router which workers may take traffic, restarts
 // crashed workers with backoff, gives up on a crash loop, and stops every
-// process group within one shutdown budget.
+// worker, with every process it started, within one shutdown budget.
 //
 // It is not a proxy and knows nothing of HTTP: the traffic side learns about
 // workers only through the Router interface declared here. It does not decide
@@ -20,6 +20,21 @@
 // the Sockets' own, so a crashed or replaced worker's queue is not lost;
 // the Sockets learn from the Router which workers serve, and a slot scaled
 // away gives its socket back only when its last worker is gone.
+//
+// # A worker's processes
+//
+// A worker runs in a process group of its own, but the processes it starts
+// may leave the group: a detached child in a session of its own, a daemon
+// that double-forks. None outlives the worker. The supervisor remembers the
+// processes of a worker's tree as the memory sampler walks it, gives each
+// worker a value of its own in EnvWorkerKey that its children inherit, and
+// finds the worker's processes among percore's descendants (family.go says
+// why in /proc and not in a cgroup). The worker's stop signal and its
+// SIGKILL reach them with its group: in the table, "the group" means both.
+// Once a worker has exited, what is left of its group is killed at once, as
+// the table says; its other processes get the stop signal (unless they had
+// it with the worker's), then SIGKILL after LeftoverGrace or at the stop's
+// deadline, and the log says how many there were.
 //
 // # Slots
 //

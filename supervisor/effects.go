@@ -3,6 +3,7 @@ package supervisor
 import (
 	"context"
 	"errors"
+	"syscall"
 	"time"
 )
 
@@ -36,12 +37,19 @@ func (f *slotEffects) halt(w *worker, how haltKind) {
 
 func (f *slotEffects) killGroup(w *worker) { f.s.killGroup(w) }
 
+// cleanup kills what is left of a gone worker's process group at once, as
+// ever, and ends the processes it started outside the group in the
+// background (endLeftovers).
 func (f *slotEffects) cleanup(w *worker) {
-	f.s.killGroup(w)
+	if err := signalGroup(w.pid, syscall.SIGKILL); err != nil {
+		w.log.Warn("kill process group", "error", err)
+	}
 	w.forget()
+	f.s.helpers.Add(1)
+	go f.s.endLeftovers(w)
 }
 
-func (f *slotEffects) rss(w *worker) (uint64, bool) { return groupRSS(w.pid) }
+func (f *slotEffects) rss(w *worker) (uint64, bool) { return f.s.fams.sample(w.fam) }
 
 func (f *slotEffects) after(d time.Duration) {
 	f.s.helpers.Add(1)
@@ -188,11 +196,10 @@ func (s *Supervisor) retire(w *worker) {
 }
 
 // ejectStop sends an ejected worker the stop signal and SIGKILLs its group
-// if it has not exited after EjectGrace. A stop meanwhile takes over.
+// and its other processes if it has not exited after EjectGrace. A stop
+// meanwhile takes over.
 func (s *Supervisor) ejectStop(w *worker) {
-	if err := signalGroup(w.pid, s.cfg.StopSignal); err != nil {
-		w.log.Warn("send stop signal", "error", err)
-	}
+	s.signalFamily(w)
 	t := time.NewTimer(EjectGrace)
 	defer t.Stop()
 	select {

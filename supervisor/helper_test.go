@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"os/signal"
 	"strconv"
 	"strings"
@@ -24,6 +25,8 @@ var fakeWorkers = map[string]func(){
 	"hog":         fakeHog,
 	"slow-if":     fakeSlowIf,
 	"crash-if":    fakeCrashIf,
+	"detach":      fakeDetach,
+	"sleep":       fakeSleep,
 }
 
 func TestMain(m *testing.M) {
@@ -160,4 +163,27 @@ func fakeCrashIf() {
 		}()
 	}
 	fakeServe()
+}
+
+// fakeDetach starts a child in a session of its own, which a signal to the
+// worker's group misses, prints "child PID", and serves.
+func fakeDetach() {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "PERCORE_FAKE_WORKER=sleep")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	fmt.Printf("child %d\n", cmd.Process.Pid)
+	fakeServe()
+}
+
+// fakeSleep sleeps for an hour; it ignores SIGTERM when
+// FAKE_CHILD_IGNORES_TERM is set.
+func fakeSleep() {
+	if os.Getenv("FAKE_CHILD_IGNORES_TERM") != "" {
+		signal.Ignore(syscall.SIGTERM)
+	}
+	time.Sleep(time.Hour)
 }

@@ -62,7 +62,11 @@ func (s *Supervisor) sample(sl *slot) (uint64, bool) {
 	if ws.Key == 0 || ws.PID == 0 {
 		return 0, false
 	}
-	rss, ok := groupRSS(ws.PID)
+	f := s.fams.byKey(s.fams.keyFor(ws.Key))
+	if f == nil {
+		return 0, false
+	}
+	rss, ok := s.fams.sample(f)
 	if !ok {
 		return 0, false
 	}

@@ -8,28 +8,36 @@ import (
 	"strconv"
 )
 
-// maxTree bounds how many processes of one worker's tree are read.
-const maxTree = 1024
-
-// groupRSS adds up the resident memory of a worker and its descendants
-// (the process tree a wrapper such as npm starts), from /proc/PID/statm. It
-// walks the tree through /proc/PID/task/TID/children rather than scanning
-// all of /proc, which costs a few reads per worker each second whatever
-// else runs on the machine. Pages shared between processes count once per
-// process, so the figure errs high, never low.
-func groupRSS(pid int) (uint64, bool) {
+// treeRSS adds up the resident memory of a worker and its descendants
+// (the process tree a wrapper such as npm starts, and the processes the
+// worker started in groups or sessions of their own), from
+// /proc/PID/statm, and returns the tree's processes. It walks the tree
+// through /proc/PID/task/TID/children rather than scanning all of /proc,
+// which costs a few reads per worker each second whatever else runs on the
+// machine. Pages shared between processes count once per process, so the
+// figure errs high, never low. It reports false when root has ended, even
+// if its pid now names another process.
+func treeRSS(root proc) ([]proc, uint64, bool) {
+	if p, ok := readProc(root.pid); !ok || p.start != root.start || p.state == 'Z' {
+		return nil, 0, false
+	}
 	page := uint64(os.Getpagesize())
 	total, found := uint64(0), false
-	queue := []int{pid}
+	var tree []proc
+	queue := []int{root.pid}
 	for i := 0; i < len(queue) && i < maxTree; i++ {
-		p := queue[i]
-		if pages, ok := residentPages(p); ok {
+		p, ok := readProc(queue[i])
+		if !ok || p.state == 'Z' {
+			continue
+		}
+		if pages, ok := residentPages(p.pid); ok {
 			total += pages * page
 			found = true
 		}
-		queue = appendChildren(queue, p)
+		tree = append(tree, p)
+		queue = appendChildren(queue, p.pid)
 	}
-	return total, found
+	return tree, total, found
 }
 
 func residentPages(pid int) (uint64, bool) {

@@ -2,5 +2,5 @@
 
 package supervisor
 
-// groupRSS is unknown without /proc: memory recycling is Linux-only.
-func groupRSS(pgid int) (uint64, bool) { return 0, false }
+// treeRSS is unknown without /proc: memory recycling is Linux-only.
+func treeRSS(root proc) ([]proc, uint64, bool) { return nil, 0, false }

@@ -201,9 +201,7 @@ func (s *Supervisor) signalStop(w *worker, cue stopCue, c *stopClock) {
 	default:
 		w.log.Info("worker drained: sending the stop signal", args...)
 	}
-	if err := signalGroup(w.pid, s.cfg.StopSignal); err != nil {
-		w.log.Warn("send stop signal", "error", err)
-	}
+	s.signalFamily(w)
 }
 
 // killAtDeadline kills what is left of a signalled worker's process group
@@ -227,11 +225,14 @@ func (s *Supervisor) workInFlight(w *worker) int {
 }
 
 // killGroup removes whatever is left of the worker's process group, such as
-// the children of a wrapper command.
+// the children of a wrapper command, and the processes it started outside
+// the group.
 func (s *Supervisor) killGroup(w *worker) {
+	out := outsideGroup(s.fams.members(w.fam), w.pid)
 	if err := signalGroup(w.pid, syscall.SIGKILL); err != nil {
 		w.log.Warn("kill process group", "error", err)
 	}
+	s.signalAll(w, out, syscall.SIGKILL)
 }
 
 // stopClock holds the deadlines of one worker's stop.

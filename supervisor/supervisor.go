@@ -67,6 +67,8 @@ type Supervisor struct {
 
 	memory atomic.Pointer[memorySettings] // the guard and the spare slot in force
 
+	fams *families // the processes of the live workers
+
 	mu      sync.Mutex // protects slots, target, reload, waiters, ends and results
 	slots   []*slot
 	target  int // the number of workers wanted; slots may lag while they start
@@ -95,6 +97,7 @@ func New(cfg Config) (*Supervisor, error) {
 		ends:     map[string]uint64{},
 		results:  map[string]uint64{},
 		recycles: make(chan recycle, 64),
+		fams:     newFamilies(procfs{}),
 	}
 	s.memory.Store(&memorySettings{guard: cfg.Guard, spareSlot: cfg.SpareSlot})
 	return s, nil

@@ -31,6 +31,7 @@ type worker struct {
 	tail       *Tail
 	output     <-chan struct{} // closed once the output pipes ended and tail holds the last lines
 	log        hclog.Logger
+	fam        *family // the processes it started
 
 	mu      sync.Mutex // protects stopRec
 	stopRec StopRecord // what a stop did to it
@@ -149,9 +150,11 @@ func (s *Supervisor) spawn(slot int) (*worker, error) {
 			return nil, fmt.Errorf("prepare worker %d: %w", slot, err)
 		}
 	}
-	if err := s.startProcess(w, argv, env, public); err != nil {
+	key := s.fams.keyFor(w.key)
+	if err := s.startProcess(w, argv, withWorkerKey(env, key), public); err != nil {
 		return nil, fmt.Errorf("start worker %d (%s): %w", slot, argv[0], err)
 	}
+	w.fam = s.fams.add(w.pid, key)
 	w.log = s.log.With("worker", slot, "pid", w.pid)
 	return w, nil
 }
