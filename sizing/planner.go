@@ -187,8 +187,12 @@ func Diff(a, b Sized) string {
 }
 
 // NeedsNewWorkers reports whether workers started under a must be replaced
-// to run by b: their heap flags differ. A budget alone needs none: the
-// guard recycles a worker above the new one.
+// to run by b: their heap flags differ and a cgroup limits the memory, so
+// that heaps sized for another plan could together pass the limit. Where
+// nothing limits the memory, the heap is a cap far above what a worker
+// uses: new workers get the new flags and the running ones are kept. A
+// budget alone needs no new workers either: the guard recycles a worker
+// above the new one.
 func NeedsNewWorkers(a, b Sized) bool {
-	return a.RuntimeHeapMB != b.RuntimeHeapMB || a.SemiSpaceMB != b.SemiSpaceMB
+	return b.MemoryLimited() && (a.RuntimeHeapMB != b.RuntimeHeapMB || a.SemiSpaceMB != b.SemiSpaceMB)
 }
