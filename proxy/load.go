@@ -10,6 +10,9 @@ type Load struct {
 	// included. An open tunnel (a WebSocket) does not make a worker busy:
 	// it holds no request slot, and a worker serves many.
 	Busy int
+	// Inflight is the requests in flight on the ready workers, counted as
+	// Busy counts them.
+	Inflight int64
 	// Queued is the requests waiting for a worker at its --max-inflight
 	// limit; 0 without a limit.
 	Queued int64
@@ -27,8 +30,9 @@ func (p *Pool) Load() Load {
 		// Tunnels first: one that ends between the two reads then makes
 		// the difference smaller, never a false busy.
 		tunnels := b.tunnels.Load()
-		if b.inflight.Load()-tunnels > 0 {
+		if n := b.inflight.Load() - tunnels; n > 0 {
 			l.Busy++
+			l.Inflight += n
 		}
 	}
 	l.Queued = p.Queued()

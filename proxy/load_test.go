@@ -19,14 +19,14 @@ func TestLoadCountsWorkersWithRequests(t *testing.T) {
 	b := p.pick(&none)
 	extra := p.pick(&none)
 	extra2 := p.pick(&none) // 4 requests on 3 workers: one has two
-	if got := p.Load(); got != (Load{Ready: 3, Busy: 3}) {
-		t.Errorf("4 requests on 3 workers: %+v, want 3 busy", got)
+	if got := p.Load(); got != (Load{Ready: 3, Busy: 3, Inflight: 4}) {
+		t.Errorf("4 requests on 3 workers: %+v, want 3 busy, 4 in flight", got)
 	}
 	for _, r := range []*backend{extra, extra2, b} {
 		r.release()
 	}
-	if got := p.Load(); got.Busy != 1 || a.inflight.Load() != 1 {
-		t.Errorf("one request left: %+v, want 1 busy", got)
+	if got := p.Load(); got.Busy != 1 || got.Inflight != 1 || a.inflight.Load() != 1 {
+		t.Errorf("one request left: %+v, want 1 busy, 1 in flight", got)
 	}
 	a.release()
 	if got := p.Load(); got.Busy != 0 {
@@ -42,7 +42,7 @@ func TestLoadLeavesOutDrainingAndEjectedWorkers(t *testing.T) {
 	for i := 0; i < EjectAfter; i++ {
 		p.failed(held[1])
 	}
-	if got := p.Load(); got != (Load{Ready: 1, Busy: 1}) {
+	if got := p.Load(); got != (Load{Ready: 1, Busy: 1, Inflight: 1}) {
 		t.Errorf("one worker draining, one ejected, all three busy: %+v, want 1 ready and busy", got)
 	}
 	for _, b := range held {
@@ -64,8 +64,8 @@ func TestLoadCountsQueuedRequests(t *testing.T) {
 		}()
 	}
 	waitFor(t, 10*time.Second, "two requests queued", func() bool { return p.Load().Queued == 2 })
-	if l := p.Load(); l.Ready != 1 || l.Busy != 1 {
-		t.Errorf("one worker at its limit: %+v, want 1 ready and busy", l)
+	if l := p.Load(); l.Ready != 1 || l.Busy != 1 || l.Inflight != 1 {
+		t.Errorf("one worker at its limit: %+v, want 1 ready and busy with 1 in flight", l)
 	}
 	first.release()
 	(<-got).release()
@@ -93,7 +93,7 @@ func TestLoadOpenTunnelIsNotBusy(t *testing.T) {
 		t.Errorf("a worker with only a tunnel open: %+v, want 1 ready, none busy", l)
 	}
 	b.inflight.Add(1) // a request beside the tunnel
-	if l := p.pool.Load(); l.Busy != 1 {
+	if l := p.pool.Load(); l.Busy != 1 || l.Inflight != 1 {
 		t.Errorf("a worker with a tunnel and a request: %+v, want busy", l)
 	}
 	b.inflight.Add(-1)
@@ -134,7 +134,7 @@ func TestLoadBusyWhileWorkerAnswers(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the request did not reach a worker")
 	}
-	if l := p.pool.Load(); l != (Load{Ready: 2, Busy: 1}) {
+	if l := p.pool.Load(); l != (Load{Ready: 2, Busy: 1, Inflight: 1}) {
 		t.Errorf("one of two workers answering: %+v, want 2 ready, 1 busy", l)
 	}
 	close(release)

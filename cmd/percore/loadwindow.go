@@ -60,25 +60,37 @@ func (w *loadWindow) add(l proxy.Load) {
 	w.n = min(w.n+1, loadSamples)
 }
 
-// means returns the window's saturation, the busy workers' share of the
-// ready ones (the sums of both over the samples, so that a moment with more
-// workers weighs more and one with none counts for nothing), and the mean
-// number of queued requests. Both are 0 before the first sample.
-func (w *loadWindow) means() (saturation, queued float64) {
+// loadMeans are a load window's figures.
+type loadMeans struct {
+	// Saturation is the busy workers' share of the ready ones: the sums of
+	// both over the samples, so that a moment with more workers weighs more
+	// and one with none counts for nothing.
+	Saturation float64
+	// PerWorker is the requests in flight per ready worker, summed alike.
+	PerWorker float64
+	// Queued is the mean number of requests waiting for a worker.
+	Queued float64
+}
+
+// means returns the window's figures; all 0 before the first sample.
+func (w *loadWindow) means() loadMeans {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	var busy, ready int
-	var waiting int64
+	var inflight, queued int64
 	for _, l := range w.samples[:w.n] {
 		busy += l.Busy
 		ready += l.Ready
-		waiting += l.Queued
+		inflight += l.Inflight
+		queued += l.Queued
 	}
+	var m loadMeans
 	if ready > 0 {
-		saturation = float64(busy) / float64(ready)
+		m.Saturation = float64(busy) / float64(ready)
+		m.PerWorker = float64(inflight) / float64(ready)
 	}
 	if w.n > 0 {
-		queued = float64(waiting) / float64(w.n)
+		m.Queued = float64(queued) / float64(w.n)
 	}
-	return saturation, queued
+	return m
 }

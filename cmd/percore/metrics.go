@@ -34,6 +34,7 @@ const (
 // Help texts of the load figures, for an autoscaler.
 const (
 	helpSaturation = "Busy workers (a request in flight; an open WebSocket alone does not count) as a share of the ready ones, over the last 10 s sampled every 100 ms: 0 idle, 1 every worker always busy."
+	helpPerWorker  = "Requests in flight per ready worker (an open WebSocket alone does not count), over the last 10 s sampled every 100 ms."
 	helpQueued     = "Requests waiting for a worker at its --max-inflight limit, the mean over the last 10 s sampled every 100 ms; 0 without --max-inflight."
 )
 
@@ -65,9 +66,10 @@ func (c *collector) WriteMetrics(w io.Writer) error {
 		queued.Add(float64(closed), "closed")
 	} else {
 		c.addRequests(&s)
-		saturation, queued := c.load.means()
-		s.Gauge("percore_saturation", helpSaturation).Add(saturation)
-		s.Gauge("percore_queued_requests", helpQueued).Add(queued)
+		m := c.load.means()
+		s.Gauge("percore_saturation", helpSaturation).Add(m.Saturation)
+		s.Gauge("percore_inflight_per_worker", helpPerWorker).Add(m.PerWorker)
+		s.Gauge("percore_queued_requests", helpQueued).Add(m.Queued)
 	}
 	c.addWorkers(&s)
 	c.addSupervisor(&s)

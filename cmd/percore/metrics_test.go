@@ -55,7 +55,7 @@ func TestMetricsCountEveryRequest(t *testing.T) {
 		"percore_worker_rss_bytes", "percore_workers_ready", "percore_workers", "percore_tunnels_open",
 		"percore_process_max_fds", "percore_process_virtual_memory_max_bytes",
 		"percore_socketio_sessions", "percore_socketio_session_evictions_total", "percore_socketio_handshakes_refused_total",
-		"percore_saturation", "percore_queued_requests"}
+		"percore_saturation", "percore_inflight_per_worker", "percore_queued_requests"}
 	if runtime.GOOS == "linux" { // read from /proc
 		names = append(names, "percore_process_resident_memory_bytes", "percore_process_cpu_seconds_total",
 			"percore_process_open_fds", "percore_process_virtual_memory_bytes", "percore_process_start_time_seconds")
@@ -84,14 +84,15 @@ func gauge(f map[string]*dto.MetricFamily, name string) (float64, bool) {
 
 // TestMetricsSaturation holds one request on one of two node workers: the
 // saturation rises through the values between as the 10 s window fills
-// with the busy worker, never beyond one busy worker of two, and falls back
-// to 0 a window after the answer.
+// with the busy worker, never beyond one busy worker of two (nor the
+// requests per worker beyond one request on two), and falls back to 0 a
+// window after the answer.
 func TestMetricsSaturation(t *testing.T) {
 	needNode(t)
 	in := start(t, "--workers", "2", "--", "node", appJS())
 	in.waitLog("worker ready", 30*time.Second) // the second; no request yet
 	f := scrape(t, in)
-	for _, name := range []string{"percore_saturation", "percore_queued_requests"} {
+	for _, name := range []string{"percore_saturation", "percore_inflight_per_worker", "percore_queued_requests"} {
 		if v, ok := gauge(f, name); !ok || v != 0 {
 			t.Errorf("idle: %s = %v (present %v), want 0", name, v, ok)
 		}
@@ -114,12 +115,16 @@ func TestMetricsSaturation(t *testing.T) {
 			t.Fatalf("the held request ended (%v) before the saturation reached 0.45; seen %v", err, seen)
 		case <-time.After(250 * time.Millisecond):
 		}
-		v, ok := gauge(scrape(t, in), "percore_saturation")
+		f := scrape(t, in)
+		v, ok := gauge(f, "percore_saturation")
 		if !ok {
 			t.Fatal("/metrics lacks percore_saturation")
 		}
 		if v > 0.5+1e-9 {
 			t.Fatalf("saturation %v with one request on one of two workers, want at most 0.5", v)
+		}
+		if n, _ := gauge(f, "percore_inflight_per_worker"); n > 0.5+1e-9 {
+			t.Fatalf("percore_inflight_per_worker %v with one request on two workers, want at most 0.5", n)
 		}
 		if v > 0 {
 			seen = append(seen, v)
