@@ -17,6 +17,7 @@ type backend struct {
 	lim    *limit // nil without a per-worker limit; fixed when the worker is added
 
 	inflight atomic.Int64  // requests, streamed bodies and tunnels not yet done
+	tunnels  atomic.Int64  // of inflight, the open tunnels
 	busy     atomic.Int64  // requests held against lim; an open tunnel gives its slot back
 	requests atomic.Uint64 // requests sent to it
 	draining atomic.Bool

@@ -172,7 +172,9 @@ func (h *Handler) switchProtocols(ctx *fasthttp.RequestCtx, b *backend, hs *hand
 	if h.access != nil {
 		t.entry = h.newEntry(ctx, b, fasthttp.StatusSwitchingProtocols, rid)
 	}
+	b.tunnels.Add(1) // until t.release
 	if !h.tunnels.add(t) {
+		b.tunnels.Add(-1)
 		hs.conn.Close()
 		b.release()
 		h.unavailable(ctx, errors.New("stopping"), rid)

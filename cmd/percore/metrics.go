@@ -27,8 +27,15 @@ const (
 	helpSessions = "socket.io (engine.io) sessions whose worker percore remembers."
 	helpEvicted  = "socket.io sessions percore forgot, by reason: expired (no request for 2 minutes), capacity (the least recently seen, to make room in a full table), worker_gone."
 	helpRefused  = "socket.io handshakes refused with 429, not forwarded, because their client address was over --socketio-session-rate."
-	helpDirect   = "1 when connections go from the kernel to the workers (--mode direct): percore then measures no requests, inflight or tunnels."
+	helpDirect   = "1 when connections go from the kernel to the workers (--mode direct): percore then measures no requests, inflight, tunnels, saturation or queue."
 	helpPassed   = "Connections queued for a worker slot without a serving worker (--mode direct), accepted by percore: passed on to a serving worker, or closed because none served within 10 s."
+)
+
+// Help texts of the load figures, for an autoscaler.
+const (
+	helpSaturation = "Busy workers (a request in flight; an open WebSocket alone does not count) as a share of the ready ones, over the last 10 s sampled every 100 ms: 0 idle, 1 every worker always busy."
+	helpPerWorker  = "Requests in flight per ready worker (an open WebSocket alone does not count), over the last 10 s sampled every 100 ms."
+	helpQueued     = "Requests waiting for a worker at its --max-inflight limit, the mean over the last 10 s sampled every 100 ms; 0 without --max-inflight."
 )
 
 // notMeasured is what /status says of the request figures in direct mode.
@@ -41,6 +48,7 @@ type collector struct {
 	sup     *supervisor.Supervisor
 	pool    *proxy.Pool
 	handler *proxy.Handler
+	load    *loadWindow // nil in direct mode
 	mode    mode
 	direct  *direct.Sockets // nil in proxy mode
 }
@@ -58,6 +66,10 @@ func (c *collector) WriteMetrics(w io.Writer) error {
 		queued.Add(float64(closed), "closed")
 	} else {
 		c.addRequests(&s)
+		m := c.load.means()
+		s.Gauge("percore_saturation", helpSaturation).Add(m.Saturation)
+		s.Gauge("percore_inflight_per_worker", helpPerWorker).Add(m.PerWorker)
+		s.Gauge("percore_queued_requests", helpQueued).Add(m.Queued)
 	}
 	c.addWorkers(&s)
 	c.addSupervisor(&s)

@@ -265,6 +265,7 @@ type actors struct {
 	sigs       chan os.Signal  // from catchSignals
 	ctl        *control.Server // nil without a control socket
 	status     *statusSource
+	load       *loadWindow // nil in direct mode
 	checks     health.CheckConfig
 	checksOn   bool
 	readyMin   int
@@ -323,6 +324,10 @@ func assemble(cfg *config, p plan, environ []string, log hclog.Logger, l supervi
 		}
 	}
 	handler, srv := proxyParts(cfg, pool, log, func(key uint64) { sup.Recycle(key, "max-requests") })
+	var load *loadWindow
+	if cfg.Mode == modeProxy {
+		load = newLoadWindow(pool.Load)
+	}
 	return &actors{
 		live:  p.live,
 		log:   log,
@@ -335,6 +340,7 @@ func assemble(cfg *config, p plan, environ []string, log hclog.Logger, l supervi
 
 		status: &statusSource{started: time.Now(), plan: p,
 			sup: sup, pool: pool, rss: newRSSHistory(sup.Snapshot), mode: cfg.Mode},
+		load:       load,
 		mode:       cfg.Mode,
 		direct:     dp.directSockets(),
 		checks:     cfg.Checks,
@@ -388,10 +394,13 @@ func (a *actors) run(publicLn, adminLn net.Listener) error {
 
 	if adminLn != nil {
 		admin := health.New(adminLn, health.Config{Workers: a, Listeners: a.listeners, Logger: a.log.Named("admin"),
-			Status: a.status, ReadyMin: a.readyMin, Hosts: a.adminHosts, Metrics: &collector{sup: a.sup, pool: a.pool, handler: a.proxy, mode: a.mode, direct: a.direct}})
+			Status: a.status, ReadyMin: a.readyMin, Hosts: a.adminHosts, Metrics: &collector{sup: a.sup, pool: a.pool, handler: a.proxy, load: a.load, mode: a.mode, direct: a.direct}})
 		a.sd.onBegin = admin.MarkShuttingDown
 		g.Add(admin.Run, func(error) { admin.Stop() })
 		g.Add(a.status.rss.run, a.status.rss.interrupt)
+		if a.load != nil { // only /metrics reads it
+			g.Add(a.load.run, a.load.interrupt)
+		}
 	}
 
 	trim := newTrimmer()
