@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"github.com/percore/percore/control"
 	"github.com/percore/percore/health"
 	"github.com/percore/percore/jsruntime"
 	"github.com/percore/percore/sizing"
@@ -44,7 +43,8 @@ type config struct {
 	MaxMemorySet      bool // --max-memory was given (even "off")
 	MaxRequests       int  // recycle a worker after this many requests; 0 = never
 	MaxRequestsJitter int
-	Control           string // the control socket path, "" = off
+	Control           string // --control: a path, or @name; "" = the default, named after the public address
+	ControlOff        bool   // --control off
 	Checks            health.CheckConfig
 	ChecksOn          bool
 	ReadyMin          int
@@ -127,8 +127,8 @@ func coreOptions() []option {
 			usage: "recycle a worker after N requests (replaced first, then drained)", set: setMaxRequests},
 		{name: "max-requests-jitter", value: "N", def: "0",
 			usage: "recycle after up to N more requests, so workers are not recycled together", set: intSetter(0, 1<<30, func(c *config) *int { return &c.MaxRequestsJitter })},
-		{name: "control", value: "PATH|off", def: "$XDG_RUNTIME_DIR/percore/control.sock",
-			usage: "Unix socket for percore reload and percore scale", set: setControl},
+		{name: "control", value: "PATH|@NAME|off", def: "@percore/PORT or @percore/HOST:PORT after --port or --listen (Linux), else PORT.sock in $XDG_RUNTIME_DIR/percore",
+			usage: "Unix socket for percore reload and percore scale; @NAME is an abstract socket (Linux)", set: setControl},
 		{name: "health-path", value: "PATH", def: `"OPTIONS *" request`,
 			usage: "GET this path on each worker to check it (2xx/3xx passes); by default any answer to OPTIONS * passes", set: setHealthPath},
 		{name: "health-interval", value: "DURATION|off", def: health.DefaultCheckInterval.String(),
@@ -250,7 +250,6 @@ func defaultConfig(env map[string]string) *config {
 		StopSignal:      syscall.SIGTERM,
 		LogLevel:        hclog.Info,
 		LogFormat:       "text",
-		Control:         control.DefaultPath(),
 		ChecksOn:        true,
 		ReadyMin:        1,
 		LogPrefix:       "auto",
@@ -537,13 +536,13 @@ func setMaxRequests(c *config, v string) error {
 
 func setControl(c *config, v string) error {
 	if v == "off" {
-		c.Control = ""
+		c.Control, c.ControlOff = "", true
 		return nil
 	}
-	if !strings.HasPrefix(v, "/") && !strings.HasPrefix(v, ".") {
-		return errors.New(`want a socket path, or "off"`)
+	if v == "@" || (!strings.HasPrefix(v, "/") && !strings.HasPrefix(v, ".") && !strings.HasPrefix(v, "@")) {
+		return errors.New(`want a socket path, @NAME, or "off"`)
 	}
-	c.Control = v
+	c.Control, c.ControlOff = v, false
 	return nil
 }
 

@@ -91,7 +91,8 @@ func runWith(runtimes jsruntime.Registry, args, environ []string, stdout, stderr
 		}
 		log.Error("percore failed", "error", err)
 		var unsafe *control.UnsafePathError
-		if errors.As(err, &unsafe) {
+		var taken *control.TakenError
+		if errors.As(err, &unsafe) || errors.As(err, &taken) {
 			return exitUsage
 		}
 		return exitError
@@ -159,7 +160,14 @@ func serve(cfg *config, environ []string, log hclog.Logger, sigs chan os.Signal)
 			return fmt.Errorf("admin listener on %s: %w", cfg.Admin, err)
 		}
 	}
-	ctl, err := openControl(cfg, log)
+	ctlInfo := control.Info{Public: publicLn.Addr().String()}
+	if dp != nil {
+		ctlInfo.Public = dp.sockets.Addr()
+	}
+	if adminLn != nil {
+		ctlInfo.Admin = adminLn.Addr().String()
+	}
+	ctl, err := openControl(cfg, controlName(cfg, ctlInfo.Public), log)
 	if err != nil {
 		publicLn.Close()
 		if adminLn != nil {
@@ -212,7 +220,7 @@ func serve(cfg *config, environ []string, log hclog.Logger, sigs chan os.Signal)
 	}
 	re.sup.Store(a.sup)
 	a.sigs = sigs
-	a.ctl = ctl
+	a.ctl, a.ctlInfo = ctl, ctlInfo
 	// The admin listener keeps a spare descriptor to answer probes while
 	// percore has none left; the public listener's retries refill it
 	// before they take a descriptor that frees.
@@ -264,6 +272,7 @@ type actors struct {
 	listeners  listeners
 	sigs       chan os.Signal  // from catchSignals
 	ctl        *control.Server // nil without a control socket
+	ctlInfo    control.Info    // what ctl's info command tells
 	status     *statusSource
 	load       *loadWindow // nil in direct mode
 	checks     health.CheckConfig
@@ -413,7 +422,7 @@ func (a *actors) run(publicLn, adminLn net.Listener) error {
 
 	steer := steering{live: a.live, sup: a.sup, log: a.log}
 	if a.ctl != nil {
-		g.Add(func() error { return a.ctl.Serve(steer) }, func(error) { a.ctl.Stop() })
+		g.Add(func() error { return a.ctl.Serve(steer, a.ctlInfo) }, func(error) { a.ctl.Stop() })
 	}
 
 	follow := newLiveActor(a.live)
@@ -433,33 +442,59 @@ func (a *actors) run(publicLn, adminLn net.Listener) error {
 
 // openControl opens the control socket before percore drops to --user, so
 // that the kernel vouches for it (SO_PEERCRED) as the user who started
-// percore. An unsafe --control path stops percore; a default one that cannot
-// be had is logged loudly and percore runs without a control socket.
-func openControl(cfg *config, log hclog.Logger) (*control.Server, error) {
-	if cfg.Control == "" {
+// percore: the --control path, else the default socket of the percore
+// named name. An unsafe --control path, or one another user holds, stops
+// percore; a default one that cannot be had is logged loudly, with what to
+// do instead, and percore runs without a control socket.
+func openControl(cfg *config, name string, log hclog.Logger) (*control.Server, error) {
+	if cfg.ControlOff {
 		return nil, nil
 	}
-	explicit := cfg.Control != control.DefaultPath()
+	explicit := cfg.Control != ""
 	var ctl *control.Server
 	var err error
 	if explicit {
 		ctl, err = control.Listen(cfg.Control, log.Named("control"))
 	} else {
-		ctl, err = control.ListenDefault(log.Named("control"))
+		ctl, err = control.ListenInstance(name, log.Named("control"))
 	}
 	var unsafe *control.UnsafePathError
+	var taken *control.TakenError
+	foreign := errors.As(err, &taken) && taken.Foreign()
 	switch {
 	case err == nil:
 		log.Info("control socket", "path", ctl.Path())
 		return ctl, nil
-	case errors.As(err, &unsafe) && explicit:
+	case explicit && (foreign || errors.As(err, &unsafe)):
 		return nil, fmt.Errorf("--control %s: %w", cfg.Control, err)
+	case foreign:
+		log.Error("refusing to share the control socket's name: "+withoutControl, "pid", os.Getpid(), "error", err)
 	case errors.As(err, &unsafe):
-		log.Error("refusing the control socket's directory: percore reload and scale will not reach this percore (remove the path, or give --control)", "error", err)
+		log.Error("refusing the control socket's directory: "+withoutControl, "pid", os.Getpid(), "error", err)
 	default:
-		log.Warn("running without a control socket: percore reload and scale will not reach this percore", "error", err)
+		log.Warn("running without a control socket: "+withoutControl, "pid", os.Getpid(), "error", err)
 	}
 	return nil, nil
+}
+
+// withoutControl says what a percore without a control socket means, and
+// what to do instead.
+const withoutControl = "percore reload and scale will not reach this percore; " +
+	"send it SIGHUP to reload, SIGTTIN or SIGTTOU to scale (kill -HUP PID)"
+
+// controlName names percore's default control socket after its public
+// address, bound is where it listens: the port alone with --port, HOST:PORT
+// with --listen, with the port it got for port 0.
+func controlName(cfg *config, bound string) string {
+	port := cfg.Port
+	if _, p, err := net.SplitHostPort(bound); err == nil {
+		port = p
+	}
+	host := ""
+	if cfg.Listen != "" {
+		host, _, _ = net.SplitHostPort(cfg.Listen)
+	}
+	return control.InstanceName(host, port)
 }
 
 // listeners are percore's listeners, as health sees them.
