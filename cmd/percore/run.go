@@ -20,6 +20,7 @@ import (
 	"github.com/percore/percore/health"
 	"github.com/percore/percore/jsruntime"
 	"github.com/percore/percore/machine"
+	"github.com/percore/percore/memwatch"
 	"github.com/percore/percore/proxy"
 	"github.com/percore/percore/sizing"
 	"github.com/percore/percore/supervisor"
@@ -182,6 +183,12 @@ func serve(cfg *config, environ []string, log hclog.Logger, sigs chan os.Signal)
 	if ctl != nil {
 		defer ctl.Stop()
 	}
+	// Before percore drops to --user: registering for the cgroup's
+	// notifications needs its files opened as root.
+	cgroup := openCgroup(cfg, log)
+	if cgroup != nil {
+		defer cgroup.Close()
+	}
 	reaper, err := supervisor.NewReaper(log.Named("reaper"))
 	if err == nil && cfg.User != nil {
 		err = becomeUser(cfg, &environ, log)
@@ -218,7 +225,7 @@ func serve(cfg *config, environ []string, log hclog.Logger, sigs chan os.Signal)
 			defer os.RemoveAll(dir)
 		}
 	}
-	a, err := assemble(cfg, p, environ, log, reaper, socketDir, dp)
+	a, err := assemble(cfg, p, environ, log, reaper, socketDir, dp, cgroup)
 	if err != nil {
 		return err
 	}
@@ -273,6 +280,8 @@ type actors struct {
 	sup   *supervisor.Supervisor
 	watch *watch.Watcher // nil without --watch
 
+	cgroup *memwatch.Watch // nil where no memory cgroup limits percore
+
 	listeners  listeners
 	sigs       chan os.Signal  // from catchSignals
 	ctl        *control.Server // nil without a control socket
@@ -299,11 +308,15 @@ func makeSocketDir(cfg *config) (string, error) {
 }
 
 func assemble(cfg *config, p plan, environ []string, log hclog.Logger, l supervisor.Launcher, socketDir string,
-	dp *directParts) (*actors, error) {
+	dp *directParts, cgroup *memwatch.Watch) (*actors, error) {
 	pool := proxy.NewPool(proxy.UpstreamConfig{Logger: log.Named("proxy")})
 	out := supervisor.NewOutput(outputConfig(cfg))
 	first := p.live.Plan()
 	guard := guardOf(first)
+	var cg supervisor.CgroupMemory
+	if cgroup != nil {
+		cg = cgroup
+	}
 	sup, err := supervisor.New(supervisor.Config{
 		Command:         cfg.Command,
 		Env:             environ,
@@ -321,6 +334,7 @@ func assemble(cfg *config, p plan, environ []string, log hclog.Logger, l supervi
 		MaxBootFailures: cfg.MaxBootFailures,
 		SocketDir:       socketDir,
 		OOM:             oomCounter(),
+		Cgroup:          cg,
 		Sockets:         dp.supervisorSockets(),
 	})
 	if err != nil {
@@ -343,6 +357,8 @@ func assemble(cfg *config, p plan, environ []string, log hclog.Logger, l supervi
 		srv:   srv,
 		sup:   sup,
 		watch: watcher,
+
+		cgroup: cgroup,
 
 		status: &statusSource{started: time.Now(), plan: p,
 			sup: sup, pool: pool, rss: newRSSHistory(sup.Snapshot), mode: cfg.Mode},
@@ -382,6 +398,10 @@ func (a *actors) run(publicLn, adminLn net.Listener) error {
 	if a.mode == modeProxy {
 		serve := proxy.NewServe(proxy.NewServer(a.proxy, a.srv, a.log.Named("http")), publicLn)
 		g.Add(serve.Run, func(error) { serve.Stop(a.sd.begin()) })
+	}
+
+	if a.cgroup != nil {
+		g.Add(a.cgroup.Run, func(error) { a.cgroup.Close() })
 	}
 
 	supDone := make(chan struct{})
@@ -489,6 +509,28 @@ type plan struct {
 func (p plan) prepare(argv, env []string, port int) ([]string, []string, error) {
 	w, _, err := p.runtimes.Prepare(jsruntime.Worker{Argv: argv, Env: env}, p.options(port))
 	return w.Argv, w.Env, err
+}
+
+// openCgroup opens the memory cgroup whose limit holds percore, for the
+// memory guard; nil where none limits it, or with --max-memory off.
+func openCgroup(cfg *config, log hclog.Logger) *memwatch.Watch {
+	if cfg.MaxMemorySet && cfg.MaxMemoryMB == 0 {
+		return nil
+	}
+	mc, ok := (machine.Detector{Root: "/"}).MemoryCgroup()
+	if !ok {
+		return nil
+	}
+	w, err := memwatch.Open(mc.Dir, mc.Version, log)
+	if err != nil {
+		log.Warn("memory cgroup: cannot read it; the memory guard samples each worker only", "cgroup", mc.Dir, "error", err)
+		return nil
+	}
+	if n := w.Notifies(); n != "" {
+		log.Info("memory cgroup: the memory guard reads it after each round of samples, and samples at once on "+n,
+			"cgroup", mc.Dir)
+	}
+	return w
 }
 
 // oomCounter returns the OOM kill counter of percore's memory cgroup, or
