@@ -221,17 +221,6 @@ func (n *notifier) consume(fd int) {
 	drain(fd)
 }
 
-// waitClosed waits until Close after the loop failed.
-func (w *Watch) waitClosed() {
-	fds := []unix.PollFd{{Fd: int32(w.n.wake), Events: unix.POLLIN}}
-	for !w.isClosed() {
-		if _, err := unix.Poll(fds, -1); err != nil && !errors.Is(err, unix.EINTR) {
-			return
-		}
-		drain(w.n.wake)
-	}
-}
-
 // wakeUp makes the loop look at the Watch's state.
 func (n *notifier) wakeUp() {
 	var one [8]byte

@@ -26,6 +26,7 @@ type Watch struct {
 	log     hclog.Logger
 	alarms  chan struct{} // holds one alarm while unread
 	n       *notifier     // nil where the cgroup cannot tell
+	closing chan struct{} // closed by Close
 
 	registered atomic.Int64 // registrations carried out, for tests
 
@@ -54,7 +55,7 @@ func Open(dir string, version int, log hclog.Logger) (*Watch, error) {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	w := &Watch{dir: dir, version: version, log: log, alarms: make(chan struct{}, 1)}
+	w := &Watch{dir: dir, version: version, log: log, alarms: make(chan struct{}, 1), closing: make(chan struct{})}
 	if _, _, _, err := w.Usage(); err != nil {
 		return nil, err
 	}
@@ -129,13 +130,14 @@ func (w *Watch) alarm() {
 	}
 }
 
-// Run alarms on the cgroup's notifications until Close. Where the cgroup
-// cannot notify, it only waits for Close. If waiting for notifications
-// fails, it logs why and stops alarming.
+// Run alarms on the cgroup's notifications until Close, and returns nil
+// then. Where the cgroup cannot notify, it only waits for Close. If
+// waiting for notifications fails, it logs why and stops alarming.
 func (w *Watch) Run() error {
 	w.mu.Lock()
 	if w.closed || w.n == nil {
 		w.mu.Unlock()
+		<-w.closing
 		return nil
 	}
 	w.running = true
@@ -143,7 +145,7 @@ func (w *Watch) Run() error {
 	defer w.n.close()
 	if err := w.loop(); err != nil {
 		w.log.Error("memory cgroup: notifications failed, the guard samples only", "cgroup", w.dir, "error", err)
-		w.waitClosed()
+		<-w.closing
 	}
 	return nil
 }
@@ -157,6 +159,7 @@ func (w *Watch) Close() {
 		return
 	}
 	w.closed = true
+	close(w.closing)
 	if w.n == nil {
 		return
 	}

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 func TestParseLimit(t *testing.T) {
@@ -51,7 +52,7 @@ func TestParseHeld(t *testing.T) {
 
 // TestWatchWithoutNotifications opens a directory that looks like a v1
 // memory cgroup but takes no registrations: the Watch reads its usage,
-// says that nothing notifies, and its Run returns at once.
+// says that nothing notifies, and its Run waits for Close.
 func TestWatchWithoutNotifications(t *testing.T) {
 	dir := t.TempDir()
 	for name, body := range map[string]string{
@@ -76,8 +77,23 @@ func TestWatchWithoutNotifications(t *testing.T) {
 		t.Errorf("Notifies() = %q, Thresholds() = %v; want nothing", w.Notifies(), w.Thresholds())
 	}
 	w.SetLevels(charged, []uint64{charged + 1})
-	if err := w.Run(); err != nil {
-		t.Errorf("Run() = %v", err)
+	// Run blocks until Close even so: an actor of percore's run group
+	// that returns stops percore.
+	done := make(chan error, 1)
+	go func() { done <- w.Run() }()
+	select {
+	case err := <-done:
+		t.Fatalf("Run returned %v before Close", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	w.Close()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run() = %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after Close")
 	}
 	if _, err := Open(t.TempDir(), 1, nil); err == nil {
 		t.Error("Open of an empty directory succeeded")
