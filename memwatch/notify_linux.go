@@ -15,8 +15,9 @@ import (
 )
 
 // psiTrigger wakes the Watch when tasks of a v2 cgroup stalled on memory
-// for 50 ms within a second: reclaim at the limit, before an OOM kill.
-const psiTrigger = "some 50000 1000000"
+// for 50 ms within 2 s: reclaim at the limit, before an OOM kill. A window
+// of whole 2 s is what the kernel takes without CAP_SYS_RESOURCE.
+const psiTrigger = "some 50000 2000000"
 
 // notifier holds the descriptors the loop polls. Only the loop uses them
 // once Run has started; wakeUp may be called from anywhere.
@@ -92,17 +93,27 @@ func (n *notifier) openV2(dir string) error {
 	}
 	rearm(n.events)
 	n.what = "cgroup v2 memory.events"
+	if psi, err := openPSI(dir); err == nil {
+		n.psi = psi
+		n.what += " and a memory.pressure trigger"
+	}
+	return nil
+}
+
+// openPSI sets a PSI trigger on the memory.pressure of the v2 cgroup in
+// dir; the file it returns is ready for POLLPRI when the trigger fires.
+func openPSI(dir string) (*os.File, error) {
 	psi, err := os.OpenFile(filepath.Join(dir, "memory.pressure"), os.O_RDWR, 0)
 	if err != nil {
-		return nil
+		return nil, err
 	}
-	if _, err := psi.WriteString(psiTrigger); err != nil {
+	// The kernel reads the written bytes as a C string whose last byte it
+	// overwrites with NUL: the NUL is written with it.
+	if _, err := psi.WriteString(psiTrigger + "\x00"); err != nil {
 		psi.Close()
-		return nil
+		return nil, fmt.Errorf("memory.pressure trigger %q: %w", psiTrigger, err)
 	}
-	n.psi = psi
-	n.what += " and a memory.pressure trigger"
-	return nil
+	return psi, nil
 }
 
 // register asks the kernel to signal efd for an event of file (cgroup v1):

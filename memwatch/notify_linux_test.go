@@ -4,14 +4,17 @@ package memwatch
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/percore/percore/internal/testutil"
+	"golang.org/x/sys/unix"
 )
 
 // The test binary re-executes itself as a process that holds
@@ -139,5 +142,39 @@ func awaitAlarm(t *testing.T, w *Watch, what string) {
 	case <-w.Alarms():
 	case <-time.After(10 * time.Second):
 		t.Fatalf("no alarm within 10s: %s", what)
+	}
+}
+
+// TestPSITrigger sets the v2 trigger on a fresh cgroup of the unified
+// hierarchy, where one is mounted and may be written: the kernel takes it
+// (with or without CAP_SYS_RESOURCE), and no pressure is reported on a
+// cgroup without tasks. It skips elsewhere.
+func TestPSITrigger(t *testing.T) {
+	var dir string
+	for _, root := range []string{"/sys/fs/cgroup/unified", "/sys/fs/cgroup"} {
+		if _, err := os.Stat(filepath.Join(root, "cgroup.controllers")); err != nil {
+			continue
+		}
+		d := filepath.Join(root, fmt.Sprintf("percore-psi-%d-%d", os.Getpid(), time.Now().UnixNano()))
+		if err := os.Mkdir(d, 0o755); err == nil {
+			dir = d
+			break
+		}
+	}
+	if dir == "" {
+		t.Skip("no writable cgroup v2 hierarchy here")
+	}
+	defer os.Remove(dir)
+	psi, err := openPSI(dir)
+	if errors.Is(err, unix.EINVAL) {
+		t.Fatalf("the kernel refuses the trigger: %v", err)
+	}
+	if err != nil {
+		t.Skipf("no PSI trigger here: %v", err)
+	}
+	defer psi.Close()
+	fds := []unix.PollFd{{Fd: int32(psi.Fd()), Events: unix.POLLPRI}}
+	if n, err := unix.Poll(fds, 0); err != nil || n != 0 {
+		t.Errorf("poll of an idle cgroup's trigger = %d (%#x), %v; want nothing", n, fds[0].Revents, err)
 	}
 }
