@@ -33,16 +33,17 @@ func (g fastGrowth) name() string {
 		g.rate, g.limit>>20, g.workers, plural(g.workers, "worker"), g.length())
 }
 
-// length is how long the growth runs: 60 s, 12 s with -short (15 s with
-// two workers, for enough recycles to count).
+// length is how long the growth runs: 60 s, 10 s with -short (20 s with
+// two workers, for ten or more recycles: one kill in fewer than ten is
+// already more than 10 %).
 func (g fastGrowth) length() time.Duration {
 	switch {
 	case !testing.Short():
 		return 60 * time.Second
 	case g.workers > 1:
-		return 15 * time.Second
+		return 20 * time.Second
 	default:
-		return 12 * time.Second
+		return 10 * time.Second
 	}
 }
 
@@ -60,7 +61,7 @@ func plural(n int, word string) string {
 // runs: percore's guard recycles or kills first, and percore keeps running.
 // With the spare slot, at least 90 % of the workers the guard ends are
 // drained (recycled, then stopped with the stop signal), not killed. Failed
-// requests are counted. Each runs 60 s (12–15 s with -short).
+// requests are counted. Each runs 60 s (10–20 s with -short).
 func TestFastGrowthDrainedNotOOMKilled(t *testing.T) {
 	for _, g := range []fastGrowth{
 		{id: "4f", limit: 256 << 20, workers: 1, grow: "4,50", rate: 80},
