@@ -122,7 +122,7 @@ func coreOptions() []option {
 		{name: "stop-signal", value: "SIGNAL", def: "SIGTERM",
 			usage: "signal that asks a worker to stop", set: setStopSignal},
 		{name: "max-memory", value: "MB|off", def: "the worker's memory budget when memory is limited (" + recycledByRSS(jsruntime.Default()) + ": always)",
-			usage: "memory guard: recycle a worker whose process group's RSS exceeds this, kill it above a hard limit", set: setMaxMemory},
+			usage: "memory guard: recycle a worker so that it is gone before its process group's RSS exceeds this, at the rate it grows; kill it above a hard limit", set: setMaxMemory},
 		{name: "max-requests", value: "N|off", def: "off",
 			usage: "recycle a worker after N requests (replaced first, then drained)", set: setMaxRequests},
 		{name: "max-requests-jitter", value: "N", def: "0",

@@ -20,6 +20,7 @@ import (
 	"github.com/percore/percore/health"
 	"github.com/percore/percore/jsruntime"
 	"github.com/percore/percore/machine"
+	"github.com/percore/percore/memwatch"
 	"github.com/percore/percore/proxy"
 	"github.com/percore/percore/sizing"
 	"github.com/percore/percore/supervisor"
@@ -178,6 +179,12 @@ func serve(cfg *config, environ []string, log hclog.Logger, sigs chan os.Signal)
 	if ctl != nil {
 		defer ctl.Stop()
 	}
+	// Before percore drops to --user: registering for the cgroup's
+	// notifications needs its files opened as root.
+	cgroup := openCgroup(cfg, log)
+	if cgroup != nil {
+		defer cgroup.Close()
+	}
 	reaper, err := supervisor.NewReaper(log.Named("reaper"))
 	if err == nil && cfg.User != nil {
 		err = becomeUser(cfg, &environ, log)
@@ -214,7 +221,7 @@ func serve(cfg *config, environ []string, log hclog.Logger, sigs chan os.Signal)
 			defer os.RemoveAll(dir)
 		}
 	}
-	a, err := assemble(cfg, p, environ, log, reaper, socketDir, dp)
+	a, err := assemble(cfg, p, environ, log, reaper, socketDir, dp, cgroup)
 	if err != nil {
 		return err
 	}
@@ -269,6 +276,8 @@ type actors struct {
 	sup   *supervisor.Supervisor
 	watch *watch.Watcher // nil without --watch
 
+	cgroup *memwatch.Watch // nil where no memory cgroup limits percore
+
 	listeners  listeners
 	sigs       chan os.Signal  // from catchSignals
 	ctl        *control.Server // nil without a control socket
@@ -297,11 +306,15 @@ func makeSocketDir(cfg *config) (string, error) {
 }
 
 func assemble(cfg *config, p plan, environ []string, log hclog.Logger, l supervisor.Launcher, socketDir string,
-	dp *directParts) (*actors, error) {
+	dp *directParts, cgroup *memwatch.Watch) (*actors, error) {
 	pool := proxy.NewPool(proxy.UpstreamConfig{Logger: log.Named("proxy")})
 	out := supervisor.NewOutput(outputConfig(cfg))
 	first := p.live.Plan()
 	guard := guardOf(first)
+	var cg supervisor.CgroupMemory
+	if cgroup != nil {
+		cg = cgroup
+	}
 	sup, err := supervisor.New(supervisor.Config{
 		Command:         cfg.Command,
 		Env:             environ,
@@ -320,6 +333,7 @@ func assemble(cfg *config, p plan, environ []string, log hclog.Logger, l supervi
 		MaxBootFailures: cfg.MaxBootFailures,
 		SocketDir:       socketDir,
 		OOM:             oomCounter(),
+		Cgroup:          cg,
 		Sockets:         dp.supervisorSockets(),
 	})
 	if err != nil {
@@ -346,6 +360,8 @@ func assemble(cfg *config, p plan, environ []string, log hclog.Logger, l supervi
 		srv:   srv,
 		sup:   sup,
 		watch: watcher,
+
+		cgroup: cgroup,
 
 		status: &statusSource{started: time.Now(), plan: p,
 			sup: sup, pool: pool, rss: newRSSHistory(sup.Snapshot), mode: cfg.Mode},
@@ -391,6 +407,10 @@ func (a *actors) run(publicLn, adminLn net.Listener) error {
 		drain, end := graceAfter(supDone, answerGrace) // serve.Run uses it after the interrupt
 		defer end()
 		g.Add(serve.Run, func(error) { a.stopProxy(serve, drain) })
+	}
+
+	if a.cgroup != nil {
+		g.Add(a.cgroup.Run, func(error) { a.cgroup.Close() })
 	}
 
 	g.Add(func() error {
@@ -526,6 +546,28 @@ type plan struct {
 func (p plan) prepare(argv, env []string, port int) ([]string, []string, error) {
 	w, _, err := p.runtimes.Prepare(jsruntime.Worker{Argv: argv, Env: env}, p.options(port))
 	return w.Argv, w.Env, err
+}
+
+// openCgroup opens the memory cgroup whose limit holds percore, for the
+// memory guard; nil where none limits it, or with --max-memory off.
+func openCgroup(cfg *config, log hclog.Logger) *memwatch.Watch {
+	if cfg.MaxMemorySet && cfg.MaxMemoryMB == 0 {
+		return nil
+	}
+	mc, ok := (machine.Detector{Root: "/"}).MemoryCgroup()
+	if !ok {
+		return nil
+	}
+	w, err := memwatch.Open(mc.Dir, mc.Version, log)
+	if err != nil {
+		log.Warn("memory cgroup: cannot read it; the memory guard samples each worker only", "cgroup", mc.Dir, "error", err)
+		return nil
+	}
+	if n := w.Notifies(); n != "" {
+		log.Info("memory cgroup: the memory guard reads it after each round of samples, and samples at once on "+n,
+			"cgroup", mc.Dir)
+	}
+	return w
 }
 
 // oomCounter returns the OOM kill counter of percore's memory cgroup, or
