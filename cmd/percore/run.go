@@ -215,7 +215,11 @@ func serve(cfg *config, environ []string, log hclog.Logger, sigs chan os.Signal)
 	} else {
 		var dir string
 		if dir, p.preload, err = writePreload(p.rt, modeProxy); err != nil {
-			return err
+			// Not fatal: without the preload the proxy gives each request
+			// a connection of its own, and the workers listen where the
+			// app says.
+			log.Warn("running the workers without percore's preload: no directory could hold it, so each request "+
+				"gets a connection of its own and workers listen where the app names (mount a tmpfs on /tmp)", "error", err)
 		}
 		if dir != "" {
 			defer os.RemoveAll(dir)
