@@ -3,6 +3,7 @@ package accept
 import (
 	"errors"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -42,11 +43,19 @@ type Config struct {
 	// not one per flap (default 5s).
 	Settle time.Duration
 	// Spare keeps one descriptor in reserve (a duplicate of the listening
-	// socket). When accept fails for lack of descriptors, the spare is
-	// closed to accept one connection, and reopened when that connection
-	// closes. An admin listener uses it to answer a probe, with a failure,
-	// while percore has no descriptor left.
+	// socket). While accepts fail for lack of descriptors, the listener
+	// watches its queue through the spare instead of pausing, and when a
+	// client waits there the spare is closed to accept it, then reopened
+	// when that connection closes. An admin listener uses it to answer each
+	// probe, with a failure and at once, while percore has no descriptor
+	// left.
 	Spare bool
+	// Refill are listeners with a spare whose spare this listener reserves
+	// again, if it is out, before each accept it retries after a shortage.
+	// A descriptor that frees during a shortage then goes back to their
+	// reserve before this listener takes it for a new connection: a public
+	// listener with a full queue would otherwise take every one.
+	Refill []*Listener
 }
 
 // Listener is a net.Listener whose Accept retries resource errors with a
@@ -63,8 +72,10 @@ type Listener struct {
 	failures atomic.Uint64           // failed accepts since the start
 
 	mu    sync.Mutex // protects spare, burst
-	spare int        // the reserved descriptor, -1 when none is held
+	spare *os.File   // the reserved descriptor, nil when none is held
 	burst *burst     // the burst being logged, nil when none
+
+	spareBack chan struct{} // gets a value when the spare is reserved again
 }
 
 // failure is the current spell of failed accepts.
@@ -93,7 +104,7 @@ func New(ln net.Listener, cfg Config) *Listener {
 	if cfg.Settle <= 0 {
 		cfg.Settle = DefaultSettle
 	}
-	l := &Listener{ln: ln, cfg: cfg, closed: make(chan struct{}), spare: -1}
+	l := &Listener{ln: ln, cfg: cfg, closed: make(chan struct{}), spareBack: make(chan struct{}, 1)}
 	if cfg.Spare {
 		l.restoreSpare()
 	}
@@ -114,7 +125,7 @@ func (l *Listener) Accept() (net.Conn, error) {
 	for {
 		probing := l.failing.Load() != nil
 		if probing {
-			l.restoreSpare()
+			l.refill()
 			l.setDeadline(time.Now().Add(probeWindow))
 		}
 		c, err := l.ln.Accept()
@@ -135,12 +146,11 @@ func (l *Listener) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		l.failed(err)
-		if c := l.rescue(); c != nil {
-			return c, nil
-		}
-		select {
-		case <-time.After(backoff):
-		case <-l.closed:
+		if l.cfg.Spare {
+			if c := l.rescue(backoff); c != nil {
+				return c, nil
+			}
+		} else if !l.nap(backoff, nil) {
 			return nil, net.ErrClosed
 		}
 		backoff = min(backoff*2, BackoffMax)
@@ -222,9 +232,9 @@ func (l *Listener) Close() error {
 		if l.burst != nil && l.burst.end != nil {
 			l.burst.end.Stop()
 		}
-		if l.spare >= 0 {
-			_ = syscall.Close(l.spare)
-			l.spare = -1
+		if l.spare != nil {
+			_ = l.spare.Close()
+			l.spare = nil
 		}
 		l.mu.Unlock()
 		err = l.ln.Close()
@@ -253,6 +263,20 @@ func (e *NotAcceptingError) Unwrap() error { return e.Err }
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// nap waits d, or less when wake gets a value; it reports false when the
+// listener closed meanwhile.
+func (l *Listener) nap(d time.Duration, wake <-chan struct{}) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-wake:
+	case <-l.closed:
+		return false
+	}
+	return true
 }
 
 // setDeadline sets the accept deadline where the listener has one.

@@ -12,7 +12,6 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/percore/percore/internal/testutil"
-	"golang.org/x/sys/unix"
 )
 
 // scriptedListener returns the errors of its script, one per Accept (a nil
@@ -176,50 +175,6 @@ func TestCloseEndsBackoff(t *testing.T) {
 		t.Fatal("Accept still waiting after Close")
 	}
 }
-
-// TestSpareAcceptsOneConnection: with a spare descriptor, a connection is
-// accepted while accepts fail, and the spare comes back when it closes.
-func TestSpareAcceptsOneConnection(t *testing.T) {
-	fake := newScripted(t, emfile())
-	l := New(fake, Config{Name: "admin", Spare: true})
-	defer l.Close()
-	if l.spare < 0 {
-		t.Fatal("no spare descriptor reserved")
-	}
-	c, err := net.Dial("tcp", fake.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	got, err := l.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, ok := got.(*spareConn); !ok {
-		t.Fatalf("accepted %T, want the spare's connection", got)
-	}
-	if l.Err() == nil {
-		t.Error("Err() = nil while the connection came through the spare")
-	}
-	l.mu.Lock()
-	held := l.spare
-	l.mu.Unlock()
-	if held >= 0 {
-		t.Error("the spare is still held while its connection is open")
-	}
-	got.Close()
-	l.mu.Lock()
-	held = l.spare
-	l.mu.Unlock()
-	if held < 0 {
-		t.Error("the spare was not reserved again after its connection closed")
-	}
-	flags, err := fcntlFlags(held)
-	if err != nil || flags&syscall.FD_CLOEXEC == 0 {
-		t.Errorf("spare descriptor flags %#x (%v), want close-on-exec", flags, err)
-	}
-}
-func fcntlFlags(fd int) (int, error) { return unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0) }
 
 // TestFlappingIsOneBurst: a listener at the limit lets one accept through
 // whenever a descriptor frees; that is one burst in the log, not one per flap.

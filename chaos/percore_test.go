@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/percore/percore/internal/testutil"
 )
 
 // spawner starts processes from one OS thread that lives as long as the
@@ -290,7 +292,7 @@ func (in *instance) waitLog(msg string, from int, timeout time.Duration) logLine
 
 // awaitLog is waitLog that reports a miss instead of failing.
 func (in *instance) awaitLog(msg string, from int, timeout time.Duration) (logLine, bool) {
-	deadline := time.Now().Add(timeout)
+	deadline := time.Now().Add(testutil.Scaled(timeout))
 	for {
 		if ls := in.logsMatching(msg, from); len(ls) > 0 {
 			return ls[0], true
@@ -458,7 +460,7 @@ func (in *instance) awaitReady(n int, timeout time.Duration) (status, bool) {
 
 // awaitStatus polls /status until done approves of it, or timeout.
 func (in *instance) awaitStatus(timeout time.Duration, done func(status) bool) (status, bool) {
-	deadline := time.Now().Add(timeout)
+	deadline := time.Now().Add(testutil.Scaled(timeout))
 	var st status
 	for {
 		s, err := in.status()

@@ -1,11 +1,8 @@
 package examples_test
 
 import (
-	"errors"
 	"fmt"
-	"io"
 	"net/netip"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -17,7 +14,8 @@ import (
 
 	"github.com/BurntSushi/toml"
 	"github.com/percore/percore/proxy"
-	"go.yaml.in/yaml/v3"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
 // percoreDefaults are the defaults the deployment files rely on, as the
@@ -99,8 +97,12 @@ type flyConfig struct {
 		} `toml:"concurrency"`
 		Checks []flyCheck `toml:"checks"`
 	} `toml:"http_service"`
-	Checks map[string]flyCheck `toml:"checks"`
-	VM     []struct {
+	Checks  map[string]flyCheck `toml:"checks"`
+	Metrics struct {
+		Port int    `toml:"port"`
+		Path string `toml:"path"`
+	} `toml:"metrics"`
+	VM []struct {
 		CPUKind string `toml:"cpu_kind"`
 		CPUs    int    `toml:"cpus"`
 		Memory  any    `toml:"memory"` // "1gb" or megabytes
@@ -142,9 +144,10 @@ func TestFlyConfig(t *testing.T) {
 	if fly.HTTPService.InternalPort != d.PublicPort {
 		t.Errorf("http_service.internal_port = %d, want percore's public port %d", fly.HTTPService.InternalPort, d.PublicPort)
 	}
-	if c := fly.HTTPService.Concurrency; c.Type != "requests" || c.SoftLimit <= 0 || c.HardLimit <= c.SoftLimit {
-		t.Errorf("http_service.concurrency = %+v, want type requests and 0 < soft_limit < hard_limit", c)
+	if len(fly.VM) == 0 || fly.VM[0].CPUs < 1 || fly.VM[0].Memory == nil {
+		t.Fatalf("[[vm]] = %+v, want cpus and memory, which percore sizes the workers by", fly.VM)
 	}
+	checkFlyConcurrency(t, fly)
 	// Service checks go to internal_port, through percore to the app: one
 	// aimed at percore's probe paths would ask the app instead.
 	for _, c := range fly.HTTPService.Checks {
@@ -179,17 +182,59 @@ func TestFlyConfig(t *testing.T) {
 		t.Errorf("kill_timeout %s does not outlast percore's shutdown timeout %s", kill, shutdown)
 	}
 
-	if len(fly.VM) == 0 || fly.VM[0].CPUs < 1 || fly.VM[0].Memory == nil {
-		t.Errorf("[[vm]] = %+v, want cpus and memory, which percore sizes the workers by", fly.VM)
-	}
-
 	// Fly's proxy connects from the Machine's private IPv4 network (seen as
 	// ::ffff:172.19.x.x by apps) and sends Fly-Client-IP and X-Forwarded-*:
 	// percore must keep them, and only from there.
 	checkTrusted(t, "fly.toml", fly.Env["PERCORE_TRUSTED_PROXIES"],
 		[]string{"172.19.2.97", "::ffff:172.19.2.97", "fdaa:0:1:a7b:1::2"}, []string{"7.7.7.7", "2001:db8::1"})
 
-	probeAdmin(t, mapEnv(fly.Env), paths)
+	// Fly's Prometheus scrapes [metrics]: percore's /metrics on the admin
+	// port, with the saturation an autoscaler reads.
+	if fly.Metrics.Port != d.AdminPort || fly.Metrics.Path != "/metrics" {
+		t.Errorf("[metrics] = %+v, want /metrics on percore's admin port %d", fly.Metrics, d.AdminPort)
+	}
+	bodies := probeAdmin(t, mapEnv(fly.Env), append(paths, fly.Metrics.Path))
+	if !metricNames(t, bodies[fly.Metrics.Path])["percore_saturation"] {
+		t.Errorf("%s has no percore_saturation", fly.Metrics.Path)
+	}
+}
+
+// The requests in flight per worker that fly.toml's concurrency limits
+// allow, as examples/deploy/README.md explains them for an I/O-bound node
+// app: past the soft limit Fly's proxy prefers other Machines (and starts a
+// stopped one), at the hard limit it sends this one no more.
+const (
+	flySoftPerWorker = 25
+	flyHardPerWorker = 40
+)
+
+// checkFlyConcurrency checks that fly.toml's concurrency limits count
+// requests and are the workers percore plans for the [[vm]] times the
+// per-worker figures.
+func checkFlyConcurrency(t *testing.T, fly flyConfig) {
+	t.Helper()
+	c := fly.HTTPService.Concurrency
+	if c.Type != "requests" {
+		t.Errorf("http_service.concurrency type %q, want requests: percore balances requests, not connections", c.Type)
+	}
+	vm := fly.VM[0]
+	memory := fmt.Sprint(vm.Memory)
+	if mb, ok := vm.Memory.(int64); ok {
+		memory = fmt.Sprintf("%dM", mb)
+	}
+	out, err := exec.Command(percoreBin, "plan", "--cpus", strconv.Itoa(vm.CPUs), "--memory", memory).CombinedOutput()
+	if err != nil {
+		t.Fatalf("percore plan for [[vm]] %+v: %v\n%s", vm, err, out)
+	}
+	m := regexp.MustCompile(`(?m)^workers:\s+(\d+)`).FindSubmatch(out)
+	if m == nil {
+		t.Fatalf("percore plan printed no worker count:\n%s", out)
+	}
+	workers, _ := strconv.Atoi(string(m[1]))
+	if c.SoftLimit != workers*flySoftPerWorker || c.HardLimit != workers*flyHardPerWorker {
+		t.Errorf("concurrency soft_limit %d, hard_limit %d; percore plans %d workers for [[vm]] %+v: want %d and %d",
+			c.SoftLimit, c.HardLimit, workers, vm, workers*flySoftPerWorker, workers*flyHardPerWorker)
+	}
 }
 
 // checkTrusted checks that a config's PERCORE_TRUSTED_PROXIES is set (the
@@ -263,247 +308,33 @@ func mapEnv(m map[string]string) []string {
 }
 
 // probeAdmin starts percore with a config's environment and node-hello,
-// GETs each path on the admin listener (200 wanted), and stops it.
-func probeAdmin(t *testing.T, env []string, paths []string) {
+// GETs each path on the admin listener (200 wanted), stops it, and returns
+// the bodies by path.
+func probeAdmin(t *testing.T, env []string, paths []string) map[string]string {
 	t.Helper()
 	node := needRuntime(t, "node")
 	in := startPercore(t, repoRoot(), env, "--workers", "1", "--", node, filepath.Join("examples", "node-hello", "server.js"))
 	in.workers(1)
+	bodies := map[string]string{}
 	for _, p := range paths {
-		get(t, "http://"+in.admin+p)
+		bodies[p] = get(t, "http://"+in.admin+p)
 	}
 	in.stop()
+	return bodies
 }
 
-// k8sObject is what every Kubernetes document has.
-type k8sObject struct {
-	APIVersion string `yaml:"apiVersion"`
-	Kind       string `yaml:"kind"`
-	Metadata   struct {
-		Name   string            `yaml:"name"`
-		Labels map[string]string `yaml:"labels"`
-	} `yaml:"metadata"`
-}
-
-type k8sDeployment struct {
-	Spec struct {
-		Replicas int `yaml:"replicas"`
-		Selector struct {
-			MatchLabels map[string]string `yaml:"matchLabels"`
-		} `yaml:"selector"`
-		Template struct {
-			Metadata struct {
-				Labels map[string]string `yaml:"labels"`
-			} `yaml:"metadata"`
-			Spec struct {
-				TerminationGracePeriodSeconds *int           `yaml:"terminationGracePeriodSeconds"`
-				Containers                    []k8sContainer `yaml:"containers"`
-			} `yaml:"spec"`
-		} `yaml:"template"`
-	} `yaml:"spec"`
-}
-
-type k8sContainer struct {
-	Name  string `yaml:"name"`
-	Ports []struct {
-		Name          string `yaml:"name"`
-		ContainerPort int    `yaml:"containerPort"`
-	} `yaml:"ports"`
-	Env []struct {
-		Name  string `yaml:"name"`
-		Value string `yaml:"value"`
-	} `yaml:"env"`
-	Resources struct {
-		Requests map[string]string `yaml:"requests"`
-		Limits   map[string]string `yaml:"limits"`
-	} `yaml:"resources"`
-	LivenessProbe  *k8sProbe `yaml:"livenessProbe"`
-	ReadinessProbe *k8sProbe `yaml:"readinessProbe"`
-	Lifecycle      struct {
-		PreStop *struct {
-			Sleep *struct {
-				Seconds int `yaml:"seconds"`
-			} `yaml:"sleep"`
-			Exec *struct {
-				Command []string `yaml:"command"`
-			} `yaml:"exec"`
-		} `yaml:"preStop"`
-	} `yaml:"lifecycle"`
-}
-
-type k8sProbe struct {
-	HTTPGet *struct {
-		Path string `yaml:"path"`
-		Port any    `yaml:"port"` // a number or a container port's name
-	} `yaml:"httpGet"`
-}
-
-type k8sService struct {
-	Spec struct {
-		Selector map[string]string `yaml:"selector"`
-		Ports    []struct {
-			Name       string `yaml:"name"`
-			Port       int    `yaml:"port"`
-			TargetPort any    `yaml:"targetPort"`
-		} `yaml:"ports"`
-	} `yaml:"spec"`
-}
-
-// k8sDefaultGracePeriod is Kubernetes' terminationGracePeriodSeconds when unset.
-const k8sDefaultGracePeriod = 30 * time.Second
-
-// TestKubernetesConfig checks examples/deploy/kubernetes.yaml against
-// percore's defaults: the container ports are percore's public and admin
-// ports, liveness probes /healthz and readiness /readyz on the admin port,
-// CPU and memory limits are set (percore sizes by them), the grace period
-// outlasts preStop plus percore's shutdown timeout, the Service reaches the
-// public port, and percore accepts the container's env and answers the
-// probes with 200.
-func TestKubernetesConfig(t *testing.T) {
-	d := readDefaults(t)
-	f, err := os.Open(filepath.Join("deploy", "kubernetes.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var deployments []k8sDeployment
-	var services []k8sService
-	dec := yaml.NewDecoder(f)
-	for {
-		var doc yaml.Node
-		if err := dec.Decode(&doc); errors.Is(err, io.EOF) {
-			break
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		var obj k8sObject
-		if err := doc.Decode(&obj); err != nil {
-			t.Fatal(err)
-		}
-		switch obj.Kind {
-		case "Deployment":
-			var dep k8sDeployment
-			if err := doc.Decode(&dep); err != nil {
-				t.Fatal(err)
-			}
-			deployments = append(deployments, dep)
-		case "Service":
-			var svc k8sService
-			if err := doc.Decode(&svc); err != nil {
-				t.Fatal(err)
-			}
-			services = append(services, svc)
-		default:
-			t.Errorf("unexpected %s %s", obj.Kind, obj.Metadata.Name)
-		}
-	}
-	if len(deployments) != 1 || len(services) != 1 {
-		t.Fatalf("kubernetes.yaml has %d Deployments and %d Services, want one of each", len(deployments), len(services))
-	}
-	dep, svc := deployments[0], services[0]
-	pod := dep.Spec.Template.Spec
-	if len(pod.Containers) != 1 {
-		t.Fatalf("the pod has %d containers, want 1", len(pod.Containers))
-	}
-	c := pod.Containers[0]
-
-	portByName := map[string]int{}
-	var ports []int
-	for _, p := range c.Ports {
-		portByName[p.Name] = p.ContainerPort
-		ports = append(ports, p.ContainerPort)
-	}
-	if !slices.Contains(ports, d.PublicPort) || !slices.Contains(ports, d.AdminPort) {
-		t.Errorf("container ports %v, want percore's public %d and admin %d", ports, d.PublicPort, d.AdminPort)
-	}
-	resolve := func(p any) int {
-		switch p := p.(type) {
-		case int:
-			return p
-		case string:
-			return portByName[p]
-		}
-		return 0
-	}
-	var probed []string
-	for _, pr := range []struct {
-		name  string
-		probe *k8sProbe
-		paths []string
-	}{
-		{"livenessProbe", c.LivenessProbe, []string{"/healthz", "/livez"}},
-		{"readinessProbe", c.ReadinessProbe, []string{"/readyz"}},
-	} {
-		if pr.probe == nil || pr.probe.HTTPGet == nil {
-			t.Errorf("no %s httpGet", pr.name)
-			continue
-		}
-		g := pr.probe.HTTPGet
-		if !slices.Contains(pr.paths, g.Path) || resolve(g.Port) != d.AdminPort {
-			t.Errorf("%s gets %s on port %v, want one of %v on percore's admin port %d", pr.name, g.Path, g.Port, pr.paths, d.AdminPort)
-		}
-		probed = append(probed, g.Path)
-	}
-	for _, r := range []string{"cpu", "memory"} {
-		if c.Resources.Limits[r] == "" || c.Resources.Requests[r] == "" {
-			t.Errorf("resources: %s needs a request and a limit (percore sizes the workers by the limit): %+v", r, c.Resources)
-		}
-	}
-
-	env := map[string]string{}
-	for _, e := range c.Env {
-		env[e.Name] = e.Value
-	}
-	grace := k8sDefaultGracePeriod
-	if pod.TerminationGracePeriodSeconds != nil {
-		grace = time.Duration(*pod.TerminationGracePeriodSeconds) * time.Second
-	}
-	shutdown := shutdownTimeout(t, d, env["PERCORE_SHUTDOWN_TIMEOUT"])
-	preStop := preStopDuration(t, c)
-	if grace <= preStop+shutdown {
-		t.Errorf("terminationGracePeriodSeconds %s does not outlast preStop %s + percore's shutdown timeout %s", grace, preStop, shutdown)
-	}
-
-	for k, v := range dep.Spec.Selector.MatchLabels {
-		if dep.Spec.Template.Metadata.Labels[k] != v || svc.Spec.Selector[k] != v {
-			t.Errorf("label %s=%s: the selector, the pod template and the Service disagree", k, v)
-		}
-	}
-	reaches := false
-	for _, p := range svc.Spec.Ports {
-		if resolve(p.TargetPort) == d.PublicPort {
-			reaches = true
-		}
-	}
-	if !reaches {
-		t.Errorf("no Service port targets percore's public port %d: %+v", d.PublicPort, svc.Spec.Ports)
-	}
-
-	// An ingress controller's pods connect from the pod network, a private
-	// range (10.244.0.0/16 with flannel, 192.168.0.0/16 with Calico).
-	checkTrusted(t, "kubernetes.yaml", env["PERCORE_TRUSTED_PROXIES"],
-		[]string{"10.244.1.17", "192.168.3.4", "fd00:10:244::5"}, []string{"7.7.7.7", "2001:db8::1"})
-
-	probeAdmin(t, mapEnv(env), probed)
-}
-
-// preStopDuration is how long a preStop hook sleeps: the sleep action, or an
-// exec of `sleep N`.
-func preStopDuration(t *testing.T, c k8sContainer) time.Duration {
+// metricNames returns the names of the metric families in a /metrics body,
+// which must parse as Prometheus text.
+func metricNames(t *testing.T, body string) map[string]bool {
 	t.Helper()
-	ps := c.Lifecycle.PreStop
-	switch {
-	case ps == nil:
-		return 0
-	case ps.Sleep != nil:
-		return time.Duration(ps.Sleep.Seconds) * time.Second
-	case ps.Exec != nil && len(ps.Exec.Command) == 2 && filepath.Base(ps.Exec.Command[0]) == "sleep":
-		n, err := strconv.Atoi(ps.Exec.Command[1])
-		if err != nil {
-			t.Fatalf("preStop %v: %v", ps.Exec.Command, err)
-		}
-		return time.Duration(n) * time.Second
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := p.TextToMetricFamilies(strings.NewReader(body))
+	if err != nil {
+		t.Fatalf("/metrics does not parse as Prometheus text: %v", err)
 	}
-	t.Fatalf("preStop hook %+v: the test cannot tell how long it takes", ps)
-	return 0
+	names := map[string]bool{}
+	for name := range families {
+		names[name] = true
+	}
+	return names
 }

@@ -43,9 +43,10 @@ func TestHealthzWhileNotAccepting(t *testing.T) {
 	}
 }
 
-// TestAdminConnectionCap: connections past MaxConns are turned away, and
-// once the crowd leaves a probe is answered again.
-func TestAdminConnectionCap(t *testing.T) {
+// TestAdmissionEvictsTheCrowd: past MaxConns a new connection is served,
+// and the connection closed to make room is the oldest of the peer holding
+// the most; a probe's idle connection from another address stays open.
+func TestAdmissionEvictsTheCrowd(t *testing.T) {
 	w := &fakeWorkers{}
 	w.ready.Store(1)
 	_, base := startServer(t, Config{Workers: w})
@@ -56,55 +57,58 @@ func TestAdminConnectionCap(t *testing.T) {
 			c.Close()
 		}
 	}()
-	// Keep-alive connections, each with one answered request: idle, open.
-	for range MaxConns {
-		c := probe(t, addr, 200)
+	// The probe's keep-alive connection comes first: the oldest of all.
+	mine := probeFrom(t, "127.0.0.1", addr, 200)
+	held = append(held, mine)
+	// Then a crowd from another address: its first MaxConns-1 fill the
+	// listener, and each one past them evicts the crowd's oldest.
+	var crowd []net.Conn
+	for range 2 * MaxConns {
+		c := probeFrom(t, "127.0.0.2", addr, 200)
 		held = append(held, c)
+		crowd = append(crowd, c)
 	}
-	// One more is refused at once with 503, not queued.
-	probe(t, addr, 503).Close()
-	for _, c := range held {
-		c.Close()
+	evicted := len(crowd) - (MaxConns - 1)
+	for i, c := range crowd[:evicted] {
+		if code, err := again(c); err == nil {
+			t.Fatalf("crowd connection %d still answered (%d), want it closed", i, code)
+		}
 	}
-	held = nil
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		c, code := probeCode(t, addr)
-		c.Close()
-		if code == 200 {
-			break
+	for i, c := range crowd[evicted:] {
+		if code, err := again(c); err != nil || code != 200 {
+			t.Fatalf("crowd connection %d of the newest: %d %v, want 200", evicted+i, code, err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("probe after the crowd left: %d, want 200", code)
-		}
-		time.Sleep(10 * time.Millisecond)
+	}
+	if code, err := again(mine); err != nil || code != 200 {
+		t.Fatalf("the probe's connection: %d %v, want 200 (evicted for a crowd from another address)", code, err)
 	}
 }
 
-// probe sends GET /healthz on a new keep-alive connection and checks the status.
-func probe(t *testing.T, addr string, want int) net.Conn {
+// probeFrom sends GET /healthz from the local address from on a new
+// keep-alive connection and checks the status.
+func probeFrom(t *testing.T, from, addr string, want int) net.Conn {
 	t.Helper()
-	c, code := probeCode(t, addr)
-	if code != want {
-		t.Fatalf("GET /healthz = %d, want %d", code, want)
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}, Timeout: 5 * time.Second}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, err := again(c); err != nil || code != want {
+		t.Fatalf("GET /healthz from %s = %d %v, want %d", from, code, err, want)
 	}
 	return c
 }
 
-func probeCode(t *testing.T, addr string) (net.Conn, int) {
-	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+// again sends GET /healthz on c and returns the status.
+func again(c net.Conn) (int, error) {
 	c.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := c.Write([]byte("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
-		t.Fatal(err)
+	if _, err := c.Write([]byte("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")); err != nil {
+		return 0, err
 	}
 	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 	if err != nil {
-		t.Fatal(err)
+		return 0, err
 	}
 	resp.Body.Close()
-	return c, resp.StatusCode
+	return resp.StatusCode, nil
 }

@@ -37,6 +37,11 @@ type Config struct {
 	Status StatusSource
 	// Metrics, when set, serves GET /metrics.
 	Metrics MetricsWriter
+	// Hosts are the names, besides IP addresses and localhost, that
+	// requests may give as Host; other Hosts get 421 Misdirected Request,
+	// which keeps pages that rebind their own name to percore's address
+	// from reading the admin listener. A request without a Host is served.
+	Hosts []string
 	// Logger receives the server's errors (default: a null logger).
 	Logger hclog.Logger
 }
@@ -46,6 +51,7 @@ type Config struct {
 type Server struct {
 	cfg      Config
 	page     page
+	hosts    hostSet
 	srv      *fasthttp.Server
 	shutdown atomic.Bool
 
@@ -57,14 +63,19 @@ type Server struct {
 // Limits of the admin listener: probes and scrapes are short requests from
 // a few clients, so a handful of connections, each short-lived, serve them.
 // A client that holds connections open, or opens thousands, must not grow
-// percore's memory (each connection holds a goroutine and its buffers);
-// past MaxConns a connection gets 503 and is closed.
+// percore's memory (each connection holds a goroutine and its buffers), nor
+// starve the probes: past MaxConns a new connection is still accepted and
+// read, and an older one is closed to make room (see admission).
 const (
 	readTimeout  = 5 * time.Second
 	writeTimeout = 5 * time.Second
 	idleTimeout  = 5 * time.Second
 	// MaxConns is how many connections the admin listener serves at once.
 	MaxConns = 64
+	// serverConcurrency is fasthttp's own limit, past which it answers 503:
+	// never reached, since admission keeps at most MaxConns live
+	// connections and MaxConns evicted ones that are closing.
+	serverConcurrency = 4 * MaxConns
 )
 
 // New returns a Server that will serve on ln.
@@ -75,14 +86,15 @@ func New(ln net.Listener, cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
 	}
-	s := &Server{cfg: cfg, page: newPage(pageHTML), ln: ln, done: make(chan struct{})}
+	s := &Server{cfg: cfg, page: newPage(pageHTML), hosts: newHostSet(cfg.Hosts), ln: newAdmission(ln, MaxConns),
+		done: make(chan struct{})}
 	s.srv = &fasthttp.Server{
 		Handler:               s.serve,
 		NoDefaultServerHeader: true,
 		ReadTimeout:           readTimeout,
 		WriteTimeout:          writeTimeout,
 		IdleTimeout:           idleTimeout,
-		Concurrency:           MaxConns,
+		Concurrency:           serverConcurrency,
 		MaxRequestBodySize:    4 << 10,
 		Logger:                fasthttpLogger{cfg.Logger},
 	}
@@ -113,6 +125,14 @@ func (s *Server) Stop() {
 }
 
 func (s *Server) serve(ctx *fasthttp.RequestCtx) {
+	if c, ok := ctx.Conn().(*admitted); ok {
+		c.touch()
+	}
+	if !s.hosts.allows(string(ctx.Host())) {
+		ctx.Error(misdirected, fasthttp.StatusMisdirectedRequest)
+		ctx.Response.Header.Set("Cache-Control", "no-store")
+		return
+	}
 	if !ctx.IsGet() && !ctx.IsHead() {
 		ctx.Error("method not allowed\n", fasthttp.StatusMethodNotAllowed)
 		return

@@ -68,6 +68,16 @@ type PlanStatus struct {
 	MaxMemoryBytes uint64 `json:"max_memory_bytes"`
 	Runtime        string `json:"runtime"`
 	Mode           string `json:"mode"` // "proxy": requests go through percore
+	// Changed is the last change of the plan while percore runs (a scale,
+	// a cgroup limit changed); nil while the first plan is in force.
+	Changed *PlanChange `json:"changed,omitempty"`
+}
+
+// PlanChange is a new plan made while percore runs.
+type PlanChange struct {
+	At   string `json:"at"`   // RFC 3339, UTC
+	Why  string `json:"why"`  // "scale", "cgroup limits changed", "reload"
+	What string `json:"what"` // "workers 2→3, heap 147→86MiB, budget 227→151MiB"
 }
 
 // ReloadStatus is the last rolling reload.
@@ -135,6 +145,25 @@ type ExitStatus struct {
 	Code   int    `json:"code"`             // -1 when a signal ended it
 	Signal string `json:"signal,omitempty"` // e.g. "killed"
 	Reason string `json:"reason"`           // crash, boot failure, oom kill, reload, max-memory, memory loop, health check, stopped ...: percore's words, never the app's output
+	// Stop says how percore's stop of the process went; nil when no stop
+	// of percore's ended it.
+	Stop *StopStatus `json:"stop,omitempty"`
+}
+
+// StopStatus is how percore stopped a process.
+type StopStatus struct {
+	// How is "drained, then signalled" (nothing was in flight when it got
+	// the stop signal), "signalled while busy" (it got it with work in
+	// flight, and exited) or "killed at the deadline".
+	How string `json:"how"`
+	// Counted is what InFlight and Cut count: "requests" (proxy mode) or
+	// "connections" (direct mode, where percore does not see requests).
+	Counted string `json:"counted"`
+	// InFlight is what the process had when it got the stop signal, Cut
+	// what it still had when it was killed: requests whose clients got
+	// 502, or connections closed without an answer.
+	InFlight int `json:"in_flight"`
+	Cut      int `json:"cut"`
 }
 
 // StatusSource builds the status on demand.

@@ -23,6 +23,7 @@ const tokenField = 'x-percore-token';
 const kToken = Symbol('percore.token');
 const kAnswered = Symbol('percore.answered');
 const kGuarded = Symbol('percore.guarded');
+const kClientError = Symbol('percore.clientError'); // the token of the request being refused
 
 const worker = process.env.PERCORE_WORKER_ID;
 
@@ -77,6 +78,17 @@ function takeToken(req, res) {
   }
 }
 
+// rawToken returns the token among a request's raw headers, if any.
+function rawToken(req) {
+  const raw = req && req.rawHeaders;
+  if (!raw) return undefined;
+  for (let i = raw.length - 2; i >= 0; i -= 2) {
+    const name = raw[i];
+    if (name.length === tokenField.length && name.toLowerCase() === tokenField) return raw[i + 1];
+  }
+  return undefined;
+}
+
 // Node writes an answer through these; a write to the connection from
 // anywhere else, on a connection that already carried an answer, is the
 // app's, outside any response.
@@ -113,19 +125,101 @@ function guard(socket) {
   const write = socket.write;
   const end = socket.end;
   socket.write = function percoreWrite(...args) {
+    const refusing = this[kClientError];
+    if (refusing !== undefined) {
+      if (refusing !== null) {
+        this[kClientError] = null;
+        args[0] = stampAnswer(args[0], refusing);
+      }
+      return write.apply(this, args);
+    }
     if (nodeWriting === 0 && this[kAnswered] && this.parser) return refuseLate(this);
     return write.apply(this, args);
   };
   socket.end = function percoreEnd(...args) {
     const data = typeof args[0] === 'function' ? undefined : args[0];
+    const refusing = this[kClientError];
+    if (refusing !== undefined) {
+      if (refusing !== null && data != null) {
+        this[kClientError] = null;
+        args[0] = stampAnswer(data, refusing);
+      }
+      return end.apply(this, args);
+    }
     if (data != null && nodeWriting === 0 && this[kAnswered] && this.parser) return refuseLate(this);
     return end.apply(this, args);
   };
 }
 
+// clientErrorAnswers are node's own answers to a request it cannot parse
+// (node 20's _http_server.js), which it writes when the app has no
+// 'clientError' listener.
+const clientErrorAnswers = {
+  HPE_HEADER_OVERFLOW: '431 Request Header Fields Too Large',
+  HPE_CHUNK_EXTENSIONS_OVERFLOW: '413 Payload Too Large',
+  ERR_HTTP_REQUEST_TIMEOUT: '408 Request Timeout',
+};
+
+// packetToken returns the token in the raw bytes of a request node could
+// not parse, if any.
+function packetToken(err) {
+  if (!err || !Buffer.isBuffer(err.rawPacket)) return undefined;
+  const m = /\r\nx-percore-token:[ \t]*([0-9a-f]{16})[ \t]*\r\n/i.exec(err.rawPacket.toString('latin1'));
+  return m ? m[1] : undefined;
+}
+
+// stampAnswer puts the token field after the status line of an answer the
+// app writes itself to a request node could not parse.
+function stampAnswer(data, tok) {
+  const text = Buffer.isBuffer(data) ? data.toString('latin1') : typeof data === 'string' ? data : undefined;
+  if (text === undefined || !text.startsWith('HTTP/')) return data;
+  const i = text.indexOf('\r\n');
+  if (i < 0) return data;
+  const out = text.slice(0, i + 2) + tokenField + ': ' + tok + '\r\n' + text.slice(i + 2);
+  return Buffer.isBuffer(data) ? Buffer.from(out, 'latin1') : out;
+}
+
+// answerClientError does what node does for a request it cannot parse, with
+// the request's token, read from its raw bytes, in the answer's head, so that
+// percore can deliver the answer on a kept-alive connection too.
+function answerClientError(err, socket) {
+  if (socket.writable && (!socket._httpMessage || !socket._httpMessage._headerSent)) {
+    const status = clientErrorAnswers[err && err.code] || '400 Bad Request';
+    const t = packetToken(err);
+    const tok = t === undefined ? '' : tokenField + ': ' + t + '\r\n';
+    nodeWriting++;
+    try {
+      socket.write('HTTP/1.1 ' + status + '\r\n' + tok + 'Connection: close\r\n\r\n');
+    } finally {
+      nodeWriting--;
+    }
+  }
+  socket.destroy(err);
+}
+
 function install(server) {
   server.prependListener('connection', guard);
   server.prependListener('request', takeToken);
+  // Node answers a request it cannot parse itself, unless the app listens
+  // for 'clientError'; that answer is taken over, with the token.
+  const emit = server.emit;
+  server.emit = function percoreEmit(event, ...args) {
+    if (event !== 'clientError') return emit.call(this, event, ...args);
+    const [err, socket] = args;
+    if (this.listenerCount('clientError') === 0) {
+      answerClientError(err, socket);
+      return true;
+    }
+    // The app answers it: what it writes meanwhile is its answer to that
+    // request, given the request's token.
+    const tok = packetToken(err);
+    if (socket) socket[kClientError] = tok === undefined ? null : tok;
+    try {
+      return emit.call(this, event, ...args);
+    } finally {
+      if (socket) socket[kClientError] = undefined;
+    }
+  };
 }
 
 function setup() {
@@ -135,7 +229,9 @@ function setup() {
   ownWrites(OutgoingMessage.prototype, '_flushOutput');
   const writeHead = http.ServerResponse.prototype.writeHead;
   http.ServerResponse.prototype.writeHead = function percoreWriteHead(...args) {
-    const tok = this[kToken];
+    // A request node answers itself (417 to an unknown Expect) never
+    // reached 'request': its token is still among its raw headers.
+    const tok = this[kToken] !== undefined ? this[kToken] : rawToken(this.req);
     if (tok !== undefined && !this._header) {
       this[kToken] = undefined;
       this.setHeader(tokenField, tok);

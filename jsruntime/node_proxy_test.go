@@ -27,6 +27,9 @@ const server = http.createServer((req, res) => {
   res.end(JSON.stringify({ headers: req.headers, raw: req.rawHeaders }));
   if (req.url === "/late") setTimeout(() => sock.write("HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nINJECTED\n"), 5);
 });
+if (process.env.APP_CLIENT_ERROR) {
+  server.on("clientError", (err, socket) => socket.end("HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n"));
+}
 const ready = () => console.log("listening " + JSON.stringify(server.address()));
 switch (process.env.FORM) {
   case "port": server.listen(port, ready); break;
@@ -75,6 +78,48 @@ func TestNodeProxyPreload(t *testing.T) {
 			}
 			if !waitFor(func() bool { return strings.Contains(stderr.String(), "worker 3 (pid") }) {
 				t.Errorf("the worker's output does not name it: %q", stderr.String())
+			}
+		})
+	}
+}
+
+// Answers node gives without the app's handler (a request it cannot parse,
+// an Expect it does not know) and the app's own answer to a request node
+// cannot parse carry the request's token, so that percore can deliver them
+// on a kept-alive connection.
+func TestNodeProxyPreloadStampsNodesOwnAnswers(t *testing.T) {
+	node := pathBinary(t, "node")
+	dir := writeFiles(t, map[string]string{"app.js": proxyPreloadApp, "preload.js": string(nodeProxy)})
+	for _, c := range []struct {
+		name, env, request, status string
+	}{
+		{"unknown method", "", "FOO / HTTP/1.1\r\nHost: a\r\n", "400"},
+		{"unknown Expect", "", "GET / HTTP/1.1\r\nHost: a\r\nExpect: bogus\r\n", "417"},
+		{"the app's clientError answer", "APP_CLIENT_ERROR=1", "FOO / HTTP/1.1\r\nHost: a\r\n", "400"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			port := freePort(t)
+			w, _ := prepare(t, Worker{Argv: []string{node, "app.js"}, Env: append(baseEnv(port), "FORM=port", c.env)},
+				Options{Runtime: Node(), Port: port, Preload: filepath.Join(dir, "preload.js")})
+			startPreloaded(t, w, dir)
+			conn, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+			br := bufio.NewReader(conn)
+			exchange(t, conn, br, "/", "1111111111111111") // the connection carried an answer
+			if _, err := io.WriteString(conn, c.request+"X-Percore-Token: 2222222222222222\r\n\r\n"); err != nil {
+				t.Fatal(err)
+			}
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if got := resp.Header.Get("X-Percore-Token"); resp.Status[:3] != c.status || got != "2222222222222222" {
+				t.Errorf("answer %s with token %q, want %s with the request's", resp.Status, got, c.status)
 			}
 		})
 	}

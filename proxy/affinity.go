@@ -232,16 +232,13 @@ func hashKey(b []byte) uint64 {
 	return mix64(h)
 }
 
-// pin fills r from the request under mode a: the cookie's slot, or
-// the hash of the client address or header. It runs after setForwarded, so
-// a trusted peer's X-Forwarded-For is one list ending with the peer.
+// pin fills r from the request under mode a, AffinityIP or
+// AffinityHeader: the hash of the client address or header (the policy
+// reads the cookie of AffinityCookie, see takeSlotCookie). It runs after
+// setForwarded, so a trusted peer's X-Forwarded-For is one list ending with
+// the peer.
 func (a *Affinity) pin(r *route, h *fasthttp.RequestHeader, peer net.Addr, trusted Trusted) {
 	switch a.Mode {
-	case AffinityCookie:
-		if slot, ok := parseSlotCookie(h.Cookie(AffinityCookieName)); ok {
-			r.slot = slot + 1
-		}
-		r.cookie = true
 	case AffinityIP:
 		var buf [64]byte
 		r.hash, r.hashed = hashKey(clientIP(buf[:0], h, peer, trusted)), true

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 
@@ -202,11 +203,12 @@ func benchReadResponse(r *bufio.Reader) (int, error) {
 
 // newBenchHandler returns a Handler whose single worker is a canned
 // upstream, as percore builds it with default settings.
-func newBenchHandler(tb testing.TB) *Handler {
+func newBenchHandler(tb testing.TB, cfg Config) *Handler {
 	tb.Helper()
 	pool := NewPool(UpstreamConfig{})
 	pool.Add(1, 0, startBenchUpstream(tb, benchNodeResponse))
-	return New(Config{Pool: pool})
+	cfg.Pool = pool
+	return New(cfg)
 }
 
 func benchParseRequest(tb testing.TB, raw string) *fasthttp.Request {
@@ -224,12 +226,19 @@ var benchPeer = &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 50123}
 // one request on a kept-alive connection: a parsed request in, the response
 // written out (its streamed body read and closed), then reset.
 func BenchmarkServeHTTP(b *testing.B) {
-	for _, bc := range []struct{ name, raw string }{
-		{"wrk", benchWrkRequest},
-		{"browser", benchBrowserRequest},
+	for _, bc := range []struct {
+		name, raw string
+		cfg       Config
+	}{
+		{"wrk", benchWrkRequest, Config{}},
+		{"browser", benchBrowserRequest, Config{}},
+		// A browser pinned by --affinity cookie: percore's pair is taken
+		// out of its Cookie line.
+		{"browser-affinity-cookie", strings.Replace(benchBrowserRequest, "; theme=dark", "; percore_worker=0; theme=dark", 1),
+			Config{Affinity: Affinity{Mode: AffinityCookie}}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			h := newBenchHandler(b)
+			h := newBenchHandler(b, bc.cfg)
 			tmpl := benchParseRequest(b, bc.raw)
 			var ctx fasthttp.RequestCtx
 			ctx.Init(tmpl, benchPeer, nil)
@@ -256,7 +265,7 @@ func BenchmarkServeHTTP(b *testing.B) {
 // nothing per request, so allocs/op are the proxy's; ns/op is wall time per
 // request with every goroutine (clients and upstream too) on GOMAXPROCS.
 func BenchmarkProxyLoopback(b *testing.B) {
-	h := newBenchHandler(b)
+	h := newBenchHandler(b, Config{})
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)

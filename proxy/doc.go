@@ -21,7 +21,10 @@
 // how long a stream or a tunnel may last. The limits that exist, and their
 // defaults, are on ServerConfig (header timeout 20s, idle keep-alive 75s,
 // header block 16KiB) and Config (response timeout 2m; body size, requests
-// per worker and the queue off unless asked for).
+// per worker and the queue off unless asked for; new engine.io sessions 50
+// a second per client address). The engine.io session table holds at most
+// DefaultMaxSessions sessions in 8MiB, and forgets the least recently seen
+// when full; a handshake costs the same whatever its fill (sessions.go).
 //
 // # Requests percore refuses
 //

@@ -3,7 +3,6 @@ package proxy
 import (
 	"bytes"
 	"net"
-	"sync"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -24,17 +23,7 @@ import (
 // looks for its requests unless told another path.
 const DefaultEnginePath = "/socket.io/"
 
-// Limits of the session table. A session is forgotten when its worker
-// leaves the pool, or when no request carried its id for DefaultSessionIdle;
-// a live polling session sends one every ping interval (25s by default),
-// and one that upgraded to a WebSocket needs no routing any more.
 const (
-	// DefaultSessionIdle is how long a session is remembered without a
-	// request carrying its id.
-	DefaultSessionIdle = 2 * time.Minute
-	// DefaultMaxSessions bounds the sessions remembered; when full, the
-	// idle ones are swept and, if none was, one is dropped to make room.
-	DefaultMaxSessions = 1 << 17
 	// maxSIDLen bounds a session id. engine.io's own are 20 characters.
 	maxSIDLen = 64
 	// maxOpenScan bounds how much of a handshake's answer is scanned for
@@ -179,8 +168,15 @@ func openSID(body []byte) []byte {
 }
 
 // pin fills r from the request: the worker that opened the engine.io
-// session it carries, or what the affinity mode keys on.
+// session it carries, or what the affinity mode keys on. Under
+// AffinityCookie it takes percore's cookie out of the request, whatever
+// pins it: the app never sees it.
 func (pol *policy) pin(r *route, req *fasthttp.Request, peer net.Addr, trusted Trusted) {
+	var cookieSlot int
+	var hasSlot bool
+	if pol.affinity.Mode == AffinityCookie {
+		cookieSlot, hasSlot = takeSlotCookie(&req.Header, &pol.cookieBufs)
+	}
 	if eio, sid := engineQuery(req.Header.RequestURI(), pol.enginePath); eio {
 		if sid != nil {
 			if r.owner, r.hasOwner = pol.sessions.owner(sid, time.Now()); r.hasOwner {
@@ -190,96 +186,14 @@ func (pol *policy) pin(r *route, req *fasthttp.Request, peer net.Addr, trusted T
 			r.handshake = true
 		}
 	}
-	if pol.affinity.Mode != AffinityOff {
+	switch pol.affinity.Mode {
+	case AffinityOff:
+	case AffinityCookie:
+		if hasSlot {
+			r.slot = cookieSlot + 1
+		}
+		r.cookie = true
+	default:
 		pol.affinity.pin(r, &req.Header, peer, trusted)
 	}
-}
-
-// sessions maps engine.io session ids to the worker that opened them. It
-// is safe for concurrent use.
-type sessions struct {
-	idle time.Duration
-	max  int
-
-	mu    sync.Mutex // protects m and swept
-	m     map[string]*session
-	swept time.Time
-}
-
-// session is one remembered engine.io session.
-type session struct {
-	key  uint64    // the worker that opened it
-	seen time.Time // when a request last carried its id
-}
-
-func newSessions(max int, idle time.Duration) *sessions {
-	return &sessions{idle: idle, max: max, m: map[string]*session{}, swept: time.Now()}
-}
-
-// owner returns the worker that opened the session sid, and notes that
-// the session is in use. A session idle too long is forgotten.
-func (s *sessions) owner(sid []byte, now time.Time) (uint64, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	e := s.m[string(sid)]
-	if e == nil {
-		return 0, false
-	}
-	if now.Sub(e.seen) > s.idle {
-		delete(s.m, string(sid))
-		return 0, false
-	}
-	e.seen = now
-	return e.key, true
-}
-
-// learn remembers that the worker with key opened the session sid.
-func (s *sessions) learn(sid []byte, key uint64, now time.Time) {
-	if !validSID(sid) {
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if e := s.m[string(sid)]; e != nil {
-		e.key, e.seen = key, now
-		return
-	}
-	if len(s.m) >= s.max || now.Sub(s.swept) > s.idle {
-		s.sweepLocked(now)
-	}
-	if len(s.m) >= s.max {
-		for k := range s.m { // a random victim: Go's map order
-			delete(s.m, k)
-			break
-		}
-	}
-	s.m[string(sid)] = &session{key: key, seen: now}
-}
-
-// sweepLocked forgets the sessions idle too long.
-func (s *sessions) sweepLocked(now time.Time) {
-	s.swept = now
-	for k, e := range s.m {
-		if now.Sub(e.seen) > s.idle {
-			delete(s.m, k)
-		}
-	}
-}
-
-// forget drops every session of the worker with key: it left the pool.
-func (s *sessions) forget(key uint64) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for k, e := range s.m {
-		if e.key == key {
-			delete(s.m, k)
-		}
-	}
-}
-
-// len reports how many sessions are remembered.
-func (s *sessions) len() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.m)
 }

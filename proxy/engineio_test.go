@@ -86,8 +86,8 @@ func TestSessionsForgetAndBound(t *testing.T) {
 	s.learn([]byte("a"), 1, now)
 	s.learn([]byte("b"), 2, now)
 	s.learn([]byte("bad sid"), 2, now)
-	if s.len() != 2 {
-		t.Fatalf("remembered %d sessions, want 2 (an invalid sid is not learned)", s.len())
+	if s.count(now) != 2 {
+		t.Fatalf("remembered %d sessions, want 2 (an invalid sid is not learned)", s.count(now))
 	}
 	if k, ok := s.owner([]byte("a"), now); !ok || k != 1 {
 		t.Errorf("owner(a) = %d, %v; want 1", k, ok)
@@ -99,14 +99,17 @@ func TestSessionsForgetAndBound(t *testing.T) {
 	if _, ok := s.owner([]byte("b"), now); ok {
 		t.Error("a session of a worker that left is still followed")
 	}
+	if ev := s.evictions(); ev != (SessionEvictions{WorkerGone: 1}) {
+		t.Errorf("evictions %+v, want 1 for the worker gone", ev)
+	}
 	if _, ok := s.owner([]byte("a"), now.Add(2*time.Minute)); ok {
 		t.Error("a session idle past the limit is still followed")
 	}
 	for i := range 100 {
 		s.learn([]byte(fmt.Sprint("s", i)), 1, now)
 	}
-	if s.len() > 4 {
-		t.Errorf("remembered %d sessions, bound is 4", s.len())
+	if s.count(now) > 4 {
+		t.Errorf("remembered %d sessions, bound is 4", s.count(now))
 	}
 	if k, ok := s.owner([]byte("s99"), now); !ok || k != 1 {
 		t.Error("the newest session was not remembered at the bound")

@@ -3,8 +3,8 @@ package proxy
 import (
 	"bytes"
 	"net"
-	"net/netip"
 	"strconv"
+	"strings"
 
 	"github.com/valyala/fasthttp"
 )
@@ -22,6 +22,8 @@ var hopHeaders = [...]string{
 func removeHopByHop[H *fasthttp.RequestHeader | *fasthttp.ResponseHeader](h H) {
 	switch h := any(h).(type) {
 	case *fasthttp.RequestHeader:
+		removeRequestHops(h, false)
+	case *fasthttp.ResponseHeader:
 		if conn := h.Peek("Connection"); len(conn) > 0 {
 			// Deleting changes the header's storage, which conn points into.
 			// The copy stays on the stack as long as DelBytes is called on
@@ -35,18 +37,25 @@ func removeHopByHop[H *fasthttp.RequestHeader | *fasthttp.ResponseHeader](h H) {
 			}
 		}
 		removeFixedHops(h)
-	case *fasthttp.ResponseHeader:
-		if conn := h.Peek("Connection"); len(conn) > 0 {
-			var buf [256]byte
-			for rest := append(buf[:0], conn...); len(rest) > 0; {
-				var tok []byte
-				if tok, rest = cutToken(rest); len(tok) > 0 {
-					h.DelBytes(tok)
-				}
+	}
+}
+
+// removeRequestHops is removeHopByHop for a request. From a trusted peer
+// (fromTrusted) the forwarding headers (isForwardingHeader) stay even when
+// its Connection header names them: they are what the peer is trusted for,
+// and an edge that lists its X-Forwarded-For there would otherwise take its
+// own client's address away. An untrusted peer's are replaced anyway.
+func removeRequestHops(h *fasthttp.RequestHeader, fromTrusted bool) {
+	if conn := h.Peek("Connection"); len(conn) > 0 {
+		var buf [256]byte // see removeHopByHop
+		for rest := append(buf[:0], conn...); len(rest) > 0; {
+			var tok []byte
+			if tok, rest = cutToken(rest); len(tok) > 0 && !(fromTrusted && isForwardingHeader(tok)) {
+				h.DelBytes(tok)
 			}
 		}
-		removeFixedHops(h)
 	}
+	removeFixedHops(h)
 }
 
 // removeFixedHops deletes the fixed hop-by-hop list, keeping "Te: trailers".
@@ -95,12 +104,12 @@ func hasToken(v []byte, name string) bool {
 // setForwarded sets the forwarding headers the worker sees.
 //
 // From a peer outside trusted, every line of every forwarding header
-// (isForwardingHeader: X-Forwarded-*, Forwarded, X-Real-IP and the
-// client-address headers of CDNs and platforms) is removed, whatever its
-// case or however often it repeats, and percore sets its own
+// (forwardingHeaders: X-Forwarded-*, Forwarded, X-Real-IP, X-Client-IP and
+// the client-address headers of CDNs, platforms and libraries) is removed,
+// whatever its case or however often it repeats, and percore sets its own
 // X-Forwarded-For (the peer), -Proto (http) and -Host (the Host). Apps and
-// frameworks read any of them (Express's req.ip reads X-Forwarded-For,
-// other code X-Real-IP or Fly-Client-IP), so leaving one line would let a
+// frameworks read any of them (Express's req.ip reads X-Forwarded-For, the
+// request-ip package X-Client-IP first), so leaving one line would let a
 // client choose its address.
 //
 // From a trusted peer they are kept; its X-Forwarded-For lines are folded
@@ -112,11 +121,7 @@ func hasToken(v []byte, name string) bool {
 func setForwarded(h *fasthttp.RequestHeader, peer net.Addr, trusted Trusted) {
 	var ipBuf [64]byte
 	ip := appendPeerIP(ipBuf[:0], peer)
-	fromTrusted := false
-	if addr, ok := netip.AddrFromSlice(peerIP(peer)); ok {
-		fromTrusted = trusted.contains(addr)
-	}
-	if fromTrusted {
+	if trusted.has(peer) {
 		var buf [512]byte
 		h.SetBytesV("X-Forwarded-For", appendForwardedFor(buf[:0], h, ip))
 		if len(h.Peek("X-Forwarded-Proto")) == 0 {
@@ -133,39 +138,6 @@ func setForwarded(h *fasthttp.RequestHeader, peer net.Addr, trusted Trusted) {
 	h.SetBytesV("X-Forwarded-Host", h.Host())
 }
 
-// forwardingHeaders are the headers besides X-Forwarded-* that carry a
-// client's address or scheme as a proxy saw it: RFC 7239's Forwarded,
-// nginx's X-Real-IP, Cloudflare's CF-Connecting-IP and (Enterprise)
-// True-Client-IP, which Akamai also sends, and Fly.io's Fly-Client-IP.
-var forwardingHeaders = [...]string{"Forwarded", "X-Real-IP", "True-Client-IP", "Fly-Client-IP", "CF-Connecting-IP"}
-
-// isForwardingHeader reports whether a header of this name is removed from
-// an untrusted peer's request: any X-Forwarded-* (-For, -Proto, -Host,
-// -Port, -Prefix, -Ssl, -Scheme, -Client-Cert...) and forwardingHeaders,
-// compared without case. Most names are told apart by length and first
-// letter alone.
-func isForwardingHeader(name []byte) bool {
-	const xf = "X-Forwarded-"
-	if len(name) == 0 {
-		return false
-	}
-	switch name[0] | 0x20 {
-	case 'x':
-		if len(name) > len(xf) {
-			return bytes.EqualFold(name[:len(xf)], []byte(xf))
-		}
-		return len(name) == len("X-Real-IP") && bytes.EqualFold(name, []byte("X-Real-IP"))
-	case 'f':
-		return len(name) == len("Forwarded") && bytes.EqualFold(name, []byte("Forwarded")) ||
-			len(name) == len("Fly-Client-IP") && bytes.EqualFold(name, []byte("Fly-Client-IP"))
-	case 't':
-		return len(name) == len("True-Client-IP") && bytes.EqualFold(name, []byte("True-Client-IP"))
-	case 'c':
-		return len(name) == len("CF-Connecting-IP") && bytes.EqualFold(name, []byte("CF-Connecting-IP"))
-	}
-	return false
-}
-
 // removeForwarding deletes every line of every forwarding header. Deleting
 // a name deletes all its lines (fasthttp's Set would replace only the
 // first). The names are found in the header block as it came off the wire,
@@ -174,12 +146,10 @@ func isForwardingHeader(name []byte) bool {
 func removeForwarding(h *fasthttp.RequestHeader) {
 	raw := h.RawHeaders()
 	if len(raw) == 0 {
-		for _, name := range [...]string{"X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host",
-			"X-Forwarded-Port", "X-Forwarded-Prefix", "X-Forwarded-Ssl", "X-Forwarded-Scheme"} {
-			h.Del(name)
-		}
 		for _, name := range forwardingHeaders {
-			h.Del(name)
+			if !strings.HasSuffix(name, "*") {
+				h.Del(name)
+			}
 		}
 		return
 	}

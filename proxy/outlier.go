@@ -65,15 +65,21 @@ func (p *Pool) failed(b *backend) bool {
 	b.fails.Store(0)
 	n := b.ejections.Add(1)
 	d := min(time.Duration(n)*EjectBase, EjectMax)
-	until := time.Now().Add(d).UnixNano()
+	p.eject(b, time.Now().Add(d).UnixNano())
+	return true
+}
+
+// eject takes b out of rotation until until (unix nanoseconds) and tells
+// the OnEject function.
+func (p *Pool) eject(b *backend, until int64) {
 	b.ejectedUntil.Store(until)
 	for {
 		cur := p.ejectedUntil.Load()
 		if cur >= until || p.ejectedUntil.CompareAndSwap(cur, until) {
-			p.ejected(b, until)
-			return true
+			break
 		}
 	}
+	p.ejected(b, until)
 }
 
 // ejectionClock returns now in nanoseconds when some worker may be ejected,

@@ -17,6 +17,7 @@ type backend struct {
 	lim    *limit // nil without a per-worker limit; fixed when the worker is added
 
 	inflight atomic.Int64  // requests, streamed bodies and tunnels not yet done
+	tunnels  atomic.Int64  // of inflight, the open tunnels
 	busy     atomic.Int64  // requests held against lim; an open tunnel gives its slot back
 	requests atomic.Uint64 // requests sent to it
 	draining atomic.Bool
@@ -26,9 +27,14 @@ type backend struct {
 	fails        atomic.Int32 // proxy failures in a row
 	ejections    atomic.Int32 // times ejected so far
 	ejectedUntil atomic.Int64 // unix nanoseconds; out of rotation until then
+	downUntil    atomic.Int64 // unix nanoseconds; its address refused a connection: down until then
 
 	drainOnce sync.Once
 	drained   chan struct{}
+
+	idleMu   sync.Mutex    // protects idleCh
+	idleCh   chan struct{} // closed once b is seen idle; nil while nobody waits for that
+	idleWait atomic.Bool   // idleCh is set: the ends of requests and slots look for idleness
 }
 
 // tryAcquire counts a request on b unless b is draining or at its limit.
@@ -82,14 +88,19 @@ func (b *backend) freeSlot() {
 		return
 	}
 	if b.draining.Load() || !b.lim.handoff(b) {
-		b.busy.Add(-1)
+		if b.busy.Add(-1) == 0 {
+			b.noteIdle()
+		}
 	}
 }
 
 // done ends one unit of in-flight work on b.
 func (b *backend) done() {
-	if b.inflight.Add(-1) == 0 && b.draining.Load() {
-		b.finishDrain()
+	if b.inflight.Add(-1) == 0 {
+		if b.draining.Load() {
+			b.finishDrain()
+		}
+		b.noteIdle()
 	}
 }
 
@@ -112,11 +123,13 @@ type Pool struct {
 	next     atomic.Uint64              // rotates the start of each pick
 	lim      atomic.Pointer[limit]      // per-worker limit; nil when off
 
-	mu          sync.Mutex    // serialises changes of backends, changed and the settings below
-	changed     chan struct{} // closed when a worker is added
-	respTimeout time.Duration // for the upstream clients of workers added from now on
-	maxRequests int           // recycle workers after this many requests (0: never)
-	jitter      int           // plus up to this many
+	mu          sync.Mutex          // serialises changes of backends, changed, draining and the settings below
+	changed     chan struct{}       // closed when a worker is added, and when the pool closes
+	draining    map[uint64]*backend // drained workers whose work may still be in flight
+	closed      atomic.Bool         // percore stops: no worker will be added
+	respTimeout time.Duration       // for the upstream clients of workers added from now on
+	maxRequests int                 // recycle workers after this many requests (0: never)
+	jitter      int                 // plus up to this many
 	onLimit     func(key uint64)
 	onEject     func(key uint64, until time.Time)
 
@@ -127,7 +140,7 @@ type Pool struct {
 // NewPool returns an empty Pool whose upstream connections use cfg.
 func NewPool(cfg UpstreamConfig) *Pool {
 	cfg.setDefaults()
-	p := &Pool{cfg: cfg, changed: make(chan struct{}), stats: newStats()}
+	p := &Pool{cfg: cfg, changed: make(chan struct{}), draining: map[uint64]*backend{}, stats: newStats()}
 	empty := []*backend{}
 	p.backends.Store(&empty)
 	p.policy.Store(newPolicy(Affinity{}, DefaultEnginePath))
@@ -173,6 +186,8 @@ func (p *Pool) Add(key uint64, slot int, addr string) {
 
 // Drain implements the supervisor's Router: no new request goes to the
 // worker, and the returned channel closes when its in-flight work is done.
+// Once the pool is closed, draining the last worker answers the queued
+// requests with 503.
 func (p *Pool) Drain(key uint64) <-chan struct{} {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -186,16 +201,23 @@ func (p *Pool) Drain(key uint64) <-chan struct{} {
 		}
 		next = append(next, b)
 	}
+	p.pruneDrainingLocked()
 	if gone == nil {
-		closed := make(chan struct{})
-		close(closed)
-		return closed
+		if d := p.draining[key]; d != nil {
+			return d.drained
+		}
+		return closedChan()
 	}
 	p.backends.Store(&next)
 	p.policy.Load().sessions.forget(key)
 	gone.draining.Store(true)
 	if gone.inflight.Load() == 0 {
 		gone.finishDrain()
+	} else {
+		p.draining[key] = gone
+	}
+	if len(next) == 0 && p.closed.Load() {
+		p.failQueueLocked()
 	}
 	return gone.drained
 }
@@ -276,9 +298,13 @@ func (p *Pool) acquire(tried *triedSet, r *route, deadline *time.Time, wait time
 		if full {
 			return p.await(tried, r)
 		}
+		if p.closed.Load() {
+			return nil, ErrNoWorker // percore stops: no worker will come
+		}
 		if p.stillRouted(tried) {
-			// A retry whose every worker is still in rotation: they
-			// answered, badly. Waiting would only delay the 502.
+			// A retry whose every worker is still in rotation and
+			// listening: they answered, badly, or closed the connection
+			// while alive. Waiting would only delay the 502.
 			return nil, ErrNoWorker
 		}
 		if deadline.IsZero() {
@@ -299,18 +325,20 @@ func (p *Pool) acquire(tried *triedSet, r *route, deadline *time.Time, wait time
 }
 
 // stillRouted reports whether a request was tried on some workers and all
-// of them are still routed. A tried worker that left the pool (it died)
-// makes a wait for its replacement worth it.
+// of them are still routed. A tried worker that left the pool, or is down
+// (its address refuses connections: it died, and the supervisor has not
+// seen it yet), makes a wait for its replacement worth it.
 func (p *Pool) stillRouted(tried *triedSet) bool {
 	if tried.n == 0 {
 		return false
 	}
 	list := *p.backends.Load()
+	now := time.Now().UnixNano()
 	for i := 0; i < tried.n; i++ {
 		found := false
 		for _, b := range list {
 			if b.key == tried.keys[i] {
-				found = true
+				found = !b.down(now)
 				break
 			}
 		}
@@ -339,7 +367,15 @@ func (p *Pool) await(tried *triedSet, r *route) (*backend, error) {
 			}
 			return b, nil
 		}
+		// The last worker drained before the request queued: the queue was
+		// failed already.
+		if p.closed.Load() && len(*p.backends.Load()) == 0 && l.leave(w) {
+			return nil, ErrNoWorker
+		}
 		b := waitSlot(l, w, deadline)
+		if b == nil && p.closed.Load() {
+			return nil, ErrNoWorker // percore stops, and no worker is left to free a slot
+		}
 		if b == nil {
 			return nil, ErrQueueTimeout
 		}
@@ -366,7 +402,8 @@ func waitSlot(l *limit, w *waiter, deadline time.Time) *backend {
 }
 
 // Ready reports how many workers take traffic now; a worker ejected for
-// failing requests does not count.
+// failing requests, or down (its address refuses connections), does not
+// count.
 func (p *Pool) Ready() int {
 	list := *p.backends.Load()
 	now := p.ejectionClock()
@@ -388,8 +425,9 @@ func (p *Pool) SetMaxRequests(n, jitter int, onLimit func(key uint64)) {
 }
 
 // OnEject makes the pool tell fn each time it takes a worker out of
-// rotation for failed requests, with the worker's key and the ejection's
-// end, so that whoever reports readiness sees what the pool routes.
+// rotation for failed requests, or because its address refused a
+// connection (see DownFor), with the worker's key and the ejection's end,
+// so that whoever reports readiness sees what the pool routes at once.
 func (p *Pool) OnEject(fn func(key uint64, until time.Time)) {
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -1,8 +1,14 @@
 package proxy
 
 import (
+	"io"
+	"net"
+	"os"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/valyala/fasthttp"
 )
 
 func newTestPool(keys ...uint64) *Pool {
@@ -135,5 +141,108 @@ func TestAcquireWaitsForAWorker(t *testing.T) {
 	}
 	if d := time.Since(start); d < 40*time.Millisecond || d > 2*time.Second {
 		t.Errorf("acquire gave up after %s, want about 50ms", d)
+	}
+}
+
+// TestDownWorkerIsOutAndItsRequestsWait marks a worker down as the handler
+// does when its loopback port refuses connections: it leaves rotation at
+// once, OnEject hears of it, it is no spare, and a retry that failed on it
+// waits for a replacement instead of giving up.
+func TestDownWorkerIsOutAndItsRequestsWait(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	live := ln.Addr().String()
+	defer ln.Close()
+	dead, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone := dead.Addr().String()
+	dead.Close()
+
+	p := NewPool(UpstreamConfig{})
+	p.Add(1, 0, live)
+	p.Add(2, 1, gone)
+	ejections := make(chan uint64, 4)
+	p.OnEject(func(key uint64, until time.Time) { ejections <- key })
+	list := *p.backends.Load()
+	if p.notice(list[0], fasthttp.ErrConnectionClosed, true) {
+		t.Error("a worker whose port still accepts connections was marked down")
+	}
+	if p.notice(list[1], fasthttp.ErrTimeout, true) {
+		t.Error("a timeout marked a worker down without a look at its port")
+	}
+	if p.notice(list[1], io.EOF, false) {
+		t.Error("a lost connection marked a worker down without a probe")
+	}
+	if !p.notice(list[1], io.EOF, true) {
+		t.Fatal("a worker whose port refuses connections was not marked down")
+	}
+	if p.notice(list[1], &net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}, false); len(ejections) != 1 || <-ejections != 2 {
+		t.Errorf("OnEject was not told once of the down worker")
+	}
+	if p.Ready() != 1 {
+		t.Errorf("Ready = %d with one worker down, want 1", p.Ready())
+	}
+	var none triedSet
+	for i := 0; i < 4; i++ {
+		if b := p.pick(&none); b == nil || b.key != 1 {
+			t.Fatalf("pick = %v, want the live worker only", b)
+		} else {
+			b.release()
+		}
+	}
+	// With the live worker gone too, the down one is no spare: a request
+	// waits for a new worker, and so does a retry that failed on it.
+	p.Drain(1)
+	tried := triedSet{keys: [maxAttempts]uint64{2}, n: 1}
+	for i, ts := range []triedSet{none, tried} {
+		key := uint64(3 + i)
+		go func() {
+			time.Sleep(50 * time.Millisecond)
+			p.Add(key, 1, live)
+		}()
+		var deadline time.Time
+		b, err := p.acquire(&ts, nil, &deadline, 5*time.Second)
+		if b == nil || b.key != key || err != nil {
+			t.Fatalf("acquire (tried %v) = %v, %v; want the new worker", ts.keys[:ts.n], b, err)
+		}
+		b.release()
+		p.Drain(key)
+	}
+}
+
+func TestLocal(t *testing.T) {
+	for addr, want := range map[string]bool{
+		"127.0.0.1:3000": true,
+		"[::1]:3000":     true,
+		"/tmp/w/0.sock":  true,
+		"10.0.0.1:3000":  false,
+		"example.com:80": false,
+		"no port":        false,
+		"127.0.0.1":      false,
+	} {
+		if got := local(addr); got != want {
+			t.Errorf("local(%q) = %v, want %v", addr, got, want)
+		}
+	}
+}
+
+func TestRefused(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want bool
+	}{
+		{&net.OpError{Op: "dial", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}, true},
+		{&net.OpError{Op: "dial", Err: os.NewSyscallError("connect", syscall.ECONNRESET)}, true}, // the listener closed mid-handshake
+		{&net.OpError{Op: "dial", Err: os.NewSyscallError("connect", syscall.ENOENT)}, true},     // a Unix socket's file is gone
+		{&net.OpError{Op: "dial", Err: os.NewSyscallError("connect", syscall.EMFILE)}, false},    // percore's own shortage
+		{fasthttp.ErrDialTimeout, false},
+	} {
+		if got := refused(c.err); got != c.want {
+			t.Errorf("refused(%v) = %v, want %v", c.err, got, c.want)
+		}
 	}
 }

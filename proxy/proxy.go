@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -98,6 +99,15 @@ type Config struct {
 	// whose sessions go to the worker that opened them (default
 	// DefaultEnginePath; "off": sessions are not followed).
 	EnginePath string
+	// SessionRate caps the engine.io sessions one client address (an IPv6
+	// one by its /64, resolved through Trusted; loopback ones are not
+	// capped) may open a second (default DefaultSessionRate; negative: no
+	// cap). A handshake over the cap is not forwarded: it gets 429 with
+	// Retry-After.
+	SessionRate int
+	// SessionBurst is how many sessions a client may open at once before
+	// the rate applies (default twice SessionRate).
+	SessionBurst int
 }
 
 // Handler forwards requests to workers, and tunnels upgraded connections
@@ -113,8 +123,9 @@ type Handler struct {
 	bodyTimeout time.Duration // 0: none
 	ids         *requestIDs
 	tunnels     *tunnelSet
-	streams     *streamSet // close-delimited responses to HTTP/1.0 clients
-	pol         *policy    // the pool's, fixed by New
+	streams     *streamSet   // close-delimited responses to HTTP/1.0 clients
+	pol         *policy      // the pool's, fixed by New
+	sessionRate *sessionRate // nil: no cap on new engine.io sessions
 }
 
 // New returns a Handler.
@@ -162,6 +173,16 @@ func New(cfg Config) *Handler {
 		engine = ""
 	}
 	h.pol = newPolicy(cfg.Affinity, engine)
+	if rate := cfg.SessionRate; rate >= 0 && engine != "" {
+		if rate == 0 {
+			rate = DefaultSessionRate
+		}
+		burst := cfg.SessionBurst
+		if burst <= 0 {
+			burst = 2 * rate
+		}
+		h.sessionRate = newSessionRate(rate, burst, maxRatePeers)
+	}
 	h.pool.configure(lim, h.respTimeout, h.pol)
 	h.pool.SetMaxRequests(cfg.MaxRequests, cfg.MaxRequestsJitter, cfg.OnMaxRequests)
 	return h
@@ -216,7 +237,7 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 		req.SetBodyStream(body, size)
 	}
 
-	removeHopByHop(&req.Header)
+	removeRequestHops(&req.Header, h.trusted.has(ctx.RemoteAddr()))
 	req.Header.ResetConnectionClose()
 	// The worker gets the Content-Type the client sent, or none: fasthttp
 	// would otherwise add its default to a body without one.
@@ -237,6 +258,15 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 	setForwarded(&req.Header, ctx.RemoteAddr(), h.trusted)
 	var r route
 	h.pol.pin(&r, req, ctx.RemoteAddr(), h.trusted)
+	if r.handshake && !h.admitSession(ctx, rid) {
+		if body != nil {
+			// The body was not read: the connection cannot be reused.
+			_ = req.CloseBodyStream()
+			releaseRequestBody(body)
+			ctx.SetConnectionClose()
+		}
+		return
+	}
 	if proto != nil {
 		h.serveUpgrade(ctx, proto, rid, &r) // never with a body: see upgradeProtocol
 		return
@@ -248,6 +278,32 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 		_ = req.CloseBodyStream()
 		releaseRequestBody(body)
 	}
+}
+
+// admitSession reports whether the client of an engine.io handshake may
+// open a session now. When it is over its rate, the handshake gets 429
+// with Retry-After, in whole seconds, and no worker sees it.
+func (h *Handler) admitSession(ctx *fasthttp.RequestCtx, rid []byte) bool {
+	if h.sessionRate == nil {
+		return true
+	}
+	key, capped := h.sessionRate.clientKey(&ctx.Request.Header, ctx.RemoteAddr(), h.trusted)
+	if !capped {
+		return true
+	}
+	wait, ok := h.sessionRate.allow(key, time.Now())
+	if ok {
+		return true
+	}
+	h.pool.stats.refused.Add(1)
+	if h.log.IsDebug() { // a flood of refusals formats nothing
+		h.log.Debug("socket.io handshake refused: client over its session rate", "peer", ctx.RemoteAddr().String(),
+			"retry_after", wait, "request_id", string(rid))
+	}
+	h.answer(ctx, fasthttp.StatusTooManyRequests, "429 Too Many Requests: too many new socket.io sessions from this address\n", rid, nil)
+	var buf [20]byte
+	ctx.Response.Header.SetBytesV("Retry-After", strconv.AppendInt(buf[:0], int64((wait+time.Second-1)/time.Second), 10))
+	return false
 }
 
 // setListenerHost gives a request without Host (HTTP/1.0 allows that; an
@@ -326,7 +382,11 @@ func (h *Handler) forward(ctx *fasthttp.RequestCtx, body *requestBody, rid []byt
 			h.refuse(ctx, fasthttp.StatusBadRequest, "request percore cannot forward: "+err.Error(), rid)
 			return
 		}
-		if attempt >= maxAttempts || !retryable(err, req) {
+		retry := attempt < maxAttempts && retryable(err, req)
+		if h.pool.notice(b, err, retry) {
+			h.log.Debug("worker down: its address refuses connections", "worker", b.slot, "addr", b.addr)
+		}
+		if !retry {
 			fasthttp.ReleaseResponse(up)
 			h.fail(ctx, b, err, rid)
 			return
@@ -551,9 +611,7 @@ func retryable(err error, req *fasthttp.Request) bool {
 	if !idempotent(req) || hasBody(req) {
 		return false
 	}
-	return errors.Is(err, errUnproven) || errors.Is(err, fasthttp.ErrConnectionClosed) || errors.Is(err, io.EOF) ||
-		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) ||
-		errors.Is(err, syscall.EPIPE)
+	return errors.Is(err, errUnproven) || lostConnection(err)
 }
 
 // hasBody tells whether the request carries a body, which a first attempt

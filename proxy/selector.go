@@ -1,5 +1,7 @@
 package proxy
 
+import "sync"
+
 // A selector chooses the worker for one request among the routed ones, as
 // Caddy's selection policies do. The pool around it owns what is common to
 // every policy: the snapshot of workers, ejection, the per-worker limit and
@@ -47,11 +49,12 @@ func (c *candidates) usable(b *backend) bool {
 
 // spare returns an ejected worker the request was not tried on, for when
 // every other worker is out too: an ejection is a guess, and an answer from
-// a doubtful worker beats a 503.
+// a doubtful worker beats a 503. A down worker is no guess: nothing listens
+// at its address, and the request had better wait for its replacement.
 func (c *candidates) spare() *backend {
 	var spare *backend
 	for _, b := range c.list {
-		if !c.tried.has(b.key) && b.ejected(c.now) {
+		if !c.tried.has(b.key) && b.ejected(c.now) && !b.down(c.now) {
 			spare = b
 		}
 	}
@@ -87,6 +90,7 @@ type policy struct {
 	affinity   Affinity
 	enginePath string    // engine.io's path prefix; "": sessions are not followed
 	sessions   *sessions // engine.io sessions and the workers that opened them
+	cookieBufs sync.Pool // *[]byte: scratch for takeSlotCookie
 }
 
 func newPolicy(a Affinity, enginePath string) *policy {

@@ -161,8 +161,8 @@ func (l *Listener) Close() error {
 }
 
 // Serve runs srv on ln until Shutdown; it is the proxy's run.Group actor.
-// Stop stops accepting at once, then waits until open requests are done or
-// ctx ends; Run returns only after that, and after the open tunnels.
+// Close stops accepting at once; Stop also waits until open requests are
+// done or ctx ends; Run returns only after that, and after the open tunnels.
 type Serve struct {
 	srv  *Server
 	ln   *Listener
@@ -186,18 +186,27 @@ func (s *Serve) Run() error {
 	return err
 }
 
-// Stop closes the listener at once, then waits for in-flight requests
-// until ctx ends. Idle keep-alive connections are closed; busy ones get
-// "Connection: close" on their response. Tunnels (WebSockets) stay open, but
-// stop holding their workers, so the workers can be asked to stop and close
-// them themselves; Run closes those left when ctx ends. Stop must not be
-// given a ctx that never ends if tunnels may stay open.
+// Close begins a stop and returns at once: the listener closes, open
+// tunnels (WebSockets) stop holding their workers, so the workers can be
+// asked to stop and close them themselves, and the pool is closed, so a
+// request that finds no worker gets 503 at once. Stop calls it; call it
+// first to stop the workers beside the proxy's drain.
+func (s *Serve) Close() {
+	_ = s.ln.Close() // Serve reports the listener's fate
+	s.srv.h.tunnels.stop()
+	s.srv.h.pool.Close()
+}
+
+// Stop closes as Close does, then waits for in-flight requests until ctx
+// ends. Idle keep-alive connections are closed; busy ones get
+// "Connection: close" on their response. Tunnels stay open; Run closes
+// those left when ctx ends. Stop must not be given a ctx that never ends if
+// tunnels may stay open.
 func (s *Serve) Stop(ctx context.Context) {
 	s.once.Do(func() {
 		s.ctx = ctx
 		defer close(s.done)
-		_ = s.ln.Close() // Serve reports the listener's fate
+		s.Close()
 		_ = s.srv.ShutdownWithContext(ctx)
-		s.srv.h.tunnels.stop()
 	})
 }

@@ -30,6 +30,7 @@ type stats struct {
 
 	followed atomic.Uint64 // pinned requests that went to their worker
 	moved    atomic.Uint64 // pinned requests whose worker could not take them
+	refused  atomic.Uint64 // engine.io handshakes refused by the per-client session rate
 
 	buckets [len(DurationBuckets) + 1]atomic.Uint64 // the last is +Inf
 	count   atomic.Uint64
@@ -148,11 +149,18 @@ type StickyCounts struct {
 	Followed uint64 // pinned requests that went to their worker
 	Moved    uint64 // pinned requests that went elsewhere: their worker was draining, ejected, full or gone
 	Sessions int    // engine.io sessions remembered now
+	// Evicted counts the engine.io sessions forgotten, by reason.
+	Evicted SessionEvictions
+	// Refused counts the engine.io handshakes refused, not forwarded,
+	// because their client was over its session rate (Config.SessionRate).
+	Refused uint64
 }
 
-// Sticky returns the counters of sticky routing.
+// Sticky returns the counters of sticky routing. It forgets the engine.io
+// sessions idle too long, so that Sessions counts live ones.
 func (p *Pool) Sticky() StickyCounts {
 	pol := p.policy.Load()
 	return StickyCounts{Affinity: pol.affinity.String(), Followed: p.stats.followed.Load(),
-		Moved: p.stats.moved.Load(), Sessions: pol.sessions.len()}
+		Moved: p.stats.moved.Load(), Sessions: pol.sessions.count(time.Now()),
+		Evicted: pol.sessions.evictions(), Refused: p.stats.refused.Load()}
 }

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -142,6 +143,12 @@ func (t Trusted) String() string {
 		b.WriteString(p.String())
 	}
 	return b.String()
+}
+
+// has reports whether peer's address is in t.
+func (t Trusted) has(peer net.Addr) bool {
+	addr, ok := netip.AddrFromSlice(peerIP(peer))
+	return ok && t.contains(addr)
 }
 
 func (t Trusted) contains(ip netip.Addr) bool {

@@ -111,6 +111,7 @@ func (t *tunnel) finish() {
 // release gives back the worker's in-flight unit, once.
 func (t *tunnel) release() {
 	if t.released.CompareAndSwap(false, true) {
+		t.b.tunnels.Add(-1)
 		t.b.done()
 	}
 }

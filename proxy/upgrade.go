@@ -58,6 +58,9 @@ func (h *Handler) serveUpgrade(ctx *fasthttp.RequestCtx, proto, rid []byte, r *r
 		hs, err := h.handshake(b.addr, head)
 		if err != nil {
 			b.release()
+			// A refused dial marks the worker down, so that the retry
+			// waits for its replacement when no other worker is ready.
+			h.pool.notice(b, err, false)
 			if isDialError(err) && attempt < maxAttempts {
 				tried.add(b.key)
 				continue
@@ -169,7 +172,9 @@ func (h *Handler) switchProtocols(ctx *fasthttp.RequestCtx, b *backend, hs *hand
 	if h.access != nil {
 		t.entry = h.newEntry(ctx, b, fasthttp.StatusSwitchingProtocols, rid)
 	}
+	b.tunnels.Add(1) // until t.release
 	if !h.tunnels.add(t) {
+		b.tunnels.Add(-1)
 		hs.conn.Close()
 		b.release()
 		h.unavailable(ctx, errors.New("stopping"), rid)

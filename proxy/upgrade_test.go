@@ -360,3 +360,33 @@ func TestUpgradeProtocolDetection(t *testing.T) {
 		}
 	}
 }
+
+// TestUpgradeWaitsForTheReplacementOfADeadWorker sends a handshake to the
+// only worker, whose port refuses connections (it died; the supervisor has
+// not seen it yet): nothing was sent, so the handshake waits for the
+// replacement instead of answering 503.
+func TestUpgradeWaitsForTheReplacementOfADeadWorker(t *testing.T) {
+	dead, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone := dead.Addr().String()
+	dead.Close()
+	next := startUpgradeWorker(t, switching("websocket"))
+	p := startProxy(t, Config{WorkerWait: 5 * time.Second}, ServerConfig{}, gone)
+	added := make(chan struct{})
+	go func() {
+		defer close(added)
+		for end := time.Now().Add(5 * time.Second); p.pool.Ready() != 0 && time.Now().Before(end); {
+			time.Sleep(5 * time.Millisecond) // until the handshake found the worker down
+		}
+		time.Sleep(300 * time.Millisecond) // the supervisor's delay, not a wait for an event
+		p.pool.Drain(1)
+		p.pool.Add(2, 0, next.addr())
+	}()
+	t.Cleanup(func() { <-added })
+	_, _, head := dialTunnel(t, p.addr, wsRequest)
+	if !strings.HasPrefix(head, "HTTP/1.1 101") {
+		t.Errorf("handshake whose worker died: %q, want the replacement's 101", head)
+	}
+}

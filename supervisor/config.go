@@ -36,7 +36,8 @@ type Config struct {
 	// ReadyTimeout bounds how long a new worker may take to listen on its
 	// port (default 30s).
 	ReadyTimeout time.Duration
-	// StopSignal is sent to a worker's process group to stop it (default SIGTERM).
+	// StopSignal is sent to a worker's process group, and to the processes
+	// the worker started outside it, to stop it (default SIGTERM).
 	StopSignal syscall.Signal
 	// MaxBootFailures is how many starts in a row may fail (exit before
 	// being ready, not be ready in time, or exit within MinUptime of being
@@ -49,8 +50,10 @@ type Config struct {
 	// it became ready, for the backoff to start over at its exit (default
 	// 10s).
 	StableAfter time.Duration
-	// ShutdownTimeout bounds the stop of the remaining workers after Run
-	// gives up on a crash loop (default 10s).
+	// ShutdownTimeout bounds the stop of a worker scaled away, recycled or
+	// replaced, and of the remaining workers after Run gives up on a crash
+	// loop (default 10s). In every stop, HandlerShare of it is kept for the
+	// workers' stop handlers: a worker still busy then gets the stop signal.
 	ShutdownTimeout time.Duration
 	// Guard holds each worker's process group to a memory budget (default
 	// off).
@@ -68,6 +71,13 @@ type Config struct {
 	// directory instead of loopback TCP ports: PORT is then the socket's
 	// path, which Node's server.listen(process.env.PORT) accepts.
 	SocketDir string
+	// Cgroup, when set, is the memory cgroup whose limit holds percore and
+	// its workers. The Guard reads it after each round of samples, acts on
+	// its biggest worker when it nears its limit, and samples every worker
+	// at once on its alarms, which it asks for at the levels where a worker
+	// may have grown to the RSS at which it is recycled. Without it, each
+	// worker is only sampled.
+	Cgroup CgroupMemory
 	// OOM, when set, counts kernel OOM kills in percore's memory cgroup, so
 	// a worker killed by SIGKILL can be told to be an OOM victim: each kill
 	// counted is matched with one SIGKILL exit that percore did not cause.
@@ -77,6 +87,13 @@ type Config struct {
 	// to count as good: a worker that exits sooner counts as a failed start
 	// towards MaxBootFailures (default 1s).
 	MinUptime time.Duration
+	// Probation is how long a reload's replacement serves beside the worker
+	// it replaces before that one retires. A replacement that exits within
+	// it fails the reload: the old worker serves on and the reload stops.
+	// Zero turns it off: the old worker retires as soon as its replacement
+	// is ready. Recycling has no probation: its replacement runs the code
+	// that already serves.
+	Probation time.Duration
 	// Sockets, when set, runs the workers in direct mode: each worker
 	// inherits its slot's public listening socket as descriptor 3 and a
 	// preload makes the app serve it (see DirectEnv). PORT is then a port

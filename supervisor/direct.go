@@ -47,6 +47,7 @@ func (s *Supervisor) directSetup(w *worker, health string) (*os.File, []string, 
 	if w.appPort, err = freePort(); err != nil {
 		return nil, nil, err
 	}
+	w.publicPort = socketPort(f)
 	env := []string{EnvDirectFD + "=" + strconv.Itoa(directFD), EnvDirectHealth + "=" + health}
 	if fi, err := f.Stat(); err == nil {
 		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
@@ -66,4 +67,23 @@ func (w *worker) directCheck() error {
 		return errOwnListener
 	}
 	return nil
+}
+
+// socketPort returns the local port of the socket f, or 0. It leaves f
+// non-blocking, as Fd would not.
+func socketPort(f *os.File) int {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return 0
+	}
+	port := 0
+	_ = rc.Control(func(fd uintptr) {
+		switch sa, _ := syscall.Getsockname(int(fd)); a := sa.(type) {
+		case *syscall.SockaddrInet4:
+			port = a.Port
+		case *syscall.SockaddrInet6:
+			port = a.Port
+		}
+	})
+	return port
 }

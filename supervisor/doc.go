@@ -2,7 +2,7 @@
 // alive: it gives each worker its own loopback port, waits until the worker
 // listens there, tells a Router which workers may take traffic, restarts
 // crashed workers with backoff, gives up on a crash loop, and stops every
-// process group within one shutdown budget.
+// worker, with every process it started, within one shutdown budget.
 //
 // It is not a proxy and knows nothing of HTTP: the traffic side learns about
 // workers only through the Router interface declared here. It does not decide
@@ -20,6 +20,21 @@
 // the Sockets' own, so a crashed or replaced worker's queue is not lost;
 // the Sockets learn from the Router which workers serve, and a slot scaled
 // away gives its socket back only when its last worker is gone.
+//
+// # A worker's processes
+//
+// A worker runs in a process group of its own, but the processes it starts
+// may leave the group: a detached child in a session of its own, a daemon
+// that double-forks. None outlives the worker. The supervisor remembers the
+// processes of a worker's tree as the memory sampler walks it, gives each
+// worker a value of its own in EnvWorkerKey that its children inherit, and
+// finds the worker's processes among percore's descendants (family.go says
+// why in /proc and not in a cgroup). The worker's stop signal and its
+// SIGKILL reach them with its group: in the table, "the group" means both.
+// Once a worker has exited, what is left of its group is killed at once, as
+// the table says; its other processes get the stop signal (unless they had
+// it with the worker's), then SIGKILL after LeftoverGrace or at the stop's
+// deadline, and the log says how many there were.
 //
 // # Slots
 //
@@ -51,7 +66,7 @@
 //	ready      replace (stop first)  recycling  drain and stop the worker before its replacement starts
 //	ready      remove                stopping   drain and stop within one shutdown timeout
 //	ready      stop                  stopping   drain and stop within the stop's budget
-//	replacing  ready (new)           ready      route the replacement; the old worker drains, stops, then answers
+//	replacing  ready (new)           probation  route the replacement beside the worker; without a probation, as probation over
 //	replacing  not ready (new)       replacing  SIGKILL the replacement; its exit fails the replacement
 //	replacing  shortage (new)        replacing  SIGKILL the replacement; its exit fails the replacement
 //	replacing  kill (new)            replacing  SIGKILL the replacement; its exit fails the replacement
@@ -60,8 +75,18 @@
 //	replacing  eject                 starting   the worker stops as in ejecting; the replacement is the slot's worker
 //	replacing  kill                  starting   the worker is killed; the replacement is the slot's worker
 //	replacing  replace               replacing  answered at once: the replacement runs the current code
+//	replacing  replace (stop first)  starting   the worker drains and stops now, as a replaced one; the replacement is the slot's worker
 //	replacing  remove                stopping   both workers stop; the replacement is answered
 //	replacing  stop                  stopping   both workers stop; the replacement is answered
+//	probation  probation over (new)  ready      the old worker drains, stops, then answers
+//	probation  kill (new)            probation  SIGKILL the replacement; its exit fails the replacement
+//	probation  exit (new)            ready      out of rotation; the replacement failed, the worker keeps serving
+//	probation  exit                  ready      a crash, counted as a restart; the replacement is the slot's worker, answered
+//	probation  eject                 ready      the worker stops as in ejecting; the replacement is the slot's worker, answered
+//	probation  kill                  ready      the worker is killed; the replacement is the slot's worker, answered
+//	probation  replace               probation  answered at once: the replacement runs the current code
+//	probation  remove                stopping   both workers stop; the replacement is answered
+//	probation  stop                  stopping   both workers stop; the replacement is answered
 //	ejecting   exit                  backoff    recorded with the ejection's reason, max-memory, or oom kill
 //	ejecting   kill                  ejecting   SIGKILL now
 //	ejecting   replace               ejecting   answered at once: a worker with the current code starts next
@@ -85,7 +110,34 @@
 // worker the slot no longer owns (replaced, ejected while its replacement
 // started, or a replacement cut short) is recorded; sample, health and out
 // of rotation record the current worker's memory, failed health checks and
-// the proxy's ejection of it. Starting shows as StateStarting; ready and
-// replacing as StateReady; ejecting, recycling and stopping as
-// StateDraining; backoff and stopped as themselves.
+// the proxy's ejection of it. Starting shows as StateStarting; ready,
+// replacing and probation as StateReady; ejecting, recycling and stopping
+// as StateDraining; backoff and stopped as themselves.
+//
+// # Probation
+//
+// A reload's replacement is on probation once it is ready: it takes
+// requests beside the worker it replaces, which keeps serving until the
+// replacement has served for Config.Probation. New code that dies soon
+// after it listens (a failed connection, a timer, its first requests) then
+// fails the replacement, and with it the reload, while the old worker
+// still serves; the requests the dying replacement held are the proxy's to
+// retry elsewhere. The replacement takes traffic during its probation, or
+// the probation would prove nothing about the requests that break it.
+// Memory: a slot then runs two workers, as it does while a replacement
+// starts, and the replacer runs one replacement at a time, so one extra
+// worker at most runs; the sampler and the Guard see the slot's own worker,
+// the old one, until the probation is over.
+//
+// # Stopping a worker
+//
+// Draining and stopping a worker is one sequence within one deadline: out
+// of rotation (in a stop of the supervisor, only once the Router sees it
+// idle), the stop signal as soon as its work in flight is done, or, still
+// busy, when only HandlerShare of the budget is left, and SIGKILL to its
+// process group at the deadline. Every worker gets the stop signal before
+// any SIGKILL, so the app's own handler runs. The worker's StopRecord (in
+// WorkerStatus.LastStop and on its "worker stopped" log line) says how it
+// ended and, when it was killed, how many requests (in direct mode,
+// connections) it cut.
 package supervisor

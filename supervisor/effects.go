@@ -37,16 +37,35 @@ func (f *slotEffects) halt(w *worker, how haltKind) {
 
 func (f *slotEffects) killGroup(w *worker) { f.s.killGroup(w) }
 
+// cleanup kills what is left of a gone worker's process group at once, as
+// ever, and ends the processes it started outside the group in the
+// background (endLeftovers).
 func (f *slotEffects) cleanup(w *worker) {
-	f.s.killGroup(w)
+	if err := w.signal(syscall.SIGKILL); err != nil {
+		w.log.Warn("kill process group", "error", err)
+	}
 	w.forget()
+	f.s.helpers.Add(1)
+	go f.s.endLeftovers(w)
 }
 
-func (f *slotEffects) memory(w *worker) (uint64, MemoryMeasure, bool) { return groupMemory(w.pid) }
+// memory reads the PSS of a worker's tree, and remembers its processes.
+func (f *slotEffects) memory(w *worker) (uint64, MemoryMeasure, bool) {
+	u, ok := f.s.fams.sample(w.fam, true)
+	return u.pss, u.measure, ok
+}
+
+// guard is the memory guard in force.
+func (f *slotEffects) guard() Guard { return f.s.guard() }
 
 func (f *slotEffects) after(d time.Duration) {
 	f.s.helpers.Add(1)
 	go f.s.backoffTimer(f.sl, d)
+}
+
+func (f *slotEffects) probation(w *worker, d time.Duration) {
+	f.s.helpers.Add(1)
+	go f.s.probationTimer(f.sl, w, d)
 }
 
 func (f *slotEffects) queueRecycle(r recycle) bool {
@@ -125,22 +144,40 @@ func (s *Supervisor) backoffTimer(sl *slot, d time.Duration) {
 	}
 }
 
+// probationTimer reports the end of a replacement's probation, unless the
+// replacement is gone first, the supervisor stops or the slot goes.
+func (s *Supervisor) probationTimer(sl *slot, w *worker, d time.Duration) {
+	defer s.helpers.Done()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		sl.mail.post(event{kind: evProbationOver, key: w.key})
+	case <-w.gone:
+	case <-s.stopping:
+	case <-sl.remove:
+	}
+}
+
 // halt stops a worker as how says. The worker's exit reaches its slot
 // through watchExit; this only signals and kills.
 func (s *Supervisor) halt(w *worker, how haltKind) {
 	defer s.helpers.Done()
 	switch how {
 	case haltStop:
-		s.stop(s.stopCtx, w, s.cfg.Router.Drain(w.key))
+		// Routed until idle: requests still arriving during a stop, or
+		// queued, are served. A worker removed or recycled while percore
+		// runs drains at once instead, so that traffic moves elsewhere.
+		s.stop(s.stopCtx, w, s.cfg.Router.Idle(w.key))
 	case haltRemove:
 		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 		defer cancel()
-		s.stop(ctx, w, s.cfg.Router.Drain(w.key))
+		s.stop(ctx, w, nil)
 	case haltRecycle:
 		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 		defer cancel()
 		go cancelOnStop(ctx, cancel, s.stopping, nil)
-		s.stop(ctx, w, s.cfg.Router.Drain(w.key))
+		s.stop(ctx, w, nil)
 	case haltRetire:
 		s.retire(w)
 	case haltEject:
@@ -150,31 +187,31 @@ func (s *Supervisor) halt(w *worker, how haltKind) {
 
 // retire drains a replaced worker: its in-flight requests and open tunnels
 // may finish until the shutdown timeout. It then gets the stop signal and
-// HurryGrace before SIGKILL.
+// HurryGrace before SIGKILL. When percore stops meanwhile, the stop's
+// budget takes over.
 func (s *Supervisor) retire(w *worker) {
 	w.log.Info("worker draining")
-	drain, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
-	go cancelOnStop(drain, cancel, s.stopping, nil)
+	t := time.NewTimer(s.cfg.ShutdownTimeout)
+	defer t.Stop()
 	select {
 	case <-s.cfg.Router.Drain(w.key):
-	case <-drain.Done():
+	case <-t.C:
 		w.log.Warn("drain deadline reached with work in flight")
 	case <-w.gone:
+	case <-s.stopping:
+		s.stop(s.stopCtx, w, nil)
+		return
 	}
-	cancel()
-	grace, cancelGrace := context.WithTimeout(context.Background(), HurryGrace)
-	defer cancelGrace()
-	drained := make(chan struct{})
-	close(drained)
-	s.stop(grace, w, drained)
+	grace, cancel := context.WithTimeout(context.Background(), HurryGrace)
+	defer cancel()
+	s.stop(grace, w, nil)
 }
 
 // ejectStop sends an ejected worker the stop signal and SIGKILLs its group
-// if it has not exited after EjectGrace. A stop meanwhile takes over.
+// and its other processes if it has not exited after EjectGrace. A stop
+// meanwhile takes over.
 func (s *Supervisor) ejectStop(w *worker) {
-	if err := w.signal(s.cfg.StopSignal); err != nil {
-		w.log.Warn("send stop signal", "error", err)
-	}
+	s.signalFamily(w)
 	t := time.NewTimer(EjectGrace)
 	defer t.Stop()
 	select {

@@ -25,6 +25,7 @@ const (
 	evSample                         // the sampler measured the worker's memory
 	evHealth                         // the health checker counted failed checks
 	evOutOfRotation                  // the proxy took the worker out after failed requests
+	evProbationOver                  // the replacement has served beside the old worker for Config.Probation
 	eventCount
 )
 
@@ -61,6 +62,8 @@ func (k eventKind) String() string {
 		return "health"
 	case evOutOfRotation:
 		return "out of rotation"
+	case evProbationOver:
+		return "probation over"
 	default:
 		return "unknown"
 	}
@@ -74,6 +77,7 @@ type event struct {
 	exit    Exit            // evExit
 	reason  string          // evEject, evKill, evRecycle
 	detail  string          // evRecycle
+	early   bool            // evRecycle: the memory guard recycles it for its growth, before its budget
 	err     error           // evShortage, evStartFailed
 	req     *replaceRequest // evReplace
 	mem     uint64          // evSample

@@ -3,6 +3,7 @@ package supervisor
 import (
 	"context"
 	"fmt"
+	"math"
 	"os/exec"
 	"strings"
 	"sync"
@@ -15,23 +16,61 @@ func TestGuardDecide(t *testing.T) {
 	const mib = 1 << 20
 	g := Guard{Budget: 227 * mib, Hard: 259 * mib}
 	for _, c := range []struct {
-		rss  uint64
-		want guardAction
+		rss, at uint64
+		want    guardAction
 	}{
-		{0, guardNone},
-		{100 * mib, guardNone},
-		{227 * mib, guardNone},
-		{227*mib + 1, guardRecycle},
-		{259 * mib, guardRecycle},
-		{259*mib + 1, guardKill},
-		{1 << 40, guardKill},
+		{0, 227 * mib, guardNone},
+		{100 * mib, 227 * mib, guardNone},
+		{227 * mib, 227 * mib, guardNone},
+		{227*mib + 1, 227 * mib, guardRecycle},
+		{259 * mib, 227 * mib, guardRecycle},
+		{259*mib + 1, 227 * mib, guardKill},
+		{1 << 40, 227 * mib, guardKill},
+		// Recycled early: above the RSS recycleAt gave, below the budget.
+		{150 * mib, 160 * mib, guardNone},
+		{161 * mib, 160 * mib, guardRecycle},
+		// at is never above the budget.
+		{228 * mib, 1 << 40, guardRecycle},
 	} {
-		if got := g.decide(c.rss); got != c.want {
-			t.Errorf("decide(%d MiB) = %s, want %s", c.rss/mib, got, c.want)
+		if got := g.decide(c.rss, c.at); got != c.want {
+			t.Errorf("decide(%d MiB, at %d MiB) = %s, want %s", c.rss/mib, c.at/mib, got, c.want)
 		}
 	}
-	if got := (Guard{}).decide(1 << 40); got != guardNone {
+	if got := (Guard{}).decide(1<<40, 0); got != guardNone {
 		t.Errorf("an off guard decided %s", got)
+	}
+}
+
+// TestGuardRecycleAt checks the RSS at which a growing worker is recycled:
+// Budget - rate × lead, so that the old worker is gone when it would reach
+// the budget, never below EarliestPercent of the budget.
+func TestGuardRecycleAt(t *testing.T) {
+	const mib = 1 << 20
+	g := Guard{Budget: 313 * mib, Hard: 327 * mib}
+	for _, c := range []struct {
+		name string
+		rate float64 // MiB/s
+		lead time.Duration
+		want uint64
+	}{
+		{"not growing", 0, 2 * time.Second, 313 * mib},
+		{"shrinking", -50, 2 * time.Second, 313 * mib},
+		{"20 MiB/s, replacement ready in 1.3s, 0.3s drain, 0.1s late", 20, 1700 * time.Millisecond, 279 * mib},
+		{"80 MiB/s, the same", 80, 1700 * time.Millisecond, 177 * mib},
+		{"80 MiB/s, a quick replacement", 80, 750 * time.Millisecond, 253 * mib},
+		{"300 MiB/s: half the budget at the earliest", 300, 1700 * time.Millisecond, 156*mib + 512*1024},
+		{"no lead", 80, 0, 313 * mib},
+	} {
+		got := g.recycleAt(c.rate*mib, c.lead)
+		if diff := int64(got) - int64(c.want); diff > mib/2 || diff < -mib/2 {
+			t.Errorf("%s: recycleAt = %.1f MiB, want %.1f MiB", c.name, float64(got)/mib, float64(c.want)/mib)
+		}
+	}
+	// At 80 MiB/s with a 1.7 s lead, a worker recycled at that RSS is gone
+	// before it reaches the budget, and its hard limit 14 MiB above.
+	at := g.recycleAt(80*mib, 1700*time.Millisecond)
+	if gone := float64(at) + 80*mib*1.7; gone > float64(g.Budget)+1 {
+		t.Errorf("recycled at %d MiB, it reaches %.0f MiB by the time it is gone", at/mib, gone/mib)
 	}
 }
 
@@ -40,16 +79,26 @@ func TestGuardInterval(t *testing.T) {
 	g := Guard{Budget: 200 * mib, Hard: 232 * mib, Every: time.Second}
 	g.setDefaults()
 	for _, c := range []struct {
-		rss  uint64
-		want time.Duration
+		rss, at uint64
+		rate    float64 // MiB/s
+		want    time.Duration
 	}{
-		{0, time.Second},
-		{150 * mib, time.Second}, // 75 %: not above
-		{151 * mib, DefaultGuardNear},
-		{300 * mib, DefaultGuardNear},
+		{0, 200 * mib, 0, time.Second},
+		{150 * mib, 200 * mib, 0, time.Second}, // 75 %: not above
+		{151 * mib, 200 * mib, 0, DefaultGuardNear},
+		{300 * mib, 200 * mib, 0, DefaultGuardNear},
+		// Growing: sampled fast when a sample a second later could come
+		// after the memory at which it is recycled.
+		{60 * mib, 150 * mib, 80, time.Second},
+		{60 * mib, 140 * mib, 80, DefaultGuardNear},
+		{60 * mib, 200 * mib, 200, DefaultGuardNear},
+		// Or when it could pass NearPercent of the budget by then, at
+		// that pace: it would not be seen between there and its budget.
+		{100 * mib, 200 * mib, 8, time.Second},       // 108 MiB by the next sample
+		{100 * mib, 200 * mib, 80, DefaultGuardNear}, // 180 MiB, past 75 % of 200
 	} {
-		if got := g.interval(c.rss); got != c.want {
-			t.Errorf("interval(%d MiB) = %s, want %s", c.rss/mib, got, c.want)
+		if got := g.interval(c.rss, c.at, c.rate*mib); got != c.want {
+			t.Errorf("interval(%d MiB, at %d MiB, %v MiB/s) = %s, want %s", c.rss/mib, c.at/mib, c.rate, got, c.want)
 		}
 	}
 	// A steady 70 MiB/s growth is seen between the budget and the hard
@@ -57,32 +106,32 @@ func TestGuardInterval(t *testing.T) {
 	if step := uint64(70*mib) * uint64(g.Near) / uint64(time.Second); step >= g.Hard-g.Budget {
 		t.Errorf("70 MiB/s moves %d MiB per sample, past a %d MiB margin", step/mib, (g.Hard-g.Budget)/mib)
 	}
-	if off := (Guard{Every: time.Second, Near: time.Millisecond}); off.interval(1<<40) != time.Second {
+	if off := (Guard{Every: time.Second, Near: time.Millisecond}); off.interval(1<<40, 0, 1e9) != time.Second {
 		t.Error("an off guard samples fast")
 	}
 }
 
-// TestGuardIntervalGrowing: a worker that would pass NearPercent of its
-// budget by the next far sample, at the pace it grew, is sampled every
-// Near already.
-func TestGuardIntervalGrowing(t *testing.T) {
-	const mib = 1 << 20
-	g := Guard{Budget: 211 * mib, Hard: 233 * mib, Every: time.Second}
-	g.setDefaults()
+func TestGuardDrainNow(t *testing.T) {
+	g := Guard{Budget: 313 * mib, Hard: 327 * mib, Every: time.Second}
+	g.setDefaults() // Drain 300ms, Near 100ms: 0.4s
 	for _, c := range []struct {
-		mem, grew uint64
-		elapsed   time.Duration
-		want      time.Duration
+		mem  uint64  // MiB
+		rate float64 // MiB/s
+		want bool
 	}{
-		{100 * mib, 0, time.Second, time.Second},
-		{100 * mib, 8 * mib, time.Second, time.Second},                 // 108 MiB by the next sample
-		{100 * mib, 80 * mib, time.Second, DefaultGuardNear},           // 180 MiB, past 75 % of 211
-		{100 * mib, 8 * mib, 100 * time.Millisecond, DefaultGuardNear}, // the same pace
-		{100 * mib, 80 * mib, 0, time.Second},                          // no pace known
+		{250, 80, false},
+		{294, 80, false},
+		{296, 80, true},
+		{320, 0, false},
+		{327, 0, true},
+		{200, 400, true},
 	} {
-		if got := g.intervalGrowing(c.mem, c.grew, c.elapsed); got != c.want {
-			t.Errorf("intervalGrowing(%d MiB, +%d MiB in %s) = %s, want %s", c.mem/mib, c.grew/mib, c.elapsed, got, c.want)
+		if got := g.drainNow(c.mem*mib, c.rate*mib); got != c.want {
+			t.Errorf("drainNow(%d MiB, %v MiB/s) = %v, want %v", c.mem, c.rate, got, c.want)
 		}
+	}
+	if (Guard{Budget: 313 * mib, Hard: math.MaxUint64}).drainNow(1<<40, 1e9) {
+		t.Error("a guard without a hard limit stops a worker early")
 	}
 }
 
@@ -109,8 +158,19 @@ func TestGuardReasons(t *testing.T) {
 	if got := g.overBudget(233*mib, MeasurePSS); got != "memory: pss 233.0MiB over budget 227.0MiB" {
 		t.Errorf("overBudget by PSS = %q", got)
 	}
-	if got := g.loopReason(233*mib, MeasurePSS, 1234*time.Millisecond); got != "memory loop: pss 233.0MiB over budget 227.0MiB 1.23s after ready" {
+	if got := loopReason(g.overBudget(233*mib, MeasurePSS), 1234*time.Millisecond); got != "memory loop: pss 233.0MiB over budget 227.0MiB 1.23s after ready" {
 		t.Errorf("loopReason = %q", got)
+	}
+	got, want := g.recycleReason(180*mib+100<<10, MeasurePSS, 80*mib, 1640*time.Millisecond),
+		"memory: pss 180.1MiB growing 80.0MiB/s, recycled early to be gone before budget 227.0MiB (lead 1.64s)"
+	if got != want {
+		t.Errorf("recycleReason below the budget = %q, want %q", got, want)
+	}
+	if got := g.recycleReason(233*mib, MeasurePSS, 80*mib, time.Second); got != g.overBudget(233*mib, MeasurePSS) {
+		t.Errorf("recycleReason above the budget = %q", got)
+	}
+	if got, want := g.beforeHard(250*mib, MeasurePSS, 80*mib), "memory: pss 250.0MiB growing 80.0MiB/s would reach the hard limit 259.0MiB before its replacement is ready"; got != want {
+		t.Errorf("beforeHard = %q, want %q", got, want)
 	}
 }
 
@@ -236,7 +296,12 @@ func hogFootprint(t *testing.T) uint64 {
 	rig := newRig(t, "hog", 1, nil, "FAKE_HOG_MB=16")
 	rig.waitAdded(t)
 	time.Sleep(200 * time.Millisecond) // settled a little; only a rough figure is needed
-	mem, _, ok := groupMemory(rig.sup.Snapshot()[0].PID)
+	mem, ok := uint64(0), false
+	if f := rig.sup.fams.byKey(rig.sup.fams.keyFor(rig.sup.Snapshot()[0].Key)); f != nil {
+		var u treeUse
+		u, ok = rig.sup.fams.sample(f, true)
+		mem = u.pss
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	rig.sup.Stop(ctx)

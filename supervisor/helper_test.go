@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"os/signal"
 	"strconv"
 	"strings"
@@ -22,8 +23,12 @@ var fakeWorkers = map[string]func(){
 	"wrong-port":  fakeWrongPort,
 	"fail-if":     fakeFailIf,
 	"hog":         fakeHog,
+	"grow":        fakeGrow,
 	"slow-if":     fakeSlowIf,
 	"slow-crash":  fakeSlowCrash,
+	"crash-if":    fakeCrashIf,
+	"detach":      fakeDetach,
+	"sleep":       fakeSleep,
 }
 
 func TestMain(m *testing.M) {
@@ -127,9 +132,13 @@ func fakeFailIf() {
 	fakeServe()
 }
 
-// fakeHog serves and holds FAKE_HOG_MB MiB of touched memory.
+// fakeHog serves and holds FAKE_HOG_MB MiB of touched memory, or
+// FAKE_HOG_MB_<worker id> MiB where that is set.
 func fakeHog() {
 	mb, _ := strconv.Atoi(os.Getenv("FAKE_HOG_MB"))
+	if s := os.Getenv("FAKE_HOG_MB_" + os.Getenv("PERCORE_WORKER_ID")); s != "" {
+		mb, _ = strconv.Atoi(s)
+	}
 	hold := make([]byte, mb<<20)
 	for i := 0; i < len(hold); i += 4096 {
 		hold[i] = 1
@@ -162,4 +171,64 @@ func fakeSlowCrash() {
 	time.Sleep(live)
 	fmt.Fprintln(os.Stderr, "fatal: lost the database connection")
 	os.Exit(1)
+}
+
+// fakeCrashIf serves, and exits 1 FAKE_CRASH_AFTER after it listens while
+// the file FAKE_CRASH_FILE exists: new code that breaks after listening.
+func fakeCrashIf() {
+	if _, err := os.Stat(os.Getenv("FAKE_CRASH_FILE")); err == nil {
+		d, _ := time.ParseDuration(os.Getenv("FAKE_CRASH_AFTER"))
+		go func() {
+			time.Sleep(d) // a timer inside the fake app, as the app's own would be
+			fmt.Fprintln(os.Stderr, "lost the database connection")
+			os.Exit(1)
+		}()
+	}
+	fakeServe()
+}
+
+// fakeDetach starts a child in a session of its own, which a signal to the
+// worker's group misses, prints "child PID", and serves.
+func fakeDetach() {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "PERCORE_FAKE_WORKER=sleep")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	fmt.Printf("child %d\n", cmd.Process.Pid)
+	fakeServe()
+}
+
+// fakeSleep sleeps for an hour; it ignores SIGTERM when
+// FAKE_CHILD_IGNORES_TERM is set.
+func fakeSleep() {
+	if os.Getenv("FAKE_CHILD_IGNORES_TERM") != "" {
+		signal.Ignore(syscall.SIGTERM)
+	}
+	time.Sleep(time.Hour)
+}
+
+// fakeGrow serves and keeps FAKE_GROW_MB MiB more of touched memory every
+// 50 ms, up to FAKE_GROW_MAX_MB.
+func fakeGrow() {
+	step, _ := strconv.Atoi(os.Getenv("FAKE_GROW_MB"))
+	most, _ := strconv.Atoi(os.Getenv("FAKE_GROW_MAX_MB"))
+	var kept [][]byte
+	go func() {
+		for total := 0; total+step <= most; total += step {
+			b := make([]byte, step<<20)
+			for i := 0; i < len(b); i += 4096 {
+				b[i] = 1
+			}
+			kept = append(kept, b)
+			time.Sleep(50 * time.Millisecond)
+		}
+		for len(kept) > 0 { // hold on to it
+			time.Sleep(time.Second)
+			kept[0][0]++
+		}
+	}()
+	fakeServe()
 }

@@ -129,8 +129,69 @@ func hexBytes(hex string) ([]byte, error) {
 	return b, nil
 }
 
-// tcpListen is the state of a listening socket in /proc/net/tcp.
-const tcpListen = "0A"
+// tcpListen is the state of a listening socket in /proc/net/tcp, and
+// tcpEstablished that of a connected one.
+const (
+	tcpListen      = "0A"
+	tcpEstablished = "01"
+)
+
+// connsOn returns how many established TCP connections whose local port is
+// port the processes of group pgid hold: in direct mode, the connections
+// a worker accepted on its public socket. It returns 0 for port 0.
+func connsOn(pgid, port int) int {
+	if port == 0 {
+		return 0
+	}
+	inodes := make(map[string]bool)
+	for _, name := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		if data, err := os.ReadFile(name); err == nil {
+			collectConnected(data, port, inodes)
+		}
+	}
+	if len(inodes) == 0 {
+		return 0
+	}
+	held := make(map[string]bool)
+	for _, pid := range groupMembers(pgid) {
+		collectHeld(pid, inodes, held)
+	}
+	return len(held)
+}
+
+// collectConnected adds the inodes of the established sockets whose local
+// port is port.
+func collectConnected(data []byte, port int, into map[string]bool) {
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Scan() // header
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 10 || f[3] != tcpEstablished {
+			continue
+		}
+		_, p, ok := strings.Cut(f[1], ":")
+		if !ok {
+			continue
+		}
+		if n, err := strconv.ParseUint(p, 16, 16); err == nil && int(n) == port {
+			into["socket:["+f[9]+"]"] = true
+		}
+	}
+}
+
+// collectHeld adds the sockets of inodes that process pid holds to held.
+func collectHeld(pid int, inodes, held map[string]bool) {
+	dir := "/proc/" + strconv.Itoa(pid) + "/fd"
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if target, err := os.Readlink(dir + "/" + e.Name()); err == nil && inodes[target] {
+			held[target] = true
+		}
+	}
+}
 
 func collectListeners(data []byte, port int, into map[string]bool) {
 	sc := bufio.NewScanner(bytes.NewReader(data))

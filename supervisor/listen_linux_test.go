@@ -3,7 +3,9 @@
 package supervisor
 
 import (
+	"net"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -46,5 +48,48 @@ func TestProcAddr(t *testing.T) {
 		if procLoopback(hex) != strings.HasPrefix(want, "127.") && want != "::1" {
 			t.Errorf("procLoopback(%s) = %v", hex, procLoopback(hex))
 		}
+	}
+}
+
+// connsOn counts the connections a process group accepted on a port, as a
+// stop in direct mode reports them, and socketPort finds that port from
+// the listening socket's file.
+func TestConnsOnCountsAcceptedConnections(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	f, err := ln.(*net.TCPListener).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	port := socketPort(f)
+	if port != ln.Addr().(*net.TCPAddr).Port {
+		t.Fatalf("socketPort = %d, want %d", port, ln.Addr().(*net.TCPAddr).Port)
+	}
+	pgid := syscall.Getpgrp()
+	if n := connsOn(pgid, port); n != 0 {
+		t.Errorf("connsOn before any connection = %d", n)
+	}
+	for i := 0; i < 2; i++ {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		s, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+	}
+	// The dialled ends are this group's too, but their local ports differ.
+	if n := connsOn(pgid, port); n != 2 {
+		t.Errorf("connsOn with 2 accepted connections = %d, want 2", n)
+	}
+	if n := connsOn(pgid, 0); n != 0 {
+		t.Errorf("connsOn of port 0 = %d, want 0", n)
 	}
 }

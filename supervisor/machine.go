@@ -19,7 +19,9 @@ type effects interface {
 	killGroup(w *worker)                            // SIGKILL the worker's process group
 	cleanup(w *worker)                              // remove what a gone worker leaves behind
 	memory(w *worker) (uint64, MemoryMeasure, bool) // measure a worker's memory
+	guard() Guard                                   // the memory guard in force
 	after(d time.Duration)                          // report evBackoffOver after d
+	probation(w *worker, d time.Duration)           // report evProbationOver about w after d, unless it is gone
 	queueRecycle(r recycle) bool                    // hand a recycling to the replacer
 	count(reason string)                            // count a worker's end
 	firstOutcome()                                  // the first worker is ready or failed
@@ -57,7 +59,7 @@ type life struct {
 	readyAt     time.Time       // when it became ready; zero if it never did, kept when it stops serving
 	routed      bool            // the Router sends it requests
 	hold        time.Time       // in a memory loop: its recycling waits until then
-	loop        string          // in a memory loop: the reason its recycling gives
+	loopServed  time.Duration   // in a memory loop: how long it had served when it was first recycled
 	req         *replaceRequest // answered when it is gone (a replaced worker)
 }
 
@@ -67,7 +69,7 @@ const (
 	reasonStopped    = "stopped"
 	reasonReplaced   = "replaced"
 	reasonMaxMemory  = "max-memory"  // the memory guard recycled or killed it
-	reasonMemoryLoop = "memory loop" // recycled over its budget soon after ready, as was the worker before it
+	reasonMemoryLoop = "memory loop" // recycled for its memory soon after ready, as was the worker before it
 	reasonOOMKill    = "oom kill"    // the kernel's OOM killer ended it
 )
 
@@ -78,6 +80,7 @@ type record struct {
 	bootFailures int
 	lastExit     *Exit
 	lastReason   string
+	lastStop     *StopRecord // how a stop ended the last worker; nil when none did
 	lastTail     []string
 }
 
@@ -112,7 +115,7 @@ func (m *machine) finished() bool { return m.phase == phaseStopped && len(m.reti
 // aboutWorker reports whether events of kind k name a worker by key.
 func aboutWorker(k eventKind) bool {
 	switch k {
-	case evReady, evNotReady, evShortage, evExit, evEject, evKill, evRecycle:
+	case evReady, evNotReady, evShortage, evExit, evEject, evKill, evRecycle, evProbationOver:
 		return true
 	}
 	return false
@@ -169,6 +172,8 @@ func (m *machine) handle(ev event) {
 		m.inReady(ev, l)
 	case phaseReplacing:
 		m.inReplacing(ev, l)
+	case phaseProbation:
+		m.inProbation(ev, l)
 	case phaseEjecting, phaseRecycling, phaseStopping:
 		m.inDraining(ev, l)
 	case phaseBackoff:
@@ -247,9 +252,9 @@ func (m *machine) inReady(ev event, l *life) {
 		m.kill(l, ev.reason)
 		m.phase = phaseEjecting
 	case evRecycle:
-		m.recycle(l, recycle{key: l.w.key, reason: ev.reason, detail: ev.detail})
+		m.recycle(l, recycle{key: l.w.key, reason: ev.reason, detail: ev.detail}, ev.early)
 	case evReplace:
-		m.replace(l, ev.req)
+		m.replace(l, m.inLoop(l, ev.req))
 	case evRemove, evStop:
 		m.stopAll(ev.kind)
 	}
@@ -258,13 +263,16 @@ func (m *machine) inReady(ev event, l *life) {
 func (m *machine) inReplacing(ev event, l *life) {
 	switch {
 	case ev.kind == evReplace:
+		if ev.req.stopFirst {
+			m.retireEarly(m.inLoop(m.cur, ev.req))
+		}
 		m.answer(ev.req, nil) // the replacement under way runs the current code
 	case ev.kind == evRemove || ev.kind == evStop:
 		m.stopAll(ev.kind)
 	case l == m.next:
 		switch ev.kind {
 		case evReady:
-			m.takeOver()
+			m.startProbation()
 		case evNotReady, evShortage:
 			m.inStarting(ev, l)
 		case evKill:
@@ -284,6 +292,42 @@ func (m *machine) inReplacing(ev event, l *life) {
 		case evKill:
 			m.kill(l, ev.reason)
 			m.handOver(l)
+		}
+	}
+}
+
+// inProbation handles the phase in which the old worker and its ready
+// replacement both serve, until the replacement has served for the
+// probation or dies.
+func (m *machine) inProbation(ev event, l *life) {
+	switch {
+	case ev.kind == evReplace:
+		m.answer(ev.req, nil) // the replacement on probation runs the current code
+	case ev.kind == evRemove || ev.kind == evStop:
+		m.stopAll(ev.kind)
+	case l == m.next:
+		switch ev.kind {
+		case evProbationOver:
+			m.takeOver()
+		case evKill:
+			m.kill(l, ev.reason)
+		case evExit:
+			m.probationFailed(l, ev.exit)
+		}
+	default: // the old worker
+		switch ev.kind {
+		case evExit:
+			m.died(l, ev.exit)
+			m.rec.restarts++
+			m.promote()
+		case evEject:
+			m.eject(l, ev.reason)
+			m.retiring[l.w.key] = l
+			m.promote()
+		case evKill:
+			m.kill(l, ev.reason)
+			m.retiring[l.w.key] = l
+			m.promote()
 		}
 	}
 }
@@ -331,13 +375,15 @@ func (m *machine) inBackoff(ev event) {
 
 // recycle queues the recycling r of the serving worker l with the
 // replacer, unless one is queued already or a memory loop makes it wait.
-func (m *machine) recycle(l *life, r recycle) {
+// early says the memory guard recycles it for its growth, before its
+// budget.
+func (m *machine) recycle(l *life, r recycle, early bool) {
 	if l.recycling {
 		return
 	}
 	if r.reason == reasonMaxMemory {
 		var now bool
-		if r, now = m.memoryRecycle(l, r); !now {
+		if r, now = m.memoryRecycle(l, r, early); !now {
 			return
 		}
 	}
@@ -348,38 +394,52 @@ func (m *machine) recycle(l *life, r recycle) {
 	}
 }
 
-// memoryRecycle decides when the serving worker l, over its memory budget,
-// is recycled. A worker over its budget within Guard.Loop of becoming ready,
-// when the slot's previous worker was too, is in a memory loop: each
-// replacement would be over its budget as soon, so it waits the slot's
-// backoff, which doubles as after a crash, unless it keeps growing towards
-// the hard limit. It returns the recycling, and whether it is due now.
-func (m *machine) memoryRecycle(l *life, r recycle) (recycle, bool) {
+// memoryRecycle decides when the serving worker l, which the memory guard
+// recycles (early for its growth, or over its budget), is recycled. A
+// worker recycled within Guard.Loop of becoming ready, when the slot's
+// previous worker was too, is in a memory loop: each replacement would be
+// recycled as soon, so it waits the slot's backoff, which doubles as after
+// a crash, unless it keeps growing: recycled early for its growth, or
+// grown half-way to the hard limit (Guard.hurry). It returns the
+// recycling, and whether it is due now.
+func (m *machine) memoryRecycle(l *life, r recycle, early bool) (recycle, bool) {
+	g := m.fx.guard()
 	now := time.Now()
 	if l.hold.IsZero() {
 		served := now.Sub(l.readyAt)
-		if served >= m.cfg.Guard.Loop {
+		if served >= g.Loop {
 			m.memLoops, m.backoff = 0, m.cfg.BackoffMin
 			return r, true
 		}
 		if m.memLoops++; m.memLoops < 2 {
 			return r, true
 		}
-		l.hold, l.loop = now.Add(m.backoff), m.cfg.Guard.loopReason(l.mem, l.measure, served)
-		m.warnLoop(l, served)
+		l.hold, l.loopServed = now.Add(m.backoff), served
+		m.warnLoop(l, g, served)
 		m.backoff = min(m.backoff*2, m.cfg.BackoffMax)
 	}
-	r.reason, r.detail = reasonMemoryLoop, l.loop
-	return r, !now.Before(l.hold) || l.mem > m.cfg.Guard.hurry()
+	r.reason, r.detail = reasonMemoryLoop, loopReason(r.shown(), l.loopServed)
+	return r, early || !now.Before(l.hold) || l.mem > g.hurry()
+}
+
+// inLoop returns req, counted as the end of a memory loop when it is the
+// memory guard's and the serving worker l is in one: a recycle that does
+// not wait for the backoff (the guard stops it before its replacement is
+// ready, or the cgroup check recycles it) still ends the loop's worker.
+func (m *machine) inLoop(l *life, req *replaceRequest) *replaceRequest {
+	if req.reason == reasonMaxMemory && !l.hold.IsZero() {
+		req.reason = reasonMemoryLoop
+	}
+	return req
 }
 
 // warnLoop says that the serving worker l is in a memory loop, with the
 // figures and what to do about it.
-func (m *machine) warnLoop(l *life, served time.Duration) {
-	v, budget := figures(l.mem, m.cfg.Guard.Budget)
-	l.w.log.Warn("memory loop: the worker is over its memory budget "+served.Round(10*time.Millisecond).String()+
-		" after it became ready, as was the worker before it; every replacement would be, so it is recycled "+
-		"after a backoff that doubles up to "+m.cfg.BackoffMax.String()+", at once if it keeps growing",
+func (m *machine) warnLoop(l *life, g Guard, served time.Duration) {
+	v, budget := figures(l.mem, g.Budget)
+	l.w.log.Warn("memory loop: the memory guard recycles the worker "+served.Round(10*time.Millisecond).String()+
+		" after it became ready, as it did the worker before it; every replacement would be, so its recycling waits "+
+		"a backoff that doubles up to "+m.cfg.BackoffMax.String()+", at once if it keeps growing",
 		measureName(l.measure), v, "budget", budget, "served", served.Round(10*time.Millisecond), "backoff", m.backoff,
 		"in_a_row", m.memLoops,
 		"hint", "the app needs more memory than its budget: raise --max-memory, run fewer --workers, or give percore more memory")
@@ -468,16 +528,67 @@ func (m *machine) replace(l *life, req *replaceRequest) {
 	w.log.Info("worker starting", "addr", w.addr())
 }
 
-// takeOver routes the ready replacement; the old worker drains and stops.
+// startProbation routes the ready replacement beside the old worker, which
+// keeps serving until the replacement has served for the probation: new
+// code that dies soon after it listens then fails the replacement while
+// the old worker still serves. Without a probation, the replacement takes
+// over at once.
+func (m *machine) startProbation() {
+	nw := m.next
+	m.phase = phaseProbation
+	m.route(nw)
+	if d := m.cfg.Probation; d > 0 && m.req != nil && m.req.probation {
+		nw.w.log.Info("replacement on probation: it serves beside the old worker, which retires once the probation is over",
+			"probation", d)
+		m.fx.probation(nw.w, d)
+		return
+	}
+	m.takeOver()
+}
+
+// takeOver makes the routed replacement the slot's worker; the old worker
+// drains and stops.
 func (m *machine) takeOver() {
 	old, nw := m.cur, m.next
 	m.cur, m.next, m.phase = nw, nil, phaseReady
-	m.route(nw)
-	m.countReplacement(m.req.reason)
-	old.req, old.end, old.readySince = m.req, reasonReplaced, time.Time{}
+	if m.req != nil {
+		m.countReplacement(m.req.reason)
+	}
+	old.req, old.end, old.readySince, old.routed = m.req, reasonReplaced, time.Time{}, false
 	m.req = nil
 	m.retiring[old.w.key] = old
+	m.show() // whoever sees the old worker draining sees the replacement serve
+	if m.cfg.Probation > 0 && old.req != nil && old.req.probation {
+		nw.w.log.Info("replacement passed its probation; the old worker retires", "probation", m.cfg.Probation)
+	}
 	m.fx.halt(old.w, haltRetire)
+}
+
+// promote makes the replacement on probation the slot's worker when the old
+// worker went first (it exited, or was ejected or killed): the probation
+// ends early and the replacement is answered.
+func (m *machine) promote() {
+	m.cur, m.next, m.phase = m.next, nil, phaseReady
+	m.show()
+	if m.req != nil {
+		m.answer(m.req, nil)
+		m.req = nil
+	}
+}
+
+// retireEarly stops the serving worker before its replacement is ready,
+// as req asks (the memory guard, when it would reach its hard limit
+// first): it drains and stops as a replaced worker, and the starting
+// replacement becomes the slot's worker.
+func (m *machine) retireEarly(req *replaceRequest) {
+	old := m.cur
+	old.w.log.Info("replacing worker: stopping it before its replacement is ready", "reason", req.shown())
+	m.unroute(old)
+	old.req, old.end, old.readySince = req, reasonReplaced, time.Time{}
+	m.countReplacement(req.reason)
+	m.retiring[old.w.key] = old
+	m.fx.halt(old.w, haltRetire)
+	m.cur, m.next, m.phase = m.next, nil, phaseStarting
 }
 
 // handOver makes the starting replacement the slot's worker after the

@@ -24,6 +24,7 @@ type fakeEffects struct {
 	gaveUp     *CrashLoopError
 	counts     map[string]int
 	recycles   []recycle
+	cfg        *Config // the machine's: guard returns its Guard
 }
 
 func (f *fakeEffects) call(format string, args ...any) {
@@ -54,7 +55,11 @@ func (f *fakeEffects) cleanup(w *worker)            { f.call("cleanup %d", w.key
 func (f *fakeEffects) memory(w *worker) (uint64, MemoryMeasure, bool) {
 	return 42 << 20, MeasurePSS, true
 }
+func (f *fakeEffects) guard() Guard          { return f.cfg.Guard }
 func (f *fakeEffects) after(d time.Duration) { f.call("after %s", d) }
+func (f *fakeEffects) probation(w *worker, d time.Duration) {
+	f.call("probation %d %s", w.key, d)
+}
 func (f *fakeEffects) queueRecycle(r recycle) bool {
 	f.call("recycle %d", r.key)
 	f.recycles = append(f.recycles, r)
@@ -75,16 +80,17 @@ func (f *fakeEffects) count(reason string) {
 func newTestMachine() (*machine, *fakeEffects) {
 	fx := &fakeEffects{}
 	cfg := Config{Command: []string{"x"}, Workers: 1, Launcher: NewWaiter(), Router: newRecordingRouter(),
-		Output: NewOutput(OutputConfig{}), MinUptime: time.Nanosecond}
+		Output: NewOutput(OutputConfig{}), MinUptime: time.Nanosecond, Probation: 3 * time.Second}
 	if err := cfg.setDefaults(); err != nil {
 		panic(err)
 	}
 	cfg.MaxBootFailures = 1000
+	fx.cfg = &cfg
 	return newMachine(0, &cfg, fx, hclog.NewNullLogger()), fx
 }
 
 func request(stopFirst bool) *replaceRequest {
-	return &replaceRequest{reason: "reload", stopFirst: stopFirst, done: make(chan error, 1)}
+	return &replaceRequest{reason: "reload", stopFirst: stopFirst, probation: true, done: make(chan error, 1)}
 }
 
 // machineIn returns a machine driven into phase p by events.
@@ -98,6 +104,10 @@ func machineIn(t *testing.T, p phase) (*machine, *fakeEffects) {
 	case phaseReplacing:
 		m.handle(event{kind: evReady, key: m.cur.w.key})
 		m.handle(event{kind: evReplace, req: request(false)})
+	case phaseProbation:
+		m.handle(event{kind: evReady, key: m.cur.w.key})
+		m.handle(event{kind: evReplace, req: request(false)})
+		m.handle(event{kind: evReady, key: m.next.w.key})
 	case phaseEjecting:
 		m.handle(event{kind: evReady, key: m.cur.w.key})
 		m.handle(event{kind: evEject, key: m.cur.w.key, reason: "health check"})
@@ -302,6 +312,36 @@ func TestMachineEjectDuringReplacement(t *testing.T) {
 	}
 }
 
+// TestMachineStopFirstDuringReplacement: the memory guard asks a worker
+// whose replacement is still starting to stop at once. It drains and
+// stops as a replaced worker (counted as max-memory, its reason kept);
+// the replacement becomes the slot's worker and answers the replacer
+// once ready.
+func TestMachineStopFirstDuringReplacement(t *testing.T) {
+	m, fx := machineIn(t, phaseReplacing)
+	old, nw := m.cur.w.key, m.next.w.key
+	req := m.req
+	urgent := &replaceRequest{key: old, reason: "max-memory", detail: "memory: would reach the hard limit", stopFirst: true}
+	m.handle(event{kind: evReplace, req: urgent})
+	if m.phase != phaseStarting || m.cur.w.key != nw || m.retiring[old] == nil {
+		t.Fatalf("after the stop: %s with worker %d, want starting with the replacement %d", m.phase, m.cur.w.key, nw)
+	}
+	if want := []string{fmt.Sprintf("drain %d", old), fmt.Sprintf("halt %d %d", old, haltRetire)}; strings.Join(fx.calls, ",") != strings.Join(want, ",") {
+		t.Errorf("did %v, want %v", fx.calls, want)
+	}
+	m.handle(event{kind: evExit, key: old, exit: Exit{Code: 0}})
+	if m.rec.lastReason != urgent.detail || m.rec.replaced != 1 || m.rec.restarts != 0 || fx.counts["max-memory"] != 1 {
+		t.Errorf("the old worker's exit: %+v, counted %v", m.rec, fx.counts)
+	}
+	m.handle(event{kind: evReady, key: nw})
+	if m.phase != phaseReady {
+		t.Fatalf("the replacement is %s", m.phase)
+	}
+	if err := <-req.done; err != nil {
+		t.Errorf("the replacement was answered %v", err)
+	}
+}
+
 // TestMachineCrashDuringDrain: a worker that dies while it drains ends the
 // drain as its phase says.
 func TestMachineCrashDuringDrain(t *testing.T) {
@@ -474,6 +514,41 @@ func TestMachineMemoryLoopBacksOff(t *testing.T) {
 	}
 }
 
+// TestMachineMemoryLoopOfGrowingWorkers: workers that the memory guard
+// recycles early for their growth, each soon after it became ready, are in
+// a memory loop too, counted as one, but their recycling never waits for
+// the backoff: each would reach its budget meanwhile.
+func TestMachineMemoryLoopOfGrowingWorkers(t *testing.T) {
+	m, fx := newTestMachine()
+	m.cfg.Guard = Guard{Budget: 100 * mib, Hard: 200 * mib, Every: time.Second}
+	m.cfg.Guard.setDefaults()
+	m.start()
+	m.handle(event{kind: evReady, key: m.cur.w.key})
+	for i := range 3 {
+		key := m.cur.w.key
+		m.handle(event{kind: evSample, key: key, mem: 80 * mib, measure: MeasurePSS})
+		m.handle(event{kind: evRecycle, key: key, reason: reasonMaxMemory, early: true,
+			detail: m.cfg.Guard.early(80*mib, MeasurePSS, 80*mib, time.Second)})
+		if len(fx.recycles) != i+1 {
+			t.Fatalf("growing worker %d: queued %+v", i+1, fx.recycles)
+		}
+		r, want := fx.recycles[i], reasonMaxMemory
+		if i > 0 {
+			want = reasonMemoryLoop
+		}
+		if r.reason != want || !strings.Contains(r.detail, "recycled early") {
+			t.Errorf("growing worker %d: queued %+v, want %s", i+1, r, want)
+		}
+		m.handle(event{kind: evReplace, req: &replaceRequest{key: key, reason: r.reason, detail: r.detail,
+			stopFirst: true, done: make(chan error, 1)}})
+		m.handle(event{kind: evExit, key: key, exit: Exit{Code: 0}})
+		m.handle(event{kind: evReady, key: m.cur.w.key})
+	}
+	if fx.counts[reasonMemoryLoop] != 2 || fx.counts[reasonMaxMemory] != 1 || m.rec.restarts != 2 || m.rec.replaced != 1 {
+		t.Errorf("after three growing workers: counted %v, %+v", fx.counts, m.rec)
+	}
+}
+
 // TestMachineShortageIsNotAFailedStart: a spawn or readiness check that
 // fails for lack of descriptors backs off without counting a failed start.
 func TestMachineShortageIsNotAFailedStart(t *testing.T) {
@@ -525,6 +600,7 @@ func TestMachineReplaceWhileStartingWaits(t *testing.T) {
 		t.Fatalf("after ready: %s, want replacing", m.phase)
 	}
 	m.handle(event{kind: evReady, key: m.next.w.key})
+	m.handle(event{kind: evProbationOver, key: m.next.w.key})
 	old := m.retiringKey(t)
 	m.handle(event{kind: evExit, key: old})
 	if err := <-req.done; err != nil || m.rec.replaced != 1 || m.rec.lastReason != "reload" {
@@ -568,5 +644,120 @@ func TestMachineRecordsMeasurements(t *testing.T) {
 	m.handle(event{kind: evBackoffOver})
 	if m.cur.mem != 0 || m.cur.healthFails != 0 || !m.cur.outUntil.IsZero() {
 		t.Errorf("the next worker inherited %+v", m.cur)
+	}
+}
+
+// TestMachineProbationFailureKeepsWorker: a replacement that exits on
+// probation, after it took requests beside the old worker, fails the
+// request; the old worker, which never stopped serving, keeps serving. The
+// error says why in percore's words, never with the new worker's output.
+func TestMachineProbationFailureKeepsWorker(t *testing.T) {
+	m, fx := machineIn(t, phaseReplacing)
+	old, nw, req := m.cur.w.key, m.next.w.key, m.req
+	m.handle(event{kind: evReady, key: nw})
+	if m.phase != phaseProbation || m.cur.w.key != old {
+		t.Fatalf("after the replacement is ready: %s with worker %d, want probation with %d", m.phase, m.cur.w.key, old)
+	}
+	want := []string{fmt.Sprintf("route %d", nw), fmt.Sprintf("probation %d 3s", nw)}
+	if strings.Join(fx.calls, ", ") != strings.Join(want, ", ") {
+		t.Errorf("on probation the slot did %v, want %v", fx.calls, want)
+	}
+	if len(req.done) > 0 {
+		t.Fatal("the replacement was answered before its probation was over")
+	}
+	fx.calls = nil
+	m.next.w.tail.add([]byte("ECONNREFUSED db:5432"))
+	m.handle(event{kind: evExit, key: nw, exit: Exit{Code: 1}})
+	err := <-req.done
+	if err == nil || !strings.Contains(err.Error(), "died on probation (exit code 1)") ||
+		!strings.Contains(err.Error(), "within its 3s probation") || strings.Contains(err.Error(), "ECONNREFUSED") {
+		t.Errorf("the replacement was answered %v", err)
+	}
+	if out := newWorkerOutput(err); len(out) != 1 {
+		t.Errorf("the new worker's output for the log: %q", out)
+	}
+	if msg := failedReloadMessage(err, nil); !strings.HasPrefix(msg, "RELOAD FAILED: a new worker failed its probation: ") {
+		t.Errorf("the log says %q", msg)
+	}
+	want = []string{fmt.Sprintf("cleanup %d", nw), fmt.Sprintf("drain %d", nw)}
+	if strings.Join(fx.calls, ", ") != strings.Join(want, ", ") {
+		t.Errorf("after the replacement died the slot did %v, want %v (the old worker untouched)", fx.calls, want)
+	}
+	if m.phase != phaseReady || m.cur.w.key != old || !m.cur.routed || m.next != nil || m.rec.lastExit != nil {
+		t.Errorf("after the failed probation: %s, worker %d routed %v, %+v", m.phase, m.cur.w.key, m.cur.routed, m.rec)
+	}
+	m.handle(event{kind: evProbationOver, key: nw}) // the timer fired meanwhile
+	if m.phase != phaseReady || m.cur.w.key != old || len(m.retiring) > 0 {
+		t.Errorf("a late end of the probation moved the slot: %s, worker %d", m.phase, m.cur.w.key)
+	}
+}
+
+// TestMachineProbationOverRetiresWorker: once the replacement has served
+// for the probation, the old worker drains and stops, and the replacement
+// is answered when it is gone.
+func TestMachineProbationOverRetiresWorker(t *testing.T) {
+	m, fx := machineIn(t, phaseProbation)
+	old, nw, req := m.cur.w.key, m.next.w.key, m.req
+	m.handle(event{kind: evProbationOver, key: nw})
+	if m.phase != phaseReady || m.cur.w.key != nw || m.retiring[old] == nil {
+		t.Fatalf("after the probation: %s with worker %d", m.phase, m.cur.w.key)
+	}
+	if want := fmt.Sprintf("halt %d %d", old, haltRetire); strings.Join(fx.calls, ", ") != want {
+		t.Errorf("the slot did %v, want %s", fx.calls, want)
+	}
+	if len(req.done) > 0 {
+		t.Fatal("answered before the old worker was gone")
+	}
+	m.handle(event{kind: evExit, key: old})
+	if err := <-req.done; err != nil || m.rec.replaced != 1 || m.rec.lastReason != "reload" {
+		t.Errorf("answered %v; %+v", err, m.rec)
+	}
+}
+
+// TestMachineOldWorkerGoesDuringProbation: when the old worker exits or is
+// ejected during the probation, the replacement is the slot's worker and
+// the request is answered.
+func TestMachineOldWorkerGoesDuringProbation(t *testing.T) {
+	for _, kind := range []eventKind{evExit, evEject, evKill} {
+		m, _ := machineIn(t, phaseProbation)
+		old, nw, req := m.cur.w.key, m.next.w.key, m.req
+		m.handle(event{kind: kind, key: old, exit: Exit{Code: 1}, reason: "health check"})
+		if m.phase != phaseReady || m.cur.w.key != nw || m.next != nil {
+			t.Errorf("%s of the old worker: %s with worker %d", kind, m.phase, m.cur.w.key)
+		}
+		if err := <-req.done; err != nil {
+			t.Errorf("%s of the old worker: answered %v", kind, err)
+		}
+		if kind != evExit {
+			m.handle(event{kind: evExit, key: old, exit: Exit{Code: 0}})
+		}
+		if m.rec.restarts != 1 || m.phase != phaseReady {
+			t.Errorf("%s of the old worker: %+v in %s", kind, m.rec, m.phase)
+		}
+	}
+}
+
+// TestMachineWithoutProbation: with Probation 0, and for a recycling, whose
+// replacement runs the code that already serves, the replacement takes over
+// as soon as it is ready.
+func TestMachineWithoutProbation(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		probation time.Duration
+		reload    bool
+	}{{"probation 0", 0, true}, {"recycling", 3 * time.Second, false}} {
+		m, fx := machineIn(t, phaseReady)
+		m.cfg.Probation = c.probation
+		old := m.cur.w.key
+		req := request(false)
+		req.probation = c.reload
+		m.handle(event{kind: evReplace, req: req})
+		nw := m.next.w.key
+		fx.calls = nil
+		m.handle(event{kind: evReady, key: nw})
+		want := []string{fmt.Sprintf("route %d", nw), fmt.Sprintf("halt %d %d", old, haltRetire)}
+		if m.phase != phaseReady || m.cur.w.key != nw || strings.Join(fx.calls, ", ") != strings.Join(want, ", ") {
+			t.Errorf("%s: %s with worker %d, did %v; want ready with %d, %v", c.name, m.phase, m.cur.w.key, fx.calls, nw, want)
+		}
 	}
 }

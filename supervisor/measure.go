@@ -22,3 +22,10 @@ func (m MemoryMeasure) String() string {
 		return ""
 	}
 }
+
+// treeUse is what one walk of a worker's process tree measured.
+type treeUse struct {
+	rss     uint64        // the sum of the processes' RSS
+	pss     uint64        // the sum of their PSS, or of their RSS where it cannot be read; 0 unless read
+	measure MemoryMeasure // how pss was counted; MeasureNone when PSS was not read
+}

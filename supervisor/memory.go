@@ -8,90 +8,90 @@ import (
 // sampler reads the memory of each slot's worker, for status and for the
 // Guard, and the OOM kill count, so that a kill is dated within a tick. A
 // worker is sampled every Guard.Every, or every Guard.Near once it is above
-// NearPercent of its budget, so that only workers close to their budget
-// are read often; its PSS is read at most every Guard.Every (see meter).
+// NearPercent of its budget or growing towards it or the memory at which
+// it is recycled, so that only workers close to it are read often; its
+// PSS is read at most every Guard.Every (see meter). An alarm of the
+// memory cgroup (Config.Cgroup) samples every worker at once.
 func (s *Supervisor) sampler() {
 	defer s.loops.Done()
-	tick := s.cfg.Guard.Every
-	if s.cfg.Guard.On() {
-		tick = s.cfg.Guard.Near
-	}
+	// Near from the start, so that a guard a new plan turns on samples
+	// as often as one on from the start.
+	tick := s.guard().Near
 	t := time.NewTicker(tick)
 	defer t.Stop()
-	sp := sampling{next: map[*slot]time.Time{}, meters: map[*slot]*meter{}}
+	gap := time.NewTimer(time.Hour)
+	gap.Stop()
+	defer gap.Stop()
+	gs := newGuardState()
+	alarms := s.alarms()
 	for {
 		select {
 		case <-s.stopping:
 			return
 		case now := <-t.C:
 			s.ooms.observe(now)
-			s.sampleDue(now, sp)
+			s.sampleDue(now, gs, false)
+		case <-alarms:
+			now := time.Now()
+			s.ooms.observe(now)
+			s.sampleDue(now, gs, true)
+			// Alarms that come faster than alarmGap (reclaim at the
+			// limit) wait, so that they cannot keep the sampler busy.
+			alarms = nil
+			gap.Reset(alarmGap)
+		case <-gap.C:
+			alarms = s.alarms()
 		}
 	}
 }
 
-// sampling is the sampler's own record of each slot: when its next sample
-// is due, and its worker's meter.
-type sampling struct {
-	next   map[*slot]time.Time
-	meters map[*slot]*meter
-}
-
-// sampleDue samples the slots whose next sample is due and plans the next.
-func (s *Supervisor) sampleDue(now time.Time, sp sampling) {
+// sampleDue samples the slots whose next sample is due, or all of them,
+// acts on what it finds as the Guard says and plans the next samples.
+func (s *Supervisor) sampleDue(now time.Time, gs *guardState, all bool) {
+	g := s.guard()
+	lead := s.leadTime(g, gs.startups.longest(), now)
 	slots := s.slotList()
 	seen := make(map[*slot]bool, len(slots))
 	for _, sl := range slots {
 		seen[sl] = true
-		if now.Before(sp.next[sl]) {
+		if !all && !gs.due(sl, now) {
 			continue
 		}
-		mt := sp.meters[sl]
-		if mt == nil {
-			mt = &meter{}
-			sp.meters[sl] = mt
-		}
-		r, ok := s.sample(sl, mt, now)
+		ws, r, ok := s.sample(sl, gs.meter(sl), g, now)
 		if !ok {
-			sp.next[sl] = time.Time{}
+			gs.lost(sl)
 			continue
 		}
+		wt := gs.note(sl, ws, r, now)
+		s.judge(sl, wt, g, lead)
 		// A tick's jitter must not push a sample a whole Near late.
-		sp.next[sl] = now.Add(s.cfg.Guard.intervalGrowing(r.mem, r.grew, r.elapsed) - s.cfg.Guard.Near/2)
+		gs.next[sl] = now.Add(wt.interval(g) - g.Near/2)
 	}
-	for sl := range sp.next {
-		if !seen[sl] {
-			delete(sp.next, sl)
-			delete(sp.meters, sl)
-		}
-	}
+	gs.forget(seen)
+	s.guardCgroup(gs, g, now)
 }
 
-// sample reads the memory of the slot's worker (see groupMemory), whatever
-// its state, reports it to the slot and acts on it as the Guard says.
-func (s *Supervisor) sample(sl *slot, mt *meter, now time.Time) (reading, bool) {
+// sample reads the memory of the slot's worker with its meter (see
+// treeMemory), whatever its state, and reports it to the slot.
+func (s *Supervisor) sample(sl *slot, mt *meter, g Guard, now time.Time) (WorkerStatus, reading, bool) {
 	sl.mu.Lock()
 	ws := sl.view.status
 	sl.mu.Unlock()
 	if ws.Key == 0 || ws.PID == 0 {
-		return reading{}, false
+		return ws, reading{}, false
+	}
+	f := s.fams.byKey(s.fams.keyFor(ws.Key))
+	if f == nil {
+		return ws, reading{}, false
 	}
 	// A PSS reading a little less often than every Every sample, so that
 	// a tick's jitter never skips one.
-	r, ok := mt.read(ws.Key, ws.PID, now, s.cfg.Guard.Every-s.cfg.Guard.Near/2)
+	r, ok := mt.read(ws.Key, now, g.Every-g.Near/2, func(pss bool) (treeUse, bool) { return s.fams.sample(f, pss) })
 	if !ok {
-		return reading{}, false
+		return ws, reading{}, false
 	}
 	sl.mail.post(event{kind: evSample, key: ws.Key, mem: r.mem, measure: r.measure})
-	switch s.cfg.Guard.decide(r.mem) {
-	case guardKill:
-		sl.mail.post(event{kind: evKill, key: ws.Key, reason: s.cfg.Guard.overHard(r.mem, r.measure)})
-	case guardRecycle:
-		if ws.State == StateReady {
-			s.recycle(ws.Key, reasonMaxMemory, s.cfg.Guard.overBudget(r.mem, r.measure))
-		}
-	}
-	return r, true
+	return ws, r, true
 }
 
 // diagnose logs the last output lines of a worker that died, unless the

@@ -8,10 +8,11 @@ const excessHold = 10 * time.Second
 
 // meter measures the memory of one slot's worker for the sampler, which
 // owns it. PSS costs a walk of the worker's page tables, so it is read at
-// most every interval; in between, the figure is the group's RSS, read
+// most every interval; in between, the figure is the tree's RSS, read
 // cheaply, less the shared pages' excess (RSS - PSS) of the PSS readings. A
 // leak grows private memory, which both count in full, so the estimate
-// follows it sample by sample.
+// follows it sample by sample, and so does the growth rate the guard
+// measures from the samples.
 //
 // The excess is the largest of the readings of the last excessHold: when
 // another worker sharing pages with this one exits, as a recycled worker
@@ -26,55 +27,31 @@ type meter struct {
 	measure  MemoryMeasure // how that reading was made
 	excess   uint64        // RSS - PSS: the largest of the readings within excessHold
 	excessAt time.Time     // when the reading of that excess was made
-	last     uint64        // the last figure read
-	lastAt   time.Time     // when it was read
 }
 
 // reading is one measurement of a worker's memory.
 type reading struct {
 	mem     uint64
 	measure MemoryMeasure
-	grew    uint64        // how much mem grew since the worker's previous reading (0: it did not)
-	elapsed time.Duration // since that reading
 }
 
-// read measures the worker with key, whose process group leader is pid, at
-// now: with a PSS reading when the last is older than every or was of
-// another worker, else from its RSS.
-func (mt *meter) read(key uint64, pid int, now time.Time, every time.Duration) (reading, bool) {
-	if mt.key != key {
-		mt.last, mt.lastAt = 0, time.Time{} // no growth from another worker's figure
-	}
-	r, ok := mt.measureAt(key, pid, now, every)
-	if !ok {
-		return reading{}, false
-	}
-	if !mt.lastAt.IsZero() && r.mem > mt.last {
-		r.grew, r.elapsed = r.mem-mt.last, now.Sub(mt.lastAt)
-	}
-	mt.last, mt.lastAt = r.mem, now
-	return r, true
-}
-
-// measureAt is read without the growth.
-func (mt *meter) measureAt(key uint64, pid int, now time.Time, every time.Duration) (reading, bool) {
+// read measures the worker with key at now: with a PSS reading when the
+// last is older than every or was of another worker, else from its RSS.
+// walk measures the worker's process tree, its PSS too when asked.
+func (mt *meter) read(key uint64, now time.Time, every time.Duration, walk func(pss bool) (treeUse, bool)) (reading, bool) {
 	if mt.key != key || now.Sub(mt.at) >= every {
-		pss, measure, ok := groupMemory(pid)
+		u, ok := walk(true)
 		if !ok {
 			return reading{}, false
 		}
-		rss, ok := groupRSS(pid)
-		if !ok {
-			return reading{mem: pss, measure: measure}, true
-		}
-		mt.note(key, now, pss, rss, measure)
-		return reading{mem: mt.figure(rss), measure: measure}, true
+		mt.note(key, now, u.pss, u.rss, u.measure)
+		return reading{mem: mt.figure(u.rss), measure: u.measure}, true
 	}
-	rss, ok := groupRSS(pid)
+	u, ok := walk(false)
 	if !ok {
 		return reading{}, false
 	}
-	return reading{mem: mt.figure(rss), measure: mt.measure}, true
+	return reading{mem: mt.figure(u.rss), measure: mt.measure}, true
 }
 
 // note records a PSS reading of the worker with key at now, with the RSS
@@ -90,5 +67,5 @@ func (mt *meter) note(key uint64, now time.Time, pss, rss uint64, measure Memory
 	mt.key, mt.at, mt.measure = key, now, measure
 }
 
-// figure is the worker's memory when its group's RSS is rss.
+// figure is the worker's memory when its tree's RSS is rss.
 func (mt *meter) figure(rss uint64) uint64 { return rss - min(rss, mt.excess) }

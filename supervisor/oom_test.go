@@ -131,3 +131,34 @@ func TestOwnSIGKILLIsNoOOMKill(t *testing.T) {
 		t.Error("percore's own SIGKILL was reported as an OOM kill")
 	}
 }
+
+// TestGuardKillsAreNoOOMKills: the SIGKILLs that percore sends a worker's
+// group through the memory guard, the cgroup check's kill of the biggest
+// worker here, are marked as its own, as those of a stop are: while the
+// memory cgroup counts an OOM kill of some other process, the worker's end
+// is the guard's, not taken for the OOM killer's.
+func TestGuardKillsAreNoOOMKills(t *testing.T) {
+	oom := &fakeOOM{}
+	cg := newFakeCgroup(256*mib, 100*mib)
+	rig := newRig(t, "hog", 1, func(c *Config) {
+		c.MaxBootFailures = 100
+		c.Guard = Guard{Budget: 1 << 30, Hard: 1 << 40, Near: time.Hour}
+		c.SampleInterval = time.Hour
+		c.Cgroup = cg
+		c.OOM = oom
+	}, "FAKE_HOG_MB=8")
+	rig.waitAdded(t)
+	oom.n.Add(1)
+	cg.set(248 * mib)
+	cg.alarms <- struct{}{}
+	ws := awaitWorkerEnd(t, rig, 0)
+	cg.set(100 * mib)
+	ends, _ := rig.sup.Counts()
+	if ws.LastExit.Signal != syscall.SIGKILL || ws.LastExit.OOMKilled || !strings.Contains(ws.LastReason, "the cgroup holds") ||
+		ends[reasonOOMKill] != 0 || ends[reasonMaxMemory] != 1 {
+		t.Errorf("killed by the cgroup check: %v, %q, ends %v", ws.LastExit, ws.LastReason, ends)
+	}
+	if strings.Contains(rig.log.String(), "OOM killer") {
+		t.Error("the guard's SIGKILL was reported as an OOM kill")
+	}
+}

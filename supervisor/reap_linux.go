@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"golang.org/x/sys/unix"
@@ -72,13 +73,43 @@ func (r *Reaper) Start(cmd *exec.Cmd) (int, <-chan Exit, error) {
 	return pid, ch, nil
 }
 
-// Close stops reaping and the spawning thread. Call it last, after every
-// worker has exited.
+// Close kills every process still running below percore, then stops
+// reaping and the spawning thread. Call it last, after every worker has
+// exited.
 func (r *Reaper) Close() {
+	r.endDescendants()
 	signal.Stop(r.sigs)
 	close(r.quit)
 	<-r.done
 	r.spawn.close()
+}
+
+// endDescendants kills what still runs below percore once every worker
+// and the processes the supervisor found to be theirs have ended: a
+// process that cleared its environment and double-forked between two
+// samples, or one that survived its family's end. They get SIGKILL, not the
+// stop signal: the stop's budget is spent, and none of them may outlive
+// percore. The loop reaps them as they end; what they started meanwhile is
+// looked for again, a bounded number of times.
+func (r *Reaper) endDescendants() {
+	self := os.Getpid()
+	ended := map[int]bool{}
+	for round := 0; round < leftoverKillRounds; round++ {
+		left := descendantsOf(self, 16*maxTree)
+		if len(left) == 0 {
+			break
+		}
+		for _, p := range left {
+			ended[p.pid] = true
+			if _, err := signalProc(p, syscall.SIGKILL); err != nil {
+				r.log.Warn("cannot kill a process left below percore", "process", p.pid, "error", err)
+			}
+		}
+		awaitEnd(left, time.Now().Add(time.Second))
+	}
+	if len(ended) > 0 {
+		r.log.Warn("processes still ran below percore after its workers stopped: killed them", "processes", len(ended))
+	}
 }
 
 func (r *Reaper) loop() {

@@ -14,7 +14,8 @@ import (
 type ReloadStatus struct {
 	State string // "", "running", "done" or "failed"
 	// Error says why the reload failed, in percore's words (the exit code
-	// or signal, not ready in time, ...), and where the details are.
+	// or signal, not ready in time, died on probation, ...), and where the
+	// details are.
 	Error    string
 	Started  time.Time // when it started
 	Finished time.Time // when it ended
@@ -31,9 +32,11 @@ func (r ReloadStatus) Took() time.Duration {
 }
 
 // Reload starts a rolling reload: one worker at a time is replaced by a new
-// one running the current code, which must be ready before the old one
-// drains. If a replacement fails, the reload stops and the old workers keep
-// serving. A Reload during a reload starts it over. Reload returns at once.
+// one running the current code, which must be ready, and then serve beside
+// the old one for Config.Probation, before the old one drains. If a
+// replacement fails, at start or on probation, the reload stops and the old
+// workers keep serving. A Reload during a reload starts it over. Reload
+// returns at once.
 func (s *Supervisor) Reload() {
 	select {
 	case s.reloads <- struct{}{}:
@@ -124,7 +127,7 @@ func (s *Supervisor) replacer() {
 			s.runReload()
 		case r := <-s.recycles:
 			if sl := s.slotOf(r.key); sl != nil {
-				req := &replaceRequest{key: r.key, reason: r.reason, detail: r.detail, stopFirst: !s.cfg.SpareSlot}
+				req := &replaceRequest{key: r.key, reason: r.reason, detail: r.detail, stopFirst: !s.spareSlot()}
 				if err := s.replaceSlot(sl, req); err != nil && err != errStopping {
 					s.log.Error("recycle failed; the worker keeps serving", "worker", sl.id, "error", err)
 				}
@@ -152,24 +155,28 @@ func (s *Supervisor) runReload() {
 			if restart {
 				break
 			}
-			err := s.replaceSlot(sl, &replaceRequest{reason: "reload"})
+			err := s.replaceSlot(sl, &replaceRequest{reason: "reload", probation: true})
 			if err == errStopping {
 				return
 			}
 			if err != nil {
 				output := newWorkerOutput(err)
+				// Recorded before it is logged: whoever reads the log
+				// line and then /status sees the failure there.
+				st := s.endReload(ReloadStatus{State: "failed", Error: reloadError(err, output),
+					Finished: time.Now(), Replaced: replaced})
 				s.log.Error(failedReloadMessage(err, output))
 				s.log.Error("the previous version is still serving: the old workers were kept; the next reload tries again",
 					"replaced", replaced)
-				s.answerWaiters(waiting, ReloadStatus{State: "failed", Error: reloadError(err, output),
-					Finished: time.Now(), Replaced: replaced})
+				tellWaiters(waiting, st)
 				return
 			}
 			replaced++
 		}
 	}
-	s.answerWaiters(waiting, ReloadStatus{State: "done", Finished: time.Now(), Replaced: replaced})
+	st := s.endReload(ReloadStatus{State: "done", Finished: time.Now(), Replaced: replaced})
 	s.log.Info("reload done", "replaced", replaced)
+	tellWaiters(waiting, st)
 }
 
 // takeWaiters moves the ReloadWait callers registered so far to the reload
@@ -182,11 +189,14 @@ func (s *Supervisor) takeWaiters(had []chan ReloadStatus) []chan ReloadStatus {
 	return had
 }
 
-// answerWaiters records the end of a reload and tells the callers waiting
-// for it.
-func (s *Supervisor) answerWaiters(waiting []chan ReloadStatus, r ReloadStatus) {
+// endReload records the end of a reload and returns its status.
+func (s *Supervisor) endReload(r ReloadStatus) ReloadStatus {
 	s.setReload(r, false)
-	r = s.ReloadState()
+	return s.ReloadState()
+}
+
+// tellWaiters tells the callers waiting for a reload how it ended.
+func tellWaiters(waiting []chan ReloadStatus, r ReloadStatus) {
 	for _, w := range waiting {
 		w <- r // buffered 1, answered once
 	}
@@ -216,7 +226,13 @@ func reloadError(err error, output []string) string {
 // apart from the output of the workers still serving.
 func failedReloadMessage(err error, output []string) string {
 	var b strings.Builder
-	b.WriteString("RELOAD FAILED: a new worker did not become ready: ")
+	b.WriteString("RELOAD FAILED: ")
+	var se *startError
+	if errors.As(err, &se) && se.reason == reasonProbation {
+		b.WriteString("a new worker failed its probation: ")
+	} else {
+		b.WriteString("a new worker did not become ready: ")
+	}
 	b.WriteString(err.Error())
 	if len(output) > 0 {
 		b.WriteString("; the new worker's last output:")
@@ -245,6 +261,8 @@ func (s *Supervisor) setReload(r ReloadStatus, starting bool) {
 // replaceSlot asks the slot to replace its worker and waits until the old
 // one is gone or the replacement failed.
 func (s *Supervisor) replaceSlot(sl *slot, req *replaceRequest) error {
+	s.replacing.Store(time.Now().UnixNano())
+	defer s.replacing.Store(0)
 	req.done = make(chan error, 1)
 	sl.mail.post(event{kind: evReplace, req: req})
 	select {

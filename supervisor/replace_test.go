@@ -153,3 +153,75 @@ func TestWorkerAboveMaxMemoryIsRecycled(t *testing.T) {
 	}
 	t.Fatalf("worker above max memory was not recycled: %+v", rig.sup.Snapshot()[0])
 }
+
+// TestReloadStopsWhenReplacementDiesOnProbation: new code that listens,
+// then exits 300 ms later, passes readiness but not its probation. The
+// reload fails at the first worker and stops there: both old workers are
+// still routed, the failed replacement is not, and /status's error says
+// why in percore's words. Without a probation the replacement took over
+// at once and the reload went on to the next worker with the broken code.
+func TestReloadStopsWhenReplacementDiesOnProbation(t *testing.T) {
+	crash := filepath.Join(t.TempDir(), "crash")
+	rig := newRig(t, "crash-if", 2, func(c *Config) { c.Probation = 2 * time.Second },
+		"FAKE_CRASH_FILE="+crash, "FAKE_CRASH_AFTER=300ms")
+	rig.waitAdded(t)
+	rig.waitAdded(t)
+	before := pids(rig)
+	routed := rig.router.keys()
+	if err := os.WriteFile(crash, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, err := rig.sup.ReloadWait(ctx)
+	if err != nil || st.State != "failed" {
+		t.Fatalf("ReloadWait = %+v, %v; want a failed reload", st, err)
+	}
+	if !strings.Contains(st.Error, "died on probation (exit code 1)") || !strings.Contains(st.Error, "percore's log") ||
+		strings.Contains(st.Error, "database") || st.Replaced != 0 {
+		t.Errorf("failed reload %+v; want died on probation, where the output is, not the output, 0 replaced", st)
+	}
+	if !strings.Contains(rig.log.String(), "new worker | lost the database connection") {
+		t.Errorf("the log lacks the new worker's output:\n%s", rig.log.String())
+	}
+	if after := pids(rig); !sameSet(before, after) {
+		t.Errorf("workers %v after the failed reload, want the old ones %v", after, before)
+	}
+	if now := rig.router.keys(); !sameSet(routed, now) {
+		t.Errorf("routed %v after the failed reload, want the old workers %v only", now, routed)
+	}
+	for _, ws := range rig.sup.Snapshot() {
+		if ws.State != StateReady || ws.Replaced != 0 || ws.Restarts != 0 {
+			t.Errorf("after the failed reload: %+v", ws)
+		}
+	}
+
+	os.Remove(crash)
+	st, err = rig.sup.ReloadWait(ctx)
+	if err != nil || st.State != "done" || st.Replaced != 2 || st.Took() < 4*time.Second {
+		t.Fatalf("ReloadWait after the fix = %+v (took %s), %v; want done, 2 replaced, each after its 2s probation",
+			st, st.Took(), err)
+	}
+}
+
+func (r *recordingRouter) keys() map[uint64]bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := map[uint64]bool{}
+	for k := range r.routed {
+		out[k] = true
+	}
+	return out
+}
+
+func sameSet[K comparable](a, b map[K]bool) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k := range a {
+		if !b[k] {
+			return false
+		}
+	}
+	return true
+}

@@ -8,75 +8,75 @@ import (
 	"strconv"
 )
 
-// maxTree bounds how many processes of one worker's tree are read.
-const maxTree = 1024
-
-// groupMemory adds up the memory of a worker and its descendants (the
-// process tree a wrapper such as npm starts) as the kernel counts it: each
-// process's PSS from /proc/PID/smaps_rollup, in which a page shared by
-// several processes counts a share to each, so that npm, sh and node
-// sharing libraries and the node binary's code count them once in all.
-// Where a process's smaps_rollup cannot be read (a kernel before 4.14, or
-// a process percore may not inspect), its RSS from /proc/PID/statm counts
-// instead, and the measure is MeasureRSS: that errs high, never low.
-//
-// Reading smaps_rollup walks the process's page tables, 20 to 50 µs per
-// resident MiB (BenchmarkGroupMemory), where statm costs the same whatever
-// the size (the walk of the tree's /proc files, 0.1 to 0.3 ms): the sampler
-// reads PSS at most every Guard.Every and estimates it from groupRSS in
-// between (see meter).
-func groupMemory(pid int) (uint64, MemoryMeasure, bool) {
-	total, found, allPSS := uint64(0), false, true
-	var buf [4096]byte
-	walkTree(pid, func(p int) {
-		if n, pss, ok := processMemory(p, buf[:]); ok {
-			total += n
-			found = true
-			allPSS = allPSS && pss
-		}
-	})
-	if allPSS {
-		return total, MeasurePSS, found
-	}
-	return total, MeasureRSS, found
-}
-
-// groupRSS adds up the RSS of a worker and its descendants from
-// /proc/PID/statm: pages shared between processes count once per process.
-func groupRSS(pid int) (uint64, bool) {
-	total, found := uint64(0), false
-	var buf [4096]byte
-	walkTree(pid, func(p int) {
-		if n, ok := residentBytes(p, buf[:]); ok {
-			total += n
-			found = true
-		}
-	})
-	return total, found
-}
-
-// walkTree calls fn for pid and each of its descendants, up to maxTree
+// treeMemory measures the memory of a worker and its descendants (the
+// process tree a wrapper such as npm starts, and the processes the worker
+// started in groups or sessions of their own), and returns the tree's
 // processes. It walks the tree through /proc/PID/task/TID/children rather
 // than scanning all of /proc, which costs a few reads per worker whatever
-// else runs on the machine.
-func walkTree(pid int, fn func(pid int)) {
-	queue := []int{pid}
-	for i := 0; i < len(queue) && i < maxTree; i++ {
-		fn(queue[i])
-		queue = appendChildren(queue, queue[i])
+// else runs on the machine. It reports false when root has ended, even if
+// its pid now names another process.
+//
+// The RSS of each process comes from /proc/PID/statm: pages shared between
+// processes count once per process. With pss, each process's PSS comes
+// from /proc/PID/smaps_rollup too, as the kernel counts it: a page shared
+// by several processes counts a share to each, so that npm, sh and node
+// sharing libraries and the node binary's code count them once in all.
+// Where a process's smaps_rollup cannot be read (a kernel before 4.14, or
+// a process percore may not inspect), its RSS counts instead, and the
+// measure is MeasureRSS: that errs high, never low.
+//
+// Reading smaps_rollup walks the process's page tables, 20 to 50 µs per
+// resident MiB (BenchmarkTreeMemory), where statm costs the same whatever
+// the size (the walk of the tree's /proc files, 0.1 to 0.3 ms): the sampler
+// reads PSS at most every Guard.Every and estimates it from the RSS in
+// between (see meter).
+func treeMemory(root proc, pss bool) ([]proc, treeUse, bool) {
+	if p, ok := readProc(root.pid); !ok || p.start != root.start || p.state == 'Z' {
+		return nil, treeUse{}, false
 	}
+	var u treeUse
+	found, allPSS := false, true
+	var buf [4096]byte
+	var tree []proc
+	queue := []int{root.pid}
+	for i := 0; i < len(queue) && i < maxTree; i++ {
+		p, ok := readProc(queue[i])
+		if !ok || p.state == 'Z' {
+			continue
+		}
+		if rss, ok := residentBytes(p.pid, buf[:]); ok {
+			u.rss += rss
+			found = true
+			if pss {
+				n, ok := pssBytes(p.pid, buf[:])
+				if !ok {
+					n, allPSS = rss, false
+				}
+				u.pss += n
+			}
+		}
+		tree = append(tree, p)
+		queue = appendChildren(queue, p.pid)
+	}
+	switch {
+	case !pss:
+	case allPSS:
+		u.measure = MeasurePSS
+	default:
+		u.measure = MeasureRSS
+	}
+	return tree, u, found
 }
 
-// processMemory is the PSS of one process in bytes, or its RSS (pss false)
-// where smaps_rollup cannot be read. buf is scratch space.
-func processMemory(pid int, buf []byte) (n uint64, pss, ok bool) {
-	if data, err := readInto("/proc/"+strconv.Itoa(pid)+"/smaps_rollup", buf); err == nil {
-		if kb, ok := field(data, "\nPss:"); ok {
-			return kb << 10, true, true
-		}
+// pssBytes is the PSS of one process from /proc/PID/smaps_rollup. buf is
+// scratch space.
+func pssBytes(pid int, buf []byte) (uint64, bool) {
+	data, err := readInto("/proc/"+strconv.Itoa(pid)+"/smaps_rollup", buf)
+	if err != nil {
+		return 0, false
 	}
-	n, ok = residentBytes(pid, buf)
-	return n, false, ok
+	kb, ok := field(data, "\nPss:")
+	return kb << 10, ok
 }
 
 // residentBytes is the RSS of one process from /proc/PID/statm.

@@ -65,40 +65,64 @@ func startTree(t testing.TB, script string, n int, minRSS uint64) int {
 
 // rssOf is the RSS of pid and its descendants.
 func rssOf(pid int) uint64 {
-	rss, _ := groupRSS(pid)
-	return rss
+	return measureTree(pid, false).rss
+}
+
+// measureTree is treeMemory of pid and its descendants.
+func measureTree(pid int, pss bool) treeUse {
+	root, ok := readProc(pid)
+	if !ok {
+		return treeUse{}
+	}
+	_, u, _ := treeMemory(root, pss)
+	return u
+}
+
+// treeWalk is a meter's walk of the tree below pid.
+func treeWalk(pid int) func(pss bool) (treeUse, bool) {
+	root, _ := readProc(pid)
+	return func(pss bool) (treeUse, bool) {
+		_, u, ok := treeMemory(root, pss)
+		return u, ok
+	}
 }
 
 const idleNode = `node -e "setInterval(() => {}, 1000)"`
 
-// TestGroupMemoryCountsSharedPagesOnce: a worker's tree of sh and two
+// TestTreeMemoryCountsSharedPagesOnce: a worker's tree of sh and two
 // node processes shares the node binary's code and the libraries. The
 // sum of the processes' PSS counts each shared page once in all, well
 // below the sum of their RSS, which counts it in each process (the guard's
-// figure before).
-func TestGroupMemoryCountsSharedPagesOnce(t *testing.T) {
+// figure before); the walk finds all three processes.
+func TestTreeMemoryCountsSharedPagesOnce(t *testing.T) {
 	if _, err := exec.LookPath("node"); err != nil {
 		t.Skip("node is not installed")
 	}
 	pid := startTree(t, idleNode+" & "+idleNode+"; wait", 2, 30<<20)
-	mem, measure, ok := groupMemory(pid)
-	rss, _ := groupRSS(pid)
-	t.Logf("sh and two node processes: PSS sum %.1f MiB, RSS sum %.1f MiB", float64(mem)/(1<<20), float64(rss)/(1<<20))
-	if !ok || measure != MeasurePSS {
-		t.Fatalf("groupMemory = %d, %s, %v; want a PSS figure", mem, measure, ok)
+	root, ok := readProc(pid)
+	if !ok {
+		t.Fatalf("read process %d", pid)
 	}
-	if mem == 0 || mem > rss*85/100 {
-		t.Errorf("PSS sum %d bytes, RSS sum %d: want the PSS sum well below", mem, rss)
+	tree, u, ok := treeMemory(root, true)
+	t.Logf("sh and two node processes: PSS sum %.1f MiB, RSS sum %.1f MiB", float64(u.pss)/(1<<20), float64(u.rss)/(1<<20))
+	if !ok || u.measure != MeasurePSS || len(tree) != 3 {
+		t.Fatalf("treeMemory = %d processes, %+v, %v; want 3 and a PSS figure", len(tree), u, ok)
+	}
+	if u.pss == 0 || u.pss > u.rss*85/100 {
+		t.Errorf("PSS sum %d bytes, RSS sum %d: want the PSS sum well below", u.pss, u.rss)
+	}
+	if _, rssOnly, _ := treeMemory(root, false); rssOnly.pss != 0 || rssOnly.measure != MeasureNone || rssOnly.rss == 0 {
+		t.Errorf("a walk without PSS measured %+v", rssOnly)
 	}
 }
 
-// BenchmarkGroupMemory measures the guard's sampling of a worker's tree:
+// BenchmarkTreeMemory measures the guard's sampling of a worker's tree:
 // one PSS reading from smaps_rollup, one RSS reading from statm (all it
 // read before), and the samples of one second near the budget (ten, one
 // of them a PSS reading); for sh with two idle node processes, and for one
 // node process holding 512 MiB of Buffers (smaps_rollup walks every
 // resident page).
-func BenchmarkGroupMemory(b *testing.B) {
+func BenchmarkTreeMemory(b *testing.B) {
 	if _, err := exec.LookPath("node"); err != nil {
 		b.Skip("node is not installed")
 	}
@@ -113,14 +137,15 @@ func BenchmarkGroupMemory(b *testing.B) {
 	}
 	for _, tr := range trees {
 		pid := startTree(b, tr.script, tr.n, tr.min)
+		walk := treeWalk(pid)
 		b.Run(tr.name+"/pss", func(b *testing.B) {
 			for b.Loop() {
-				groupMemory(pid)
+				walk(true)
 			}
 		})
 		b.Run(tr.name+"/statm", func(b *testing.B) {
 			for b.Loop() {
-				groupRSS(pid)
+				walk(false)
 			}
 		})
 		// One second of a worker near its budget: a sample every 100 ms,
@@ -130,7 +155,7 @@ func BenchmarkGroupMemory(b *testing.B) {
 			at := time.Now()
 			for b.Loop() {
 				for i := range 10 {
-					mt.read(1, pid, at.Add(time.Duration(i)*100*time.Millisecond), 950*time.Millisecond)
+					mt.read(1, at.Add(time.Duration(i)*100*time.Millisecond), 950*time.Millisecond, walk)
 				}
 				at = at.Add(time.Second)
 			}
@@ -146,25 +171,26 @@ func TestMeterEstimatesPSSBetweenReadings(t *testing.T) {
 		t.Skip("node is not installed")
 	}
 	pid := startTree(t, idleNode+" & "+idleNode+"; wait", 2, 30<<20)
+	walk := treeWalk(pid)
 	var mt meter
 	now := time.Now()
-	r, ok := mt.read(1, pid, now, time.Second)
+	r, ok := mt.read(1, now, time.Second, walk)
 	full := r.mem
 	if !ok || r.measure != MeasurePSS || mt.at != now {
 		t.Fatalf("first read: %+v, %v; meter %+v", r, ok, mt)
 	}
-	r, ok = mt.read(1, pid, now.Add(500*time.Millisecond), time.Second)
+	r, ok = mt.read(1, now.Add(500*time.Millisecond), time.Second, walk)
 	est, measure := r.mem, r.measure
-	rss, _ := groupRSS(pid)
+	rss := rssOf(pid)
 	t.Logf("PSS %.1f MiB, estimate %.1f MiB, RSS %.1f MiB", float64(full)/(1<<20), float64(est)/(1<<20), float64(rss)/(1<<20))
 	if !ok || measure != MeasurePSS || mt.at != now || est > full+full/10 || est < full-full/10 {
 		t.Errorf("estimate %d by %s, %v (meter %+v), want within 10%% of the PSS %d", est, measure, ok, mt, full)
 	}
-	mt.read(1, pid, now.Add(time.Second), time.Second)
+	mt.read(1, now.Add(time.Second), time.Second, walk)
 	if !mt.at.Equal(now.Add(time.Second)) {
 		t.Errorf("a reading a second later was an estimate: %+v", mt)
 	}
-	mt.read(2, pid, now.Add(time.Second+time.Millisecond), time.Second)
+	mt.read(2, now.Add(time.Second+time.Millisecond), time.Second, walk)
 	if mt.key != 2 || !mt.at.Equal(now.Add(time.Second+time.Millisecond)) {
 		t.Errorf("another worker's reading was an estimate: %+v", mt)
 	}

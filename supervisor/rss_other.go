@@ -2,8 +2,5 @@
 
 package supervisor
 
-// groupMemory is unknown without /proc: memory recycling is Linux-only.
-func groupMemory(pgid int) (uint64, MemoryMeasure, bool) { return 0, MeasureNone, false }
-
-// groupRSS is unknown without /proc.
-func groupRSS(pgid int) (uint64, bool) { return 0, false }
+// treeMemory is unknown without /proc: memory recycling is Linux-only.
+func treeMemory(root proc, pss bool) ([]proc, treeUse, bool) { return nil, treeUse{}, false }

@@ -39,6 +39,9 @@ type replaceRequest struct {
 	reason    string // what is counted: "reload", "max-memory", "memory loop", "max-requests"
 	detail    string // what /status shows, when more than reason
 	stopFirst bool   // stop the old worker before the replacement starts
+	// probation says the replacement runs new code: it serves beside the
+	// old worker for Config.Probation before the old one retires (a reload)
+	probation bool
 	done      chan error
 }
 
@@ -67,6 +70,7 @@ type WorkerStatus struct {
 	Replaced    int           // planned replacements: reloads and recycling
 	LastExit    *Exit         // how the previous process ended, nil if none did
 	LastReason  string        // why it ended: "crash", "boot failure", "not ready in time", "reload", "max-memory", "memory loop", ...
+	LastStop    *StopRecord   // how percore's stop of the previous process went; nil when no stop ended it
 	Started     time.Time     // when the current process started
 	ReadySince  time.Time     // when it became ready; zero unless ready
 	RSS         uint64        // memory of the worker's process group in bytes, as Measure says (0 until measured)
@@ -79,7 +83,7 @@ type WorkerStatus struct {
 // publish copies the machine's state into the slot's view.
 func (sl *slot) publish(m *machine) {
 	ws := WorkerStatus{ID: sl.id, State: m.phase.State(), Restarts: m.rec.restarts, Replaced: m.rec.replaced,
-		LastExit: m.rec.lastExit, LastReason: m.rec.lastReason}
+		LastExit: m.rec.lastExit, LastReason: m.rec.lastReason, LastStop: m.rec.lastStop}
 	v := slotView{phase: m.phase}
 	if l := m.cur; l != nil {
 		ws.PID, ws.Port, ws.Started, ws.Key, ws.Addr = l.w.pid, l.w.port, l.w.started, l.w.key, l.w.addr()
@@ -99,7 +103,7 @@ func (sl *slot) status(now time.Time) WorkerStatus {
 	sl.mu.Unlock()
 	ws := v.status
 	switch v.phase {
-	case phaseReady, phaseReplacing:
+	case phaseReady, phaseReplacing, phaseProbation:
 		switch {
 		case !v.routed:
 			ws.NotRouted = NotRoutedDraining // it exited; the slot records it
@@ -303,6 +307,33 @@ func (m *machine) replacementFailed(l *life, e Exit) {
 	m.req = nil
 }
 
+// reasonProbation is why a replacement that died on probation failed.
+const reasonProbation = "died on probation"
+
+// probationFailed records that a replacement on probation exited: it is
+// taken out of rotation and the old worker, which never stopped serving,
+// keeps serving. The error says in percore's words how long the replacement
+// served; what it printed goes to the log with the failed reload.
+func (m *machine) probationFailed(l *life, e Exit) {
+	served := time.Since(l.readySince).Round(10 * time.Millisecond)
+	m.fx.cleanup(l.w)
+	<-m.unroute(l)
+	l.w.awaitOutput()
+	m.next, m.phase = nil, phaseReady
+	detail := fmt.Sprintf("%s after it became ready, within its %s probation", served, m.cfg.Probation)
+	if l.killed != "" {
+		detail = l.killed
+	}
+	if e.OOMKilled {
+		m.countEnd(reasonOOMKill)
+	}
+	l.w.log.Error("replacement exited on probation", "exit", e.String(), "served", served)
+	err := &startError{w: l.w, exit: e, reason: reasonProbation, detail: detail}
+	m.cur.w.log.Error("replacement failed on probation; the old worker keeps serving", "reason", m.req.reason, "error", err)
+	m.answer(m.req, fmt.Errorf("worker %d: replacement %w", m.slot, err))
+	m.req = nil
+}
+
 // recycled records the end of a worker stopped before its replacement
 // starts, and starts the replacement.
 func (m *machine) recycled(l *life, e Exit) {
@@ -316,8 +347,9 @@ func (m *machine) recycled(l *life, e Exit) {
 	}
 	shown = oomOr(e, shown)
 	m.countReplacement(req.reason)
+	stop := m.stopEnd(l.w, e)
 	m.rec.lastExit, m.rec.lastReason = &e, shown
-	l.w.log.Info("worker stopped", "exit", e.String(), "reason", shown)
+	l.w.log.Info("worker stopped", append([]any{"exit", e.String(), "reason", shown}, stop.fields()...)...)
 	m.countEnd(oomOr(e, req.reason))
 	m.answer(req, nil)
 	if m.fx.stopping() {
@@ -334,6 +366,17 @@ func (m *machine) stopped(l *life, e Exit) {
 	m.toStopped()
 }
 
+// stopEnd returns how a stop of the worker that exited with e went, and
+// keeps it as the slot's last stop.
+func (m *machine) stopEnd(w *worker, e Exit) StopRecord {
+	r := w.stopRecord().settle(e)
+	m.rec.lastStop = nil
+	if r.End != StopEndNone {
+		m.rec.lastStop = &r
+	}
+	return r
+}
+
 // retired records the end of a worker that no longer is the slot's own: a
 // replaced worker, an ejected one whose replacement was starting, or a
 // replacement cut short by a stop.
@@ -342,7 +385,8 @@ func (m *machine) retired(l *life, e Exit) {
 	switch {
 	case l.req != nil:
 		m.fx.cleanup(l.w)
-		l.w.log.Info("worker stopped", "exit", e.String(), "reason", l.req.shown())
+		stop := m.stopEnd(l.w, e)
+		l.w.log.Info("worker stopped", append([]any{"exit", e.String(), "reason", l.req.shown()}, stop.fields()...)...)
 		m.countEnd(oomOr(e, l.req.reason))
 		m.rec.lastExit, m.rec.lastReason = &e, oomOr(e, l.req.shown())
 		m.answer(l.req, nil)
@@ -358,7 +402,8 @@ func (m *machine) retired(l *life, e Exit) {
 // stoppedFor records the end of a worker that was stopped for good. It is
 // not counted, unless the kernel's OOM killer ended it first.
 func (m *machine) stoppedFor(l *life, e Exit) {
-	l.w.log.Info("worker stopped", "exit", e.String())
+	stop := m.stopEnd(l.w, e)
+	l.w.log.Info("worker stopped", append([]any{"exit", e.String()}, stop.fields()...)...)
 	m.rec.lastExit, m.rec.lastReason = &e, oomOr(e, reasonStopped)
 	if e.OOMKilled {
 		m.countEnd(reasonOOMKill)
@@ -377,7 +422,7 @@ func oomOr(e Exit, reason string) string {
 // recordExit notes how a worker ended and, when it failed at boot, counts it.
 func (m *machine) recordExit(e Exit, reason, detail string, w *worker, failed bool) {
 	m.countEnd(reason)
-	m.rec.lastExit, m.rec.lastReason = &e, reason
+	m.rec.lastExit, m.rec.lastReason, m.rec.lastStop = &e, reason, nil
 	if !failed {
 		m.rec.bootFailures = 0
 		if detail != "" {

@@ -34,7 +34,7 @@ func (s State) String() string {
 
 // phase is where a slot is in the table of the package doc. Several phases
 // show as one State: a slot replacing its worker is ready, since its old
-// worker still serves.
+// worker still serves, and so is a slot whose replacement is on probation.
 type phase int
 
 // The phases of a slot; see the package doc for the events that move it.
@@ -42,6 +42,7 @@ const (
 	phaseStarting  phase = iota // a worker starts; none serves
 	phaseReady                  // the worker serves
 	phaseReplacing              // the worker serves while its replacement starts
+	phaseProbation              // the worker and its ready replacement serve until the probation is over
 	phaseEjecting               // the worker was taken out and is stopped or killed; a restart follows
 	phaseRecycling              // the worker drains and stops; its replacement starts when it is gone
 	phaseStopping               // the worker drains and stops; the slot ends
@@ -59,6 +60,8 @@ func (p phase) String() string {
 		return "ready"
 	case phaseReplacing:
 		return "replacing"
+	case phaseProbation:
+		return "probation"
 	case phaseEjecting:
 		return "ejecting"
 	case phaseRecycling:
@@ -79,7 +82,7 @@ func (p phase) State() State {
 	switch p {
 	case phaseStarting:
 		return StateStarting
-	case phaseReady, phaseReplacing:
+	case phaseReady, phaseReplacing, phaseProbation:
 		return StateReady
 	case phaseEjecting, phaseRecycling, phaseStopping:
 		return StateDraining

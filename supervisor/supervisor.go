@@ -60,10 +60,15 @@ type Supervisor struct {
 	firstOnce sync.Once
 	firstUp   chan struct{} // closed when the first worker is ready or failed
 
-	reloads  chan struct{} // a pending reload (buffered 1)
-	recycles chan recycle  // workers to replace one by one
+	reloads   chan struct{} // a pending reload (buffered 1)
+	recycles  chan recycle  // workers to replace one by one
+	replacing atomic.Int64  // when the replacement under way started (Unix ns); 0: none
 
 	ooms *oomLedger // matches the kernel's OOM kills with worker exits
+
+	memory atomic.Pointer[memorySettings] // the guard and the spare slot in force
+
+	fams *families // the processes of the live workers
 
 	mu      sync.Mutex // protects slots, target, reload, waiters, ends and results
 	slots   []*slot
@@ -82,7 +87,7 @@ func New(cfg Config) (*Supervisor, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, fmt.Errorf("supervisor config: %w", err)
 	}
-	return &Supervisor{
+	s := &Supervisor{
 		cfg:      cfg,
 		log:      cfg.Logger,
 		stopping: make(chan struct{}),
@@ -93,18 +98,50 @@ func New(cfg Config) (*Supervisor, error) {
 		ends:     map[string]uint64{},
 		results:  map[string]uint64{},
 		recycles: make(chan recycle, 64),
+		fams:     newFamilies(procfs{}),
 		ooms:     newOOMLedger(cfg.OOM),
-	}, nil
+	}
+	s.memory.Store(&memorySettings{guard: cfg.Guard, spareSlot: cfg.SpareSlot})
+	return s, nil
+}
+
+// memorySettings are the memory guard and the spare slot in force; a new
+// plan replaces them while the workers run.
+type memorySettings struct {
+	guard     Guard
+	spareSlot bool
+}
+
+// guard returns the memory guard in force.
+func (s *Supervisor) guard() Guard { return s.memory.Load().guard }
+
+// spareSlot reports whether a replacement may start before the worker it
+// replaces stops.
+func (s *Supervisor) spareSlot() bool { return s.memory.Load().spareSlot }
+
+// SetMemory puts a new memory guard and spare-slot decision in force, for a
+// new plan: the next sample of each worker is judged by g. Its intervals,
+// drain and memory loop window are kept from the start: they do not depend
+// on the plan.
+func (s *Supervisor) SetMemory(g Guard, spareSlot bool) {
+	old := s.guard()
+	g.Every, g.Near, g.Drain, g.Loop = old.Every, old.Near, old.Drain, old.Loop
+	g.setDefaults()
+	s.memory.Store(&memorySettings{guard: g, spareSlot: spareSlot})
+	if g != old {
+		s.log.Info("memory guard: new limits", "budget_mib", g.Budget>>20, "hard_mib", g.Hard>>20, "stop_first", !spareSlot)
+	}
 }
 
 // Run starts the workers and supervises them until Stop has stopped them all
 // (it then returns nil) or until they keep failing at start-up (it then stops
 // the rest within the stop budget and returns a *CrashLoopError).
 func (s *Supervisor) Run() error {
-	if g := s.cfg.Guard; g.On() {
-		s.log.Info("memory guard: a worker above the budget is recycled, above the hard limit killed",
+	if g := s.guard(); g.On() {
+		s.log.Info("memory guard: a worker is recycled so that it is gone before its budget at the rate it grows, killed above the hard limit",
 			"budget_mib", g.Budget>>20, "hard_mib", g.Hard>>20, "every", g.Every, "near", g.Near,
-			"near_above_percent", NearPercent, "stop_first", !s.cfg.SpareSlot)
+			"near_above_percent", NearPercent, "drain", g.Drain, "stop_first", !s.spareSlot(),
+			"cgroup_checked", s.cfg.Cgroup != nil)
 	}
 	s.loops.Add(2)
 	go s.replacer()
@@ -131,16 +168,33 @@ func (s *Supervisor) Run() error {
 	return err
 }
 
-// Stop asks every worker to stop: each is drained, gets the stop signal, and
-// is killed when ctx ends. Give ctx the whole shutdown budget as its
-// deadline; cancel it with cause ErrHurry for a fast stop. Stop returns at
-// once; Run returns when every worker is gone. Calls after the first are
-// ignored.
+// Stop asks every worker to stop: each stays routed until the Router sees
+// it idle, is drained, and gets the stop signal, then or, still busy, when
+// only HandlerShare(ShutdownTimeout) is left before ctx's deadline; what is
+// left of it at the deadline is killed. Give ctx the whole shutdown budget
+// as its deadline; cancel it with cause ErrHurry for a fast stop. Stop
+// returns at once; Run returns when every worker is gone. Calls after the
+// first are ignored.
 func (s *Supervisor) Stop(ctx context.Context) {
 	s.stopOnce.Do(func() {
+		// Under mu, as slots are added: a Scale or the start of the later
+		// slots either adds its slots before the stop, which then stops
+		// them, or sees the stop and adds none.
+		s.mu.Lock()
+		defer s.mu.Unlock()
 		s.stopCtx = ctx
 		close(s.stopping)
 	})
+}
+
+// stoppingLocked reports whether Stop was called; the caller holds mu.
+func (s *Supervisor) stoppingLocked() bool {
+	select {
+	case <-s.stopping:
+		return true
+	default:
+		return false
+	}
 }
 
 // startSlots starts the first worker alone, and the others once it is
@@ -167,7 +221,7 @@ func (s *Supervisor) startSlots() <-chan struct{} {
 		}
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		for len(s.slots) < s.target {
+		for len(s.slots) < s.target && !s.stoppingLocked() {
 			s.addSlotLocked()
 		}
 	}()
@@ -248,13 +302,11 @@ func (s *Supervisor) Scale(n int) (int, error) {
 	if n < 1 || n > MaxWorkers {
 		return 0, fmt.Errorf("scale to %d: want 1 to %d workers", n, MaxWorkers)
 	}
-	select {
-	case <-s.stopping:
-		return 0, errStopping
-	default:
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.stoppingLocked() {
+		return 0, errStopping
+	}
 	s.target = n
 	for len(s.slots) < n {
 		s.addSlotLocked()

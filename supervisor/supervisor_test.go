@@ -43,6 +43,14 @@ func (r *recordingRouter) Drain(key uint64) <-chan struct{} {
 	return c
 }
 
+func (r *recordingRouter) Idle(key uint64) <-chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}
+
+func (r *recordingRouter) InFlight(key uint64) int { return 0 }
+
 func (r *recordingRouter) count() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -68,7 +76,7 @@ func newRig(t *testing.T, fake string, workers int, mutate func(*Config), env ..
 		Command: argv, Env: fullEnv, Workers: workers, Launcher: w, Router: rig.router,
 		Output:       NewOutput(OutputConfig{Stdout: rig.stdout, Stderr: rig.stdout}),
 		Logger:       hclog.New(&hclog.LoggerOptions{Level: hclog.Debug, Output: io.MultiWriter(testWriter{t}, rig.log)}),
-		ReadyTimeout: 5 * time.Second, BackoffMin: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond,
+		ReadyTimeout: testutil.Scaled(5 * time.Second), BackoffMin: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond,
 	}
 	if mutate != nil {
 		mutate(&cfg)
@@ -105,7 +113,7 @@ func (r *testRig) waitAdded(t *testing.T) string {
 	select {
 	case addr := <-r.router.added:
 		return addr
-	case <-time.After(10 * time.Second):
+	case <-time.After(testutil.Scaled(10 * time.Second)):
 		t.Fatal("no worker became ready")
 		return ""
 	}
@@ -228,8 +236,15 @@ func TestStopKillsWorkerThatIgnoresTerm(t *testing.T) {
 	if took := time.Since(start); took > 3*time.Second {
 		t.Errorf("stop took %s with a 500ms budget", took)
 	}
-	if e := rig.sup.Snapshot()[0].LastExit; e == nil || e.Signal != syscall.SIGKILL {
+	ws := rig.sup.Snapshot()[0]
+	if e := ws.LastExit; e == nil || e.Signal != syscall.SIGKILL {
 		t.Errorf("last exit = %v, want SIGKILL", e)
+	}
+	if ws.LastStop == nil || ws.LastStop.End != StopEndKilled {
+		t.Errorf("stop record %+v, want killed at the deadline", ws.LastStop)
+	}
+	if !strings.Contains(rig.log.String(), "sending the stop signal") {
+		t.Errorf("the worker was killed without the stop signal first:\n%s", rig.log.String())
 	}
 }
 
@@ -291,5 +306,32 @@ func TestListensOnIgnoresOtherProcessesSockets(t *testing.T) {
 	}
 	if ok, err := listensOn(worker, rig.sup.Snapshot()[0].Port); !ok {
 		t.Errorf("the worker's own listener was not found: %v", err)
+	}
+}
+
+// A scale that comes with a stop either adds its workers before the stop,
+// which then stops them, or is refused: it never adds a slot after it.
+func TestScaleAfterStopAddsNoSlot(t *testing.T) {
+	rig := newRig(t, "serve", 1, nil)
+	rig.waitAdded(t)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < 50; i++ {
+			if _, err := rig.sup.Scale(2 + i%3); err != nil {
+				return
+			}
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	rig.sup.Stop(ctx)
+	<-done
+	before := len(rig.sup.slotList())
+	if _, err := rig.sup.Scale(6); !errors.Is(err, errStopping) {
+		t.Errorf("Scale after Stop = %v, want errStopping", err)
+	}
+	if after := len(rig.sup.slotList()); after != before {
+		t.Errorf("Scale after Stop changed the slots from %d to %d", before, after)
 	}
 }

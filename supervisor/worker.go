@@ -1,7 +1,6 @@
 package supervisor
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -9,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -17,22 +17,42 @@ import (
 )
 
 // worker is one process serving in a slot. Its fields are set before it is
-// shared and never change, except through the owning slot.
+// shared and never change, except through the owning slot, and except its
+// stop record, which the goroutine that stops it writes, and sigkilled,
+// which whatever sends its group SIGKILL sets.
 type worker struct {
-	key     uint64
-	slot    int
-	port    int
-	sock    string // the Unix socket path, when workers listen on sockets
-	appPort int    // direct mode: the PORT the app's listen call names, redirected to its socket
-	pid     int
-	started time.Time
-	exit    <-chan Exit   // read only by watchExit
-	gone    chan struct{} // closed once the process has exited
-	tail    *Tail
-	output  <-chan struct{} // closed once the output pipes ended and tail holds the last lines
-	log     hclog.Logger
+	key        uint64
+	slot       int
+	port       int
+	sock       string // the Unix socket path, when workers listen on sockets
+	appPort    int    // direct mode: the PORT the app's listen call names, redirected to its socket
+	publicPort int    // direct mode: the port of its public socket; 0 when unknown
+	pid        int
+	started    time.Time
+	exit       <-chan Exit   // read only by watchExit
+	gone       chan struct{} // closed once the process has exited
+	tail       *Tail
+	output     <-chan struct{} // closed once the output pipes ended and tail holds the last lines
+	log        hclog.Logger
+	fam        *family // the processes it started
 
 	sigkilled atomic.Bool // percore sent its group SIGKILL: its SIGKILL exit is no OOM kill
+
+	mu      sync.Mutex // protects stopRec
+	stopRec StopRecord // what a stop did to it
+}
+
+// stopRecord returns what a stop did to the worker so far.
+func (w *worker) stopRecord() StopRecord {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.stopRec
+}
+
+func (w *worker) setStopRecord(r StopRecord) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.stopRec = r
 }
 
 // signal sends sig to the worker's process group. A SIGKILL is noted
@@ -145,9 +165,11 @@ func (s *Supervisor) spawn(slot int) (*worker, error) {
 			return nil, fmt.Errorf("prepare worker %d: %w", slot, err)
 		}
 	}
-	if err := s.startProcess(w, argv, env, public); err != nil {
+	key := s.fams.keyFor(w.key)
+	if err := s.startProcess(w, argv, withWorkerKey(env, key), public); err != nil {
 		return nil, fmt.Errorf("start worker %d (%s): %w", slot, argv[0], err)
 	}
+	w.fam = s.fams.add(w.pid, key)
 	w.log = s.log.With("worker", slot, "pid", w.pid)
 	return w, nil
 }
@@ -256,47 +278,4 @@ func readyPollDelay(elapsed time.Duration) time.Duration {
 		return 3 * time.Millisecond
 	}
 	return 20 * time.Millisecond
-}
-
-// stop ends a worker: it waits until the router has drained it, sends the
-// stop signal to its process group, waits for it to exit, and kills the
-// group if it does not. ctx bounds the whole stop; when ctx ends because of
-// a fast stop (its cause is ErrHurry) the worker still gets the stop signal
-// and HurryGrace before SIGKILL. The worker's exit reaches its slot through
-// watchExit.
-func (s *Supervisor) stop(ctx context.Context, w *worker, drained <-chan struct{}) {
-	select {
-	case <-w.gone:
-		return
-	case <-drained:
-	case <-ctx.Done():
-	}
-	if errors.Is(context.Cause(ctx), context.DeadlineExceeded) {
-		w.log.Warn("killing worker process group")
-		s.killGroup(w)
-		return
-	}
-	if err := w.signal(s.cfg.StopSignal); err != nil {
-		w.log.Warn("send stop signal", "error", err)
-	}
-	grace := ctx
-	if ctx.Err() != nil {
-		var cancel context.CancelFunc
-		grace, cancel = context.WithTimeout(context.Background(), HurryGrace)
-		defer cancel()
-	}
-	select {
-	case <-w.gone:
-	case <-grace.Done():
-		w.log.Warn("killing worker process group")
-		s.killGroup(w)
-	}
-}
-
-// killGroup removes whatever is left of the worker's process group, such as
-// the children of a wrapper command.
-func (s *Supervisor) killGroup(w *worker) {
-	if err := w.signal(syscall.SIGKILL); err != nil {
-		w.log.Warn("kill process group", "error", err)
-	}
 }

@@ -25,7 +25,7 @@ const maxDelay = 5 * time.Second
 
 // Result is how a reload went.
 type Result struct {
-	Failed   bool          // the new code did not start; the old workers serve on
+	Failed   bool          // the new code did not start, or died on probation; the old workers serve on
 	Replaced int           // workers replaced
 	Took     time.Duration // how long the reload ran
 }

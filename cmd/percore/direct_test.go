@@ -87,8 +87,9 @@ func TestDirectModeSpreadsConnectionsOverWorkers(t *testing.T) {
 	metrics := readAll(resp)
 	if !strings.Contains(metrics, "percore_direct_mode 1") ||
 		!strings.Contains(metrics, `percore_direct_queued_connections_total{result="passed"}`) || strings.Contains(metrics, "percore_requests_total") ||
+		strings.Contains(metrics, "percore_saturation") ||
 		!strings.Contains(metrics, "percore_workers_ready 2") {
-		t.Errorf("/metrics should mark direct mode, count no requests and show 2 ready:\n%s", metrics)
+		t.Errorf("/metrics should mark direct mode, count no requests, show no saturation and 2 ready:\n%s", metrics)
 	}
 
 	in.signal(syscall.SIGTERM)

@@ -165,8 +165,9 @@ func TestOutOfFileDescriptorsListenersRecover(t *testing.T) {
 }
 
 // TestAdminConnectionsCapped: thousands of keep-alive connections to the
-// admin listener do not grow percore's memory; once they are gone a probe
-// is answered.
+// admin listener do not grow percore's memory, and each new one is served
+// (older ones are closed to make room); once they are gone a probe is
+// answered.
 func TestAdminConnectionsCapped(t *testing.T) {
 	needNode(t)
 	const conns = 2000
@@ -197,7 +198,7 @@ func TestAdminConnectionsCapped(t *testing.T) {
 		}
 		held = append(held, c)
 		c.SetDeadline(time.Now().Add(5 * time.Second))
-		if _, err := c.Write([]byte("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
+		if _, err := c.Write([]byte("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")); err != nil {
 			continue // closed at once: over the cap
 		}
 		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
@@ -215,6 +216,9 @@ func TestAdminConnectionsCapped(t *testing.T) {
 	}
 	t.Logf("percore RSS %d KiB before, %d KiB with %d admin connections opened (%d served, kept alive)",
 		before, after, conns, served)
+	if served != conns {
+		t.Errorf("%d of %d new admin connections served, want every one", served, conns)
+	}
 	if grown := after - before; grown > 16<<10 {
 		t.Errorf("percore's RSS grew by %d KiB with %d admin connections, want a bounded growth", grown, conns)
 	}
@@ -232,5 +236,89 @@ func TestAdminConnectionsCapped(t *testing.T) {
 			t.Fatalf("/healthz after the connections closed = %d %v", code, err)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// holdSilent opens n connections to addr that send nothing, and closes them
+// when the test ends.
+func holdSilent(t *testing.T, addr string, n int) {
+	t.Helper()
+	held := make([]net.Conn, 0, n)
+	t.Cleanup(func() {
+		for _, c := range held {
+			c.Close()
+		}
+	})
+	for range n {
+		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			t.Fatalf("dial after %d connections: %v", len(held), err)
+		}
+		held = append(held, c)
+	}
+}
+
+// openFiles returns how many files pid has open, or -1.
+func openFiles(pid int) int {
+	entries, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		return -1
+	}
+	return len(entries)
+}
+
+// TestProbesAnswerWhileOutOfDescriptors: while silent connections to the
+// public port hold every descriptor percore may open, every probe of
+// /healthz and /readyz, each on a new connection with a 1 s timeout,
+// answers 503 saying why, within the second: none times out, although the
+// public listener keeps retrying its accepts and takes any descriptor that
+// frees.
+func TestProbesAnswerWhileOutOfDescriptors(t *testing.T) {
+	needNode(t)
+	const limit, polls = 128, 20
+	in := startVia(t, underFileLimit(limit, limit), "--workers", "1", "--control", "off",
+		"--header-timeout", "60s", "--", "node", appJS())
+	pid := in.cmd.Process.Pid
+	holdSilent(t, in.addr, limit+32) // more than percore can accept: the rest wait in the backlog
+	in.findLog("listener cannot accept connections", 10*time.Second)
+	full := 0
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if full = openFiles(pid); full >= limit-1 {
+			break
+		}
+	}
+	if full < limit-1 {
+		t.Fatalf("percore has %d files open, not its limit %d: the test did not exhaust it", full, limit)
+	}
+	c := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	ok := map[string]int{}
+	var slowest time.Duration
+	var failed []string
+	for i := range polls {
+		path := "/healthz"
+		if i%2 == 1 {
+			path = "/readyz?verbose"
+		}
+		begun := time.Now()
+		resp, err := c.Get("http://" + in.admin + path)
+		if err != nil {
+			failed = append(failed, path+": "+err.Error())
+			continue
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		took := time.Since(begun)
+		slowest = max(slowest, took)
+		if resp.StatusCode != 503 || !strings.Contains(string(body), "too many open files") || took > time.Second {
+			failed = append(failed, fmt.Sprintf("%s: %d %q in %s", path, resp.StatusCode, body, took))
+			continue
+		}
+		ok[path]++
+		time.Sleep(100 * time.Millisecond) // spread the polls over the public listener's retries
+	}
+	t.Logf("%d files open under a limit of %d: /healthz %d of %d polls 503 with the reason within 1s, /readyz %d of %d (slowest %s)",
+		full, limit, ok["/healthz"], polls/2, ok["/readyz?verbose"], polls/2, slowest.Round(time.Microsecond))
+	if len(failed) > 0 {
+		t.Errorf("%d of %d polls did not answer 503 with the reason within 1s: %q", len(failed), polls, failed)
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -146,6 +147,59 @@ func TestKilledWorkerIsReplacedWhileTrafficFlows(t *testing.T) {
 	}
 	if seen[victim] || len(seen) != 2 {
 		t.Errorf("pids after the kill = %v, want 2 without the killed %d", seen, victim)
+	}
+}
+
+// TestGETWaitsForTheReplacementOfItsKilledWorker kills the only worker
+// with a GET in flight on it, five times: each GET, which may be sent
+// again, is answered by the replacement rather than failing while the
+// supervisor has not yet seen the death.
+func TestGETWaitsForTheReplacementOfItsKilledWorker(t *testing.T) {
+	needNode(t)
+	in := start(t, "--workers", "1", "--", "node", appJS())
+	type result struct {
+		status int
+		h      hello
+		err    error
+	}
+	for i := 0; i < 5; i++ {
+		var h hello
+		getJSON(t, "http://"+in.addr+"/", &h)
+		victim := h.PID
+		say := fmt.Sprintf("in-flight-%d-%d", i, victim)
+		done := make(chan result, 1)
+		go func() {
+			var r result
+			resp, err := client.Get("http://" + in.addr + "/slow?ms=1000&say=" + say)
+			if err != nil {
+				done <- result{err: err}
+				return
+			}
+			defer resp.Body.Close()
+			r.status = resp.StatusCode
+			r.err = json.NewDecoder(resp.Body).Decode(&r.h)
+			done <- r
+		}()
+		deadline := time.Now().Add(10 * time.Second)
+		for !strings.Contains(in.stdout.String(), say+"\n") {
+			if time.Now().After(deadline) {
+				t.Fatalf("try %d: the worker never got the GET; stdout %q", i, in.stdout.String())
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		if err := syscall.Kill(victim, syscall.SIGKILL); err != nil {
+			t.Fatalf("try %d: kill worker %d: %v", i, victim, err)
+		}
+		var r result
+		select {
+		case r = <-done:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("try %d: no answer to the GET within 30s; logs:\n%s", i, in.logs.String())
+		}
+		if r.err != nil || r.status != 200 || r.h.PID == victim || r.h.PID == 0 {
+			t.Fatalf("try %d: GET in flight when its worker %d was killed: status %d, pid %d, error %v; "+
+				"want 200 from the replacement; logs:\n%s", i, victim, r.status, r.h.PID, r.err, in.logs.String())
+		}
 	}
 }
 

@@ -173,7 +173,7 @@ func (in *instance) logField(msg, field string) string {
 
 func (in *instance) waitLog(msg string, timeout time.Duration) map[string]any {
 	in.t.Helper()
-	deadline := time.After(timeout)
+	deadline := time.After(testutil.Scaled(timeout))
 	for {
 		select {
 		case m, ok := <-in.lines:
@@ -193,7 +193,7 @@ func (in *instance) waitLog(msg string, timeout time.Duration) map[string]any {
 // whose message starts with msg. Unlike waitLog it consumes nothing.
 func (in *instance) findLog(msg string, timeout time.Duration) map[string]any {
 	in.t.Helper()
-	deadline := time.Now().Add(timeout)
+	deadline := time.Now().Add(testutil.Scaled(timeout))
 	for {
 		in.mu.Lock()
 		for _, m := range in.seen {

@@ -20,13 +20,22 @@ const (
 	helpRSS      = "Memory of each worker's whole process tree: the sum of its processes' PSS (shared pages divided among the processes sharing them), or of their RSS where /proc/PID/smaps_rollup cannot be read."
 	helpReady    = "Workers taking traffic."
 	helpWorkers  = "Worker slots configured."
-	helpRestarts = "Worker processes ended, by reason: crash, boot failure, not ready in time, health check, oom kill (the kernel's OOM killer), memory loop (over the memory budget soon after ready, as was the worker before: recycled after a backoff) (unplanned); reload, max-memory, max-requests (planned)."
+	helpRestarts = "Worker processes ended, by reason: crash, boot failure, not ready in time, health check, oom kill (the kernel's OOM killer), memory loop (recycled for its memory soon after ready, as was the worker before: after a backoff unless it keeps growing) (unplanned); reload, max-memory, max-requests (planned)."
 	helpReloads  = "Rolling reloads finished, by result."
 	helpTunnels  = "Upgraded connections (WebSockets) open."
 	helpSticky   = "Requests pinned to a worker (a socket.io session, --affinity), by result: followed to it, or moved because it was draining, ejected, full or gone."
 	helpSessions = "socket.io (engine.io) sessions whose worker percore remembers."
-	helpDirect   = "1 when connections go from the kernel to the workers (--mode direct): percore then measures no requests, inflight or tunnels."
+	helpEvicted  = "socket.io sessions percore forgot, by reason: expired (no request for 2 minutes), capacity (the least recently seen, to make room in a full table), worker_gone."
+	helpRefused  = "socket.io handshakes refused with 429, not forwarded, because their client address was over --socketio-session-rate."
+	helpDirect   = "1 when connections go from the kernel to the workers (--mode direct): percore then measures no requests, inflight, tunnels, saturation or queue."
 	helpPassed   = "Connections queued for a worker slot without a serving worker (--mode direct), accepted by percore: passed on to a serving worker, or closed because none served within 10 s."
+)
+
+// Help texts of the load figures, for an autoscaler.
+const (
+	helpSaturation = "Busy workers (a request in flight; an open WebSocket alone does not count) as a share of the ready ones, over the last 10 s sampled every 100 ms: 0 idle, 1 every worker always busy."
+	helpPerWorker  = "Requests in flight per ready worker (an open WebSocket alone does not count), over the last 10 s sampled every 100 ms."
+	helpQueued     = "Requests waiting for a worker at its --max-inflight limit, the mean over the last 10 s sampled every 100 ms; 0 without --max-inflight."
 )
 
 // notMeasured is what /status says of the request figures in direct mode.
@@ -39,6 +48,7 @@ type collector struct {
 	sup     *supervisor.Supervisor
 	pool    *proxy.Pool
 	handler *proxy.Handler
+	load    *loadWindow // nil in direct mode
 	mode    mode
 	direct  *direct.Sockets // nil in proxy mode
 }
@@ -56,6 +66,10 @@ func (c *collector) WriteMetrics(w io.Writer) error {
 		queued.Add(float64(closed), "closed")
 	} else {
 		c.addRequests(&s)
+		m := c.load.means()
+		s.Gauge("percore_saturation", helpSaturation).Add(m.Saturation)
+		s.Gauge("percore_inflight_per_worker", helpPerWorker).Add(m.PerWorker)
+		s.Gauge("percore_queued_requests", helpQueued).Add(m.Queued)
 	}
 	c.addWorkers(&s)
 	c.addSupervisor(&s)
@@ -89,6 +103,11 @@ func (c *collector) addRequests(s *promtext.Set) {
 	sticky.Add(float64(sc.Followed), "followed")
 	sticky.Add(float64(sc.Moved), "moved")
 	s.Gauge("percore_socketio_sessions", helpSessions).Add(float64(sc.Sessions))
+	evicted := s.Counter("percore_socketio_session_evictions_total", helpEvicted, "reason")
+	evicted.Add(float64(sc.Evicted.Expired), "expired")
+	evicted.Add(float64(sc.Evicted.Capacity), "capacity")
+	evicted.Add(float64(sc.Evicted.WorkerGone), "worker_gone")
+	s.Counter("percore_socketio_handshakes_refused_total", helpRefused).Add(float64(sc.Refused))
 	h := c.pool.Durations()
 	s.Histogram("percore_request_duration_seconds", helpDuration, proxy.DurationBuckets[:]).
 		AddHistogram(h.Buckets[:], h.Count, h.Sum)

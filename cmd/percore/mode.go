@@ -94,7 +94,7 @@ func writePreload(rt jsruntime.Runtime, m mode) (dir, path string, err error) {
 	if script == nil {
 		return "", "", nil
 	}
-	dir, err = os.MkdirTemp("", "percore-"+m.String()+"-")
+	dir, err = makeTempDir("percore-" + m.String() + "-")
 	if err != nil {
 		return "", "", fmt.Errorf("--mode %s: %w", m, err)
 	}
@@ -108,6 +108,34 @@ func writePreload(rt jsruntime.Runtime, m mode) (dir, path string, err error) {
 		return "", "", fmt.Errorf("--mode %s: %w", m, err)
 	}
 	return dir, path, nil
+}
+
+// tempDirs are where makeTempDir tries, in order: $TMPDIR, /tmp, and
+// /dev/shm, a tmpfs that container runtimes mount even over a read-only
+// root (docker run --read-only).
+func tempDirs() []string {
+	dirs := []string{os.TempDir()}
+	for _, d := range []string{"/tmp", "/dev/shm"} {
+		if d != dirs[0] {
+			dirs = append(dirs, d)
+		}
+	}
+	return dirs
+}
+
+// makeTempDir makes a directory for files of percore's that the workers
+// read, in the first of tempDirs that lets it: a TMPDIR of root's own does
+// not let --user write, and a read-only root lets nobody write in /tmp.
+func makeTempDir(prefix string) (string, error) {
+	var errs []error
+	for _, d := range tempDirs() {
+		dir, err := os.MkdirTemp(d, prefix)
+		if err == nil {
+			return dir, nil
+		}
+		errs = append(errs, err)
+	}
+	return "", errors.Join(errs...)
 }
 
 func (d *directParts) close() {
@@ -148,6 +176,14 @@ func (r directRouter) Drain(key uint64) <-chan struct{} {
 	r.sockets.Unserve(key)
 	return r.pool.Drain(key)
 }
+
+// Idle is the pool's: the pool sees no requests in direct mode, so a
+// worker is idle at once and gets the stop signal as soon as a stop begins;
+// the supervisor counts its open connections itself.
+func (r directRouter) Idle(key uint64) <-chan struct{} { return r.pool.Idle(key) }
+
+// InFlight is the pool's, which sees no requests in direct mode.
+func (r directRouter) InFlight(key uint64) int { return r.pool.InFlight(key) }
 
 // router is what the supervisor routes through: the pool alone in proxy
 // mode.

@@ -5,32 +5,36 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"github.com/percore/percore/control"
 	"github.com/percore/percore/health"
 	"github.com/percore/percore/jsruntime"
-	"github.com/percore/percore/machine"
+	"github.com/percore/percore/sizing"
 )
 
 // config is everything percore was asked to do.
 type config struct {
-	Port              string // the public port, used when Listen is empty
-	Listen            string // the public address; wins over Port
-	Workers           int    // 0 = auto
-	WorkersSource     string // which input set Workers
-	Admin             string // "" = off
-	Heap              machine.HeapMode
+	Port              string   // the public port, used when Listen is empty
+	Listen            string   // the public address; wins over Port
+	Workers           int      // 0 = auto
+	WorkersSource     string   // which input set Workers
+	Admin             string   // "" = off
+	AdminHosts        []string // names the admin listener answers as Host, besides IP addresses and localhost
+	Heap              sizing.HeapMode
 	HeapMB            int
 	Runtime           string             // "" = detect from the command
 	Runtimes          jsruntime.Registry // the runtimes percore knows
 	IncludeSwap       bool
+	FollowLimits      bool // --follow-limits, when FollowLimitsSet
+	FollowLimitsSet   bool
 	ShutdownTimeout   time.Duration
 	ReadyTimeout      time.Duration
+	Probation         time.Duration // 0 = off
 	WorkerWait        time.Duration
 	StopSignal        syscall.Signal
 	LogLevel          hclog.Level
@@ -39,7 +43,8 @@ type config struct {
 	MaxMemorySet      bool // --max-memory was given (even "off")
 	MaxRequests       int  // recycle a worker after this many requests; 0 = never
 	MaxRequestsJitter int
-	Control           string // the control socket path, "" = off
+	Control           string // --control: a path, or @name; "" = the default, named after the public address
+	ControlOff        bool   // --control off
 	Checks            health.CheckConfig
 	ChecksOn          bool
 	ReadyMin          int
@@ -74,6 +79,11 @@ const (
 	defaultPort            = "8080"
 	defaultAdmin           = ":8081"
 	defaultShutdownTimeout = 8 * time.Second
+	// defaultProbation covers the new code that dies soon after it
+	// listens: a failed connection to a database or a queue, an unhandled
+	// rejection, a first timer or request; each worker's replacement in a
+	// reload serves for it beside the worker it replaces.
+	defaultProbation = 3 * time.Second
 )
 
 func options() []option {
@@ -94,24 +104,31 @@ func coreOptions() []option {
 			usage: "how to pass the heap limit to the workers", set: setRuntime},
 		{name: "include-swap", isBool: true, def: "false",
 			usage: "count swap as memory when sizing heaps", set: setIncludeSwap},
+		{name: "follow-limits", value: "on|off", def: "on where a cgroup limits the CPUs or memory",
+			usage: "read the cgroup's limits every 2s and on SIGHUP, and plan again when they change", set: setFollowLimits},
 		{name: "admin", value: "HOST:PORT|off", def: defaultAdmin,
 			usage: "admin listener for /healthz and /readyz", set: setAdmin},
+		{name: "admin-hosts", value: "NAME,...", def: "none: IP addresses and localhost",
+			usage: "names, besides IP addresses and localhost, that requests to the admin listener may give as Host; others get 421 (against DNS rebinding)", set: setAdminHosts},
 		{name: "shutdown-timeout", value: "DURATION", def: defaultShutdownTimeout.String(),
 			usage: "budget for a graceful stop: drain, stop signal, then SIGKILL", set: durationSetter(func(c *config) *time.Duration { return &c.ShutdownTimeout })},
 		{name: "ready-timeout", value: "DURATION", def: "30s",
 			usage: "how long a worker may take to listen on its port", set: durationSetter(func(c *config) *time.Duration { return &c.ReadyTimeout })},
+		{name: "probation", value: "DURATION", def: defaultProbation.String(),
+			usage: "in a reload, how long a new worker serves beside the one it replaces before that one stops; a new worker that dies within it fails the reload, the old workers serve on; 0 = off",
+			set:   setProbation},
 		{name: "worker-wait", value: "DURATION", def: "10s",
 			usage: "how long a request waits for a ready worker before 503", set: durationSetter(func(c *config) *time.Duration { return &c.WorkerWait })},
 		{name: "stop-signal", value: "SIGNAL", def: "SIGTERM",
 			usage: "signal that asks a worker to stop", set: setStopSignal},
 		{name: "max-memory", value: "MB|off", def: "the worker's memory budget when memory is limited (" + recycledByRSS(jsruntime.Default()) + ": always)",
-			usage: "memory guard: recycle a worker whose process group's RSS exceeds this, kill it above a hard limit", set: setMaxMemory},
+			usage: "memory guard: recycle a worker so that it is gone before its process group's RSS exceeds this, at the rate it grows; kill it above a hard limit", set: setMaxMemory},
 		{name: "max-requests", value: "N|off", def: "off",
 			usage: "recycle a worker after N requests (replaced first, then drained)", set: setMaxRequests},
 		{name: "max-requests-jitter", value: "N", def: "0",
 			usage: "recycle after up to N more requests, so workers are not recycled together", set: intSetter(0, 1<<30, func(c *config) *int { return &c.MaxRequestsJitter })},
-		{name: "control", value: "PATH|off", def: "$XDG_RUNTIME_DIR/percore/control.sock",
-			usage: "Unix socket for percore reload and percore scale", set: setControl},
+		{name: "control", value: "PATH|@NAME|off", def: "@percore/PORT or @percore/HOST:PORT after --port or --listen (Linux), else PORT.sock in $XDG_RUNTIME_DIR/percore",
+			usage: "Unix socket for percore reload and percore scale; @NAME is an abstract socket (Linux)", set: setControl},
 		{name: "health-path", value: "PATH", def: `"OPTIONS *" request`,
 			usage: "GET this path on each worker to check it (2xx/3xx passes); by default any answer to OPTIONS * passes", set: setHealthPath},
 		{name: "health-interval", value: "DURATION|off", def: health.DefaultCheckInterval.String(),
@@ -225,14 +242,14 @@ func defaultConfig(env map[string]string) *config {
 		Port:            port,
 		Runtimes:        jsruntime.Default(),
 		Admin:           defaultAdmin,
-		Heap:            machine.HeapAuto,
+		Heap:            sizing.HeapAuto,
 		ShutdownTimeout: defaultShutdownTimeout,
 		ReadyTimeout:    30 * time.Second,
+		Probation:       defaultProbation,
 		WorkerWait:      10 * time.Second,
 		StopSignal:      syscall.SIGTERM,
 		LogLevel:        hclog.Info,
 		LogFormat:       "text",
-		Control:         control.DefaultPath(),
 		ChecksOn:        true,
 		ReadyMin:        1,
 		LogPrefix:       "auto",
@@ -343,9 +360,9 @@ func setWorkers(c *config, v string) error {
 func setHeap(c *config, v string) error {
 	switch v {
 	case "auto":
-		c.Heap, c.HeapMB = machine.HeapAuto, 0
+		c.Heap, c.HeapMB = sizing.HeapAuto, 0
 	case "off":
-		c.Heap, c.HeapMB = machine.HeapOff, 0
+		c.Heap, c.HeapMB = sizing.HeapOff, 0
 	default:
 		n, err := strconv.Atoi(v)
 		if err != nil {
@@ -354,7 +371,7 @@ func setHeap(c *config, v string) error {
 		if n < 16 || n > 1<<20 {
 			return errors.New("want a heap size in MiB from 16 to 1048576")
 		}
-		c.Heap, c.HeapMB = machine.HeapFixed, n
+		c.Heap, c.HeapMB = sizing.HeapFixed, n
 	}
 	return nil
 }
@@ -365,6 +382,19 @@ func setRuntime(c *config, v string) error {
 		return err
 	}
 	c.Runtime = rt.String()
+	return nil
+}
+
+func setFollowLimits(c *config, v string) error {
+	switch v {
+	case "on":
+		c.FollowLimits = true
+	case "off":
+		c.FollowLimits = false
+	default:
+		return errors.New("want on or off")
+	}
+	c.FollowLimitsSet = true
 	return nil
 }
 
@@ -389,6 +419,39 @@ func setAdmin(c *config, v string) error {
 	return nil
 }
 
+// setAdminHosts takes host names (or IP addresses, always served anyway),
+// without ports.
+func setAdminHosts(c *config, v string) error {
+	names := splitList(v)
+	for _, n := range names {
+		if _, err := netip.ParseAddr(n); err != nil && !isHostName(n) {
+			return fmt.Errorf("%q is not a host name (want names such as percore.internal, separated by commas, without ports)", n)
+		}
+	}
+	c.AdminHosts = names
+	return nil
+}
+
+// isHostName reports whether n is a DNS name: dot-separated labels of
+// letters, digits, '-' and '_', with an optional trailing dot.
+func isHostName(n string) bool {
+	n = strings.TrimSuffix(n, ".")
+	if n == "" || len(n) > 253 {
+		return false
+	}
+	for label := range strings.SplitSeq(n, ".") {
+		if label == "" || len(label) > 63 || strings.HasPrefix(label, "-") {
+			return false
+		}
+		for _, r := range label {
+			if !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '-' || r == '_') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 func durationSetter(field func(*config) *time.Duration) func(*config, string) error {
 	return func(c *config, v string) error {
 		d, err := time.ParseDuration(v)
@@ -401,6 +464,15 @@ func durationSetter(field func(*config) *time.Duration) func(*config, string) er
 		*field(c) = d
 		return nil
 	}
+}
+
+func setProbation(c *config, v string) error {
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		return errors.New("want a duration such as 3s or 500ms, or 0 to turn it off")
+	}
+	c.Probation = d
+	return nil
 }
 
 // stopSignals are the signals a worker may be asked to stop with.
@@ -464,13 +536,13 @@ func setMaxRequests(c *config, v string) error {
 
 func setControl(c *config, v string) error {
 	if v == "off" {
-		c.Control = ""
+		c.Control, c.ControlOff = "", true
 		return nil
 	}
-	if !strings.HasPrefix(v, "/") && !strings.HasPrefix(v, ".") {
-		return errors.New(`want a socket path, or "off"`)
+	if v == "@" || (!strings.HasPrefix(v, "/") && !strings.HasPrefix(v, ".") && !strings.HasPrefix(v, "@")) {
+		return errors.New(`want a socket path, @NAME, or "off"`)
 	}
-	c.Control = v
+	c.Control, c.ControlOff = v, false
 	return nil
 }
 
@@ -546,12 +618,10 @@ load-balancing proxy, and supervises the workers.
 
 Usage:
   percore [flags] [--] COMMAND [ARGS...]
-  percore plan [--cpus N] [--memory SIZE] [--swap SIZE] [flags] [-- COMMAND]
-  percore reload [--control PATH]
-  percore scale N|+1|-1 [--control PATH]
-  percore status [--admin HOST:PORT] [--json]
-  percore top [--admin HOST:PORT]
-  percore version
+`)
+	printSubcommands(w)
+	fmt.Fprint(w, `
+Each command takes --help.
 
 Flags (each can also be set by the variable shown; a flag wins):
 `)

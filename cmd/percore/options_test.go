@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/percore/percore/machine"
+	"github.com/percore/percore/sizing"
 )
 
 func TestParseConfigPrecedence(t *testing.T) {
@@ -52,7 +52,7 @@ func TestParseConfigValues(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Heap != machine.HeapFixed || cfg.HeapMB != 300 || cfg.ShutdownTimeout != 25*time.Second ||
+	if cfg.Heap != sizing.HeapFixed || cfg.HeapMB != 300 || cfg.ShutdownTimeout != 25*time.Second ||
 		cfg.StopSignal != syscall.SIGINT || cfg.Admin != "" || cfg.LogFormat != "json" || !cfg.IncludeSwap {
 		t.Errorf("config = %+v", cfg)
 	}
@@ -63,8 +63,55 @@ func TestParseConfigValues(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Heap != machine.HeapOff || strings.Join(cfg.Command, " ") != "node --heap 1" {
+	if cfg.Heap != sizing.HeapOff || strings.Join(cfg.Command, " ") != "node --heap 1" {
 		t.Errorf("flags after COMMAND must belong to it: %+v", cfg)
+	}
+}
+
+// TestAdminHostsOption: --admin-hosts and PERCORE_ADMIN_HOSTS take a
+// comma-separated list of names; the flag wins.
+func TestAdminHostsOption(t *testing.T) {
+	cases := []struct {
+		args []string
+		env  map[string]string
+		want []string
+	}{
+		{[]string{"node"}, nil, nil},
+		{[]string{"--admin-hosts", "percore.internal, Admin.Example.,10.0.0.7,::1", "node"}, nil,
+			[]string{"percore.internal", "Admin.Example.", "10.0.0.7", "::1"}},
+		{[]string{"node"}, map[string]string{"PERCORE_ADMIN_HOSTS": "a.example,b_c.example"}, []string{"a.example", "b_c.example"}},
+		{[]string{"--admin-hosts=flag.example", "node"}, map[string]string{"PERCORE_ADMIN_HOSTS": "env.example"}, []string{"flag.example"}},
+		{[]string{"--admin-hosts", "", "node"}, nil, nil},
+	}
+	for _, c := range cases {
+		cfg, err := parseConfig(c.args, c.env)
+		if err != nil {
+			t.Fatalf("%q %v: %v", c.args, c.env, err)
+		}
+		if strings.Join(cfg.AdminHosts, " ") != strings.Join(c.want, " ") {
+			t.Errorf("%q %v: AdminHosts = %q, want %q", c.args, c.env, cfg.AdminHosts, c.want)
+		}
+	}
+}
+
+// TestParseConfigProbation: a reload's probation is on by default, set by
+// --probation or PERCORE_PROBATION (the flag wins), and 0 turns it off.
+func TestParseConfigProbation(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		env  map[string]string
+		want time.Duration
+	}{
+		{[]string{"node"}, nil, defaultProbation},
+		{[]string{"--probation", "0", "node"}, nil, 0},
+		{[]string{"--probation=10s", "node"}, nil, 10 * time.Second},
+		{[]string{"node"}, map[string]string{"PERCORE_PROBATION": "500ms"}, 500 * time.Millisecond},
+		{[]string{"--probation", "1s", "node"}, map[string]string{"PERCORE_PROBATION": "0"}, time.Second},
+	} {
+		cfg, err := parseConfig(c.args, c.env)
+		if err != nil || cfg.Probation != c.want {
+			t.Errorf("%q %v: probation %v, %v; want %s", c.args, c.env, cfg.Probation, err, c.want)
+		}
 	}
 }
 
@@ -81,12 +128,19 @@ func TestParseConfigErrors(t *testing.T) {
 		{[]string{"--heap", "lots", "node"}, nil, "--heap"},
 		{[]string{"--shutdown-timeout", "5x", "node"}, nil, "--shutdown-timeout"},
 		{[]string{"--ready-timeout", "-1s", "node"}, nil, "--ready-timeout"},
+		{[]string{"--probation", "-1s", "node"}, nil, "--probation"},
+		{[]string{"--probation", "3", "node"}, nil, "--probation"},
+		{[]string{"node"}, map[string]string{"PERCORE_PROBATION": "soon"}, "PERCORE_PROBATION"},
 		{[]string{"--stop-signal", "SIGBOGUS", "node"}, nil, "--stop-signal"},
 		{[]string{"--log-level", "loud", "node"}, nil, "--log-level"},
 		{[]string{"--log-format", "xml", "node"}, nil, "--log-format"},
 		{[]string{"--runtime", "python", "node"}, nil, "--runtime"},
 		{[]string{"--listen", "nonsense", "node"}, nil, "--listen"},
 		{[]string{"--admin", "localhost:99999", "node"}, nil, "--admin"},
+		{[]string{"--admin-hosts", "percore.internal:8081", "node"}, nil, "--admin-hosts"},
+		{[]string{"--admin-hosts", "http://percore.internal", "node"}, nil, "--admin-hosts"},
+		{[]string{"--admin-hosts", "*.example", "node"}, nil, "--admin-hosts"},
+		{[]string{"node"}, map[string]string{"PERCORE_ADMIN_HOSTS": "a..b"}, "PERCORE_ADMIN_HOSTS"},
 		{[]string{"--port"}, nil, "--port needs a value"},
 		{[]string{"--nope", "node"}, nil, "unknown flag --nope"},
 		{[]string{}, nil, "missing COMMAND"},

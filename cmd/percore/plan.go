@@ -9,6 +9,7 @@ import (
 
 	"github.com/percore/percore/jsruntime"
 	"github.com/percore/percore/machine"
+	"github.com/percore/percore/sizing"
 	"github.com/percore/percore/supervisor"
 )
 
@@ -24,7 +25,7 @@ type planFlags struct {
 // runPlan is "percore plan [flags] [-- COMMAND]": it prints what percore
 // would run on this machine, or on the one described by --cpus, --memory
 // and --swap, and exits.
-func runPlan(runtimes jsruntime.Registry, args, environ []string, stdout, stderr io.Writer) int {
+func runPlan(runtimes jsruntime.Registry, args, environ []string, stdout, stderr io.Writer, usage func(io.Writer)) int {
 	var pf planFlags
 	rest, err := pf.parse(args)
 	if err == nil {
@@ -34,8 +35,7 @@ func runPlan(runtimes jsruntime.Registry, args, environ []string, stdout, stderr
 		}
 	}
 	if errors.Is(err, errHelp) {
-		fmt.Fprintln(stdout, "Usage: percore plan [--cpus N] [--memory SIZE] [--swap SIZE] [flags] [-- COMMAND [ARGS...]]")
-		printHelp(stdout)
+		usage(stdout)
 		return exitOK
 	}
 	if err != nil {
@@ -138,7 +138,8 @@ func printPlan(w io.Writer, cfg *config, pf planFlags, environ []string) error {
 	}
 	pf.apply(&res)
 	rt := cfg.runtime()
-	mp, err := newPlan(cfg, res, rt, environ)
+	pl := planner(cfg, environ)
+	mp, err := pl.Plan(res)
 	if err != nil {
 		return err
 	}
@@ -164,7 +165,11 @@ func printPlan(w io.Writer, cfg *config, pf planFlags, environ []string) error {
 	if len(cfg.Command) == 0 {
 		return nil
 	}
-	p := plan{Plan: mp, rt: rt, runtimes: cfg.Runtimes, Heap: cfg.Heap}
+	live, err := sizing.NewLive(sizing.LiveConfig{Planner: pl}, res)
+	if err != nil {
+		return err
+	}
+	p := plan{live: live, rt: rt, runtimes: cfg.Runtimes}
 	for slot := 0; slot < mp.Workers; slot++ {
 		base := supervisor.WorkerEnv(environ, slot, "0", mp.Workers)
 		argv, env, err := p.prepare(cfg.Command, base, 0)
@@ -199,7 +204,7 @@ func changedEnv(base, env []string) []string {
 	return out
 }
 
-func heapText(p machine.Plan) string {
+func heapText(p sizing.Sized) string {
 	switch {
 	case p.UserHeapSource != "" && p.UserHeapMB > 0:
 		return fmt.Sprintf("%dMiB V8 old space per worker (your setting: %s; percore's would be %dMiB)", p.UserHeapMB, p.UserHeapSource, p.HeapMB)

@@ -26,6 +26,8 @@ type proxySettings struct {
 	Trusted         proxy.Trusted // nil: proxy.DefaultTrusted
 	Affinity        proxy.Affinity
 	EnginePath      string // "": proxy.DefaultEnginePath; "off": none
+	SessionRate     int    // 0: proxy.DefaultSessionRate; negative: no cap
+	SessionBurst    int    // 0: twice the rate
 }
 
 // proxyOptions are the flags of the public proxy.
@@ -62,7 +64,7 @@ func proxyOptions() []option {
 			usage: "log each request: method, path, status, bytes, duration, worker, request id",
 			set:   setAccessLog},
 		{name: "trusted-proxies", value: "SET|CIDR,...", def: "loopback",
-			usage: "peers whose X-Forwarded-*, Forwarded, X-Real-IP and CDN client-IP headers are kept (percore appends to X-Forwarded-For); others' are removed; sets loopback, private, fly, none, mixed with CIDRs",
+			usage: "peers whose client-address headers (X-Forwarded-*, Forwarded, X-Real-IP, X-Client-IP, CDN and platform headers) are kept (percore appends to X-Forwarded-For); others' are removed; sets loopback, private, fly, none, mixed with CIDRs",
 			set:   setTrustedProxies},
 		{name: "affinity", value: "off|cookie|ip|header:NAME", def: "off",
 			usage: "pins each client to a worker: by a cookie percore sets, the client address (through --trusted-proxies) or a header's value; moves when that worker cannot take it",
@@ -70,6 +72,12 @@ func proxyOptions() []option {
 		{name: "socketio-path", value: "PATH|off", def: proxy.DefaultEnginePath,
 			usage: "path prefix of socket.io (engine.io) requests, whose sessions go to the worker that opened them",
 			set:   setEnginePath},
+		{name: "socketio-session-rate", value: "N|off", def: strconv.Itoa(proxy.DefaultSessionRate),
+			usage: "new socket.io sessions a second one client address may open (an IPv6 one by its /64; loopback clients are not capped); beyond it the handshake gets 429 and no worker sees it",
+			set:   setSessionRate},
+		{name: "socketio-session-burst", value: "N", def: "twice the rate",
+			usage: "new socket.io sessions one client address may open at once before --socketio-session-rate applies",
+			set:   intSetter(1, 1<<20, func(c *config) *int { return &c.Proxy.SessionBurst })},
 	}
 }
 
@@ -92,6 +100,8 @@ func proxyParts(cfg *config, pool *proxy.Pool, log hclog.Logger, recycle func(ke
 		BodyTimeout:       p.BodyTimeout,
 		Affinity:          p.Affinity,
 		EnginePath:        p.EnginePath,
+		SessionRate:       p.SessionRate,
+		SessionBurst:      p.SessionBurst,
 	}
 	if p.AccessLog {
 		hc.AccessLog = log.Named("access")
@@ -220,5 +230,18 @@ func setEnginePath(c *config, v string) error {
 		v += "/"
 	}
 	c.Proxy.EnginePath = v
+	return nil
+}
+
+func setSessionRate(c *config, v string) error {
+	if v == "off" {
+		c.Proxy.SessionRate = -1
+		return nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 1<<20 {
+		return errors.New(`want a number of sessions a second from 1 to 1048576, or "off"`)
+	}
+	c.Proxy.SessionRate = n
 	return nil
 }

@@ -72,6 +72,29 @@ func TestProxyOptionsValues(t *testing.T) {
 	}
 }
 
+func TestSocketIOSessionRateOptions(t *testing.T) {
+	for _, tc := range []struct {
+		args        []string
+		env         map[string]string
+		rate, burst int
+	}{
+		{nil, nil, 0, 0}, // the proxy's defaults
+		{[]string{"--socketio-session-rate", "off"}, nil, -1, 0},
+		{[]string{"--socketio-session-rate", "20", "--socketio-session-burst", "7"}, nil, 20, 7},
+		{nil, map[string]string{"PERCORE_SOCKETIO_SESSION_RATE": "off"}, -1, 0},
+		{nil, map[string]string{"PERCORE_SOCKETIO_SESSION_RATE": "5", "PERCORE_SOCKETIO_SESSION_BURST": "9"}, 5, 9},
+	} {
+		cfg, err := parseConfig(append(tc.args, "node"), tc.env)
+		if err != nil {
+			t.Fatalf("%q %v: %v", tc.args, tc.env, err)
+		}
+		if cfg.Proxy.SessionRate != tc.rate || cfg.Proxy.SessionBurst != tc.burst {
+			t.Errorf("%q %v: rate %d, burst %d; want %d, %d", tc.args, tc.env,
+				cfg.Proxy.SessionRate, cfg.Proxy.SessionBurst, tc.rate, tc.burst)
+		}
+	}
+}
+
 // TestTrustedProxiesErrorNamesEntry checks that a bad entry in a list is
 // the one the error names.
 func TestTrustedProxiesErrorNamesEntry(t *testing.T) {
@@ -103,6 +126,10 @@ func TestProxyOptionsErrors(t *testing.T) {
 		{"--trusted-proxies", ","},
 		{"--trusted-proxies", "loopback,privat"},
 		{"--trusted-proxies", "none,fly"},
+		{"--socketio-session-rate", "0"},
+		{"--socketio-session-rate", "fast"},
+		{"--socketio-session-burst", "0"},
+		{"--socketio-session-burst", "off"},
 	} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			_, err := parseConfig(append(args, "node"), nil)

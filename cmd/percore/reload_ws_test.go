@@ -12,7 +12,8 @@ import (
 // TestReloadKeepsOpenWebSocketUntilDrainDeadline opens a WebSocket that the
 // app does not close on SIGTERM, reloads, and checks that the tunnel keeps
 // working on the old worker while new requests go to the new one, and that
-// it ends at the drain deadline.
+// it ends at the drain deadline, which runs from the end of the new
+// worker's probation.
 func TestReloadKeepsOpenWebSocketUntilDrainDeadline(t *testing.T) {
 	needNode(t)
 	const budget = 3 * time.Second
@@ -40,7 +41,7 @@ func TestReloadKeepsOpenWebSocketUntilDrainDeadline(t *testing.T) {
 	if now := servingPids(t, in, 5); sameKeys(now, old) {
 		t.Errorf("new requests still go to the old worker %v", old)
 	}
-	_, _, err := ws.recv(budget + 4*time.Second)
+	_, _, err := ws.recv(defaultProbation + budget + 4*time.Second)
 	closedAfter := time.Since(began)
 	close(stop)
 	wait()
@@ -48,8 +49,9 @@ func TestReloadKeepsOpenWebSocketUntilDrainDeadline(t *testing.T) {
 	if !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
 		t.Fatalf("tunnel after the drain deadline: %v, want it closed", err)
 	}
-	if closedAfter < budget-500*time.Millisecond {
-		t.Errorf("tunnel closed %s after the reload began, before the %s drain deadline", closedAfter, budget)
+	if closedAfter < defaultProbation+budget-500*time.Millisecond {
+		t.Errorf("tunnel closed %s after the reload began, before the %s probation and the %s drain deadline",
+			closedAfter, defaultProbation, budget)
 	}
 	in.waitLog("reload done", 10*time.Second)
 }

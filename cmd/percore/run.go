@@ -20,7 +20,9 @@ import (
 	"github.com/percore/percore/health"
 	"github.com/percore/percore/jsruntime"
 	"github.com/percore/percore/machine"
+	"github.com/percore/percore/memwatch"
 	"github.com/percore/percore/proxy"
+	"github.com/percore/percore/sizing"
 	"github.com/percore/percore/supervisor"
 	"github.com/percore/percore/watch"
 )
@@ -59,22 +61,10 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 // the binary, a list of their own in tests.
 func runWith(runtimes jsruntime.Registry, args, environ []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 {
-		switch args[0] {
-		case "version", "plan", "reload", "scale", "status", "top":
-			earlysignal.Release() // these commands end on a signal's default action
-		}
-		switch args[0] {
-		case "version":
-			fmt.Fprintf(stdout, "percore %s\n", currentVersion())
-			return exitOK
-		case "plan":
-			return runPlan(runtimes, args[1:], environ, stdout, stderr)
-		case "reload", "scale":
-			return runControl(args[0], args[1:], environ, stdout, stderr)
-		case "status":
-			return runStatus(args[1:], environ, stdout, stderr)
-		case "top":
-			return runTop(args[1:], environ, os.Stdin, stdout, stderr)
+		if sub, ok := findSubcommand(args[0]); ok {
+			earlysignal.Release() // a subcommand ends on a signal's default action
+			c := &cli{runtimes: runtimes, environ: environ, stdin: os.Stdin, stdout: stdout, stderr: stderr}
+			return sub.Run(c, args[1:])
 		}
 	}
 	sigs := catchSignals()
@@ -102,7 +92,8 @@ func runWith(runtimes jsruntime.Registry, args, environ []string, stdout, stderr
 		}
 		log.Error("percore failed", "error", err)
 		var unsafe *control.UnsafePathError
-		if errors.As(err, &unsafe) {
+		var taken *control.TakenError
+		if errors.As(err, &unsafe) || errors.As(err, &taken) {
 			return exitUsage
 		}
 		return exitError
@@ -145,14 +136,15 @@ func newLogger(cfg *config, w io.Writer) hclog.Logger {
 // signal or a crash loop ends them.
 func serve(cfg *config, environ []string, log hclog.Logger, sigs chan os.Signal) error {
 	lockMemory(log)
-	p, err := makePlan(cfg, log)
+	re := &replanner{log: log}
+	p, err := makePlan(cfg, log, re.apply)
 	if err != nil {
 		return err
 	}
 	var publicLn net.Listener
 	var dp *directParts
 	if cfg.Mode == modeDirect {
-		sockets, err := openDirect(cfg, p.Workers, log)
+		sockets, err := openDirect(cfg, p.live.Plan().Workers, log)
 		if err != nil {
 			return err
 		}
@@ -169,7 +161,14 @@ func serve(cfg *config, environ []string, log hclog.Logger, sigs chan os.Signal)
 			return fmt.Errorf("admin listener on %s: %w", cfg.Admin, err)
 		}
 	}
-	ctl, err := openControl(cfg, log)
+	ctlInfo := control.Info{Public: publicLn.Addr().String()}
+	if dp != nil {
+		ctlInfo.Public = dp.sockets.Addr()
+	}
+	if adminLn != nil {
+		ctlInfo.Admin = adminLn.Addr().String()
+	}
+	ctl, err := openControl(cfg, controlName(cfg, ctlInfo.Public), log)
 	if err != nil {
 		publicLn.Close()
 		if adminLn != nil {
@@ -179,6 +178,12 @@ func serve(cfg *config, environ []string, log hclog.Logger, sigs chan os.Signal)
 	}
 	if ctl != nil {
 		defer ctl.Stop()
+	}
+	// Before percore drops to --user: registering for the cgroup's
+	// notifications needs its files opened as root.
+	cgroup := openCgroup(cfg, log)
+	if cgroup != nil {
+		defer cgroup.Close()
 	}
 	reaper, err := supervisor.NewReaper(log.Named("reaper"))
 	if err == nil && cfg.User != nil {
@@ -210,31 +215,43 @@ func serve(cfg *config, environ []string, log hclog.Logger, sigs chan os.Signal)
 	} else {
 		var dir string
 		if dir, p.preload, err = writePreload(p.rt, modeProxy); err != nil {
-			return err
+			// Not fatal: without the preload the proxy gives each request
+			// a connection of its own, and the workers listen where the
+			// app says.
+			log.Warn("running the workers without percore's preload: no directory could hold it, so each request "+
+				"gets a connection of its own and workers listen where the app names (mount a tmpfs on /tmp)", "error", err)
 		}
 		if dir != "" {
 			defer os.RemoveAll(dir)
 		}
 	}
-	a, err := assemble(cfg, p, environ, log, reaper, socketDir, dp)
+	a, err := assemble(cfg, p, environ, log, reaper, socketDir, dp, cgroup)
 	if err != nil {
 		return err
 	}
+	re.sup.Store(a.sup)
 	a.sigs = sigs
-	a.ctl = ctl
+	a.ctl, a.ctlInfo = ctl, ctlInfo
+	// The admin listener keeps a spare descriptor to answer probes while
+	// percore has none left; the public listener's retries refill it
+	// before they take a descriptor that frees.
+	var admin *accept.Listener
+	var refill []*accept.Listener
+	if adminLn != nil {
+		admin = accept.New(adminLn, accept.Config{Name: "admin", Logger: log, Spare: true})
+		refill = append(refill, admin)
+	}
 	pub := publicLn // closedListener in direct mode
 	if dp != nil {
 		log.Info("direct mode: workers accept on the public address themselves", "addr", dp.sockets.Addr())
 	} else {
 		log.Info("proxy listening", "addr", publicLn.Addr().String())
-		l := accept.New(publicLn, accept.Config{Name: "public", Logger: log})
+		l := accept.New(publicLn, accept.Config{Name: "public", Logger: log, Refill: refill})
 		a.listeners = append(a.listeners, l)
 		pub = l
 	}
-	var admin *accept.Listener
-	if adminLn != nil {
+	if admin != nil {
 		log.Info("admin listening", "addr", adminLn.Addr().String())
-		admin = accept.New(adminLn, accept.Config{Name: "admin", Logger: log, Spare: true})
 		a.listeners = append(a.listeners, admin)
 		return a.run(pub, admin)
 	}
@@ -254,6 +271,7 @@ func becomeUser(cfg *config, environ *[]string, log hclog.Logger) error {
 
 // actors are the long-running parts of percore, wired together.
 type actors struct {
+	live  *sizing.Live
 	log   hclog.Logger
 	sd    *shutdown
 	pool  *proxy.Pool
@@ -262,15 +280,20 @@ type actors struct {
 	sup   *supervisor.Supervisor
 	watch *watch.Watcher // nil without --watch
 
-	listeners listeners
-	sigs      chan os.Signal  // from catchSignals
-	ctl       *control.Server // nil without a control socket
-	status    *statusSource
-	checks    health.CheckConfig
-	checksOn  bool
-	readyMin  int
-	mode      mode
-	direct    *direct.Sockets // nil in proxy mode
+	cgroup *memwatch.Watch // nil where no memory cgroup limits percore
+
+	listeners  listeners
+	sigs       chan os.Signal  // from catchSignals
+	ctl        *control.Server // nil without a control socket
+	ctlInfo    control.Info    // what ctl's info command tells
+	status     *statusSource
+	load       *loadWindow // nil in direct mode
+	checks     health.CheckConfig
+	checksOn   bool
+	readyMin   int
+	adminHosts []string
+	mode       mode
+	direct     *direct.Sockets // nil in proxy mode
 }
 
 // makeSocketDir creates the private directory of the workers' sockets for
@@ -287,27 +310,34 @@ func makeSocketDir(cfg *config) (string, error) {
 }
 
 func assemble(cfg *config, p plan, environ []string, log hclog.Logger, l supervisor.Launcher, socketDir string,
-	dp *directParts) (*actors, error) {
+	dp *directParts, cgroup *memwatch.Watch) (*actors, error) {
 	pool := proxy.NewPool(proxy.UpstreamConfig{Logger: log.Named("proxy")})
 	out := supervisor.NewOutput(outputConfig(cfg))
-	guard := p.guard(cfg)
+	first := p.live.Plan()
+	guard := guardOf(first)
+	var cg supervisor.CgroupMemory
+	if cgroup != nil {
+		cg = cgroup
+	}
 	sup, err := supervisor.New(supervisor.Config{
 		Command:         cfg.Command,
 		Env:             environ,
-		Workers:         p.Workers,
+		Workers:         first.Workers,
 		Prepare:         p.prepare,
 		Launcher:        l,
 		Router:          dp.router(pool),
 		Output:          out,
 		Logger:          log.Named("supervisor"),
 		ReadyTimeout:    cfg.ReadyTimeout,
+		Probation:       cfg.Probation,
 		StopSignal:      cfg.StopSignal,
 		ShutdownTimeout: cfg.ShutdownTimeout,
 		Guard:           guard,
-		SpareSlot:       p.SpareSlot,
+		SpareSlot:       first.SpareSlot,
 		MaxBootFailures: cfg.MaxBootFailures,
 		SocketDir:       socketDir,
 		OOM:             oomCounter(),
+		Cgroup:          cg,
 		Sockets:         dp.supervisorSockets(),
 	})
 	if err != nil {
@@ -321,7 +351,12 @@ func assemble(cfg *config, p plan, environ []string, log hclog.Logger, l supervi
 		}
 	}
 	handler, srv := proxyParts(cfg, pool, log, func(key uint64) { sup.Recycle(key, "max-requests") })
+	var load *loadWindow
+	if cfg.Mode == modeProxy {
+		load = newLoadWindow(pool.Load)
+	}
 	return &actors{
+		live:  p.live,
 		log:   log,
 		sd:    &shutdown{timeout: cfg.ShutdownTimeout},
 		pool:  pool,
@@ -330,20 +365,26 @@ func assemble(cfg *config, p plan, environ []string, log hclog.Logger, l supervi
 		sup:   sup,
 		watch: watcher,
 
-		status: &statusSource{started: time.Now(), res: p.res, plan: p, maxMem: guard.Budget,
+		cgroup: cgroup,
+
+		status: &statusSource{started: time.Now(), plan: p,
 			sup: sup, pool: pool, rss: newRSSHistory(sup.Snapshot), mode: cfg.Mode},
-		mode:     cfg.Mode,
-		direct:   dp.directSockets(),
-		checks:   cfg.Checks,
-		checksOn: cfg.ChecksOn,
-		readyMin: cfg.ReadyMin,
+		load:       load,
+		mode:       cfg.Mode,
+		direct:     dp.directSockets(),
+		checks:     cfg.Checks,
+		checksOn:   cfg.ChecksOn,
+		readyMin:   cfg.ReadyMin,
+		adminHosts: cfg.AdminHosts,
 	}, nil
 }
 
 // run composes the actors in one oklog run.Group. Interrupts run in the order the
-// actors are added, which is the order of a stop: the proxy stops accepting
-// and finishes its requests, the supervisor stops the workers, the admin
-// server (answering 503 on /readyz from the start) goes last.
+// actors are added, which is the order of a stop: the proxy stops accepting,
+// starts the supervisor's stop of the workers beside its own drain, and
+// finishes its requests; the supervisor's interrupt waits until the workers
+// are gone (in direct mode it starts their stop); the admin server
+// (answering 503 on /readyz from the start) goes last.
 func (a *actors) run(publicLn, adminLn net.Listener) error {
 	defer a.sd.close()
 	if a.watch != nil {
@@ -364,12 +405,18 @@ func (a *actors) run(publicLn, adminLn net.Listener) error {
 		// drain: no reload starts while percore stops.
 		g.Add(a.watch.Run, func(error) { a.watch.Stop() })
 	}
+	supDone := make(chan struct{}) // closed when every worker is gone
 	if a.mode == modeProxy {
 		serve := proxy.NewServe(proxy.NewServer(a.proxy, a.srv, a.log.Named("http")), publicLn)
-		g.Add(serve.Run, func(error) { serve.Stop(a.sd.begin()) })
+		drain, end := graceAfter(supDone, answerGrace) // serve.Run uses it after the interrupt
+		defer end()
+		g.Add(serve.Run, func(error) { a.stopProxy(serve, drain) })
 	}
 
-	supDone := make(chan struct{})
+	if a.cgroup != nil {
+		g.Add(a.cgroup.Run, func(error) { a.cgroup.Close() })
+	}
+
 	g.Add(func() error {
 		defer close(supDone)
 		return a.sup.Run()
@@ -380,10 +427,13 @@ func (a *actors) run(publicLn, adminLn net.Listener) error {
 
 	if adminLn != nil {
 		admin := health.New(adminLn, health.Config{Workers: a, Listeners: a.listeners, Logger: a.log.Named("admin"),
-			Status: a.status, ReadyMin: a.readyMin, Metrics: &collector{sup: a.sup, pool: a.pool, handler: a.proxy, mode: a.mode, direct: a.direct}})
+			Status: a.status, ReadyMin: a.readyMin, Hosts: a.adminHosts, Metrics: &collector{sup: a.sup, pool: a.pool, handler: a.proxy, load: a.load, mode: a.mode, direct: a.direct}})
 		a.sd.onBegin = admin.MarkShuttingDown
 		g.Add(admin.Run, func(error) { admin.Stop() })
 		g.Add(a.status.rss.run, a.status.rss.interrupt)
+		if a.load != nil { // only /metrics reads it
+			g.Add(a.load.run, a.load.interrupt)
+		}
 	}
 
 	trim := newTrimmer()
@@ -394,11 +444,15 @@ func (a *actors) run(publicLn, adminLn net.Listener) error {
 		g.Add(checker.Run, func(error) { checker.Stop() })
 	}
 
+	steer := steering{live: a.live, sup: a.sup, log: a.log}
 	if a.ctl != nil {
-		g.Add(func() error { return a.ctl.Serve(a.sup) }, func(error) { a.ctl.Stop() })
+		g.Add(func() error { return a.ctl.Serve(steer, a.ctlInfo) }, func(error) { a.ctl.Stop() })
 	}
 
-	sigs := newSignals(a.log, a.sd, a.sup, a.sigs)
+	follow := newLiveActor(a.live)
+	g.Add(follow.run, follow.interrupt)
+
+	sigs := newSignals(a.log, a.sd, steer, a.sigs)
 	g.Add(sigs.run, sigs.interrupt)
 
 	err := g.Run()
@@ -412,33 +466,59 @@ func (a *actors) run(publicLn, adminLn net.Listener) error {
 
 // openControl opens the control socket before percore drops to --user, so
 // that the kernel vouches for it (SO_PEERCRED) as the user who started
-// percore. An unsafe --control path stops percore; a default one that cannot
-// be had is logged loudly and percore runs without a control socket.
-func openControl(cfg *config, log hclog.Logger) (*control.Server, error) {
-	if cfg.Control == "" {
+// percore: the --control path, else the default socket of the percore
+// named name. An unsafe --control path, or one another user holds, stops
+// percore; a default one that cannot be had is logged loudly, with what to
+// do instead, and percore runs without a control socket.
+func openControl(cfg *config, name string, log hclog.Logger) (*control.Server, error) {
+	if cfg.ControlOff {
 		return nil, nil
 	}
-	explicit := cfg.Control != control.DefaultPath()
+	explicit := cfg.Control != ""
 	var ctl *control.Server
 	var err error
 	if explicit {
 		ctl, err = control.Listen(cfg.Control, log.Named("control"))
 	} else {
-		ctl, err = control.ListenDefault(log.Named("control"))
+		ctl, err = control.ListenInstance(name, log.Named("control"))
 	}
 	var unsafe *control.UnsafePathError
+	var taken *control.TakenError
+	foreign := errors.As(err, &taken) && taken.Foreign()
 	switch {
 	case err == nil:
 		log.Info("control socket", "path", ctl.Path())
 		return ctl, nil
-	case errors.As(err, &unsafe) && explicit:
+	case explicit && (foreign || errors.As(err, &unsafe)):
 		return nil, fmt.Errorf("--control %s: %w", cfg.Control, err)
+	case foreign:
+		log.Error("refusing to share the control socket's name: "+withoutControl, "pid", os.Getpid(), "error", err)
 	case errors.As(err, &unsafe):
-		log.Error("refusing the control socket's directory: percore reload and scale will not reach this percore (remove the path, or give --control)", "error", err)
+		log.Error("refusing the control socket's directory: "+withoutControl, "pid", os.Getpid(), "error", err)
 	default:
-		log.Warn("running without a control socket: percore reload and scale will not reach this percore", "error", err)
+		log.Warn("running without a control socket: "+withoutControl, "pid", os.Getpid(), "error", err)
 	}
 	return nil, nil
+}
+
+// withoutControl says what a percore without a control socket means, and
+// what to do instead.
+const withoutControl = "percore reload and scale will not reach this percore; " +
+	"send it SIGHUP to reload, SIGTTIN or SIGTTOU to scale (kill -HUP PID)"
+
+// controlName names percore's default control socket after its public
+// address, bound is where it listens: the port alone with --port, HOST:PORT
+// with --listen, with the port it got for port 0.
+func controlName(cfg *config, bound string) string {
+	port := cfg.Port
+	if _, p, err := net.SplitHostPort(bound); err == nil {
+		port = p
+	}
+	host := ""
+	if cfg.Listen != "" {
+		host, _, _ = net.SplitHostPort(cfg.Listen)
+	}
+	return control.InstanceName(host, port)
 }
 
 // listeners are percore's listeners, as health sees them.
@@ -458,20 +538,40 @@ func (ls listeners) NotAccepting() string {
 // ReadyWorkers implements health.Workers.
 func (a *actors) ReadyWorkers() int { return a.sup.ReadyWorkers() }
 
-// plan is the sizing decision and the way workers get their heap limit.
+// plan is the live sizing plan and the way workers get their heap limit.
 type plan struct {
-	machine.Plan
+	live     *sizing.Live
 	rt       jsruntime.Runtime
 	runtimes jsruntime.Registry
-	Heap     machine.HeapMode
-	res      machine.Resources
-	preload  string // the direct-mode preload's path; "" in proxy mode
+	preload  string // the mode's preload's path; "" for none
 }
 
+// prepare implements supervisor.PrepareFunc with the plan in force.
 func (p plan) prepare(argv, env []string, port int) ([]string, []string, error) {
-	w, _, err := p.runtimes.Prepare(jsruntime.Worker{Argv: argv, Env: env},
-		p.options(port))
+	w, _, err := p.runtimes.Prepare(jsruntime.Worker{Argv: argv, Env: env}, p.options(port))
 	return w.Argv, w.Env, err
+}
+
+// openCgroup opens the memory cgroup whose limit holds percore, for the
+// memory guard; nil where none limits it, or with --max-memory off.
+func openCgroup(cfg *config, log hclog.Logger) *memwatch.Watch {
+	if cfg.MaxMemorySet && cfg.MaxMemoryMB == 0 {
+		return nil
+	}
+	mc, ok := (machine.Detector{Root: "/"}).MemoryCgroup()
+	if !ok {
+		return nil
+	}
+	w, err := memwatch.Open(mc.Dir, mc.Version, log)
+	if err != nil {
+		log.Warn("memory cgroup: cannot read it; the memory guard samples each worker only", "cgroup", mc.Dir, "error", err)
+		return nil
+	}
+	if n := w.Notifies(); n != "" {
+		log.Info("memory cgroup: the memory guard reads it after each round of samples, and samples at once on "+n,
+			"cgroup", mc.Dir)
+	}
+	return w
 }
 
 // oomCounter returns the OOM kill counter of percore's memory cgroup, or
@@ -483,25 +583,30 @@ func oomCounter() supervisor.OOMCounter {
 	return nil
 }
 
-// options are the settings Prepare gives a worker listening on port.
+// options are the settings Prepare gives a worker listening on port, from
+// the plan in force.
 func (p plan) options(port int) jsruntime.Options {
-	return jsruntime.Options{Runtime: p.rt, HeapMB: p.heapMB(), SemiSpaceMB: p.SemiSpaceMB, Port: port,
+	s := p.live.Plan()
+	return jsruntime.Options{Runtime: p.rt, HeapMB: s.RuntimeHeapMB, SemiSpaceMB: s.SemiSpaceMB, Port: port,
 		Preload: p.preload}
 }
 
-// heapMB is the heap setting handed to the runtime. A runtime with no hard
-// heap cap (Bun) is told the worker's memory budget, as the RAM size its
-// collector plans for, which keeps its resident size down.
-func (p plan) heapMB() int {
-	if p.rt.Memory == jsruntime.RecycleByRSS && p.HeapMB == 0 && p.Heap == machine.HeapAuto {
-		return int(p.WorkerBudget / machine.MiB)
+// planner is the sizing of cfg's command, started with environment env.
+func planner(cfg *config, env []string) sizing.Planner {
+	return sizing.Planner{
+		Settings: sizing.Settings{
+			Workers: cfg.Workers, WorkersSource: cfg.WorkersSource,
+			Heap: cfg.Heap, HeapMB: cfg.HeapMB, IncludeSwap: cfg.IncludeSwap,
+			MaxMemoryMB: cfg.MaxMemoryMB, MaxMemorySet: cfg.MaxMemorySet,
+		},
+		Runtime: cfg.runtime(), Runtimes: cfg.Runtimes, Command: cfg.Command, Env: env,
 	}
-	return p.HeapMB
 }
 
-// makePlan detects the machine, decides workers and heap, and logs the plan line.
-func makePlan(cfg *config, log hclog.Logger) (plan, error) {
-	rt := cfg.runtime()
+// makePlan detects the machine, decides workers and heap, and logs the plan
+// line. The plan follows the cgroup's limits when cfg says so; apply puts a
+// new plan in force.
+func makePlan(cfg *config, log hclog.Logger, apply func(sizing.Change)) (plan, error) {
 	res, err := machine.Detect()
 	if err != nil {
 		return plan{}, fmt.Errorf("detect resources: %w", err)
@@ -509,19 +614,23 @@ func makePlan(cfg *config, log hclog.Logger) (plan, error) {
 	for _, n := range res.Notes {
 		log.Info("resources", "note", n)
 	}
-	mp, err := newPlan(cfg, res, rt, os.Environ())
+	live, err := sizing.NewLive(sizing.LiveConfig{
+		Planner: planner(cfg, os.Environ()), Follow: cfg.followLimits(res),
+		Apply: apply, Logger: log,
+	}, res)
 	if err != nil {
 		return plan{}, err
 	}
-	for _, w := range mp.Warnings {
+	first := live.Plan()
+	for _, w := range first.Warnings {
 		log.Warn(w)
 	}
-	p := plan{Plan: mp, rt: rt, runtimes: cfg.Runtimes, Heap: cfg.Heap, res: res}
+	p := plan{live: live, rt: cfg.runtime(), runtimes: cfg.Runtimes}
 	applied, err := p.dryRun(cfg.Command)
 	if err != nil {
 		return plan{}, err
 	}
-	log.Info(planLine(res, mp, rt, applied))
+	log.Info(first.Line(applied))
 	if applied.Warning != "" {
 		log.Warn(applied.Warning)
 	}
@@ -537,69 +646,6 @@ func (p plan) dryRun(argv []string) (jsruntime.Applied, error) {
 		return applied, fmt.Errorf("prepare the worker command: %w", err)
 	}
 	return applied, nil
-}
-
-// newPlan sizes the workers of cfg.Command, started with environment env,
-// checking a heap limit that the command or env sets like percore's own.
-func newPlan(cfg *config, res machine.Resources, rt jsruntime.Runtime, env []string) (machine.Plan, error) {
-	userMB, userAt, err := userHeap(cfg.Runtimes, cfg.Command, env, rt)
-	if err != nil {
-		return machine.Plan{}, err
-	}
-	return machine.NewPlan(res, machine.Request{
-		Workers: cfg.Workers, WorkersSource: cfg.WorkersSource,
-		Heap: cfg.Heap, HeapMB: cfg.HeapMB, IncludeSwap: cfg.IncludeSwap,
-		Memory: memoryPolicy(rt.Memory), SemiSpace: rt.SemiSpace,
-		UserHeapMB: userMB, UserHeapSource: userAt,
-	}), nil
-}
-
-// memoryPolicy is a runtime's memory policy as the plan takes it.
-func memoryPolicy(m jsruntime.MemoryPolicy) machine.MemoryPolicy {
-	switch m {
-	case jsruntime.HeapCap:
-		return machine.HeapCap
-	case jsruntime.RecycleByRSS:
-		return machine.RecycleByRSS
-	}
-	return machine.NoHeapLimit
-}
-
-// userHeap returns the heap limit that argv or env sets for the runtime
-// and where, as "NODE_OPTIONS --max-old-space-size"; "" when none is set.
-// Without argv it looks for the runtime's own variables in env.
-func userHeap(runtimes jsruntime.Registry, argv, env []string, rt jsruntime.Runtime) (int, string, error) {
-	if len(argv) == 0 {
-		argv = []string{rt.String()}
-		if len(rt.Binaries) > 0 {
-			argv[0] = rt.Binaries[0]
-		}
-	}
-	_, a, err := runtimes.Prepare(jsruntime.Worker{Argv: argv, Env: env}, jsruntime.Options{Runtime: rt})
-	if err != nil {
-		return 0, "", fmt.Errorf("prepare the worker command: %w", err)
-	}
-	if a.UserHeapAt == "" || rt.Memory != jsruntime.HeapCap {
-		// A setting of a runtime without a hard heap cap (Bun's
-		// BUN_JSC_forceRAMSize) caps nothing; the plan line reports it.
-		return 0, "", nil
-	}
-	return a.UserHeapMB, a.UserHeapAt + " " + rt.HeapSetting, nil
-}
-
-func planLine(res machine.Resources, p machine.Plan, rt jsruntime.Runtime, a jsruntime.Applied) string {
-	heap := "none"
-	switch {
-	case a.UserHeapAt != "":
-		heap = fmt.Sprintf("%dMiB each (your setting in %s; percore's would be %dMiB)", a.UserHeapMB, a.UserHeapAt, p.HeapMB)
-	case p.HeapMB > 0:
-		heap = fmt.Sprintf("%dMiB each (%s)", p.HeapMB, p.HeapReason)
-	case p.HeapReason != "":
-		heap = "none (" + p.HeapReason + ")"
-	}
-	return fmt.Sprintf("plan: cpus=%d (%s) memory=%s (%s) workers=%d (%s) heap=%s runtime=%s",
-		res.CPUs, res.CPUSource, machine.FormatBytes(res.Memory), res.MemorySource,
-		p.Workers, p.WorkersReason, heap, rt)
 }
 
 // runtime is the runtime of cfg.Command: the one --runtime names, else the

@@ -10,6 +10,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/percore/percore/cmd/percore/internal/earlysignal"
+	"github.com/percore/percore/proxy"
 	"github.com/percore/percore/supervisor"
 )
 
@@ -52,6 +53,64 @@ func (s *shutdown) close() {
 func (s *shutdown) hurry() {
 	s.begin()
 	s.cancel(supervisor.ErrHurry)
+}
+
+// answerGrace bounds the proxy's wait, once every worker is gone, for the
+// requests it still holds: a request whose worker was killed at the
+// deadline gets its 502 in that moment, instead of a connection closed
+// without an answer when percore exits. It ends as soon as they are
+// answered, a few milliseconds after the kill.
+const answerGrace = time.Second
+
+// stopProxy is the proxy's interrupt, the first of a stop in proxy mode,
+// and it begins the whole stop at once: the public listener closes, and the
+// workers start their stop beside the proxy's drain, each getting its stop
+// signal as soon as nothing it serves is in flight, or, still busy, when
+// only the handlers' share of the budget is left (supervisor.HandlerShare).
+// It then waits for the proxy's requests: each ends with its worker's
+// answer, or with 502 when its worker was killed at the deadline, until
+// drain ends: answerGrace after the last worker is gone (see graceAfter).
+//
+// The supervisor's stop must not wait for the proxy's drain: a request
+// running until the deadline would then leave every worker, idle ones
+// included, to SIGKILL without a stop signal.
+func (a *actors) stopProxy(serve *proxy.Serve, drain context.Context) {
+	ctx := a.sd.begin()
+	serve.Close()
+	a.sup.Stop(ctx)
+	serve.Stop(drain)
+}
+
+// graceAfter returns a context that ends grace after done closes. Its end
+// function ends it at once, and returns once its timer's goroutine has
+// ended.
+func graceAfter(done <-chan struct{}, grace time.Duration) (context.Context, func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ended := make(chan struct{})
+	go graceTimer(ctx, cancel, done, grace, ended)
+	return ctx, func() {
+		cancel()
+		<-ended
+	}
+}
+
+// graceTimer is graceAfter's goroutine: it cancels ctx grace after done
+// closes, and closes ended when it returns.
+func graceTimer(ctx context.Context, cancel context.CancelFunc, done <-chan struct{}, grace time.Duration,
+	ended chan<- struct{}) {
+	defer close(ended)
+	defer cancel()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return
+	}
+	t := time.NewTimer(grace)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
 }
 
 // lifecycle is what signals other than the stop signals act on.

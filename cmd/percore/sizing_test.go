@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"github.com/percore/percore/internal/testutil"
+	"github.com/percore/percore/jsruntime"
 	"github.com/percore/percore/machine"
+	"github.com/percore/percore/sizing"
 )
 
 // runtimeBin finds deno or bun as the test command installs them. Outside
@@ -128,7 +130,7 @@ func TestAutoHeapInsideMemoryCgroup(t *testing.T) {
 // space plus young generation), not one sized from the host's memory.
 func TestHeapSizeLimitWithLimitOnParentCgroup(t *testing.T) {
 	const limit = 512 << 20
-	mp := machine.NewPlan(machine.Resources{CPUs: 2, Memory: limit}, machine.Request{Memory: machine.HeapCap, SemiSpace: true})
+	mp := sizing.NewPlan(machine.Resources{CPUs: 2, Memory: limit}, sizing.Request{Memory: jsruntime.HeapCap, SemiSpace: true})
 	want := int64(mp.HeapMB + mp.YoungGenMB())
 	for _, rt := range []struct {
 		name    string

@@ -4,7 +4,6 @@ import (
 	"time"
 
 	"github.com/percore/percore/health"
-	"github.com/percore/percore/machine"
 	"github.com/percore/percore/proxy"
 	"github.com/percore/percore/supervisor"
 )
@@ -12,9 +11,7 @@ import (
 // statusSource builds /status from the supervisor, the proxy's pool and the plan.
 type statusSource struct {
 	started time.Time
-	res     machine.Resources
 	plan    plan
-	maxMem  uint64
 	sup     *supervisor.Supervisor
 	pool    slotTraffic
 	rss     *rssHistory
@@ -76,21 +73,27 @@ func answered(c proxy.SlotCounts) uint64 {
 }
 
 func (s *statusSource) planStatus() health.PlanStatus {
-	return health.PlanStatus{
-		CPUs: s.res.CPUs, CPUSource: s.res.CPUSource,
-		MemoryBytes: s.res.Memory, MemorySource: s.res.MemorySource,
-		SwapBytes: s.res.Swap, Cgroup: s.res.Cgroup,
-		Workers: s.plan.Workers, WorkersReason: s.plan.WorkersReason,
-		HeapMB: s.plan.heapMB(), HeapReason: s.plan.HeapReason,
-		BudgetBytes: s.plan.WorkerBudget, MaxMemoryBytes: s.maxMem,
+	p, last := s.plan.live.Plan(), s.plan.live.Last()
+	res := p.Resources
+	st := health.PlanStatus{
+		CPUs: res.CPUs, CPUSource: res.CPUSource,
+		MemoryBytes: res.Memory, MemorySource: res.MemorySource,
+		SwapBytes: res.Swap, Cgroup: res.Cgroup,
+		Workers: p.Workers, WorkersReason: p.WorkersReason,
+		HeapMB: p.RuntimeHeapMB, HeapReason: p.HeapReason,
+		BudgetBytes: p.WorkerBudget, MaxMemoryBytes: p.GuardBudget,
 		Runtime: s.plan.rt.String(), Mode: s.mode.String(),
 	}
+	if !last.At.IsZero() {
+		st.Changed = &health.PlanChange{At: last.At.UTC().Format(time.RFC3339Nano), Why: last.Why, What: last.Diff}
+	}
+	return st
 }
 
 func (s *statusSource) workerStatus(ws supervisor.WorkerStatus, now time.Time) health.WorkerStatus {
 	out := health.WorkerStatus{
 		ID: ws.ID, PID: ws.PID, State: ws.State.String(), Ready: ws.NotRouted == "", NotRouted: string(ws.NotRouted),
-		Restarts: ws.Restarts, Replaced: ws.Replaced, RSSBytes: ws.RSS, HeapMB: s.plan.heapMB(),
+		Restarts: ws.Restarts, Replaced: ws.Replaced, RSSBytes: ws.RSS, HeapMB: s.plan.live.Plan().RuntimeHeapMB,
 		HealthFailures: ws.HealthFails, MemoryMeasure: ws.Measure.String(),
 	}
 	if !ws.Started.IsZero() {
@@ -113,6 +116,9 @@ func (s *statusSource) workerStatus(ws supervisor.WorkerStatus, now time.Time) h
 		out.LastExit = &health.ExitStatus{Code: ws.LastExit.Code, Reason: ws.LastReason}
 		if ws.LastExit.Signal != 0 {
 			out.LastExit.Signal = ws.LastExit.Signal.String()
+		}
+		if st := ws.LastStop; st != nil {
+			out.LastExit.Stop = &health.StopStatus{How: st.End.String(), Counted: st.Counted, InFlight: st.InFlight, Cut: st.Cut}
 		}
 	}
 	return out

@@ -14,31 +14,10 @@ import (
 	"github.com/percore/percore/machine"
 )
 
-// runStatus is "percore status [--admin ADDR] [--json]": a table of the
-// workers of a running percore, like pm2 ls, read from its /status.
-func runStatus(args, environ []string, stdout, stderr io.Writer) int {
-	admin := firstSet(envMap(environ)["PERCORE_ADMIN"], defaultAdmin)
-	raw := false
-	for i := 0; i < len(args); i++ {
-		name, value, has := strings.Cut(args[i], "=")
-		switch name {
-		case "--json":
-			raw = true
-		case "--admin":
-			if !has {
-				if i+1 >= len(args) {
-					fmt.Fprintln(stderr, "percore status: flag --admin needs a value (HOST:PORT)")
-					return exitUsage
-				}
-				i++
-				value = args[i]
-			}
-			admin = value
-		default:
-			fmt.Fprintf(stderr, "percore status: unknown argument %q (want --admin HOST:PORT, --json)\n", args[i])
-			return exitUsage
-		}
-	}
+// runStatus prints a table of the workers of the percore whose admin
+// address is admin, like pm2 ls, read from its /status; with raw, /status
+// itself.
+func runStatus(admin string, raw bool, stdout, stderr io.Writer) int {
 	url := "http://" + dialAddr(admin) + "/status"
 	if raw {
 		body, err := fetch(url)
@@ -63,13 +42,6 @@ func runStatus(args, environ []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stderr, "percore status: %s\n", terminalSafe(err.Error()))
 	return exitError
-}
-
-func firstSet(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // dialAddr turns a listen address into one to connect to: an empty or
@@ -97,6 +69,9 @@ func fetch(url string) ([]byte, error) {
 		return nil, fmt.Errorf("read %s: %w", url, err)
 	}
 	if resp.StatusCode != http.StatusOK {
+		if len(body) > 0 && len(body) < 200 { // a short reason, such as a 421's
+			return nil, fmt.Errorf("%s answered %s: %s", url, resp.Status, strings.TrimSpace(string(body)))
+		}
 		return nil, fmt.Errorf("%s answered %s", url, resp.Status)
 	}
 	return body, nil

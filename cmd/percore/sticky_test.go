@@ -220,3 +220,44 @@ func TestAffinityCookieKeepsLogins(t *testing.T) {
 		t.Error("without --affinity no login was lost: the test cannot tell the flag works")
 	}
 }
+
+// TestAffinityCookieLeavesTheAppsCookieHeader sends Cookie lines with a
+// quoted value, a JSON value, "=bare", a pair without "=" and percore's
+// own pair to a node worker, which echoes req.headers.cookie: with
+// --affinity cookie it gets them byte for byte less percore_worker (Node
+// joins several lines with "; "); with affinity off, untouched. percore
+// used to let fasthttp parse and write the header again: quotes stripped,
+// the JSON pair dropped, "=bare" turned into "bare", percore_worker kept.
+func TestAffinityCookieLeavesTheAppsCookieHeader(t *testing.T) {
+	needNode(t)
+	const app = `sid="abc def"; prefs={"theme":"dark","n":[1,2]}; =bare; flag; a==b`
+	for _, c := range []struct {
+		name  string
+		flags []string
+		lines []string
+		want  string
+	}{
+		{"pair in the middle", []string{"--affinity", "cookie"},
+			[]string{`sid="abc def"; percore_worker=0; prefs={"theme":"dark","n":[1,2]}; =bare; flag; a==b`}, app},
+		{"pair first and last, odd spaces", []string{"--affinity", "cookie"},
+			[]string{"percore_worker=0 ;  " + app + ";percore_worker=0"}, app},
+		{"pair on a line of its own", []string{"--affinity", "cookie"},
+			[]string{`sid="abc def"`, "percore_worker=0", `prefs={"theme":"dark","n":[1,2]}; =bare; flag; a==b`}, app},
+		{"affinity off", nil, []string{"percore_worker=0; " + app}, "percore_worker=0; " + app},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			args := append([]string{"--workers", "1", "--health-interval", "off"}, c.flags...)
+			in := start(t, append(args, "--", "node", proxyAppJS())...)
+			raw := "GET /headers HTTP/1.1\r\nHost: app.test\r\n"
+			for _, l := range c.lines {
+				raw += "Cookie: " + l + "\r\n"
+			}
+			seen := sendForHeaders(t, in.addr, raw+"Connection: close\r\n\r\n")
+			if got := seen.Headers["cookie"]; got != c.want {
+				t.Errorf("the app's req.headers.cookie is\n%s\nwant\n%s", got, c.want)
+			}
+			in.signal(syscall.SIGTERM)
+			in.wait(20 * time.Second)
+		})
+	}
+}

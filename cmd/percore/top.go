@@ -31,28 +31,11 @@ const (
 	clearBelow  = "\x1b[J"
 )
 
-// runTop is "percore top [--admin ADDR]": the percore status table
+// runTop shows the percore status table of the percore at admin,
 // refreshed in place once a second until q or Ctrl-C, like pm2 monit. When
 // stdout is not a terminal it prints one table a second, one after the
 // other, until a signal or a q line on stdin.
-func runTop(args, environ []string, stdin *os.File, stdout, stderr io.Writer) int {
-	admin := firstSet(envMap(environ)["PERCORE_ADMIN"], defaultAdmin)
-	for i := 0; i < len(args); i++ {
-		name, value, has := strings.Cut(args[i], "=")
-		if name != "--admin" {
-			fmt.Fprintf(stderr, "percore top: unknown argument %q (want --admin HOST:PORT)\n", args[i])
-			return exitUsage
-		}
-		if !has {
-			if i+1 >= len(args) {
-				fmt.Fprintln(stderr, "percore top: flag --admin needs a value (HOST:PORT)")
-				return exitUsage
-			}
-			i++
-			value = args[i]
-		}
-		admin = value
-	}
+func runTop(admin string, stdin *os.File, stdout, stderr io.Writer) int {
 	url := "http://" + dialAddr(admin) + "/status"
 	first, err := fetchStatus(url)
 	if err != nil {

@@ -24,7 +24,7 @@ type watchSettings struct {
 func watchOptions() []option {
 	return []option{
 		{name: "watch", isBool: true, def: "off",
-			usage: "for development: reload (rolling, the old workers serve until the new ones are ready) when a file of the app changes; --watch watches the app's directory, --watch=PATH,... these files and directories",
+			usage: "for development: reload (rolling, the old workers serve until the new ones are ready and past their --probation) when a file of the app changes; --watch watches the app's directory, --watch=PATH,... these files and directories",
 			set:   setWatch},
 		{name: "watch-ignore", value: "GLOB,...", def: "node_modules, dot-directories, dist, build, coverage, out, tmp, editor temporary files",
 			usage: "more names (*.log) or paths from a watched directory (src/generated) that --watch ignores", set: setWatchIgnore},

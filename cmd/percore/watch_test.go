@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -60,6 +61,7 @@ type versionLoad struct {
 type stamped struct {
 	at      time.Time
 	version string
+	pid     int // the worker that answered
 }
 
 // loadVersions keeps conns clients sending GETs to / through percore until
@@ -92,14 +94,16 @@ func (l *versionLoad) one(c *http.Client, url string) {
 		l.failed = append(l.failed, err.Error())
 		return
 	}
-	io.Copy(io.Discard, resp.Body)
+	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != 200 {
 		l.failed = append(l.failed, resp.Status)
 		return
 	}
 	l.ok++
-	l.versions = append(l.versions, stamped{time.Now(), resp.Header.Get("x-app-version")})
+	var h hello
+	json.Unmarshal(body, &h) // "/" answers {pid, worker}
+	l.versions = append(l.versions, stamped{time.Now(), resp.Header.Get("x-app-version"), h.PID})
 }
 
 // end stops the clients and checks that every request succeeded.

@@ -174,3 +174,68 @@ func Freeze(t testing.TB, pid int) (thaw func(), ok bool) {
 	t.Cleanup(thaw)
 	return thaw, true
 }
+
+// CPUCgroup is a cgroup v1 cpu controller's cgroup made for one test.
+type CPUCgroup struct {
+	Dir string // its directory in the cgroup filesystem
+}
+
+// NewCPUCgroup creates a v1 cpu cgroup whose CFS quota is cpus CPUs, and
+// removes it when the test ends. It skips the test where that is not
+// permitted.
+func NewCPUCgroup(t testing.TB, cpus float64) CPUCgroup {
+	t.Helper()
+	dir := filepath.Join("/sys/fs/cgroup/cpu", fmt.Sprintf("percore-test-%d-%d", os.Getpid(), time.Now().UnixNano()))
+	if _, err := os.Stat("/sys/fs/cgroup/cpu/cpu.cfs_quota_us"); err != nil {
+		t.Skip("no cgroup v1 cpu controller here")
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Skipf("cannot create a cpu cgroup here: %v", err)
+	}
+	cg := CPUCgroup{Dir: dir}
+	t.Cleanup(func() { MemoryCgroup{Dir: dir, Version: 1}.remove(t) })
+	if err := cg.SetQuota(cpus); err != nil {
+		t.Fatal(err)
+	}
+	return cg
+}
+
+// SetQuota sets the cgroup's CFS quota to cpus CPUs of a 100 ms period.
+func (cg CPUCgroup) SetQuota(cpus float64) error {
+	if err := os.WriteFile(filepath.Join(cg.Dir, "cpu.cfs_period_us"), []byte("100000"), 0o644); err != nil {
+		return fmt.Errorf("set the CFS period of %s: %w", cg.Dir, err)
+	}
+	quota := strconv.Itoa(int(cpus * 100000))
+	if err := os.WriteFile(filepath.Join(cg.Dir, "cpu.cfs_quota_us"), []byte(quota), 0o644); err != nil {
+		return fmt.Errorf("set the CFS quota of %s: %w", cg.Dir, err)
+	}
+	return nil
+}
+
+// SetLimit sets the memory cgroup's limit (and, in v1, its memory+swap
+// limit with it) to limit bytes.
+func (cg MemoryCgroup) SetLimit(limit int64) error {
+	v := strconv.FormatInt(limit, 10)
+	if cg.Version == 1 {
+		// memsw must stay at or above the limit: lower the limit first,
+		// raise memsw first.
+		cur, err := cg.number("limit")
+		if err == nil && uint64(limit) > cur {
+			if err := cg.write("swap", v); err != nil {
+				return err
+			}
+			return cg.write("limit", v)
+		}
+		if err := cg.write("limit", v); err != nil {
+			return err
+		}
+		return cg.write("swap", v)
+	}
+	return cg.write("limit", v)
+}
+
+// JoinBoth is a command prefix that moves itself into the memory cgroup m
+// and the cpu cgroup c, then execs its trailing arguments there.
+func JoinBoth(m MemoryCgroup, c CPUCgroup) []string {
+	return []string{"sh", "-c", `echo $$ > "$0/cgroup.procs" && echo $$ > "$1/cgroup.procs" && shift && exec "$@"`, m.Dir, c.Dir}
+}

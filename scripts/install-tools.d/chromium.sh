@@ -13,6 +13,6 @@ if [[ "$(id -u)" != 0 ]] || ! command -v apt-get >/dev/null; then
 	exit 0
 fi
 export DEBIAN_FRONTEND=noninteractive
-apt-get update </dev/null >/dev/null || { echo "install-tools.d/chromium.sh: apt-get update failed" >&2; exit 1; }
-apt-get install -y --no-install-recommends chromium </dev/null >/dev/null ||
+apt-get -o DPkg::Lock::Timeout=600 update </dev/null >/dev/null || { echo "install-tools.d/chromium.sh: apt-get update failed" >&2; exit 1; }
+apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends chromium </dev/null >/dev/null ||
 	{ echo "install-tools.d/chromium.sh: cannot install chromium" >&2; exit 1; }

@@ -1,7 +1,8 @@
 // Test app for percore's integration tests. Routes:
 //   /            {pid, worker, count}
 //   /headers     the request headers as JSON
-//   /slow?ms=N   answers after N ms
+//   /slow?ms=N   answers after N ms; &say=S writes S and a newline to
+//                stdout as the request arrives
 //   /env         selected environment variables
 //   /grow?mb=N   keeps N MiB more memory alive
 //   /orphan      starts a shell that leaves an orphaned sleep behind
@@ -9,6 +10,8 @@
 //   /log?line=S  writes S and a newline to stdout
 //   /exit        exits with code 9
 // START_DELAY_MS=N makes it listen only N ms after it started.
+// TERM_MARK=S makes it print "S slow PID" when a /slow request starts and
+// "S term PID" when SIGTERM arrives.
 const http = require("node:http");
 const { spawn } = require("node:child_process");
 const kept = [];
@@ -27,6 +30,8 @@ const server = http.createServer((req, res) => {
     case "/headers":
       return json({ headers: req.headers, rawHeaders: req.rawHeaders });
     case "/slow":
+      if (url.searchParams.has("say")) process.stdout.write(url.searchParams.get("say") + "\n");
+      if (process.env.TERM_MARK) process.stdout.write(`${process.env.TERM_MARK} slow ${process.pid}\n`);
       return setTimeout(() => json({ pid: process.pid, worker }), Number(url.searchParams.get("ms") || 1000));
     case "/env":
       return json({
@@ -66,4 +71,7 @@ const listen = () => (typeof port === "number" ? server.listen(port, "127.0.0.1"
 const delay = Number(process.env.START_DELAY_MS || 0);
 if (delay > 0) setTimeout(listen, delay);
 else listen();
-process.on("SIGTERM", () => server.close(() => process.exit(0)));
+process.on("SIGTERM", () => {
+  if (process.env.TERM_MARK) process.stdout.write(`${process.env.TERM_MARK} term ${process.pid}\n`);
+  server.close(() => process.exit(0));
+});

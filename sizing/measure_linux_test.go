@@ -1,6 +1,6 @@
 //go:build linux
 
-package machine
+package sizing
 
 import (
 	"bytes"
@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/percore/percore/internal/testutil"
+	"github.com/percore/percore/jsruntime"
+	"github.com/percore/percore/machine"
 )
 
 // fillScript retains objects, and a 16 KiB Buffer per thousand of them,
@@ -66,13 +68,13 @@ func TestHeapOOMBeforeCgroupOOM(t *testing.T) {
 		cpus    int
 		workers int
 	}{
-		{512 * MiB, 2, 2},
-		{256 * MiB, 1, 1},
-		{1024 * MiB, 2, 2},
+		{512 * machine.MiB, 2, 2},
+		{256 * machine.MiB, 1, 1},
+		{1024 * machine.MiB, 2, 2},
 	} {
 		for name, command := range runtimes {
-			t.Run(name+"/"+FormatBytes(c.memory), func(t *testing.T) {
-				plan := NewPlan(Resources{CPUs: c.cpus, Memory: c.memory}, Request{Memory: HeapCap, SemiSpace: true})
+			t.Run(name+"/"+machine.FormatBytes(c.memory), func(t *testing.T) {
+				plan := NewPlan(machine.Resources{CPUs: c.cpus, Memory: c.memory}, Request{Memory: jsruntime.HeapCap, SemiSpace: true})
 				if plan.Workers != c.workers {
 					t.Fatalf("plan has %d workers, want %d: %+v", plan.Workers, c.workers, plan)
 				}
@@ -87,7 +89,7 @@ func TestHeapOOMBeforeCgroupOOM(t *testing.T) {
 				}
 				peak, _ := cg.Peak()
 				t.Logf("%d %s processes of old space %dMiB + young %dMiB (budget %s) in %s: cgroup peak %s, highest process peak RSS %s",
-					procs, name, plan.HeapMB, plan.YoungGenMB(), FormatBytes(plan.WorkerBudget), FormatBytes(c.memory), FormatBytes(peak), FormatBytes(peakRSS))
+					procs, name, plan.HeapMB, plan.YoungGenMB(), machine.FormatBytes(plan.WorkerBudget), machine.FormatBytes(c.memory), machine.FormatBytes(peak), machine.FormatBytes(peakRSS))
 			})
 		}
 	}

@@ -1,9 +1,11 @@
-package machine_test
+package sizing_test
 
 import (
 	"fmt"
 
+	"github.com/percore/percore/jsruntime"
 	"github.com/percore/percore/machine"
+	"github.com/percore/percore/sizing"
 )
 
 func ExampleNewPlan() {
@@ -12,13 +14,13 @@ func ExampleNewPlan() {
 		Memory: 512 << 20, MemorySource: "cgroup v2 memory.max",
 		Cgroup: "v2",
 	}
-	p := machine.NewPlan(r, machine.Request{Memory: machine.HeapCap, SemiSpace: true})
+	p := sizing.NewPlan(r, sizing.Request{Memory: jsruntime.HeapCap, SemiSpace: true})
 	fmt.Printf("workers: %d (%s)\n", p.Workers, p.WorkersReason)
 	fmt.Printf("node --max-old-space-size=%d (%s)\n", p.HeapMB, p.HeapReason)
 	fmt.Printf("budget: %s per worker, spare slot: %v\n", machine.FormatBytes(p.WorkerBudget), p.SpareSlot)
 
 	r.Memory = 256 << 20
-	p = machine.NewPlan(r, machine.Request{Memory: machine.HeapCap, SemiSpace: true})
+	p = sizing.NewPlan(r, sizing.Request{Memory: jsruntime.HeapCap, SemiSpace: true})
 	fmt.Printf("workers: %d (%s)\n", p.Workers, p.WorkersReason)
 	// Output:
 	// workers: 2 (cpus)

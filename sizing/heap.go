@@ -1,4 +1,6 @@
-package machine
+package sizing
+
+import "github.com/percore/percore/machine"
 
 // Sizing constants, in MiB or percent. The figures behind them were measured
 // with node v20 in cgroup v1 memory cgroups of 256 MiB to 2 GiB, every worker
@@ -39,7 +41,7 @@ const (
 // usableMemory returns the bytes left for workers out of total once the
 // reserve is kept back.
 func usableMemory(total uint64) uint64 {
-	reserve := min(ReserveMB*MiB+total/100*ReservePercent, ReserveMaxMB*MiB)
+	reserve := min(ReserveMB*machine.MiB+total/100*ReservePercent, ReserveMaxMB*machine.MiB)
 	if total <= reserve {
 		return 0
 	}
@@ -96,5 +98,5 @@ func semiSpaceForBudget(budgetMB uint64) uint64 {
 
 // heapForShare returns heapForBudget of usable bytes split n ways.
 func heapForShare(usable uint64, n int) uint64 {
-	return heapForBudget(usable / uint64(max(n, 1)) / MiB)
+	return heapForBudget(usable / uint64(max(n, 1)) / machine.MiB)
 }

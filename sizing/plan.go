@@ -1,6 +1,11 @@
-package machine
+package sizing
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/percore/percore/jsruntime"
+	"github.com/percore/percore/machine"
+)
 
 // HeapMode says how the heap limit is chosen.
 type HeapMode int
@@ -24,36 +29,6 @@ func (m HeapMode) String() string {
 	}
 }
 
-// MemoryPolicy is how a runtime's memory is bounded; it decides whether
-// the plan computes a heap limit.
-type MemoryPolicy int
-
-// Memory policies.
-const (
-	// NoHeapLimit is for a runtime that takes no heap setting: no heap is
-	// computed, and the budget is the RSS at which a worker is recycled.
-	NoHeapLimit MemoryPolicy = iota
-	// HeapCap is for a runtime that stops its heap at the limit it is
-	// given (V8's old space): the heap is sized to the worker's budget.
-	HeapCap
-	// RecycleByRSS is for a runtime without a hard heap cap (Bun): no heap
-	// is computed, and the budget is the RSS at which a worker is recycled.
-	RecycleByRSS
-)
-
-// String returns "no heap limit", "heap cap" or "recycle by RSS".
-func (m MemoryPolicy) String() string {
-	switch m {
-	case NoHeapLimit:
-		return "no heap limit"
-	case HeapCap:
-		return "heap cap"
-	case RecycleByRSS:
-		return "recycle by RSS"
-	}
-	return fmt.Sprintf("MemoryPolicy(%d)", int(m))
-}
-
 // Request is what the user asked for.
 type Request struct {
 	Workers       int    // 0 = auto
@@ -63,7 +38,7 @@ type Request struct {
 	IncludeSwap   bool
 	// Memory is how the runtime's memory is bounded (NoHeapLimit by
 	// default).
-	Memory MemoryPolicy
+	Memory jsruntime.MemoryPolicy
 	// SemiSpace says that the runtime takes a V8 semi-space size with its
 	// heap limit, which the plan then computes (Plan.SemiSpaceMB).
 	SemiSpace bool
@@ -77,14 +52,14 @@ type Request struct {
 	UserHeapSource string
 }
 
-// Plan is the worker count and per-worker memory derived from Resources and
+// Plan is the worker count and per-worker memory derived from machine.Resources and
 // a Request.
 type Plan struct {
 	Workers        int      // worker processes to keep running
 	WorkersReason  string   // e.g. "cpus", "--workers", "memory: 256MiB fits 1 worker of >= 128MiB heap"
-	HeapMB         int      // V8 old-space MiB to pass (the --max-old-space-size number); 0 = pass nothing
+	HeapMB         int      // V8 old-space machine.MiB to pass (the --max-old-space-size number); 0 = pass nothing
 	HeapReason     string   // "auto", "--heap", "off", "no hard heap cap, recycled by RSS"
-	SemiSpaceMB    int      // V8 semi-space MiB to pass with HeapMB (the --max-semi-space-size number); 0 = pass nothing
+	SemiSpaceMB    int      // V8 semi-space machine.MiB to pass with HeapMB (the --max-semi-space-size number); 0 = pass nothing
 	WorkerBudget   uint64   // bytes of RSS one worker may use; without a hard heap cap, the RSS recycle limit
 	SpareSlot      bool     // the budget leaves room for one extra worker, so a replacement may start before the old one stops
 	UserHeapMB     int      // the user's own heap limit in force instead of HeapMB (Request.UserHeapMB)
@@ -95,7 +70,7 @@ type Plan struct {
 // NewPlan sizes workers for r as req asks; the rules are in the package
 // documentation. A zero Memory is taken as unknown: the worker count then
 // follows the CPUs alone and no heap limit is computed.
-func NewPlan(r Resources, req Request) Plan {
+func NewPlan(r machine.Resources, req Request) Plan {
 	total := r.Memory
 	if req.IncludeSwap {
 		total += r.Swap
@@ -116,7 +91,7 @@ func NewPlan(r Resources, req Request) Plan {
 }
 
 // workerCount returns the worker count and the reason for it.
-func workerCount(r Resources, req Request, total, usable uint64) (int, string) {
+func workerCount(r machine.Resources, req Request, total, usable uint64) (int, string) {
 	if req.Workers > 0 {
 		src := req.WorkersSource
 		if src == "" {
@@ -136,26 +111,26 @@ func workerCount(r Resources, req Request, total, usable uint64) (int, string) {
 		return n, "cpus"
 	}
 	if heapForShare(usable, n) < MinHeapMB {
-		return n, fmt.Sprintf("memory: %s fits no worker of >= %dMiB heap; running 1", FormatBytes(total), MinHeapMB)
+		return n, fmt.Sprintf("memory: %s fits no worker of >= %dMiB heap; running 1", machine.FormatBytes(total), MinHeapMB)
 	}
 	return n, fmt.Sprintf("memory: %s fits %d %s of >= %dMiB heap",
-		FormatBytes(total), n, plural(n, "worker"), MinHeapMB)
+		machine.FormatBytes(total), n, plural(n, "worker"), MinHeapMB)
 }
 
 // chooseHeap sets HeapMB and HeapReason from the mode, memory policy and
 // budget.
 func (p *Plan) chooseHeap(req Request, memoryKnown bool) {
 	switch req.Memory {
-	case HeapCap:
-	case RecycleByRSS:
+	case jsruntime.HeapCap:
+	case jsruntime.RecycleByRSS:
 		p.HeapReason = "no hard heap cap, recycled by RSS"
 	default:
 		p.HeapReason = "no heap flag"
 	}
 	switch {
-	case req.Memory != HeapCap:
+	case req.Memory != jsruntime.HeapCap:
 		if req.Heap == HeapFixed {
-			p.warn("--heap is ignored (%s); workers are recycled at %s RSS", p.HeapReason, FormatBytes(p.WorkerBudget))
+			p.warn("--heap is ignored (%s); workers are recycled at %s RSS", p.HeapReason, machine.FormatBytes(p.WorkerBudget))
 		}
 	case req.Heap == HeapOff:
 		p.HeapReason = "off"
@@ -178,31 +153,31 @@ func (p *Plan) chooseHeap(req Request, memoryKnown bool) {
 // autoHeap derives the heap from the worker budget, raised to HeapFloorMB,
 // and with semiSpace the semi-space size.
 func (p *Plan) autoHeap(semiSpace bool) {
-	h := heapForBudget(p.WorkerBudget / MiB)
+	h := heapForBudget(p.WorkerBudget / machine.MiB)
 	p.HeapMB, p.HeapReason = int(h), "auto"
 	if semiSpace {
-		p.SemiSpaceMB = int(semiSpaceForBudget(p.WorkerBudget / MiB))
+		p.SemiSpaceMB = int(semiSpaceForBudget(p.WorkerBudget / machine.MiB))
 	}
 	if h < HeapFloorMB {
 		p.HeapMB, p.HeapReason = HeapFloorMB, fmt.Sprintf("auto, raised to the %dMiB floor", HeapFloorMB)
 		p.warn("a %s worker budget fits a %dMiB heap; using the %dMiB floor, so the cgroup may kill workers before V8 stops them",
-			FormatBytes(p.WorkerBudget), h, HeapFloorMB)
+			machine.FormatBytes(p.WorkerBudget), h, HeapFloorMB)
 	}
 }
 
 // warnFit adds warnings for explicit choices that do not fit the machine.
-func (p *Plan) warnFit(r Resources, req Request, total, usable uint64) {
+func (p *Plan) warnFit(r machine.Resources, req Request, total, usable uint64) {
 	if req.Workers > 0 && r.CPUs > 0 && req.Workers > r.CPUs {
 		p.warn("%s %d is more than the %d %s available", p.WorkersReason, req.Workers, r.CPUs, plural(r.CPUs, "CPU"))
 	}
 	if req.Workers > 0 && r.Memory > 0 && heapForShare(usable, req.Workers) < MinHeapMB {
 		p.warn("%s %d does not fit %s: each worker gets %s, below the %dMiB minimum heap",
-			p.WorkersReason, req.Workers, FormatBytes(total), p.eachGets(), MinHeapMB)
+			p.WorkersReason, req.Workers, machine.FormatBytes(total), p.eachGets(), MinHeapMB)
 	}
 	if p.HeapReason == "--heap" && r.Memory > 0 {
-		if fit := heapForBudget(p.WorkerBudget / MiB); uint64(p.HeapMB) > fit {
+		if fit := heapForBudget(p.WorkerBudget / machine.MiB); uint64(p.HeapMB) > fit {
 			p.warn("--heap %dMiB exceeds the %dMiB that fits a %s worker budget; the cgroup may kill workers before V8 stops them",
-				p.HeapMB, fit, FormatBytes(p.WorkerBudget))
+				p.HeapMB, fit, machine.FormatBytes(p.WorkerBudget))
 		}
 	}
 }
@@ -217,22 +192,22 @@ func (p *Plan) checkUserHeap(req Request, total, usable uint64) {
 		return
 	}
 	p.UserHeapMB, p.UserHeapSource = req.UserHeapMB, req.UserHeapSource
-	if req.Memory != HeapCap || req.UserHeapMB <= 0 || total == 0 {
+	if req.Memory != jsruntime.HeapCap || req.UserHeapMB <= 0 || total == 0 {
 		return
 	}
 	heap := uint64(req.UserHeapMB)
 	young := youngGenMB(heap)
 	need := uint64(p.Workers) * (heap + young + NodeBaseMB)
 	setting := fmt.Sprintf("%s=%d", req.UserHeapSource, req.UserHeapMB)
-	if need*MiB > usable {
+	if need*machine.MiB > usable {
 		p.warn("%s does not fit %s: %d %s × (%dMiB heap + %dMiB young generation + %dMiB idle runtime) = %dMiB, but %s is left for workers; "+
 			"the cgroup will kill workers before V8 stops them (percore's heap would be %dMiB)",
-			setting, FormatBytes(total), p.Workers, plural(p.Workers, "worker"), heap, young, NodeBaseMB, need, FormatBytes(usable), p.HeapMB)
+			setting, machine.FormatBytes(total), p.Workers, plural(p.Workers, "worker"), heap, young, NodeBaseMB, need, machine.FormatBytes(usable), p.HeapMB)
 		return
 	}
-	if fit := heapForBudget(p.WorkerBudget / MiB); heap > fit {
+	if fit := heapForBudget(p.WorkerBudget / machine.MiB); heap > fit {
 		p.warn("%s exceeds the %dMiB that fits a %s worker budget; the cgroup may kill workers before V8 stops them",
-			setting, fit, FormatBytes(p.WorkerBudget))
+			setting, fit, machine.FormatBytes(p.WorkerBudget))
 	}
 }
 
@@ -246,9 +221,9 @@ func (p Plan) YoungGenMB() int {
 // eachGets describes the memory one worker gets, for warnings.
 func (p *Plan) eachGets() string {
 	if p.HeapMB > 0 {
-		return fmt.Sprintf("a %dMiB heap (%s budget)", p.HeapMB, FormatBytes(p.WorkerBudget))
+		return fmt.Sprintf("a %dMiB heap (%s budget)", p.HeapMB, machine.FormatBytes(p.WorkerBudget))
 	}
-	return fmt.Sprintf("a %s RSS budget", FormatBytes(p.WorkerBudget))
+	return fmt.Sprintf("a %s RSS budget", machine.FormatBytes(p.WorkerBudget))
 }
 
 // warn appends a warning.
