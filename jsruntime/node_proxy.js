@@ -237,9 +237,10 @@ const pingVar = 'PERCORE_PING';
 let pingTaken = false;
 
 // takePing returns the ping address and takes it out of the environment,
-// the first time only.
+// the first time only. A worker of the app's own cluster module leaves it
+// alone: its listen(PORT) is the primary's, which takes it.
 function takePing() {
-  if (pingTaken) return undefined;
+  if (pingTaken || require('cluster').isWorker) return undefined;
   pingTaken = true;
   const addr = process.env[pingVar];
   delete process.env[pingVar];
