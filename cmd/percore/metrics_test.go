@@ -51,7 +51,8 @@ func TestMetricsCountEveryRequest(t *testing.T) {
 	names := []string{"percore_request_duration_seconds", "percore_inflight_requests",
 		"percore_worker_rss_bytes", "percore_workers_ready", "percore_workers", "percore_tunnels_open",
 		"percore_process_max_fds", "percore_process_virtual_memory_max_bytes",
-		"percore_socketio_sessions", "percore_socketio_session_evictions_total", "percore_socketio_handshakes_refused_total"}
+		"percore_socketio_sessions", "percore_socketio_session_evictions_total", "percore_socketio_handshakes_refused_total",
+		"percore_health_checks_total"}
 	if runtime.GOOS == "linux" { // read from /proc
 		names = append(names, "percore_process_resident_memory_bytes", "percore_process_cpu_seconds_total",
 			"percore_process_open_fds", "percore_process_virtual_memory_bytes", "percore_process_start_time_seconds")
