@@ -52,9 +52,9 @@ type Fleet interface {
 // When nothing listens at the ping address (a command without the preload,
 // a Deno app without the permissions for it), or the worker has none, the
 // check falls back to "OPTIONS * HTTP/1.1" sent to Addr: any bytes the
-// worker answers pass, and so does the worker closing the connection once
-// the probe arrived (Bun's node:http refuses "*" as a target; an h2c
-// server answers GOAWAY and closes), which the loop must run to do; a
+// worker answers pass (an h2c server sends its SETTINGS frame), and so
+// does the worker closing the connection once the probe arrived (Bun's
+// node:http refuses "*" as a target), which the loop must run to do; a
 // connection left silent until the timeout fails.
 type CheckConfig struct {
 	// Path, when set, is requested with GET instead, on every worker; a
