@@ -339,6 +339,8 @@ func assemble(cfg *config, p plan, environ []string, log hclog.Logger, l supervi
 		OOM:             oomCounter(),
 		Cgroup:          cg,
 		Sockets:         dp.supervisorSockets(),
+		Ping:            p.preload != "",
+		RefusedExitCode: dp.refusedExitCode(),
 	})
 	if err != nil {
 		return nil, err
@@ -425,9 +427,14 @@ func (a *actors) run(publicLn, adminLn net.Listener) error {
 		<-supDone
 	})
 
+	var checker *health.Checker
+	if a.checksOn {
+		checker = health.NewChecker(a.checks, fleet{a.sup}, a.log.Named("health"))
+	}
 	if adminLn != nil {
+		metrics := &collector{sup: a.sup, pool: a.pool, handler: a.proxy, load: a.load, mode: a.mode, direct: a.direct, checks: checker}
 		admin := health.New(adminLn, health.Config{Workers: a, Listeners: a.listeners, Logger: a.log.Named("admin"),
-			Status: a.status, ReadyMin: a.readyMin, Hosts: a.adminHosts, Metrics: &collector{sup: a.sup, pool: a.pool, handler: a.proxy, load: a.load, mode: a.mode, direct: a.direct}})
+			Status: a.status, ReadyMin: a.readyMin, Hosts: a.adminHosts, Metrics: metrics})
 		a.sd.onBegin = admin.MarkShuttingDown
 		g.Add(admin.Run, func(error) { admin.Stop() })
 		g.Add(a.status.rss.run, a.status.rss.interrupt)
@@ -439,8 +446,7 @@ func (a *actors) run(publicLn, adminLn net.Listener) error {
 	trim := newTrimmer()
 	g.Add(trim.run, trim.interrupt)
 
-	if a.checksOn {
-		checker := health.NewChecker(a.checks, fleet{a.sup}, a.log.Named("health"))
+	if checker != nil {
 		g.Add(checker.Run, func(error) { checker.Stop() })
 	}
 
@@ -633,6 +639,9 @@ func makePlan(cfg *config, log hclog.Logger, apply func(sizing.Change)) (plan, e
 	log.Info(first.Line(applied))
 	if applied.Warning != "" {
 		log.Warn(applied.Warning)
+	}
+	if w := modeWarning(cfg); w != "" {
+		log.Warn(w)
 	}
 	return p, nil
 }
