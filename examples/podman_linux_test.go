@@ -284,21 +284,49 @@ func (c *container) lines(s string) []string {
 // the test when the container exits first or timeout (scaled) passes.
 func (c *container) waitFor(s string, n int, timeout time.Duration) []string {
 	c.t.Helper()
-	deadline := time.Now().Add(testutil.Scaled(timeout))
-	for {
-		if got := c.lines(s); len(got) >= n {
-			return got[:n]
+	var got []string
+	c.waitUntil(fmt.Sprintf("%d lines holding %q", n, s), timeout, func() bool {
+		got = c.lines(s)
+		return len(got) >= n
+	})
+	return got[:n]
+}
+
+// waitForFirst waits for the first output line that contains one of subs
+// and returns it.
+func (c *container) waitForFirst(timeout time.Duration, subs ...string) string {
+	c.t.Helper()
+	var found string
+	c.waitUntil(fmt.Sprintf("a line holding one of %q", subs), timeout, func() bool {
+		for _, line := range strings.Split(c.output.String(), "\n") {
+			for _, s := range subs {
+				if strings.Contains(line, s) {
+					found = line
+					return true
+				}
+			}
 		}
+		return false
+	})
+	return found
+}
+
+// waitUntil polls done every 50 ms, and fails the test when the container
+// exits first or timeout (scaled) passes.
+func (c *container) waitUntil(what string, timeout time.Duration, done func() bool) {
+	c.t.Helper()
+	deadline := time.Now().Add(testutil.Scaled(timeout))
+	for !done() {
 		select {
 		case <-c.exited:
-			if got := c.lines(s); len(got) >= n {
-				return got[:n]
+			if done() {
+				return
 			}
-			c.t.Fatalf("container %s exited (%v) before %d lines held %q; output:\n%s", c.name, c.err, n, s, c.output.String())
+			c.t.Fatalf("container %s exited (%v) before %s; output:\n%s", c.name, c.err, what, c.output.String())
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			c.t.Fatalf("container %s: %d lines did not hold %q within %s; output:\n%s", c.name, n, s, testutil.Scaled(timeout), c.output.String())
+			c.t.Fatalf("container %s: no %s within %s; output:\n%s", c.name, what, testutil.Scaled(timeout), c.output.String())
 		}
 	}
 }
