@@ -69,6 +69,7 @@ func TestContainer(t *testing.T) {
 	t.Run("read-only", func(t *testing.T) {
 		// podman mounts tmpfs on /tmp, /var/tmp and /run with --read-only
 		// unless told not to; Docker does not.
+		runServing(t, pm, im.app, "no-tmpfs", "--read-only", "--read-only-tmpfs=false")
 		runServing(t, pm, im.app, "tmpfs-on-tmp", "--read-only", "--read-only-tmpfs=false", "--tmpfs", "/tmp")
 	})
 	t.Run("user", func(t *testing.T) {
