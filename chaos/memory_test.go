@@ -98,10 +98,11 @@ type growth struct {
 // TestOffHeapGrowthGuarded runs the growth in 256 MB with 1 node worker, in
 // 512 MB with 2, and in 256 MB with 1 Bun worker, until every slot's worker
 // has been replaced by the guard twice (once with -short): each is recycled
-// over its budget, the old worker stops before its replacement starts (no
-// spare slot), the kernel's OOM killer never runs, /status answers within
-// 1 s throughout, and no request fails — requests wait for the replacement.
-// All three run in -short, in about 4 s each.
+// (early at the rate it grows, or over its budget), the old worker stops
+// before its replacement starts (no spare slot), the kernel's OOM killer
+// never runs, /status answers within 1 s throughout, and no request fails —
+// requests wait for the replacement. All three run in -short, in about 4 s
+// each.
 func TestOffHeapGrowthGuarded(t *testing.T) {
 	for _, g := range []growth{
 		{id: "4b", name: "node, Buffers +80 MiB/s from the start: 256 MB cgroup, 1 worker", limit: 256 << 20, workers: 1, runtime: "node"},
@@ -145,8 +146,8 @@ func (g growth) run(t *testing.T) {
 		t.Errorf("/status: %v", err)
 	}
 	for _, w := range st.Workers {
-		if w.LastExit == nil || !strings.HasPrefix(w.LastExit.Reason, "memory: rss") {
-			t.Errorf("/status: worker %d's last exit is %+v, want the guard's reason \"memory: rss …\"", w.ID, w.LastExit)
+		if w.LastExit == nil || !strings.HasPrefix(w.LastExit.Reason, "memory: ") {
+			t.Errorf("/status: worker %d's last exit is %+v, want the guard's reason \"memory: …\"", w.ID, w.LastExit)
 		}
 	}
 	oom, err := cg.OOMKills()
@@ -192,7 +193,7 @@ func (g growth) run(t *testing.T) {
 			f.add("/status of worker %d: %q", w.ID, w.LastExit.Reason)
 		}
 	}
-	f.add("%d recycled over budget, %d killed over the hard limit, %d other ends; %d kernel OOM kills; cgroup peak %s",
+	f.add("%d recycled by the guard, %d killed by it, %d other ends; %d kernel OOM kills; cgroup peak %s",
 		recycled, killed, crashed, oom, mib(peak))
 	f.add("%d of %d replacements stopped the old worker first; replacement ready at most %s after the old one stopped; a slot served nothing for at most %s",
 		stopFirst, recycled+killed, ms(readyAfter), ms(gap))
@@ -253,11 +254,13 @@ type life struct {
 	startIdx  int       // index of its "worker starting" line
 	ready     time.Time // when it was ready (zero: never)
 	out       time.Time // when it left the rotation for good
-	recycled  string    // the guard's reason, if it recycled it
+	recycled  string    // the guard's first reason, if it recycled it
 	killed    string    // the guard's reason, if it killed it
 	ended     time.Time // when percore saw it stop or exit
 	endIdx    int       // index of that line (0: still alive)
 	end       string    // how it ended
+	urged     bool      // the guard stopped it before its replacement was ready
+	oomKilled bool      // percore diagnosed it as the kernel OOM killer's victim
 }
 
 // workerLives reads the lives of every slot's workers from the log lines,
@@ -296,15 +299,22 @@ func workerLives(logs []logLine) map[int][]life {
 		switch {
 		case l.msg == "worker ready":
 			lf.ready = at(l)
-		case l.msg == "recycling worker" && strings.HasPrefix(reason, "memory: rss") && strings.Contains(reason, "over budget"):
-			lf.recycled = reason
-		case l.msg == "killing worker" && strings.HasPrefix(reason, "memory: rss"):
+		case l.msg == "recycling worker" && strings.HasPrefix(reason, "memory: "):
+			if lf.recycled == "" {
+				lf.recycled = reason
+			}
+		case l.msg == "killing worker" && strings.HasPrefix(reason, "memory: "):
 			lf.killed = reason
 			lf.out = at(l)
 		case strings.HasPrefix(l.msg, "replacing worker"), l.msg == "worker draining":
 			if lf.out.IsZero() {
 				lf.out = at(l)
 			}
+			if strings.Contains(l.msg, "before its replacement is ready") {
+				lf.urged = true
+			}
+		case strings.HasPrefix(l.msg, "worker was killed by the kernel OOM killer"):
+			lf.oomKilled = true
 		case (l.msg == "worker stopped" || l.msg == "worker exited" || l.msg == "worker exited before it was ready") && lf.endIdx == 0:
 			lf.ended, lf.endIdx = at(l), i
 			lf.end = fmt.Sprintf("%s (%v)", l.msg, l.m["exit"])

@@ -48,7 +48,7 @@ func TestCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- s.Serve(target) }()
+	go func() { done <- s.Serve(target, Info{Public: "127.0.0.1:8080", Admin: "127.0.0.1:8081"}) }()
 	defer func() {
 		s.Stop()
 		if err := <-done; err != nil {
@@ -84,18 +84,48 @@ func TestCommands(t *testing.T) {
 			t.Errorf("%q: %q, %v; want %q", c.cmd, got, err, c.want)
 		}
 	}
+	info, err := Ask(path)
+	if err != nil || info != (Info{PID: os.Getpid(), Public: "127.0.0.1:8080", Admin: "127.0.0.1:8081"}) {
+		t.Errorf("Ask = %+v, %v; want this pid and the addresses given to Serve", info, err)
+	}
 	if target.reloads != 1 {
 		t.Errorf("reloads = %d", target.reloads)
 	}
-	if _, err := Listen(path, hclog.NewNullLogger()); !errors.Is(err, ErrInUse) {
-		t.Errorf("second Listen = %v, want ErrInUse", err)
+	_, err = Listen(path, hclog.NewNullLogger())
+	var taken *TakenError
+	if !errors.Is(err, ErrInUse) || !errors.As(err, &taken) || taken.Foreign() || taken.Peer.PID != os.Getpid() {
+		t.Errorf("second Listen = %v, want a *TakenError naming this process", err)
 	}
 }
 
 func TestSendWithoutServer(t *testing.T) {
 	_, err := Send(filepath.Join(t.TempDir(), "none.sock"), "reload")
-	if err == nil || !contains(err.Error(), "no percore answers") {
-		t.Errorf("err = %v", err)
+	var none *NoAnswerError
+	if !errors.As(err, &none) || !contains(err.Error(), "no percore answers") {
+		t.Errorf("err = %v, want a *NoAnswerError", err)
+	}
+}
+
+func TestParseInfo(t *testing.T) {
+	cases := []struct {
+		reply string
+		want  Info
+		ok    bool
+	}{
+		{"ok pid=12 public=[::]:8080 admin=127.0.0.1:8081", Info{PID: 12, Public: "[::]:8080", Admin: "127.0.0.1:8081"}, true},
+		{"ok pid=12 public=127.0.0.1:8080", Info{PID: 12, Public: "127.0.0.1:8080"}, true},
+		{"ok public=127.0.0.1:8080", Info{}, false},
+		{"ok reload started", Info{}, false},
+		{"pid=12", Info{}, false},
+	}
+	for _, c := range cases {
+		got, err := parseInfo(c.reply)
+		if c.ok != (err == nil) || (c.ok && got != c.want) {
+			t.Errorf("parseInfo(%q) = %+v, %v; want %+v ok=%v", c.reply, got, err, c.want, c.ok)
+		}
+	}
+	if s := (Info{PID: 7, Public: ":8080"}).String(); s != "pid=7 public=:8080" {
+		t.Errorf("Info.String = %q", s)
 	}
 }
 

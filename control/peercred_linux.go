@@ -6,8 +6,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// peerOf reads who serves a connected Unix socket (SO_PEERCRED): the
-// process that called listen, as it was then.
+// peerOf reads who is at the other end of a connected Unix socket
+// (SO_PEERCRED), as it was then: the process that called listen for a
+// dialled socket, the one that called connect for an accepted one.
 func peerOf(c *net.UnixConn) (Peer, error) {
 	return readPeer(c, "SO_PEERCRED", func(fd int) (Peer, error) {
 		cred, err := unix.GetsockoptUcred(fd, unix.SOL_SOCKET, unix.SO_PEERCRED)

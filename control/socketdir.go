@@ -9,9 +9,6 @@ import (
 	"strconv"
 )
 
-// socketName is the file name of the socket in its default directory.
-const socketName = "control.sock"
-
 // UnsafePathError says a control socket path, its directory or a file
 // already there is not under the control of percore's user: another local
 // user could take the socket's place and answer percore reload and scale.
@@ -25,17 +22,11 @@ func (e *UnsafePathError) Error() string {
 	return fmt.Sprintf("unsafe control socket path: %s %s", e.Path, e.Problem)
 }
 
-// DefaultPath is where the socket lives unless --control says otherwise:
-// control.sock in a directory only its owner can enter, chosen by
-// DefaultDir.
-func DefaultPath() string {
-	return filepath.Join(DefaultDir(), socketName)
-}
-
-// DefaultDir is the control socket's default directory: $XDG_RUNTIME_DIR/percore
-// when $XDG_RUNTIME_DIR is set and is ours with mode 0700, /run/percore for
-// root, else percore-UID in the temporary directory ($TMPDIR or /tmp).
-// ListenDefault creates it with mode 0700 and refuses it when it is not ours.
+// DefaultDir is the directory of the control socket files (see FileAddr):
+// $XDG_RUNTIME_DIR/percore when $XDG_RUNTIME_DIR is set and is ours with
+// mode 0700, /run/percore for root, else percore-UID in the temporary
+// directory ($TMPDIR or /tmp). ListenInstance creates it with mode 0700
+// and refuses it when it is not ours.
 func DefaultDir() string {
 	return defaultDir(os.Getuid(), os.Getenv("XDG_RUNTIME_DIR"), os.TempDir())
 }

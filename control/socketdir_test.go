@@ -168,19 +168,28 @@ func TestListenRefusesPathsOfAnotherUser(t *testing.T) {
 	}
 }
 
-func TestListenDefaultMakesAPrivateDirectory(t *testing.T) {
+// Without abstract sockets, the default control socket is NAME.sock in a
+// directory only its owner can enter.
+func TestFileFallbackMakesAPrivateDirectory(t *testing.T) {
 	xdg := t.TempDir()
 	if err := os.Chmod(xdg, 0o700); err != nil {
 		t.Fatal(err)
 	}
 	t.Setenv("XDG_RUNTIME_DIR", xdg)
 	dir := filepath.Join(xdg, "percore")
-	if DefaultPath() != filepath.Join(dir, "control.sock") {
-		t.Fatalf("DefaultPath = %s, want control.sock in %s", DefaultPath(), dir)
+	path := filepath.Join(dir, "127.0.0.1:8080.sock")
+	if got := FileAddr("127.0.0.1:8080"); got != path {
+		t.Fatalf("FileAddr = %s, want %s", got, path)
 	}
-	s, err := ListenDefault(hclog.NewNullLogger())
+	s, err := listenInstance("127.0.0.1:8080", false, hclog.NewNullLogger())
 	if err != nil {
 		t.Fatal(err)
+	}
+	if s.Path() != path {
+		t.Errorf("socket at %s, want %s", s.Path(), path)
+	}
+	if fi, err := os.Lstat(path); err != nil || fi.Mode().Perm() != 0o600 || fi.Mode().Type() != os.ModeSocket {
+		t.Errorf("control socket: %v %v, want a socket with mode 0600", fi.Mode(), err)
 	}
 	s.Stop()
 	if fi, err := os.Lstat(dir); err != nil || fi.Mode().Perm() != 0o700 || !fi.IsDir() {
@@ -190,7 +199,7 @@ func TestListenDefaultMakesAPrivateDirectory(t *testing.T) {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	_, err = ListenDefault(hclog.NewNullLogger())
+	_, err = listenInstance("8080", false, hclog.NewNullLogger())
 	wantUnsafe(t, "a default directory with mode 0755", err, dir, "has mode 0755, want 0700")
 
 	if err := os.Remove(dir); err != nil {
@@ -200,11 +209,11 @@ func TestListenDefaultMakesAPrivateDirectory(t *testing.T) {
 	if err := os.Symlink(elsewhere, dir); err != nil {
 		t.Fatal(err)
 	}
-	_, err = ListenDefault(hclog.NewNullLogger())
+	_, err = listenInstance("8080", false, hclog.NewNullLogger())
 	wantUnsafe(t, "a default directory that is a symbolic link", err, dir, "is a symbolic link")
 }
 
-func TestListenDefaultRefusesADirectoryOfAnotherUser(t *testing.T) {
+func TestFileFallbackRefusesADirectoryOfAnotherUser(t *testing.T) {
 	needRoot(t)
 	xdg := t.TempDir()
 	if err := os.Chmod(xdg, 0o700); err != nil {
@@ -218,7 +227,7 @@ func TestListenDefaultRefusesADirectoryOfAnotherUser(t *testing.T) {
 	if err := os.Chown(dir, nobody, nobody); err != nil {
 		t.Fatal(err)
 	}
-	_, err := ListenDefault(hclog.NewNullLogger())
+	_, err := listenInstance("8080", false, hclog.NewNullLogger())
 	wantUnsafe(t, "a default directory of another user", err, dir, "is owned by uid 65534, not by uid 0")
 }
 

@@ -100,7 +100,8 @@ type lockedBuffer = testutil.LockedBuffer
 // startPercore runs percore in dir on free loopback ports with JSON logs,
 // the variables env added to the test's environment, and args (flags, "--"
 // and the command). It returns once both listeners are open. Each percore
-// gets a TMPDIR of its own, so its control socket is its own too.
+// gets a TMPDIR of its own; its control socket is named after its port, so
+// that is its own too.
 func startPercore(t *testing.T, dir string, env []string, args ...string) *instance {
 	t.Helper()
 	tmp, err := os.MkdirTemp("", "pc")

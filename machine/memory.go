@@ -147,9 +147,19 @@ func (rd *reader) memoryLimit(cg cgroups) (uint64, string, bool) {
 // Unreadable or malformed files are noted and skipped; zero limits as well,
 // since no process could run under them.
 func (rd *reader) tightest(h hierarchy, file string) (uint64, string, bool) {
-	var best uint64
-	var src string
 	levels := rd.levels(h)
+	best, at, ok := rd.tightestLevel(levels, file)
+	if !ok {
+		return 0, "", false
+	}
+	return best, source(h.version, file, levels, at), true
+}
+
+// tightestLevel returns the smallest limit in file among levels and the
+// index of the level that sets it.
+func (rd *reader) tightestLevel(levels []level, file string) (uint64, int, bool) {
+	var best uint64
+	at := -1
 	for i, lv := range levels {
 		p := path.Join(lv.dir, file)
 		s, found := rd.readOptional(p)
@@ -165,11 +175,11 @@ func (rd *reader) tightest(h hierarchy, file string) (uint64, string, bool) {
 			rd.note("%s: limit of 0 bytes; ignored", p)
 			continue
 		}
-		if limited && (src == "" || v < best) {
-			best, src = v, source(h.version, file, levels, i)
+		if limited && (at < 0 || v < best) {
+			best, at = v, i
 		}
 	}
-	return best, src, src != ""
+	return best, at, at >= 0
 }
 
 // swap returns the swap the process may use, given its memory figure.

@@ -70,6 +70,13 @@ type Config struct {
 	// directory instead of loopback TCP ports: PORT is then the socket's
 	// path, which Node's server.listen(process.env.PORT) accepts.
 	SocketDir string
+	// Cgroup, when set, is the memory cgroup whose limit holds percore and
+	// its workers. The Guard reads it after each round of samples, acts on
+	// its biggest worker when it nears its limit, and samples every worker
+	// at once on its alarms, which it asks for at the levels where a worker
+	// may have grown to the RSS at which it is recycled. Without it, each
+	// worker is only sampled.
+	Cgroup CgroupMemory
 	// OOM, when set, counts kernel OOM kills in percore's memory cgroup, so
 	// a worker killed by SIGKILL can be told to be an OOM victim.
 	OOM OOMCounter

@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"context"
+	"os"
 	"os/exec"
 	"regexp"
 	"strconv"
@@ -9,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/percore/percore/internal/testutil"
 )
 
 var childLine = regexp.MustCompile(`child (\d+)`)
@@ -117,10 +120,36 @@ func (r *testRig) detachedChildAfter(t *testing.T, pid int) proc {
 	}
 }
 
+// awaitIgnoresTerm waits until process pid ignores SIGTERM, as its
+// /proc/PID/status SigIgn mask says: a stop signal sent before would end it.
+func awaitIgnoresTerm(t *testing.T, pid int) {
+	t.Helper()
+	deadline := time.Now().Add(testutil.Scaled(10 * time.Second))
+	for {
+		data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+		if err != nil {
+			t.Fatalf("read the status of %d: %v", pid, err)
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			if v, ok := strings.CutPrefix(line, "SigIgn:"); ok {
+				mask, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+				if err == nil && mask&(1<<(uint(syscall.SIGTERM)-1)) != 0 {
+					return
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("process %d does not ignore SIGTERM yet", pid)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 func TestStopKillsDetachedChildThatIgnoresTerm(t *testing.T) {
 	rig := newRig(t, "detach", 1, nil, "FAKE_CHILD_IGNORES_TERM=1")
 	rig.waitAdded(t)
 	child := rig.detachedChild(t)
+	awaitIgnoresTerm(t, child.pid)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	began := time.Now()

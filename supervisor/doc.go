@@ -75,6 +75,7 @@
 //	replacing  eject                 starting   the worker stops as in ejecting; the replacement is the slot's worker
 //	replacing  kill                  starting   the worker is killed; the replacement is the slot's worker
 //	replacing  replace               replacing  answered at once: the replacement runs the current code
+//	replacing  replace (stop first)  starting   the worker drains and stops now, as a replaced one; the replacement is the slot's worker
 //	replacing  remove                stopping   both workers stop; the replacement is answered
 //	replacing  stop                  stopping   both workers stop; the replacement is answered
 //	probation  probation over (new)  ready      the old worker drains, stops, then answers

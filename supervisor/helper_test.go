@@ -23,6 +23,7 @@ var fakeWorkers = map[string]func(){
 	"wrong-port":  fakeWrongPort,
 	"fail-if":     fakeFailIf,
 	"hog":         fakeHog,
+	"grow":        fakeGrow,
 	"slow-if":     fakeSlowIf,
 	"crash-if":    fakeCrashIf,
 	"detach":      fakeDetach,
@@ -130,9 +131,13 @@ func fakeFailIf() {
 	fakeServe()
 }
 
-// fakeHog serves and holds FAKE_HOG_MB MiB of touched memory.
+// fakeHog serves and holds FAKE_HOG_MB MiB of touched memory, or
+// FAKE_HOG_MB_<worker id> MiB where that is set.
 func fakeHog() {
 	mb, _ := strconv.Atoi(os.Getenv("FAKE_HOG_MB"))
+	if s := os.Getenv("FAKE_HOG_MB_" + os.Getenv("PERCORE_WORKER_ID")); s != "" {
+		mb, _ = strconv.Atoi(s)
+	}
 	hold := make([]byte, mb<<20)
 	for i := 0; i < len(hold); i += 4096 {
 		hold[i] = 1
@@ -186,4 +191,27 @@ func fakeSleep() {
 		signal.Ignore(syscall.SIGTERM)
 	}
 	time.Sleep(time.Hour)
+}
+
+// fakeGrow serves and keeps FAKE_GROW_MB MiB more of touched memory every
+// 50 ms, up to FAKE_GROW_MAX_MB.
+func fakeGrow() {
+	step, _ := strconv.Atoi(os.Getenv("FAKE_GROW_MB"))
+	most, _ := strconv.Atoi(os.Getenv("FAKE_GROW_MAX_MB"))
+	var kept [][]byte
+	go func() {
+		for total := 0; total+step <= most; total += step {
+			b := make([]byte, step<<20)
+			for i := 0; i < len(b); i += 4096 {
+				b[i] = 1
+			}
+			kept = append(kept, b)
+			time.Sleep(50 * time.Millisecond)
+		}
+		for len(kept) > 0 { // hold on to it
+			time.Sleep(time.Second)
+			kept[0][0]++
+		}
+	}()
+	fakeServe()
 }

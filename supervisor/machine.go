@@ -258,6 +258,9 @@ func (m *machine) inReady(ev event, l *life) {
 func (m *machine) inReplacing(ev event, l *life) {
 	switch {
 	case ev.kind == evReplace:
+		if ev.req.stopFirst {
+			m.retireEarly(ev.req)
+		}
 		m.answer(ev.req, nil) // the replacement under way runs the current code
 	case ev.kind == evRemove || ev.kind == evStop:
 		m.stopAll(ev.kind)
@@ -490,6 +493,21 @@ func (m *machine) promote() {
 		m.answer(m.req, nil)
 		m.req = nil
 	}
+}
+
+// retireEarly stops the serving worker before its replacement is ready,
+// as req asks (the memory guard, when it would reach its hard limit
+// first): it drains and stops as a replaced worker, and the starting
+// replacement becomes the slot's worker.
+func (m *machine) retireEarly(req *replaceRequest) {
+	old := m.cur
+	old.w.log.Info("replacing worker: stopping it before its replacement is ready", "reason", req.shown())
+	m.unroute(old)
+	old.req, old.end, old.readySince = req, reasonReplaced, time.Time{}
+	m.rec.replaced++
+	m.retiring[old.w.key] = old
+	m.fx.halt(old.w, haltRetire)
+	m.cur, m.next, m.phase = m.next, nil, phaseStarting
 }
 
 // handOver makes the starting replacement the slot's worker after the

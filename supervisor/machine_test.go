@@ -302,6 +302,36 @@ func TestMachineEjectDuringReplacement(t *testing.T) {
 	}
 }
 
+// TestMachineStopFirstDuringReplacement: the memory guard asks a worker
+// whose replacement is still starting to stop at once. It drains and
+// stops as a replaced worker (counted as max-memory, its reason kept);
+// the replacement becomes the slot's worker and answers the replacer
+// once ready.
+func TestMachineStopFirstDuringReplacement(t *testing.T) {
+	m, fx := machineIn(t, phaseReplacing)
+	old, nw := m.cur.w.key, m.next.w.key
+	req := m.req
+	urgent := &replaceRequest{key: old, reason: "max-memory", detail: "memory: would reach the hard limit", stopFirst: true}
+	m.handle(event{kind: evReplace, req: urgent})
+	if m.phase != phaseStarting || m.cur.w.key != nw || m.retiring[old] == nil {
+		t.Fatalf("after the stop: %s with worker %d, want starting with the replacement %d", m.phase, m.cur.w.key, nw)
+	}
+	if want := []string{fmt.Sprintf("drain %d", old), fmt.Sprintf("halt %d %d", old, haltRetire)}; strings.Join(fx.calls, ",") != strings.Join(want, ",") {
+		t.Errorf("did %v, want %v", fx.calls, want)
+	}
+	m.handle(event{kind: evExit, key: old, exit: Exit{Code: 0}})
+	if m.rec.lastReason != urgent.detail || m.rec.replaced != 1 || m.rec.restarts != 0 || fx.counts["max-memory"] != 1 {
+		t.Errorf("the old worker's exit: %+v, counted %v", m.rec, fx.counts)
+	}
+	m.handle(event{kind: evReady, key: nw})
+	if m.phase != phaseReady {
+		t.Fatalf("the replacement is %s", m.phase)
+	}
+	if err := <-req.done; err != nil {
+		t.Errorf("the replacement was answered %v", err)
+	}
+}
+
 // TestMachineCrashDuringDrain: a worker that dies while it drains ends the
 // drain as its phase says.
 func TestMachineCrashDuringDrain(t *testing.T) {

@@ -8,8 +8,10 @@ import (
 
 // sampler reads the resident memory of each slot's worker, for status and
 // for the Guard. A worker is sampled every Guard.Every, or every Guard.Near
-// once it is above NearPercent of its budget, so that only workers close to
-// their budget are read often.
+// once it is above NearPercent of its budget or growing towards the RSS
+// at which it is recycled, so that only workers close to it are read
+// often. An alarm of the memory cgroup (Config.Cgroup) samples every
+// worker at once.
 func (s *Supervisor) sampler() {
 	defer s.loops.Done()
 	// Near from the start, so that a guard a new plan turns on samples
@@ -17,70 +19,74 @@ func (s *Supervisor) sampler() {
 	tick := s.guard().Near
 	t := time.NewTicker(tick)
 	defer t.Stop()
-	next := map[*slot]time.Time{}
+	gap := time.NewTimer(time.Hour)
+	gap.Stop()
+	defer gap.Stop()
+	gs := newGuardState()
+	alarms := s.alarms()
 	for {
 		select {
 		case <-s.stopping:
 			return
 		case now := <-t.C:
-			s.sampleDue(now, next)
+			s.sampleDue(now, gs, false)
+		case <-alarms:
+			s.sampleDue(time.Now(), gs, true)
+			// Alarms that come faster than alarmGap (reclaim at the
+			// limit) wait, so that they cannot keep the sampler busy.
+			alarms = nil
+			gap.Reset(alarmGap)
+		case <-gap.C:
+			alarms = s.alarms()
 		}
 	}
 }
 
-// sampleDue samples the slots whose next sample is due and plans the next.
-func (s *Supervisor) sampleDue(now time.Time, next map[*slot]time.Time) {
+// sampleDue samples the slots whose next sample is due, or all of them,
+// acts on what it finds as the Guard says and plans the next samples.
+func (s *Supervisor) sampleDue(now time.Time, gs *guardState, all bool) {
+	g := s.guard()
+	lead := s.leadTime(g, gs.startups.longest(), now)
 	slots := s.slotList()
 	seen := make(map[*slot]bool, len(slots))
 	for _, sl := range slots {
 		seen[sl] = true
-		if now.Before(next[sl]) {
+		if !all && !gs.due(sl, now) {
 			continue
 		}
-		rss, ok := s.sample(sl)
+		ws, rss, ok := s.sample(sl)
 		if !ok {
-			next[sl] = time.Time{}
+			gs.lost(sl)
 			continue
 		}
+		wt := gs.note(sl, ws, rss, now)
+		s.judge(sl, wt, g, lead)
 		// A tick's jitter must not push a sample a whole Near late.
-		g := s.guard()
-		next[sl] = now.Add(g.interval(rss) - g.Near/2)
+		gs.next[sl] = now.Add(wt.interval(g) - g.Near/2)
 	}
-	for sl := range next {
-		if !seen[sl] {
-			delete(next, sl)
-		}
-	}
+	gs.forget(seen)
+	s.guardCgroup(gs, g, now)
 }
 
 // sample reads the resident memory of the slot's worker, whatever its
-// state, reports it to the slot and acts on it as the Guard says.
-func (s *Supervisor) sample(sl *slot) (uint64, bool) {
+// state, and reports it to the slot.
+func (s *Supervisor) sample(sl *slot) (WorkerStatus, uint64, bool) {
 	sl.mu.Lock()
 	ws := sl.view.status
 	sl.mu.Unlock()
 	if ws.Key == 0 || ws.PID == 0 {
-		return 0, false
+		return ws, 0, false
 	}
 	f := s.fams.byKey(s.fams.keyFor(ws.Key))
 	if f == nil {
-		return 0, false
+		return ws, 0, false
 	}
 	rss, ok := s.fams.sample(f)
 	if !ok {
-		return 0, false
+		return ws, 0, false
 	}
 	sl.mail.post(event{kind: evSample, key: ws.Key, rss: rss})
-	g := s.guard()
-	switch g.decide(rss) {
-	case guardKill:
-		sl.mail.post(event{kind: evKill, key: ws.Key, reason: g.overHard(rss)})
-	case guardRecycle:
-		if ws.State == StateReady {
-			s.recycle(ws.Key, "max-memory", g.overBudget(rss))
-		}
-	}
-	return rss, true
+	return ws, rss, true
 }
 
 // diagnose says why a worker died, as far as percore can tell: a SIGKILL

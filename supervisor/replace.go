@@ -261,6 +261,8 @@ func (s *Supervisor) setReload(r ReloadStatus, starting bool) {
 // replaceSlot asks the slot to replace its worker and waits until the old
 // one is gone or the replacement failed.
 func (s *Supervisor) replaceSlot(sl *slot, req *replaceRequest) error {
+	s.replacing.Store(time.Now().UnixNano())
+	defer s.replacing.Store(0)
 	req.done = make(chan error, 1)
 	sl.mail.post(event{kind: evReplace, req: req})
 	select {

@@ -60,8 +60,9 @@ type Supervisor struct {
 	firstOnce sync.Once
 	firstUp   chan struct{} // closed when the first worker is ready or failed
 
-	reloads  chan struct{} // a pending reload (buffered 1)
-	recycles chan recycle  // workers to replace one by one
+	reloads   chan struct{} // a pending reload (buffered 1)
+	recycles  chan recycle  // workers to replace one by one
+	replacing atomic.Int64  // when the replacement under way started (Unix ns); 0: none
 
 	ooms atomic.Uint64 // the OOM kill count last seen
 
@@ -122,7 +123,7 @@ func (s *Supervisor) spareSlot() bool { return s.memory.Load().spareSlot }
 // are kept from the start: they do not depend on the plan.
 func (s *Supervisor) SetMemory(g Guard, spareSlot bool) {
 	old := s.guard()
-	g.Every, g.Near = old.Every, old.Near
+	g.Every, g.Near, g.Drain = old.Every, old.Near, old.Drain
 	g.setDefaults()
 	s.memory.Store(&memorySettings{guard: g, spareSlot: spareSlot})
 	if g != old {
@@ -135,9 +136,10 @@ func (s *Supervisor) SetMemory(g Guard, spareSlot bool) {
 // the rest within the stop budget and returns a *CrashLoopError).
 func (s *Supervisor) Run() error {
 	if g := s.guard(); g.On() {
-		s.log.Info("memory guard: a worker above the budget is recycled, above the hard limit killed",
+		s.log.Info("memory guard: a worker is recycled so that it is gone before its budget at the rate it grows, killed above the hard limit",
 			"budget_mib", g.Budget>>20, "hard_mib", g.Hard>>20, "every", g.Every, "near", g.Near,
-			"near_above_percent", NearPercent, "stop_first", !s.spareSlot())
+			"near_above_percent", NearPercent, "drain", g.Drain, "stop_first", !s.spareSlot(),
+			"cgroup_checked", s.cfg.Cgroup != nil)
 	}
 	s.loops.Add(2)
 	go s.replacer()

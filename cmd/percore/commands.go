@@ -131,23 +131,20 @@ func (v versionCommand) Run(c *cli, args []string) int {
 	return exitOK
 }
 
-// defaultControlPath is the control socket a command talks to by default.
-func defaultControlPath(environ []string) string {
-	return firstSet(envMap(environ)["PERCORE_CONTROL"], control.DefaultPath())
-}
-
 // reloadCommand is "percore reload".
 type reloadCommand struct{}
 
-func (reloadCommand) Name() string  { return "reload" }
-func (reloadCommand) Usage() string { return "percore reload [--control PATH]" }
+func (reloadCommand) Name() string { return "reload" }
+func (reloadCommand) Usage() string {
+	return "percore reload [--port PORT | --listen HOST:PORT | --control PATH]"
+}
 func (reloadCommand) Summary() string {
 	return "Asks a running percore to read its limits again and replace its workers one at a time (like SIGHUP)."
 }
 
 func (r reloadCommand) Run(c *cli, args []string) int {
 	fs := flag.NewFlagSet(r.Name(), flag.ContinueOnError)
-	path := fs.String("control", defaultControlPath(c.environ), "the running percore's control socket (env PERCORE_CONTROL)")
+	pick := addInstanceFlags(fs, c.environ, true)
 	rest, code, done := parseSubFlags(c, r, fs, args)
 	if done {
 		return code
@@ -156,21 +153,27 @@ func (r reloadCommand) Run(c *cli, args []string) int {
 		fmt.Fprintf(c.stderr, "percore reload: unexpected argument %q\nusage: %s\n", rest[0], r.Usage())
 		return exitUsage
 	}
-	return sendControl(c, r.Name(), *path, "reload")
+	if err := pick.check(); err != nil {
+		fmt.Fprintf(c.stderr, "percore reload: %v\nusage: %s\n", err, r.Usage())
+		return exitUsage
+	}
+	return sendControl(c, r.Name(), pick, "reload")
 }
 
 // scaleCommand is "percore scale N|+N|-N".
 type scaleCommand struct{}
 
-func (scaleCommand) Name() string  { return "scale" }
-func (scaleCommand) Usage() string { return "percore scale N|+N|-N [--control PATH]" }
+func (scaleCommand) Name() string { return "scale" }
+func (scaleCommand) Usage() string {
+	return "percore scale N|+N|-N [--port PORT | --listen HOST:PORT | --control PATH]"
+}
 func (scaleCommand) Summary() string {
 	return "Sets a running percore's worker count, or changes it by N; the plan is made again for the new count."
 }
 
 func (s scaleCommand) Run(c *cli, args []string) int {
 	fs := flag.NewFlagSet(s.Name(), flag.ContinueOnError)
-	path := fs.String("control", defaultControlPath(c.environ), "the running percore's control socket (env PERCORE_CONTROL)")
+	pick := addInstanceFlags(fs, c.environ, true)
 	rest, code, done := parseSubFlags(c, s, fs, args)
 	if done {
 		return code
@@ -183,39 +186,35 @@ func (s scaleCommand) Run(c *cli, args []string) int {
 		fmt.Fprintf(c.stderr, "percore scale: %v\n", err)
 		return exitUsage
 	}
-	return sendControl(c, s.Name(), *path, "scale "+rest[0])
-}
-
-// sendControl sends command over the control socket at path and prints the
-// reply.
-func sendControl(c *cli, name, path, command string) int {
-	reply, err := control.Send(path, command)
-	if err != nil {
-		fmt.Fprintf(c.stderr, "percore %s: %v\n", name, err)
-		return exitError
+	if err := pick.check(); err != nil {
+		fmt.Fprintf(c.stderr, "percore scale: %v\nusage: %s\n", err, s.Usage())
+		return exitUsage
 	}
-	fmt.Fprintln(c.stdout, terminalSafe(reply))
-	return exitOK
+	return sendControl(c, s.Name(), pick, "scale "+rest[0])
 }
 
 // adminFlag is the --admin flag of status and top.
-func adminFlag(fs *flag.FlagSet, environ []string) *string {
-	return fs.String("admin", firstSet(envMap(environ)["PERCORE_ADMIN"], defaultAdmin),
-		"the running percore's admin address, HOST:PORT (env PERCORE_ADMIN)")
+func adminFlag(fs *flag.FlagSet) *string {
+	return fs.String("admin", "",
+		"the running percore's admin address, HOST:PORT (env PERCORE_ADMIN); by default the one that --port, --listen "+
+			"or the only percore running tells over its control socket, else "+defaultAdmin)
 }
 
 // statusCommand is "percore status".
 type statusCommand struct{}
 
-func (statusCommand) Name() string  { return "status" }
-func (statusCommand) Usage() string { return "percore status [--admin HOST:PORT] [--json]" }
+func (statusCommand) Name() string { return "status" }
+func (statusCommand) Usage() string {
+	return "percore status [--port PORT | --listen HOST:PORT | --admin HOST:PORT] [--json]"
+}
 func (statusCommand) Summary() string {
-	return "Prints a running percore's workers as a table, read from its /status."
+	return "Prints a running percore's workers as a table, read from its /status; lists the percores when several run."
 }
 
 func (s statusCommand) Run(c *cli, args []string) int {
 	fs := flag.NewFlagSet(s.Name(), flag.ContinueOnError)
-	admin := adminFlag(fs, c.environ)
+	admin := adminFlag(fs)
+	pick := addInstanceFlags(fs, c.environ, false)
 	raw := fs.Bool("json", false, "print /status as it is, in JSON")
 	rest, code, done := parseSubFlags(c, s, fs, args)
 	if done {
@@ -225,21 +224,56 @@ func (s statusCommand) Run(c *cli, args []string) int {
 		fmt.Fprintf(c.stderr, "percore status: unexpected argument %q\nusage: %s\n", rest[0], s.Usage())
 		return exitUsage
 	}
-	return runStatus(*admin, *raw, c.stdout, c.stderr)
+	chosen, code, ok := pickAdmin(c, s, *admin, pick)
+	if !ok {
+		return code
+	}
+	addr, several, err := adminAddr(chosen, pick, c.stderr, s.Name())
+	if err != nil {
+		fmt.Fprintf(c.stderr, "percore status: %s\n", terminalSafe(err.Error()))
+		return exitError
+	}
+	if several != nil {
+		printInstances(c.stdout, several)
+		return exitOK
+	}
+	return runStatus(addr, *raw, c.stdout, c.stderr)
+}
+
+// pickAdmin checks the flags that pick the percore of status and top and
+// returns --admin, else PERCORE_ADMIN unless --port or --listen is given:
+// --admin, --port and --listen exclude each other. On a usage error it
+// prints it and returns ok false with the exit code.
+func pickAdmin(c *cli, sub subcommand, admin string, pick instanceFlags) (string, int, bool) {
+	err := pick.check()
+	if err == nil && admin != "" && pick.named() {
+		err = errors.New("give one of --admin, --port and --listen")
+	}
+	if err != nil {
+		fmt.Fprintf(c.stderr, "percore %s: %v\nusage: %s\n", sub.Name(), err, sub.Usage())
+		return "", exitUsage, false
+	}
+	if admin == "" && !pick.named() {
+		admin = envMap(c.environ)["PERCORE_ADMIN"]
+	}
+	return admin, 0, true
 }
 
 // topCommand is "percore top".
 type topCommand struct{}
 
-func (topCommand) Name() string  { return "top" }
-func (topCommand) Usage() string { return "percore top [--admin HOST:PORT]" }
+func (topCommand) Name() string { return "top" }
+func (topCommand) Usage() string {
+	return "percore top [--port PORT | --listen HOST:PORT | --admin HOST:PORT]"
+}
 func (topCommand) Summary() string {
 	return "Shows a running percore's workers, refreshed every second until q or Ctrl-C."
 }
 
 func (t topCommand) Run(c *cli, args []string) int {
 	fs := flag.NewFlagSet(t.Name(), flag.ContinueOnError)
-	admin := adminFlag(fs, c.environ)
+	admin := adminFlag(fs)
+	pick := addInstanceFlags(fs, c.environ, false)
 	rest, code, done := parseSubFlags(c, t, fs, args)
 	if done {
 		return code
@@ -248,7 +282,22 @@ func (t topCommand) Run(c *cli, args []string) int {
 		fmt.Fprintf(c.stderr, "percore top: unexpected argument %q\nusage: %s\n", rest[0], t.Usage())
 		return exitUsage
 	}
-	return runTop(*admin, c.stdin, c.stdout, c.stderr)
+	chosen, code, ok := pickAdmin(c, t, *admin, pick)
+	if !ok {
+		return code
+	}
+	addr, several, err := adminAddr(chosen, pick, c.stderr, t.Name())
+	if several != nil {
+		err = &severalError{sockets: several}
+	}
+	if err != nil {
+		fmt.Fprintf(c.stderr, "percore top: %s\n", safeLines(err.Error()))
+		if several != nil {
+			return exitUsage
+		}
+		return exitError
+	}
+	return runTop(addr, c.stdin, c.stdout, c.stderr)
 }
 
 // planCommand is "percore plan". Besides --cpus, --memory and --swap it

@@ -5,9 +5,12 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -109,8 +112,16 @@ func privateRuntimeDir(t *testing.T) string {
 // its stdout, its stderr and its exit code.
 func runCLI(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
-	cmd := exec.Command(percoreBin, args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	return runCLIVia(t, nil, nil, args...)
+}
+
+// runCLIVia is runCLI through a wrapper command (which must exec its
+// trailing arguments), as the user cred when it is not nil.
+func runCLIVia(t *testing.T, wrapper []string, cred *syscall.Credential, args ...string) (string, string, int) {
+	t.Helper()
+	argv := append(append(append([]string(nil), wrapper...), percoreBin), args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: cred}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Start(); err != nil {
@@ -185,87 +196,102 @@ func TestControlPathOfAnotherUserStopsStartup(t *testing.T) {
 	}
 }
 
-// Issue 13: the default control socket's place taken by another user:
-// percore says so loudly and runs without a control socket, and percore
-// reload refuses to talk to the squatter.
-func TestDefaultControlDirOfAnotherUser(t *testing.T) {
-	needRootAndNode(t)
-	rundir := privateRuntimeDir(t)
-	dir := filepath.Join(rundir, "percore")
-	if err := os.Mkdir(dir, 0o700); err != nil {
+// portOf is the port of a HOST:PORT address.
+func portOf(t *testing.T, addr string) string {
+	t.Helper()
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Chown(dir, nobody, nobody); err != nil {
-		t.Fatal(err)
-	}
-	// nobody needs a way in to bind; then the rundir directory closes again.
-	if err := os.Chmod(rundir, 0o711); err != nil {
-		t.Fatal(err)
-	}
-	squatter := startSquatter(t, filepath.Join(dir, "control.sock"))
-	if err := os.Chmod(rundir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-
-	in := start(t, "--workers", "1", "--", "node", appJS())
-	m := in.findLog("refusing the control socket's directory", 10*time.Second)
-	if m["@level"] != "error" || !strings.Contains(m["error"].(string), dir+" is owned by uid 65534") {
-		t.Errorf("log line %v: want an error naming %s and uid 65534", m, dir)
-	}
-	stdout, stderr, code := runCLI(t, "reload")
-	wantRefused(t, "percore reload to the default path", stdout, stderr, code, squatter)
+	return port
 }
 
-// The default control socket, in a directory only its owner can enter,
-// reaches percore: a reload through it replaces the workers.
+// wantReloaded checks that a control command said ok and that in then
+// replaced its workers.
+func wantReloaded(t *testing.T, in *instance, what, stdout, stderr string, code int) {
+	t.Helper()
+	if code != 0 || !strings.Contains(stdout, "ok reload started") {
+		t.Fatalf("%s: exit %d, stdout %q, stderr %q", what, code, stdout, stderr)
+	}
+	in.waitLog("reload done", 30*time.Second)
+}
+
+// The default control socket is abstract, named after the public address,
+// and makes no file: percore reload --port reaches it.
 func TestReloadThroughTheDefaultControlSocket(t *testing.T) {
 	needNode(t)
 	rundir := privateRuntimeDir(t)
 	in := start(t, "--workers", "2", "--", "node", appJS())
-	path := filepath.Join(rundir, "percore", "control.sock")
-	if got, _ := in.findLog("control socket", 10*time.Second)["path"].(string); got != path {
-		t.Fatalf("control socket at %q, want %q", got, path)
+	port := portOf(t, in.addr)
+	if got, want := controlSocketOf(in), "@percore/127.0.0.1:"+port; got != want {
+		t.Errorf("control socket at %q, want %q", got, want)
 	}
-	if fi, err := os.Lstat(filepath.Dir(path)); err != nil || fi.Mode().Perm() != 0o700 {
-		t.Errorf("control socket directory: %v %v, want mode 0700", fi.Mode(), err)
+	if _, err := os.Lstat(filepath.Join(rundir, "percore")); !os.IsNotExist(err) {
+		t.Errorf("the default control socket made a directory in $XDG_RUNTIME_DIR: %v", err)
 	}
-	if fi, err := os.Lstat(path); err != nil || fi.Mode().Perm() != 0o600 || fi.Mode().Type() != os.ModeSocket {
-		t.Errorf("control socket: %v %v, want a socket with mode 0600", fi.Mode(), err)
-	}
-	in.waitLog("worker ready", 20*time.Second)
 	before := servingPids(t, in, 20)
-	stdout, stderr, code := runCLI(t, "reload")
-	if code != 0 || !strings.Contains(stdout, "ok") {
-		t.Fatalf("percore reload: exit %d, %q %q", code, stdout, stderr)
-	}
-	in.waitLog("reload done", 30*time.Second)
+	stdout, stderr, code := runCLI(t, "reload", "--port", port)
+	wantReloaded(t, in, "percore reload --port "+port, stdout, stderr, code)
 	for pid := range servingPids(t, in, 20) {
 		if before[pid] {
 			t.Errorf("pid %d was not replaced by the reload", pid)
 		}
 	}
+	stdout, stderr, code = runCLI(t, "scale", "3", "--listen", "127.0.0.1:"+port)
+	if code != 0 || !strings.Contains(stdout, "workers=3") {
+		t.Errorf("percore scale 3 --listen: exit %d, %q %q", code, stdout, stderr)
+	}
 }
 
 // With --user, percore opens its control socket before it becomes the
-// user, like its ports: the socket stays root's, and the kernel reports
-// root as its server, so root's percore reload reaches it.
+// user, like its ports: the kernel reports root as its server, so root's
+// percore reload reaches it; and only root may command it: the --user
+// uid, whose code the workers run, may not.
 func TestUserKeepsTheControlSocketOfRoot(t *testing.T) {
 	needRootAndNode(t)
-	rundir := privateRuntimeDir(t)
+	privateRuntimeDir(t)
 	in := start(t, "--workers", "1", "--user", "nobody", "--", "node", appJS())
-	path := filepath.Join(rundir, "percore", "control.sock")
-	if got, _ := in.findLog("control socket", 10*time.Second)["path"].(string); got != path {
-		t.Fatalf("control socket at %q, want %q", got, path)
+	port := portOf(t, in.addr)
+	if got, want := controlSocketOf(in), "@percore/127.0.0.1:"+port; got != want {
+		t.Errorf("control socket at %q, want %q", got, want)
 	}
+
+	// nobody must be able to run the binary to be refused by percore.
+	if err := os.Chmod(filepath.Dir(percoreBin), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	stdout, stderr, code := runCLIVia(t, nil, &syscall.Credential{Uid: nobody, Gid: nobody}, "reload", "--port", port)
+	if code != exitError || strings.Contains(stdout, "ok") || !strings.Contains(stderr, "refused") ||
+		!strings.Contains(stderr, "uid 65534") {
+		t.Errorf("percore reload as nobody: exit %d, stdout %q, stderr %q; want a refusal naming uid 65534", code, stdout, stderr)
+	}
+	m := in.findLog("refused a control command", 10*time.Second)
+	if m["@level"] != "warn" || !strings.Contains(fmt.Sprint(m["error"]), "uid 65534") {
+		t.Errorf("log line %v: want a warning naming uid 65534", m)
+	}
+	if slices.ContainsFunc(logMessages(in), func(s string) bool { return strings.HasPrefix(s, "reload started") }) {
+		t.Fatal("a command of nobody's started a reload")
+	}
+
 	before := servingPids(t, in, 5)
-	stdout, stderr, code := runCLI(t, "reload")
-	if code != 0 || !strings.Contains(stdout, "ok") {
-		t.Fatalf("percore reload as root to a percore running as nobody: exit %d, %q %q", code, stdout, stderr)
-	}
-	in.waitLog("reload done", 30*time.Second)
+	stdout, stderr, code = runCLI(t, "reload", "--port", port)
+	wantReloaded(t, in, "percore reload as root to a percore running as nobody", stdout, stderr, code)
 	for pid := range servingPids(t, in, 5) {
 		if before[pid] {
 			t.Errorf("pid %d was not replaced by the reload", pid)
 		}
 	}
+}
+
+// logMessages is every log message of in so far.
+func logMessages(in *instance) []string {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	var msgs []string
+	for _, m := range in.seen {
+		if s, ok := m["@message"].(string); ok {
+			msgs = append(msgs, s)
+		}
+	}
+	return msgs
 }

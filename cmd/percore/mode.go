@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
@@ -111,15 +110,32 @@ func writePreload(rt jsruntime.Runtime, m mode) (dir, path string, err error) {
 	return dir, path, nil
 }
 
-// makeTempDir makes a directory for files of percore's that the workers
-// read, in $TMPDIR, or in /tmp when --user may not write there (a TMPDIR
-// of root's own, say).
-func makeTempDir(prefix string) (string, error) {
-	dir, err := os.MkdirTemp("", prefix)
-	if errors.Is(err, fs.ErrPermission) && os.TempDir() != "/tmp" {
-		dir, err = os.MkdirTemp("/tmp", prefix)
+// tempDirs are where makeTempDir tries, in order: $TMPDIR, /tmp, and
+// /dev/shm, a tmpfs that container runtimes mount even over a read-only
+// root (docker run --read-only).
+func tempDirs() []string {
+	dirs := []string{os.TempDir()}
+	for _, d := range []string{"/tmp", "/dev/shm"} {
+		if d != dirs[0] {
+			dirs = append(dirs, d)
+		}
 	}
-	return dir, err
+	return dirs
+}
+
+// makeTempDir makes a directory for files of percore's that the workers
+// read, in the first of tempDirs that lets it: a TMPDIR of root's own does
+// not let --user write, and a read-only root lets nobody write in /tmp.
+func makeTempDir(prefix string) (string, error) {
+	var errs []error
+	for _, d := range tempDirs() {
+		dir, err := os.MkdirTemp(d, prefix)
+		if err == nil {
+			return dir, nil
+		}
+		errs = append(errs, err)
+	}
+	return "", errors.Join(errs...)
 }
 
 func (d *directParts) close() {

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"github.com/percore/percore/control"
 	"github.com/percore/percore/health"
 	"github.com/percore/percore/jsruntime"
 	"github.com/percore/percore/sizing"
@@ -44,7 +43,8 @@ type config struct {
 	MaxMemorySet      bool // --max-memory was given (even "off")
 	MaxRequests       int  // recycle a worker after this many requests; 0 = never
 	MaxRequestsJitter int
-	Control           string // the control socket path, "" = off
+	Control           string // --control: a path, or @name; "" = the default, named after the public address
+	ControlOff        bool   // --control off
 	Checks            health.CheckConfig
 	ChecksOn          bool
 	ReadyMin          int
@@ -147,15 +147,15 @@ func coreOptions() []option {
 			usage: "signal that asks a worker to stop",
 			doc:   "operations.md#stopping-and-the-platforms-deadline", set: setStopSignal},
 		{name: "max-memory", value: "MB|off", def: "the worker's memory budget when a cgroup limits memory (" + recycledByRSS(jsruntime.Default()) + ": always), else off",
-			usage: "memory guard: recycle a worker whose RSS, with its process group and descendants, exceeds this, kill it above a hard limit",
+			usage: "memory guard: recycle a worker so that it is gone before its process group's RSS exceeds this, at the rate it grows; kill it above a hard limit",
 			doc:   "sizing.md#the-memory-guard", set: setMaxMemory},
 		{name: "max-requests", value: "N|off", def: "off",
 			usage: "recycle a worker after N requests (replaced first, then drained)",
 			doc:   "operations.md#recycling", set: setMaxRequests},
 		{name: "max-requests-jitter", value: "N", def: "0",
 			usage: "recycle after up to N more requests, so workers are not recycled together", set: intSetter(0, 1<<30, func(c *config) *int { return &c.MaxRequestsJitter })},
-		{name: "control", value: "PATH|off", def: "$XDG_RUNTIME_DIR/percore/control.sock",
-			usage: "Unix socket for percore reload and percore scale",
+		{name: "control", value: "PATH|@NAME|off", def: "@percore/PORT or @percore/HOST:PORT after --port or --listen (Linux), else PORT.sock in $XDG_RUNTIME_DIR/percore",
+			usage: "Unix socket for percore reload and percore scale; @NAME is an abstract socket (Linux)",
 			doc:   "operations.md#the-control-socket", set: setControl},
 		{name: "health-path", value: "PATH", def: `"OPTIONS *" request`,
 			usage: "GET this path on each worker to check it (2xx/3xx passes); by default any answer to OPTIONS * passes",
@@ -287,7 +287,6 @@ func defaultConfig(env map[string]string) *config {
 		StopSignal:      syscall.SIGTERM,
 		LogLevel:        hclog.Info,
 		LogFormat:       "text",
-		Control:         control.DefaultPath(),
 		ChecksOn:        true,
 		ReadyMin:        1,
 		LogPrefix:       "auto",
@@ -574,13 +573,13 @@ func setMaxRequests(c *config, v string) error {
 
 func setControl(c *config, v string) error {
 	if v == "off" {
-		c.Control = ""
+		c.Control, c.ControlOff = "", true
 		return nil
 	}
-	if !strings.HasPrefix(v, "/") && !strings.HasPrefix(v, ".") {
-		return errors.New(`want a socket path, or "off"`)
+	if v == "@" || (!strings.HasPrefix(v, "/") && !strings.HasPrefix(v, ".") && !strings.HasPrefix(v, "@")) {
+		return errors.New(`want a socket path, @NAME, or "off"`)
 	}
-	c.Control = v
+	c.Control, c.ControlOff = v, false
 	return nil
 }
 

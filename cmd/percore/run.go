@@ -20,6 +20,7 @@ import (
 	"github.com/percore/percore/health"
 	"github.com/percore/percore/jsruntime"
 	"github.com/percore/percore/machine"
+	"github.com/percore/percore/memwatch"
 	"github.com/percore/percore/proxy"
 	"github.com/percore/percore/sizing"
 	"github.com/percore/percore/supervisor"
@@ -91,7 +92,8 @@ func runWith(runtimes jsruntime.Registry, args, environ []string, stdout, stderr
 		}
 		log.Error("percore failed", "error", err)
 		var unsafe *control.UnsafePathError
-		if errors.As(err, &unsafe) {
+		var taken *control.TakenError
+		if errors.As(err, &unsafe) || errors.As(err, &taken) {
 			return exitUsage
 		}
 		return exitError
@@ -159,7 +161,14 @@ func serve(cfg *config, environ []string, log hclog.Logger, sigs chan os.Signal)
 			return fmt.Errorf("admin listener on %s: %w", cfg.Admin, err)
 		}
 	}
-	ctl, err := openControl(cfg, log)
+	ctlInfo := control.Info{Public: publicLn.Addr().String()}
+	if dp != nil {
+		ctlInfo.Public = dp.sockets.Addr()
+	}
+	if adminLn != nil {
+		ctlInfo.Admin = adminLn.Addr().String()
+	}
+	ctl, err := openControl(cfg, controlName(cfg, ctlInfo.Public), log)
 	if err != nil {
 		publicLn.Close()
 		if adminLn != nil {
@@ -169,6 +178,12 @@ func serve(cfg *config, environ []string, log hclog.Logger, sigs chan os.Signal)
 	}
 	if ctl != nil {
 		defer ctl.Stop()
+	}
+	// Before percore drops to --user: registering for the cgroup's
+	// notifications needs its files opened as root.
+	cgroup := openCgroup(cfg, log)
+	if cgroup != nil {
+		defer cgroup.Close()
 	}
 	reaper, err := supervisor.NewReaper(log.Named("reaper"))
 	if err == nil && cfg.User != nil {
@@ -200,19 +215,23 @@ func serve(cfg *config, environ []string, log hclog.Logger, sigs chan os.Signal)
 	} else {
 		var dir string
 		if dir, p.preload, err = writePreload(p.rt, modeProxy); err != nil {
-			return err
+			// Not fatal: without the preload the proxy gives each request
+			// a connection of its own, and the workers listen where the
+			// app says.
+			log.Warn("running the workers without percore's preload: no directory could hold it, so each request "+
+				"gets a connection of its own and workers listen where the app names (mount a tmpfs on /tmp)", "error", err)
 		}
 		if dir != "" {
 			defer os.RemoveAll(dir)
 		}
 	}
-	a, err := assemble(cfg, p, environ, log, reaper, socketDir, dp)
+	a, err := assemble(cfg, p, environ, log, reaper, socketDir, dp, cgroup)
 	if err != nil {
 		return err
 	}
 	re.sup.Store(a.sup)
 	a.sigs = sigs
-	a.ctl = ctl
+	a.ctl, a.ctlInfo = ctl, ctlInfo
 	// The admin listener keeps a spare descriptor to answer probes while
 	// percore has none left; the public listener's retries refill it
 	// before they take a descriptor that frees.
@@ -261,9 +280,12 @@ type actors struct {
 	sup   *supervisor.Supervisor
 	watch *watch.Watcher // nil without --watch
 
+	cgroup *memwatch.Watch // nil where no memory cgroup limits percore
+
 	listeners  listeners
 	sigs       chan os.Signal  // from catchSignals
 	ctl        *control.Server // nil without a control socket
+	ctlInfo    control.Info    // what ctl's info command tells
 	status     *statusSource
 	load       *loadWindow // nil in direct mode
 	checks     health.CheckConfig
@@ -288,11 +310,15 @@ func makeSocketDir(cfg *config) (string, error) {
 }
 
 func assemble(cfg *config, p plan, environ []string, log hclog.Logger, l supervisor.Launcher, socketDir string,
-	dp *directParts) (*actors, error) {
+	dp *directParts, cgroup *memwatch.Watch) (*actors, error) {
 	pool := proxy.NewPool(proxy.UpstreamConfig{Logger: log.Named("proxy")})
 	out := supervisor.NewOutput(outputConfig(cfg))
 	first := p.live.Plan()
 	guard := guardOf(first)
+	var cg supervisor.CgroupMemory
+	if cgroup != nil {
+		cg = cgroup
+	}
 	sup, err := supervisor.New(supervisor.Config{
 		Command:         cfg.Command,
 		Env:             environ,
@@ -311,6 +337,7 @@ func assemble(cfg *config, p plan, environ []string, log hclog.Logger, l supervi
 		MaxBootFailures: cfg.MaxBootFailures,
 		SocketDir:       socketDir,
 		OOM:             oomCounter(),
+		Cgroup:          cg,
 		Sockets:         dp.supervisorSockets(),
 	})
 	if err != nil {
@@ -337,6 +364,8 @@ func assemble(cfg *config, p plan, environ []string, log hclog.Logger, l supervi
 		srv:   srv,
 		sup:   sup,
 		watch: watcher,
+
+		cgroup: cgroup,
 
 		status: &statusSource{started: time.Now(), plan: p,
 			sup: sup, pool: pool, rss: newRSSHistory(sup.Snapshot), mode: cfg.Mode},
@@ -384,6 +413,10 @@ func (a *actors) run(publicLn, adminLn net.Listener) error {
 		g.Add(serve.Run, func(error) { a.stopProxy(serve, drain) })
 	}
 
+	if a.cgroup != nil {
+		g.Add(a.cgroup.Run, func(error) { a.cgroup.Close() })
+	}
+
 	g.Add(func() error {
 		defer close(supDone)
 		return a.sup.Run()
@@ -413,7 +446,7 @@ func (a *actors) run(publicLn, adminLn net.Listener) error {
 
 	steer := steering{live: a.live, sup: a.sup, log: a.log}
 	if a.ctl != nil {
-		g.Add(func() error { return a.ctl.Serve(steer) }, func(error) { a.ctl.Stop() })
+		g.Add(func() error { return a.ctl.Serve(steer, a.ctlInfo) }, func(error) { a.ctl.Stop() })
 	}
 
 	follow := newLiveActor(a.live)
@@ -433,33 +466,59 @@ func (a *actors) run(publicLn, adminLn net.Listener) error {
 
 // openControl opens the control socket before percore drops to --user, so
 // that the kernel vouches for it (SO_PEERCRED) as the user who started
-// percore. An unsafe --control path stops percore; a default one that cannot
-// be had is logged loudly and percore runs without a control socket.
-func openControl(cfg *config, log hclog.Logger) (*control.Server, error) {
-	if cfg.Control == "" {
+// percore: the --control path, else the default socket of the percore
+// named name. An unsafe --control path, or one another user holds, stops
+// percore; a default one that cannot be had is logged loudly, with what to
+// do instead, and percore runs without a control socket.
+func openControl(cfg *config, name string, log hclog.Logger) (*control.Server, error) {
+	if cfg.ControlOff {
 		return nil, nil
 	}
-	explicit := cfg.Control != control.DefaultPath()
+	explicit := cfg.Control != ""
 	var ctl *control.Server
 	var err error
 	if explicit {
 		ctl, err = control.Listen(cfg.Control, log.Named("control"))
 	} else {
-		ctl, err = control.ListenDefault(log.Named("control"))
+		ctl, err = control.ListenInstance(name, log.Named("control"))
 	}
 	var unsafe *control.UnsafePathError
+	var taken *control.TakenError
+	foreign := errors.As(err, &taken) && taken.Foreign()
 	switch {
 	case err == nil:
 		log.Info("control socket", "path", ctl.Path())
 		return ctl, nil
-	case errors.As(err, &unsafe) && explicit:
+	case explicit && (foreign || errors.As(err, &unsafe)):
 		return nil, fmt.Errorf("--control %s: %w", cfg.Control, err)
+	case foreign:
+		log.Error("refusing to share the control socket's name: "+withoutControl, "pid", os.Getpid(), "error", err)
 	case errors.As(err, &unsafe):
-		log.Error("refusing the control socket's directory: percore reload and scale will not reach this percore (remove the path, or give --control)", "error", err)
+		log.Error("refusing the control socket's directory: "+withoutControl, "pid", os.Getpid(), "error", err)
 	default:
-		log.Warn("running without a control socket: percore reload and scale will not reach this percore", "error", err)
+		log.Warn("running without a control socket: "+withoutControl, "pid", os.Getpid(), "error", err)
 	}
 	return nil, nil
+}
+
+// withoutControl says what a percore without a control socket means, and
+// what to do instead.
+const withoutControl = "percore reload and scale will not reach this percore; " +
+	"send it SIGHUP to reload, SIGTTIN or SIGTTOU to scale (kill -HUP PID)"
+
+// controlName names percore's default control socket after its public
+// address, bound is where it listens: the port alone with --port, HOST:PORT
+// with --listen, with the port it got for port 0.
+func controlName(cfg *config, bound string) string {
+	port := cfg.Port
+	if _, p, err := net.SplitHostPort(bound); err == nil {
+		port = p
+	}
+	host := ""
+	if cfg.Listen != "" {
+		host, _, _ = net.SplitHostPort(cfg.Listen)
+	}
+	return control.InstanceName(host, port)
 }
 
 // listeners are percore's listeners, as health sees them.
@@ -491,6 +550,28 @@ type plan struct {
 func (p plan) prepare(argv, env []string, port int) ([]string, []string, error) {
 	w, _, err := p.runtimes.Prepare(jsruntime.Worker{Argv: argv, Env: env}, p.options(port))
 	return w.Argv, w.Env, err
+}
+
+// openCgroup opens the memory cgroup whose limit holds percore, for the
+// memory guard; nil where none limits it, or with --max-memory off.
+func openCgroup(cfg *config, log hclog.Logger) *memwatch.Watch {
+	if cfg.MaxMemorySet && cfg.MaxMemoryMB == 0 {
+		return nil
+	}
+	mc, ok := (machine.Detector{Root: "/"}).MemoryCgroup()
+	if !ok {
+		return nil
+	}
+	w, err := memwatch.Open(mc.Dir, mc.Version, log)
+	if err != nil {
+		log.Warn("memory cgroup: cannot read it; the memory guard samples each worker only", "cgroup", mc.Dir, "error", err)
+		return nil
+	}
+	if n := w.Notifies(); n != "" {
+		log.Info("memory cgroup: the memory guard reads it after each round of samples, and samples at once on "+n,
+			"cgroup", mc.Dir)
+	}
+	return w
 }
 
 // oomCounter returns the OOM kill counter of percore's memory cgroup, or

@@ -44,13 +44,6 @@ func runStatus(admin string, raw bool, stdout, stderr io.Writer) int {
 	return exitError
 }
 
-func firstSet(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
-}
-
 // dialAddr turns a listen address into one to connect to: an empty or
 // wildcard host means this machine.
 func dialAddr(listen string) string {
