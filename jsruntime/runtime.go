@@ -6,7 +6,7 @@ import "strconv"
 // how a command line is recognised as starting it, how its memory is
 // bounded, and what Prepare puts in a worker's argv and environment for it.
 // Each runtime is one file of this package with a constructor (Node, Deno,
-// Bun) and one row in Default; see the README's "Adding a runtime".
+// Bun) and one row in Default; see docs/design/adding-a-runtime.md.
 //
 // A Runtime is a value: its slices and Prepare must not be changed once it
 // is in a Registry.

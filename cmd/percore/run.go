@@ -27,7 +27,7 @@ import (
 	"github.com/percore/percore/watch"
 )
 
-// Exit codes; the README documents them.
+// Exit codes; docs/operations.md documents them.
 const (
 	exitOK         = 0
 	exitError      = 1

@@ -23,7 +23,7 @@ const platformPackages = {
   "darwin-arm64": "@percore/darwin-arm64",
 };
 
-// forwarded are the signals percore acts on (README, "Signals").
+// forwarded are the signals percore acts on (docs/operations.md, "Signals, reloads, scaling and recycling").
 const forwarded = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGTTIN", "SIGTTOU"];
 
 // terminalSignals are those a terminal sends to its whole foreground
