@@ -56,6 +56,7 @@ type config struct {
 	Proxy             proxySettings
 	Watch             watchSettings
 	Command           []string
+	Launcher          int // the npm launcher's pid (PERCORE_LAUNCHER_PID), 0 = none
 }
 
 // option is one flag, with the environment variable that can also set it.
