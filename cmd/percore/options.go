@@ -56,6 +56,7 @@ type config struct {
 	Proxy             proxySettings
 	Watch             watchSettings
 	Command           []string
+	Launcher          int // the npm launcher's pid (PERCORE_LAUNCHER_PID), 0 = none
 }
 
 // The flags table of docs/reference/flags.md is made from options() and

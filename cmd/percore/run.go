@@ -69,6 +69,11 @@ func runWith(runtimes jsruntime.Registry, args, environ []string, stdout, stderr
 	}
 	sigs := catchSignals()
 	defer earlysignal.Release()
+	environ, launcher, err := takeLauncher(environ)
+	if err != nil {
+		fmt.Fprintf(stderr, "percore: %v\n", err)
+		return exitUsage
+	}
 	env := envMap(environ)
 	cfg, err := parseConfigFor(runtimes, args, env, true)
 	if errors.Is(err, errHelp) {
@@ -84,6 +89,13 @@ func runWith(runtimes jsruntime.Registry, args, environ []string, stdout, stderr
 		return code
 	}
 	log := newLogger(cfg, stderr)
+	if launcher != 0 {
+		if err := followLauncher(launcher, sigs); err != nil {
+			log.Error("percore failed", "error", err)
+			return exitError
+		}
+		cfg.Launcher = launcher
+	}
 	if err := serve(cfg, environ, log, sigs); err != nil {
 		var crash *supervisor.CrashLoopError
 		if errors.As(err, &crash) {
@@ -188,6 +200,9 @@ func serve(cfg *config, environ []string, log hclog.Logger, sigs chan os.Signal)
 	reaper, err := supervisor.NewReaper(log.Named("reaper"))
 	if err == nil && cfg.User != nil {
 		err = becomeUser(cfg, &environ, log)
+		if err == nil && cfg.Launcher != 0 {
+			err = followLauncher(cfg.Launcher, sigs) // a change of user clears it
+		}
 		if err != nil {
 			reaper.Close()
 		}
