@@ -17,11 +17,14 @@
 # -ldflags "-s -w -X main.version=${VERSION}".
 
 ARG GO_VERSION=1.26
+# GO_IMAGE names another Go image, e.g. a mirror's; examples/container_linux_test.go
+# builds this file from a Go image made of the machine's own toolchain.
+ARG GO_IMAGE=golang:${GO_VERSION}
 
 # The build runs on the builder's own platform and cross-compiles for the
 # target, so a multi-platform build (--platform linux/amd64,linux/arm64)
 # needs no emulation.
-FROM --platform=$BUILDPLATFORM golang:${GO_VERSION} AS build
+FROM --platform=$BUILDPLATFORM ${GO_IMAGE} AS build
 ARG TARGETOS TARGETARCH
 ARG VERSION=dev
 WORKDIR /src

@@ -58,7 +58,7 @@ const headerTimeout = 2 * time.Second
 
 // maxPercoreRSS bounds percore's resident memory under attack: the most
 // percore keeps back for itself, the kernel and the page cache when it
-// sizes heaps (README, "How sizing works").
+// sizes heaps (docs/sizing.md, "How sizing works").
 const maxPercoreRSS = 256 << 20
 
 // phase runs one attack and checks what holds through every attack.
@@ -347,7 +347,7 @@ type smuggle struct {
 	halfClose bool // end the client's side after raw
 	// mayBegin: a worker may see the request begin, never end. It is set
 	// for chunked bodies that break after their first chunk, which percore
-	// has begun to stream (the README promises a refusal before any worker
+	// has begun to stream (docs/proxy.md promises a refusal before any worker
 	// only for a bad first chunk).
 	mayBegin bool
 	status   int // the answer expected; 0: any refusal, or a closed connection

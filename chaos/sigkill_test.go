@@ -14,7 +14,7 @@ import (
 
 // TestPercoreKilled SIGKILLs percore itself. Its direct workers die with it
 // (parent-death signal) within a second. What happens to the grandchildren
-// of wrapper commands must match the README: outside a PID namespace they
+// of wrapper commands must match docs/operations.md: outside a PID namespace they
 // survive a SIGKILL of percore; inside one (percore as PID 1) nothing does.
 func TestPercoreKilled(t *testing.T) {
 	needNode(t)
@@ -28,7 +28,7 @@ func TestPercoreKilled(t *testing.T) {
 		id, name        string
 		command         []string
 		wrapper         []string
-		grandchildrenOK bool // they may outlive percore (the README says so)
+		grandchildrenOK bool // they may outlive percore (docs/operations.md says so)
 	}{
 		{"8a", "`node app.js`", node, nil, false},
 		{"8b", "`sh -c 'node app.js; true'`", sh, nil, true},
@@ -132,7 +132,7 @@ func killAndWatch(t *testing.T, f *figures, in *instance, namespaced, grandchild
 	}
 	switch {
 	case grandchildrenOK && leftGrand != len(grand):
-		t.Errorf("%d of %d grandchildren survived; the README says they survive a SIGKILL of percore outside a PID namespace",
+		t.Errorf("%d of %d grandchildren survived; docs/operations.md says they survive a SIGKILL of percore outside a PID namespace",
 			leftGrand, len(grand))
 	case !grandchildrenOK && leftGrand > 0:
 		t.Errorf("%d of %d grandchildren outlived percore", leftGrand, len(grand))

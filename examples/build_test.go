@@ -155,8 +155,8 @@ func TestAppDockerfile(t *testing.T) {
 		t.Fatal(err)
 	}
 	final := df.final()
-	if !strings.HasPrefix(final.From, "node:") {
-		t.Errorf("the app image is FROM %s, want a node image", final.From)
+	if from := df.expand(final.From); !strings.HasPrefix(from, "node:") {
+		t.Errorf("the app image is FROM %s (%s by default), want a node image", final.From, from)
 	}
 	stages := map[string]stage{}
 	for _, st := range df.Stages {
@@ -179,11 +179,7 @@ func TestAppDockerfile(t *testing.T) {
 	if !copied {
 		t.Errorf("the app image copies no percore from another image")
 	}
-	hasImageArg := false
-	for _, in := range df.GlobalArgs {
-		hasImageArg = hasImageArg || strings.HasPrefix(in.Args, "PERCORE_IMAGE=")
-	}
-	if !hasImageArg {
+	if _, ok := df.globalArg("PERCORE_IMAGE"); !ok {
 		t.Errorf("no ARG PERCORE_IMAGE=<default image> before the first FROM")
 	}
 

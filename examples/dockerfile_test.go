@@ -109,6 +109,31 @@ func parseDockerfile(path string) (*dockerfile, error) {
 // final is the last stage, the image the Dockerfile produces.
 func (df *dockerfile) final() stage { return df.Stages[len(df.Stages)-1] }
 
+// globalArg returns the default of an ARG declared before the first FROM,
+// and whether it has one.
+func (df *dockerfile) globalArg(name string) (string, bool) {
+	for _, in := range df.GlobalArgs {
+		if k, v, ok := strings.Cut(in.Args, "="); ok && k == name {
+			return v, true
+		}
+	}
+	return "", false
+}
+
+// expand replaces ${NAME} and $NAME in s with the defaults of the global
+// ARGs, as a build without --build-arg does: each default is expanded with
+// the ARGs declared before it.
+func (df *dockerfile) expand(s string) string {
+	vars := map[string]string{}
+	lookup := func(name string) string { return vars[name] }
+	for _, in := range df.GlobalArgs {
+		if k, v, ok := strings.Cut(in.Args, "="); ok {
+			vars[k] = os.Expand(v, lookup)
+		}
+	}
+	return os.Expand(s, lookup)
+}
+
 // find returns the instructions of a stage with the given command.
 func (s stage) find(cmd string) []instruction {
 	var out []instruction

@@ -1,6 +1,7 @@
 // Package examples_test runs every example app under a percore binary built
 // by the Dockerfile's own go build line, and checks the deployment files and
-// Dockerfiles against percore's defaults.
+// Dockerfiles against percore's defaults. With podman, as root, it also
+// builds both Dockerfiles and runs the app image (container_linux_test.go).
 package examples_test
 
 import (

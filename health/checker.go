@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -21,7 +22,13 @@ import (
 type Target struct {
 	Key  uint64
 	Slot int
+	// Addr is where the worker's app is reached: its loopback port or Unix
+	// socket, or in direct mode its private health listener.
 	Addr string
+	// Ping is the worker's ping address (127.0.0.1:port or a Unix
+	// socket's path), where the runtime's preload answers "pong\n" to
+	// "ping\n"; "" when it has none.
+	Ping string
 }
 
 // Fleet is the checker's view of the workers: which to check, and what to
@@ -36,15 +43,22 @@ type Fleet interface {
 }
 
 // CheckConfig configures active health checks.
+//
+// By default a worker is pinged: percore connects to its ping address and
+// sends "ping\n", and the runtime's preload answers "pong\n" from the
+// worker's event loop. That proves the loop runs (a TCP connect alone would
+// not: the kernel completes handshakes while the loop is blocked), whatever
+// protocol the app speaks, and the app's handlers and logs never see it.
+// When nothing listens at the ping address (a command without the preload,
+// a Deno app without the permissions for it), or the worker has none, the
+// check falls back to "OPTIONS * HTTP/1.1" sent to Addr: any bytes the
+// worker answers pass (an h2c server sends its SETTINGS frame), and so
+// does the worker closing the connection once the probe arrived (Bun's
+// node:http refuses "*" as a target), which the loop must run to do; a
+// connection left silent until the timeout fails.
 type CheckConfig struct {
-	// Path, when set, is requested with GET; a 2xx or 3xx answer passes.
-	// When empty the check sends "OPTIONS * HTTP/1.1", which the app's
-	// request handler answers: any HTTP answer passes, because it proves
-	// the worker's event loop ran, and so does the worker closing the
-	// connection once the probe arrived (Bun's node:http refuses "*" as a
-	// target, and an app's clientError handler then destroys the socket),
-	// which the loop must run to do. A TCP connect alone would not: the
-	// kernel completes handshakes while the loop is blocked.
+	// Path, when set, is requested with GET instead, on every worker; a
+	// 2xx or 3xx answer passes.
 	Path string
 	// Interval between checks of each worker (default 5s).
 	Interval time.Duration
@@ -63,12 +77,57 @@ const (
 
 // Checker checks every serving worker on a ticker.
 type Checker struct {
-	cfg   CheckConfig
-	fleet Fleet
-	log   hclog.Logger
-	fails map[uint64]int // owned by Run's goroutine
-	stop  chan struct{}
-	once  sync.Once
+	cfg    CheckConfig
+	fleet  Fleet
+	log    hclog.Logger
+	fails  map[uint64]int // owned by Run's goroutine
+	counts [checkKinds][2]atomic.Uint64
+	stop   chan struct{}
+	once   sync.Once
+}
+
+// CheckKind is how a worker was checked.
+type CheckKind int
+
+// The kinds of check.
+const (
+	// CheckPing is "ping\n" to the worker's ping address.
+	CheckPing CheckKind = iota
+	// CheckOptions is "OPTIONS * HTTP/1.1", when the worker has no ping
+	// listener.
+	CheckOptions
+	// CheckGet is a GET of CheckConfig.Path.
+	CheckGet
+	checkKinds
+)
+
+// String returns "ping", "options" or "get".
+func (k CheckKind) String() string {
+	switch k {
+	case CheckPing:
+		return "ping"
+	case CheckOptions:
+		return "options"
+	case CheckGet:
+		return "get"
+	}
+	return "CheckKind(" + strconv.Itoa(int(k)) + ")"
+}
+
+// CheckCount is how many checks of one kind passed and failed.
+type CheckCount struct {
+	Kind           CheckKind
+	Passed, Failed uint64
+}
+
+// Counts returns how many checks of each kind passed and failed since the
+// Checker was made. It is safe for concurrent use.
+func (c *Checker) Counts() []CheckCount {
+	out := make([]CheckCount, checkKinds)
+	for k := range out {
+		out[k] = CheckCount{Kind: CheckKind(k), Passed: c.counts[k][0].Load(), Failed: c.counts[k][1].Load()}
+	}
+	return out
 }
 
 // NewChecker returns a Checker.
@@ -111,7 +170,11 @@ func (c *Checker) round() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = c.check(tg.Addr)
+			kind, err := c.check(tg)
+			errs[i] = err
+			if !errors.Is(err, errNoResources) {
+				c.count(kind, err == nil)
+			}
 		}()
 	}
 	wg.Wait()
@@ -142,10 +205,36 @@ func (c *Checker) round() {
 // or memory in percore; it is not the worker's failure.
 var errNoResources = errors.New("percore is out of file descriptors or memory")
 
-// check runs one check against addr.
-func (c *Checker) check(addr string) error {
+// count adds one check of kind to the counts.
+func (c *Checker) count(kind CheckKind, passed bool) {
+	i := 1
+	if passed {
+		i = 0
+	}
+	c.counts[kind][i].Add(1)
+}
+
+// check runs one check of tg and says which.
+func (c *Checker) check(tg Target) (CheckKind, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.Timeout)
 	defer cancel()
+	if c.cfg.Path != "" {
+		return CheckGet, c.get(ctx, tg.Addr)
+	}
+	if tg.Ping != "" {
+		if err := c.ping(ctx, tg.Ping); !errors.Is(err, errNoPing) {
+			return CheckPing, err
+		}
+	}
+	return CheckOptions, c.options(ctx, tg.Addr)
+}
+
+// errNoPing says that nothing listens at a worker's ping address.
+var errNoPing = errors.New("no ping listener")
+
+// dial connects to addr (host:port, or a Unix socket's path) within ctx,
+// and sets the connection's deadline to ctx's.
+func dial(ctx context.Context, addr string) (net.Conn, error) {
 	var d net.Dialer
 	network := "tcp"
 	if strings.HasPrefix(addr, "/") {
@@ -153,25 +242,72 @@ func (c *Checker) check(addr string) error {
 	}
 	conn, err := d.DialContext(ctx, network, addr)
 	if accept.ResourceError(err) {
-		return fmt.Errorf("connect: %w: %w", errNoResources, err)
+		return nil, fmt.Errorf("connect: %w: %w", errNoResources, err)
 	}
 	if err != nil {
-		return fmt.Errorf("connect: %w", err)
+		return nil, fmt.Errorf("connect: %w", err)
 	}
-	defer conn.Close()
 	deadline, _ := ctx.Deadline()
 	_ = conn.SetDeadline(deadline)
-	req := "OPTIONS * HTTP/1.1\r\nHost: localhost\r\nUser-Agent: percore-health\r\nConnection: close\r\n\r\n"
-	if c.cfg.Path != "" {
-		req = "GET " + c.cfg.Path + " HTTP/1.1\r\nHost: localhost\r\nUser-Agent: percore-health\r\nConnection: close\r\n\r\n"
+	return conn, nil
+}
+
+// ping sends "ping\n" to the worker's ping listener, which must answer
+// "pong\n". It returns errNoPing when nothing listens there.
+func (c *Checker) ping(ctx context.Context, addr string) error {
+	conn, err := dial(ctx, addr)
+	if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT) {
+		return fmt.Errorf("%w at %s: %w", errNoPing, addr, err)
 	}
+	if err != nil {
+		return fmt.Errorf("ping: %w", err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte("ping\n")); err != nil {
+		return fmt.Errorf("ping: send: %w", err)
+	}
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil {
+		return fmt.Errorf("ping: no answer within %s: %w", c.cfg.Timeout, err)
+	}
+	if line != "pong\n" {
+		return fmt.Errorf("ping: answered %q, want \"pong\"", strings.TrimSpace(line))
+	}
+	return nil
+}
+
+// options sends "OPTIONS * HTTP/1.1" to addr: any bytes answered pass, and
+// so does the worker closing the connection once the probe arrived.
+func (c *Checker) options(ctx context.Context, addr string) error {
+	conn, err := dial(ctx, addr)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	req := "OPTIONS * HTTP/1.1\r\nHost: localhost\r\nUser-Agent: percore-health\r\nConnection: close\r\n\r\n"
+	if _, err := conn.Write([]byte(req)); err != nil {
+		return fmt.Errorf("send: %w", err)
+	}
+	var b [1]byte
+	n, err := conn.Read(b[:])
+	if n > 0 || closedByPeer(err) {
+		return nil
+	}
+	return fmt.Errorf("no answer within %s: %w", c.cfg.Timeout, err)
+}
+
+// get requests c.cfg.Path from addr: a 2xx or 3xx answer passes.
+func (c *Checker) get(ctx context.Context, addr string) error {
+	conn, err := dial(ctx, addr)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	req := "GET " + c.cfg.Path + " HTTP/1.1\r\nHost: localhost\r\nUser-Agent: percore-health\r\nConnection: close\r\n\r\n"
 	if _, err := conn.Write([]byte(req)); err != nil {
 		return fmt.Errorf("send: %w", err)
 	}
 	line, err := bufio.NewReader(conn).ReadString('\n')
-	if err != nil && c.cfg.Path == "" && line == "" && closedByPeer(err) {
-		return nil
-	}
 	if err != nil {
 		return fmt.Errorf("no answer within %s: %w", c.cfg.Timeout, err)
 	}
@@ -179,7 +315,7 @@ func (c *Checker) check(addr string) error {
 	if err != nil {
 		return err
 	}
-	if c.cfg.Path != "" && (code < 200 || code > 399) {
+	if code < 200 || code > 399 {
 		return fmt.Errorf("GET %s answered %d", c.cfg.Path, code)
 	}
 	return nil

@@ -1,6 +1,9 @@
 package jsruntime
 
-import "strings"
+import (
+	"slices"
+	"strings"
+)
 
 // maxNesting bounds how deep Detect looks through wrappers that contain
 // other commands (env, sh -c, npx -c).
@@ -8,8 +11,9 @@ const maxNesting = 8
 
 // launch says where a command line starts its JavaScript runtime.
 type launch struct {
-	rt    Runtime
-	found bool // rt is one of the registry's runtimes
+	rt      Runtime
+	found   bool   // rt is one of the registry's runtimes
+	wrapper string // the wrapper that starts rt, such as npm or npx; "" when none does
 	Launch
 }
 
@@ -41,6 +45,21 @@ func (r Registry) locate(argv []string) launch {
 	return r.locateFrom(argv, 0, true, 0)
 }
 
+// ChildWrapper returns the wrapper through which argv starts its runtime
+// as a child process of the wrapper's own, such as npm, pnpm, tsx or npx:
+// that child inherits standard input, output and error only, so an
+// inherited socket such as --mode direct's descriptor 3 never reaches the
+// app. It returns "" when argv runs the runtime in its own process: its
+// binary, also through env(1), a shell or an npm package's binary, or a
+// wrapper of the runtime's InProcess.
+func (r Registry) ChildWrapper(argv []string) string {
+	l := r.locate(argv)
+	if !l.found || slices.Contains(l.rt.InProcess, l.wrapper) {
+		return ""
+	}
+	return l.wrapper
+}
+
 // locateFrom finds the runtime of the command that starts at words[at].
 func (r Registry) locateFrom(words []string, at int, inArgv bool, depth int) launch {
 	none := launch{Launch: Launch{Words: words, At: -1, InArgv: inArgv}}
@@ -52,8 +71,10 @@ func (r Registry) locateFrom(words []string, at int, inArgv bool, depth int) lau
 		return launch{rt: rt, found: true, Launch: Launch{Words: words, At: at, InArgv: inArgv}}
 	}
 	wrapped, isWrapper := r.wrapper(name)
+	wrapper := name
 	if !isWrapper && isPackageBin(words[at]) {
 		wrapped, isWrapper = r.packages()
+		wrapper = "" // its shebang runs the runtime in the same process
 	}
 	switch {
 	case name == "env":
@@ -65,12 +86,16 @@ func (r Registry) locateFrom(words []string, at int, inArgv bool, depth int) lau
 	case name == "busybox":
 		return r.locateFrom(words, at+1, inArgv, depth+1)
 	case packageRunner(name):
-		return r.locateExecTarget(words, at+1, depth)
+		l := r.locateExecTarget(words, at+1, depth)
+		l.wrapper = name
+		return l
 	case isWrapper:
 		if sub, i := firstPositional(words, at+1); isExecSubcommand(name, sub) {
-			return r.locateExecTarget(words, i+1, depth)
+			l := r.locateExecTarget(words, i+1, depth)
+			l.wrapper = name
+			return l
 		}
-		return launch{rt: wrapped, found: true, Launch: Launch{Words: words, At: -1, InArgv: inArgv}}
+		return launch{rt: wrapped, found: true, wrapper: wrapper, Launch: Launch{Words: words, At: -1, InArgv: inArgv}}
 	}
 	return none
 }

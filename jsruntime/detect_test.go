@@ -71,6 +71,36 @@ func TestDetect(t *testing.T) {
 	}
 }
 
+// ChildWrapper names the wrapper that starts the runtime as a child process
+// of its own, which inherits no descriptor beyond 0-2.
+func TestChildWrapper(t *testing.T) {
+	for argv, want := range map[string]string{
+		"node|server.js":                      "",
+		"env|NODE_ENV=production|node|app.js": "",
+		"sh|-c|exec node server.js":           "",
+		"node_modules/.bin/next|start":        "",
+		"ts-node|server.ts":                   "",
+		"npm|start":                           "npm",
+		"/usr/bin/npm|run|serve":              "npm",
+		"pnpm|start":                          "pnpm",
+		"yarn|start":                          "yarn",
+		"corepack|pnpm|start":                 "corepack",
+		"tsx|server.ts":                       "tsx",
+		"nodemon|server.js":                   "nodemon",
+		"npx|next|start":                      "npx",
+		"npm|exec|--|next|start":              "npm",
+		"sh|-c|npm run migrate && npm start":  "npm",
+		"npx|-c|node server.js":               "npx",
+		"bunx|vite":                           "bunx",
+		"python3|-m|http.server":              "",
+		"":                                    "",
+	} {
+		if got := Default().ChildWrapper(splitArgs(argv)); got != want {
+			t.Errorf("ChildWrapper(%q) = %q, want %q", argv, got, want)
+		}
+	}
+}
+
 func TestDetectNil(t *testing.T) {
 	if got := Detect(nil); !got.IsOther() {
 		t.Errorf("Detect(nil) = %v, want other", got)

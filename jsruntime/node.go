@@ -14,6 +14,12 @@ import (
 //go:embed node_direct.js
 var nodeDirect []byte
 
+// RefusedExitCode is the exit code with which the --mode direct preload
+// refuses an app that cannot run in direct mode (the cluster module, a
+// server on PORT handed to a child process, a second listen on PORT),
+// after it printed why (EX_CONFIG of sysexits.h).
+const RefusedExitCode = 78
+
 // nodeProxy is the preload of proxy mode: listen(PORT) on loopback, each
 // request's token echoed, no bytes outside a response.
 //
@@ -39,6 +45,7 @@ func Node() Runtime {
 		Name:         "node",
 		Binaries:     []string{"nodejs", "node"},
 		Wrappers:     []string{"npm", "pnpm", "yarn", "yarnpkg", "corepack", "tsx", "ts-node", "nodemon"},
+		InProcess:    []string{"ts-node"},
 		RunsPackages: true,
 		Memory:       HeapCap,
 		SemiSpace:    true,

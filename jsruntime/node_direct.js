@@ -8,7 +8,14 @@
 // unless the app stops itself, the server stops accepting and the process
 // exits when the last connection is gone. No connection is closed as idle
 // in the first second of the stop: Node's own server.close() would reset
-// one whose next request is already on its way.
+// one whose next request is already on its way. The process that takes the
+// socket also answers percore's health checks on a private ping listener,
+// whatever protocol the app speaks.
+//
+// What cannot work is refused at once, with exit code refusedCode and a
+// message that says why: the cluster module (its workers would share the
+// one socket of the slot; percore already runs one worker per CPU), a server
+// on PORT handed to a child process, and a second listen on PORT.
 const net = require('net');
 const fs = require('fs');
 
@@ -25,6 +32,21 @@ delete env.PERCORE_DIRECT_HEALTH;
 function say(msg) {
   process.stderr.write('percore --mode direct: ' + msg + '\n');
 }
+
+// refusedCode is the exit code with which this preload refuses the app;
+// percore then stops at once instead of restarting the worker
+// (jsruntime.RefusedExitCode).
+const refusedCode = 78;
+
+// refuse says why the app cannot run in direct mode and exits.
+function refuse(msg) {
+  say('refused: ' + msg);
+  process.exit(refusedCode);
+}
+
+// advice ends each refusal.
+const advice = 'percore already runs one worker per CPU, each on a public socket of its own: remove the ' +
+  'cluster module (serve from the process percore starts; --workers sets how many), or use --mode proxy';
 
 // inherited tells whether descriptor fd is the socket percore passed: a
 // wrapper may have closed it, or put something else there.
@@ -68,6 +90,42 @@ function openHealth(server, listen) {
   return h;
 }
 
+// The ping listener of percore's health checks, at PERCORE_PING (a loopback
+// port, or a Unix socket's path). percore sends "ping\n" and this process
+// answers "pong\n" from its event loop: that proves the loop runs (a TCP
+// connect alone would not: the kernel completes handshakes while the loop is
+// blocked), whatever the app's server speaks (HTTP/2, gRPC, raw TCP), and
+// the app's handlers and logs never see it.
+const pingVar = 'PERCORE_PING';
+
+// answerPing answers one connection of the ping listener.
+function answerPing(socket) {
+  socket.unref();
+  socket.setTimeout(10000, () => socket.destroy());
+  socket.on('error', () => {});
+  let got = '';
+  socket.on('data', (d) => {
+    got += d.toString('latin1');
+    const nl = got.indexOf('\n');
+    if (nl < 0 && got.length < 16) return;
+    if (got.slice(0, nl) === 'ping') socket.end('pong\n');
+    else socket.destroy();
+  });
+}
+
+// openPing opens the ping listener at addr with listen, net's own listen.
+// It never keeps the process alive, and closes with server.
+function openPing(server, addr, listen) {
+  const p = net.createServer(answerPing);
+  p.on('error', (err) => say('private ping listener on ' + addr + ': ' + err.message +
+    '; percore checks this worker through its private health listener instead'));
+  if (/^[0-9]+$/.test(addr)) listen.call(p, { port: Number(addr), host: '127.0.0.1', exclusive: true });
+  else listen.call(p, { path: addr, exclusive: true });
+  p.unref();
+  server.once('close', () => p.close());
+  return p;
+}
+
 // idleGrace is how long, from the stop, no connection is closed as idle.
 // Node's own server.close() closes at once every connection idle at that
 // instant, so a keep-alive client's next request, already on its way, met a
@@ -104,6 +162,37 @@ function drain(server, sessions, h) {
   server.close(() => process.exit(0));
 }
 
+// refuseCluster refuses the cluster module: its workers would share this
+// slot's socket through this process, and the workers would not be
+// percore's to start, check, measure or stop.
+function refuseCluster() {
+  const cluster = require('cluster');
+  if (typeof cluster.fork !== 'function') return;
+  cluster.fork = function percoreRefuseFork() {
+    refuse('the app forks workers with the cluster module (cluster.fork); ' + advice);
+  };
+}
+
+// refuseHandOver refuses a child process given the server on PORT
+// (child.send(message, server)), as cluster's workers would be.
+function refuseHandOver(isOurs) {
+  const { ChildProcess } = require('child_process');
+  const spawn = ChildProcess.prototype.spawn;
+  ChildProcess.prototype.spawn = function percoreSpawn(...args) {
+    const out = spawn.apply(this, args);
+    const send = this.send;
+    if (typeof send === 'function') {
+      this.send = function percoreSend(message, handle, ...rest) {
+        if (handle && isOurs(handle)) {
+          refuse('the app hands its server on PORT to a child process (child.send(message, server)); ' + advice);
+        }
+        return send.call(this, message, handle, ...rest);
+      };
+    }
+    return out;
+  };
+}
+
 function setup() {
   if (!Number.isInteger(fd) || fd < 0 || !health) return;
   if (!inherited()) {
@@ -112,11 +201,18 @@ function setup() {
       'or use --mode proxy');
     return;
   }
+  refuseCluster();
   const listen = net.Server.prototype.listen;
-  let taken = false;
+  let server = null;
+  refuseHandOver((handle) => server !== null && (handle === server || handle === server._handle));
   net.Server.prototype.listen = function percoreListen(...args) {
-    if (taken) return listen.apply(this, args);
     const t = target(args);
+    if (server !== null) {
+      if (t !== port) return listen.apply(this, args);
+      refuse('the app listens on PORT twice: a second listen(' + port + ') (' +
+        (this === server ? 'the same server again' : 'another server') + '); only one server can serve ' +
+        'the public socket: serve every route from one server, listen elsewhere for the other, or use --mode proxy');
+    }
     if (t === undefined || t !== port) {
       if (t !== undefined && t !== '0') {
         say('the app listens on ' + t + ', not on PORT=' + port + '; only a server listening on ' +
@@ -124,15 +220,21 @@ function setup() {
       }
       return listen.apply(this, args);
     }
-    taken = true;
-    const server = this;
+    server = this;
+    // Taken here, not at start: a wrapper that loads this preload too
+    // leaves it alone, and children started from now on do not inherit it.
+    const ping = env[pingVar];
+    delete env[pingVar];
     const sessions = new Set();
     server.on('session', (s) => { // HTTP/2
       sessions.add(s);
       s.once('close', () => sessions.delete(s));
     });
     let h = null;
-    server.once('listening', () => { h = openHealth(server, listen); });
+    server.once('listening', () => {
+      h = openHealth(server, listen);
+      if (ping) openPing(server, ping, listen);
+    });
     const stopIdle = graceIdle(server);
     process.prependListener('SIGTERM', function percoreStop() {
       stopIdle();

@@ -15,6 +15,8 @@
 // - Bytes an app writes to a connection outside Node's own response
 //   writing, once that connection carried an answer (a timer's late
 //   socket.write, say), are not written: the connection is closed instead.
+// - The process whose server listens on PORT answers percore's health
+//   checks on a private ping listener of its own, out of the app's sight.
 const net = require('net');
 const http = require('http');
 
@@ -222,6 +224,56 @@ function install(server) {
   };
 }
 
+// The ping listener of percore's health checks, at PERCORE_PING (a loopback
+// port, or a Unix socket's path). percore sends "ping\n" and this process
+// answers "pong\n" from its event loop: that proves the loop runs (a TCP
+// connect alone would not: the kernel completes handshakes while the loop is
+// blocked), whatever the app's server speaks, and the app's handlers and
+// logs never see it. Only the process that listens on PORT takes the
+// address: a wrapper such as npm, which loads this preload too, leaves it
+// to its child, and the children of the process that took it do not
+// inherit it.
+const pingVar = 'PERCORE_PING';
+let pingTaken = false;
+
+// takePing returns the ping address and takes it out of the environment,
+// the first time only. A worker of the app's own cluster module leaves it
+// alone: its listen(PORT) is the primary's, which takes it.
+function takePing() {
+  if (pingTaken || require('cluster').isWorker) return undefined;
+  pingTaken = true;
+  const addr = process.env[pingVar];
+  delete process.env[pingVar];
+  return addr || undefined;
+}
+
+// answerPing answers one connection of the ping listener.
+function answerPing(socket) {
+  socket.unref();
+  socket.setTimeout(10000, () => socket.destroy());
+  socket.on('error', () => {});
+  let got = '';
+  socket.on('data', (d) => {
+    got += d.toString('latin1');
+    const nl = got.indexOf('\n');
+    if (nl < 0 && got.length < 16) return;
+    if (got.slice(0, nl) === 'ping') socket.end('pong\n');
+    else socket.destroy();
+  });
+}
+
+// openPing opens the ping listener at addr with listen, net's own
+// listen. It never keeps the process alive, and closes with server.
+function openPing(server, addr, listen) {
+  const p = net.createServer(answerPing);
+  p.on('error', (err) => say('private ping listener on ' + addr + ': ' + err.message +
+    '; percore checks this worker with OPTIONS * instead'));
+  if (/^[0-9]+$/.test(addr)) listen.call(p, { port: Number(addr), host: '127.0.0.1', exclusive: true });
+  else listen.call(p, { path: addr, exclusive: true });
+  p.unref();
+  server.once('close', () => p.close());
+}
+
 function setup() {
   if (!port) return;
   const OutgoingMessage = http.OutgoingMessage;
@@ -244,6 +296,8 @@ function setup() {
   net.Server.prototype.listen = function percoreListen(...args) {
     if (target(args) !== port) return listen.apply(this, args);
     if (this instanceof http.Server) install(this);
+    const ping = takePing();
+    if (ping) this.once('listening', () => openPing(this, ping, listen));
     return listen.apply(this, tcp ? onLoopback(args) : args);
   };
 }

@@ -28,7 +28,8 @@ func Default() Registry {
 // NewRegistry returns a registry of runtimes, in the order given. It
 // rejects a runtime without a name or named "other", two runtimes of one
 // name, a binary or wrapper name claimed twice, more than one runtime that
-// RunsPackages, and a HeapCap runtime without Prepare.
+// RunsPackages, a HeapCap runtime without Prepare, and an InProcess name
+// that is not one of the runtime's Wrappers.
 func NewRegistry(runtimes ...Runtime) (Registry, error) {
 	names := map[string]string{} // binary or wrapper name -> runtime
 	seen := map[string]bool{}
@@ -45,6 +46,11 @@ func NewRegistry(runtimes ...Runtime) (Registry, error) {
 			return Registry{}, fmt.Errorf("new runtime registry: runtime %q caps its heap but has no Prepare to pass the cap", rt.Name)
 		case rt.RunsPackages && packages != "":
 			return Registry{}, fmt.Errorf("new runtime registry: both %q and %q run npm packages", packages, rt.Name)
+		}
+		for _, name := range rt.InProcess {
+			if !slices.Contains(rt.Wrappers, name) {
+				return Registry{}, fmt.Errorf("new runtime registry: runtime %q: %q runs in process but is not one of its wrappers", rt.Name, name)
+			}
 		}
 		seen[rt.Name] = true
 		if rt.RunsPackages {

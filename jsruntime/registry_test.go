@@ -79,6 +79,8 @@ func TestNewRegistryErrors(t *testing.T) {
 		{"empty binary", []Runtime{{Name: "fake", Binaries: []string{""}}}, `runtime "fake" has an empty command name`},
 		{"cap without prepare", []Runtime{{Name: "fake", Memory: HeapCap}}, `runtime "fake" caps its heap but has no Prepare`},
 		{"two package runtimes", []Runtime{Node(), {Name: "fake", RunsPackages: true, Prepare: noop}}, `both "node" and "fake" run npm packages`},
+		{"in process, not a wrapper", []Runtime{{Name: "fake", Wrappers: []string{"fakex"}, InProcess: []string{"fakey"}}},
+			`runtime "fake": "fakey" runs in process but is not one of its wrappers`},
 	} {
 		_, err := NewRegistry(c.runtimes...)
 		if err == nil || !strings.Contains(err.Error(), c.want) {

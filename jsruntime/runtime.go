@@ -6,7 +6,7 @@ import "strconv"
 // how a command line is recognised as starting it, how its memory is
 // bounded, and what Prepare puts in a worker's argv and environment for it.
 // Each runtime is one file of this package with a constructor (Node, Deno,
-// Bun) and one row in Default; see the README's "Adding a runtime".
+// Bun) and one row in Default; see docs/design/adding-a-runtime.md.
 //
 // A Runtime is a value: its slices and Prepare must not be changed once it
 // is in a Registry.
@@ -23,6 +23,12 @@ type Runtime struct {
 	// the runtime through the environment. The package a wrapper runs with
 	// npm exec, pnpm dlx or yarn dlx is looked into, as npx's is.
 	Wrappers []string
+	// InProcess are the Wrappers that run the app in their own process
+	// (ts-node, for CommonJS), so that what they inherit reaches the app.
+	// The others start the runtime as a child process of their own, which
+	// inherits standard input, output and error only; see
+	// Registry.ChildWrapper.
+	InProcess []string
 	// RunsPackages marks the runtime that npm packages' binaries
 	// (node_modules/.bin/next) and npx run when the package is not another
 	// runtime's binary. At most one runtime of a Registry has it.

@@ -9,11 +9,17 @@
 //   only after an answer that carried it: without the token every request
 //   gets a connection of its own. Deno's request headers cannot be changed,
 //   so a Deno app sees the field; nothing else does.
+// - The process whose server listens on PORT answers percore's health
+//   checks on a private ping listener of its own, out of the app's sight.
+//   A Deno app without the permissions for it (env for PERCORE_PING, net
+//   for its loopback port) goes without, and percore checks it with
+//   OPTIONS * instead.
 //
 // A worker started through a wrapper (deno task, bun run of a package.json
 // script) does not load it: percore then gives each request a connection of
 // its own, which is slower and as safe.
 import http from "node:http";
+import net from "node:net";
 
 const tokenField = "x-percore-token";
 const kToken = Symbol("percore.token");
@@ -35,6 +41,77 @@ function readPort() {
 }
 
 const tcp = port !== undefined && /^[0-9]+$/.test(port); // else the path of a Unix socket
+
+// The ping listener of percore's health checks, at PERCORE_PING (a loopback
+// port, or a Unix socket's path). percore sends "ping\n" and this process
+// answers "pong\n" from its event loop: that proves the loop runs (a TCP
+// connect alone would not: the kernel completes handshakes while the loop is
+// blocked), and the app's handlers and logs never see it. Only the process
+// that listens on PORT takes the address, and takes it out of the
+// environment, so that its children do not inherit it.
+const pingVar = "PERCORE_PING";
+let pingTaken = false;
+
+// denoMay reports whether Deno grants a permission without asking.
+function denoMay(desc) {
+  return Deno.permissions.querySync(desc).state === "granted";
+}
+
+// takePing returns the ping address and takes it out of the environment,
+// the first time only; undefined when there is none, or when Deno may not
+// read it or listen there.
+function takePing() {
+  if (pingTaken) return undefined;
+  pingTaken = true;
+  try {
+    if (typeof Deno === "undefined") {
+      const addr = process.env[pingVar];
+      delete process.env[pingVar];
+      return addr || undefined;
+    }
+    if (!denoMay({ name: "env", variable: pingVar })) return undefined;
+    const addr = Deno.env.get(pingVar);
+    Deno.env.delete(pingVar);
+    if (!addr) return undefined;
+    const allowed = /^[0-9]+$/.test(addr)
+      ? denoMay({ name: "net", host: "127.0.0.1:" + addr })
+      : denoMay({ name: "read", path: addr }) && denoMay({ name: "write", path: addr });
+    return allowed ? addr : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+// answerPing answers one connection of the ping listener.
+function answerPing(socket) {
+  socket.unref();
+  socket.setTimeout(10000, () => socket.destroy());
+  socket.on("error", () => {});
+  let got = "";
+  socket.on("data", (d) => {
+    got += typeof d === "string" ? d : d.toString("latin1");
+    const nl = got.indexOf("\n");
+    if (nl < 0 && got.length < 16) return;
+    if (got.slice(0, nl) === "ping") socket.end("pong\n");
+    else socket.destroy();
+  });
+}
+
+// openPing opens the ping listener at addr, from takePing; it never keeps
+// the process alive. It returns the function that closes it.
+function openPing(addr) {
+  if (addr === undefined) return () => {};
+  try {
+    const p = net.createServer(answerPing);
+    p.on("error", () => {}); // percore falls back to OPTIONS *
+    if (/^[0-9]+$/.test(addr)) p.listen({ port: Number(addr), host: "127.0.0.1", exclusive: true });
+    else p.listen({ path: addr, exclusive: true });
+    p.unref();
+    return () => p.close();
+  } catch {
+    return () => {};
+  }
+}
 
 // stamp puts tok into a Response's head. A Response whose headers cannot be
 // changed (Response.redirect, a fetch's answer) is copied first.
@@ -81,7 +158,11 @@ function wrapDenoServe() {
     const o = { ...opts };
     delete o.handler;
     if (tcp) o.hostname = "127.0.0.1";
-    return serve.call(this, o, withToken(handler));
+    const ping = takePing();
+    const server = serve.call(this, o, withToken(handler));
+    const closePing = openPing(ping);
+    server.finished.then(closePing, closePing);
+    return server;
   };
 }
 
@@ -108,7 +189,15 @@ function wrapBunServe() {
     if (o.routes && typeof o.routes === "object") {
       o.routes = Object.fromEntries(Object.entries(o.routes).map(([k, v]) => [k, bunRoute(v)]));
     }
-    return serve.call(this, o, ...rest);
+    const ping = takePing();
+    const server = serve.call(this, o, ...rest);
+    const closePing = openPing(ping);
+    const stop = server.stop;
+    server.stop = function percoreStop(...args) {
+      closePing();
+      return stop.apply(this, args);
+    };
+    return server;
   };
 }
 
@@ -135,6 +224,8 @@ function wrapNodeHTTP() {
     const target = a && typeof a === "object" ? (a.path ?? a.port) : a;
     if (target === undefined || String(target) !== port) return listen.apply(this, args);
     this.prependListener("request", onRequest);
+    const ping = takePing();
+    if (ping !== undefined) this.once("listening", () => this.once("close", openPing(ping)));
     if (!tcp) return listen.apply(this, args);
     if (a && typeof a === "object") {
       args[0] = { ...a, host: "127.0.0.1" };

@@ -13,7 +13,7 @@ const maxScannedHeader = 1 << 20
 // request's header block. fasthttp waits for a block to end in CRLF CRLF, so a
 // client whose lines all end in a bare LF (RFC 9112 section 2.2 allows a
 // server to refuse them) would wait for the header timeout and get 408; the
-// README promises 400. When the first empty line ends a block that is not
+// docs/proxy.md promises 400. When the first empty line ends a block that is not
 // CRLF CRLF, the connection reports the end of the client's data after those
 // bytes, as if the client had half-closed: fasthttp answers 400 at once and
 // closes. Only the first header is watched, which costs nothing after it

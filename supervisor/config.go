@@ -100,6 +100,16 @@ type Config struct {
 	// nobody may listen on, and the worker is ready once it listens on its
 	// private health address, the one the health checks reach.
 	Sockets Sockets
+	// Ping gives each worker a private address in EnvPing where the
+	// runtime's preload answers health checks (a Unix socket in SocketDir
+	// when set, else a loopback port); WorkerStatus.Ping shows it.
+	Ping bool
+	// RefusedExitCode, when not 0, is the exit code with which the
+	// runtime's preload refuses an app that cannot run as started (in
+	// direct mode: the cluster module, a second listen on PORT). A worker
+	// that exits with it before it is ready is refused: Run gives up at
+	// once, as on a crash loop, unless another slot serves.
+	RefusedExitCode int
 }
 
 // Sockets hands out the public listening socket of each slot in direct

@@ -25,11 +25,30 @@ const (
 // directFD is the descriptor of the first of exec.Cmd's ExtraFiles.
 const directFD = 3
 
-// errOwnListener says that a worker in direct mode listens on PORT itself
-// instead of serving the socket it was given.
-var errOwnListener = errors.New("the app listens on PORT itself instead of serving the public socket percore " +
-	"gives it (a server that is not Node's net/http, or a wrapper such as npm that does not pass descriptor 3 on); " +
-	"run node itself, or use --mode proxy")
+// ownListenerError says that a process of a worker in direct mode listens
+// on PORT itself instead of the worker serving the public socket it was
+// given. Retrying cannot help: the worker is refused.
+type ownListenerError struct {
+	pid     int    // the process that listens
+	leader  bool   // it is the worker's own process, not a child of it
+	command string // its command line, "" when unknown
+}
+
+// Error implements error.
+func (e *ownListenerError) Error() string {
+	if e.leader {
+		return "the worker listens on PORT itself instead of serving the public socket percore gives it: " +
+			"its server does not go through Node's net module (listen(PORT) is not redirected), or percore's " +
+			"preload was not loaded; use --mode proxy"
+	}
+	who := "pid " + strconv.Itoa(e.pid)
+	if e.command != "" {
+		who += ": " + e.command
+	}
+	return "a child process of the worker (" + who + ") listens on PORT instead of the worker serving the " +
+		"public socket percore gives it: a wrapper such as npm starts node without passing descriptor 3, the " +
+		"socket, on, and a child process cannot take it; run node itself (node server.js), or use --mode proxy"
+}
 
 // errNoSocket says that a worker in direct mode never served its socket.
 var errNoSocket = errors.New("the app did not take its public socket in time: in --mode direct it must call " +
@@ -57,16 +76,17 @@ func (s *Supervisor) directSetup(w *worker, health string) (*os.File, []string, 
 	return f, env, nil
 }
 
-// directCheck reports errOwnListener when a worker in direct mode listens
-// on its PORT.
+// directCheck reports an *ownListenerError when a process of a worker in
+// direct mode listens on its PORT.
 func (w *worker) directCheck() error {
 	if w.appPort == 0 {
 		return nil
 	}
-	if own, _ := listensOn(w.pid, w.appPort); own {
-		return errOwnListener
+	pid, _ := listenerOn(w.pid, w.appPort)
+	if pid == 0 {
+		return nil
 	}
-	return nil
+	return &ownListenerError{pid: pid, leader: pid == w.pid, command: commandLine(pid)}
 }
 
 // socketPort returns the local port of the socket f, or 0. It leaves f

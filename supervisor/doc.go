@@ -15,8 +15,12 @@
 // listening socket as descriptor 3, and PORT names a port nobody may listen
 // on: the runtime's preload redirects the app's listen(PORT) to the socket
 // and serves the same app on the private health address, where readiness is
-// checked. A worker that listens on PORT itself, or does not take its socket
-// within the ready timeout, is not ready, with the reason. The socket stays
+// checked. A worker that does not take its socket within the ready timeout
+// is not ready, with the reason; one of whose processes listens on PORT
+// itself is refused at once, as is one that exits with
+// Config.RefusedExitCode before it is ready (the preload's refusal of an app
+// that cannot run in direct mode): Run gives up unless another slot serves,
+// since retrying cannot help. The socket stays
 // the Sockets' own, so a crashed or replaced worker's queue is not lost;
 // the Sockets learn from the Router which workers serve, and a slot scaled
 // away gives its socket back only when its last worker is gone.
@@ -53,7 +57,7 @@
 //	starting   not ready             starting   SIGKILL the group; its exit is a failed start
 //	starting   shortage              starting   SIGKILL the group; its exit is not a failed start
 //	starting   start failed          backoff    a failed start, or an uncounted one for lack of resources
-//	starting   exit                  backoff    a failed start; stopped after MaxBootFailures if no slot serves
+//	starting   exit                  backoff    a failed start; stopped after MaxBootFailures, or at once when refused, if no slot serves
 //	starting   kill                  starting   SIGKILL the group; its exit is a failed start
 //	starting   replace               starting   held until the worker is ready
 //	starting   remove                stopping   drain and stop within one shutdown timeout

@@ -118,6 +118,7 @@ func (s *Supervisor) watchReady(sl *slot, w *worker) {
 	defer s.helpers.Done()
 	err := s.awaitReady(w)
 	var short *shortageError
+	var own *ownListenerError
 	switch {
 	case err == nil:
 		sl.mail.post(event{kind: evReady, key: w.key})
@@ -125,7 +126,7 @@ func (s *Supervisor) watchReady(sl *slot, w *worker) {
 		sl.mail.post(event{kind: evShortage, key: w.key, err: short.err})
 	case errors.Is(err, errNotReady):
 		sl.mail.post(event{kind: evNotReady, key: w.key})
-	case errors.Is(err, errNoSocket), errors.Is(err, errOwnListener):
+	case errors.Is(err, errNoSocket), errors.As(err, &own):
 		sl.mail.post(event{kind: evNotReady, key: w.key, err: err})
 	}
 }

@@ -29,6 +29,8 @@ var fakeWorkers = map[string]func(){
 	"crash-if":    fakeCrashIf,
 	"detach":      fakeDetach,
 	"sleep":       fakeSleep,
+	"child-serve": fakeChildServe,
+	"ping-env":    fakePingEnv,
 }
 
 func TestMain(m *testing.M) {
@@ -231,4 +233,36 @@ func fakeGrow() {
 		}
 	}()
 	fakeServe()
+}
+
+// fakeChildServe starts the fake worker serve as a child process, which
+// listens on PORT, as node does under npm, and waits for it.
+func fakeChildServe() {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "PERCORE_FAKE_WORKER=serve")
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	if err := cmd.Run(); err != nil {
+		os.Exit(1)
+	}
+}
+
+// fakePingEnv prints its ping address, then serves; with a Unix socket's
+// path in PORT it listens there and at the ping address, and exits on
+// SIGTERM leaving both socket files behind.
+func fakePingEnv() {
+	fmt.Println("ping at", os.Getenv(EnvPing))
+	if !strings.HasPrefix(os.Getenv("PORT"), "/") {
+		fakeServe()
+		return
+	}
+	for _, path := range []string{os.Getenv("PORT"), os.Getenv(EnvPing)} {
+		if _, err := net.Listen("unix", path); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+	}
+	term := make(chan os.Signal, 1)
+	signal.Notify(term, syscall.SIGTERM)
+	<-term
+	os.Exit(0)
 }

@@ -17,25 +17,54 @@ import (
 // /proc, so a listener that another program opened on the same port is not
 // mistaken for the worker.
 func listensOn(pgid, port int) (bool, error) {
+	pid, err := listenerOn(pgid, port)
+	return pid != 0, err
+}
+
+// listenerOn returns the pid of a process of the worker's process group
+// pgid that holds a socket listening on port on loopback or on every
+// address; 0 when there is none.
+func listenerOn(pgid, port int) (int, error) {
 	inodes, err := listeningInodes(port)
 	if err != nil || len(inodes) == 0 {
-		return false, err
+		return 0, err
 	}
-	return groupHolds(pgid, inodes), nil
+	return groupHolder(pgid, inodes), nil
 }
 
 // groupHolds reports whether a process of group pgid holds one of the
-// sockets: the leader first, which is the common case, then the others.
+// sockets.
 func groupHolds(pgid int, inodes map[string]bool) bool {
+	return groupHolder(pgid, inodes) != 0
+}
+
+// groupHolder returns a process of group pgid that holds one of the
+// sockets, or 0: the leader first, which is the common case, then the
+// others.
+func groupHolder(pgid int, inodes map[string]bool) int {
 	if holdsSocket(pgid, inodes) {
-		return true
+		return pgid
 	}
 	for _, pid := range groupMembers(pgid) {
 		if pid != pgid && holdsSocket(pid, inodes) {
-			return true
+			return pid
 		}
 	}
-	return false
+	return 0
+}
+
+// commandLine returns a process's command line, its arguments joined by
+// spaces, or "" when it cannot be read.
+func commandLine(pid int) string {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	if err != nil {
+		return ""
+	}
+	line := strings.TrimSpace(strings.ReplaceAll(string(data), "\x00", " "))
+	if len(line) > 200 {
+		line = line[:200] + "..."
+	}
+	return line
 }
 
 // listeningInodes returns the socket inodes listening on port, read from

@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -47,6 +48,7 @@ type life struct {
 	w           *worker
 	end         string          // why the slot ended it, when it did
 	notReady    string          // what a worker that was not ready did wrong, when known
+	refused     bool            // it cannot run as started: retrying cannot help
 	ejected     bool            // end is an ejection's reason: its exit restarts the slot
 	killed      string          // why the memory guard killed it
 	shortage    error           // its readiness could not be checked
@@ -209,7 +211,8 @@ func (m *machine) inStarting(ev event, l *life) {
 	case evNotReady:
 		l.end = reasonNotReady
 		if ev.err != nil {
-			l.notReady = ev.err.Error()
+			var own *ownListenerError
+			l.notReady, l.refused = ev.err.Error(), errors.As(ev.err, &own)
 			l.w.log.Error("worker is not ready: "+l.notReady, "ready_timeout", m.cfg.ReadyTimeout)
 		} else {
 			l.w.log.Error("worker did not listen on its port in time; is the app listening on process.env.PORT?",
@@ -241,7 +244,7 @@ func (m *machine) inReady(ev event, l *life) {
 	switch ev.kind {
 	case evExit:
 		if stable, failed := m.died(l, ev.exit); failed {
-			m.backoffOrGiveUp(ev.exit)
+			m.backoffOrGiveUp(ev.exit, false, "")
 		} else {
 			m.toBackoff(stable)
 		}

@@ -549,6 +549,51 @@ func TestMachineMemoryLoopOfGrowingWorkers(t *testing.T) {
 	}
 }
 
+// TestMachineGivesUpOnARefusalAtOnce: a start that cannot succeed as the
+// command stands (the preload's refusal code, a process listening on PORT
+// itself) ends in a CrashLoopError at its first attempt, unless another
+// slot serves; the same exit code means nothing without RefusedExitCode.
+func TestMachineGivesUpOnARefusalAtOnce(t *testing.T) {
+	own := &ownListenerError{pid: 42, command: "node server.js"}
+	for _, c := range []struct {
+		name      string
+		code      int
+		notReady  error
+		elsewhere bool
+		refused   bool
+		last      string
+	}{
+		{"preload's code", 78, nil, false, true, "percore's preload refused it (exit code 78)"},
+		{"own listener", 78, own, false, true, "a child process of the worker (pid 42: node server.js) listens on PORT"},
+		{"another slot serves", 78, nil, true, false, ""},
+		{"another code", 77, nil, false, false, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			m, fx := newTestMachine()
+			m.cfg.RefusedExitCode = 78
+			fx.elsewhere = c.elsewhere
+			m.start()
+			if c.notReady != nil {
+				m.handle(event{kind: evNotReady, key: m.cur.w.key, err: c.notReady})
+			}
+			m.handle(event{kind: evExit, key: m.cur.w.key, exit: Exit{Code: c.code}})
+			if !c.refused {
+				if m.phase != phaseBackoff || fx.gaveUp != nil {
+					t.Errorf("after the exit: %s, gave up %+v; want backoff", m.phase, fx.gaveUp)
+				}
+				return
+			}
+			if m.phase != phaseStopped || fx.gaveUp == nil || !fx.gaveUp.Refused || fx.gaveUp.Attempts != 1 ||
+				!strings.HasPrefix(fx.gaveUp.Last, c.last) {
+				t.Fatalf("after a refused start: %s, gave up %+v", m.phase, fx.gaveUp)
+			}
+			if msg := fx.gaveUp.Error(); !strings.HasPrefix(msg, "the app cannot run as started: worker 0 was refused: "+c.last) {
+				t.Errorf("error %q", msg)
+			}
+		})
+	}
+}
+
 // TestMachineShortageIsNotAFailedStart: a spawn or readiness check that
 // fails for lack of descriptors backs off without counting a failed start.
 func TestMachineShortageIsNotAFailedStart(t *testing.T) {

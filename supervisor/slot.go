@@ -78,6 +78,7 @@ type WorkerStatus struct {
 	HealthFails int           // consecutive failed health checks of the serving worker
 	Key         uint64        // the serving worker's router key (0 if none)
 	Addr        string        // the serving worker's loopback address ("" if none)
+	Ping        string        // the serving worker's ping address (EnvPing; "" if none)
 }
 
 // publish copies the machine's state into the slot's view.
@@ -87,6 +88,7 @@ func (sl *slot) publish(m *machine) {
 	v := slotView{phase: m.phase}
 	if l := m.cur; l != nil {
 		ws.PID, ws.Port, ws.Started, ws.Key, ws.Addr = l.w.pid, l.w.port, l.w.started, l.w.key, l.w.addr()
+		ws.Ping = l.w.pingAddr()
 		ws.ReadySince, ws.RSS, ws.Measure, ws.HealthFails = l.readySince, l.mem, l.measure, l.healthFails
 		v.outUntil, v.routed = l.outUntil, l.routed
 	}
@@ -237,11 +239,19 @@ func (m *machine) startFailed(l *life, e Exit) {
 		m.toBackoff(false)
 		return
 	case l.end == reasonNotReady:
-		m.failedStart(e, reasonNotReady, l.notReady, l.w)
+		m.failedStart(e, reasonNotReady, l.notReady, l.w, l.refused)
+	case m.refusedExit(e):
+		l.w.log.Error("worker refused: percore's preload says why in its output", "exit", e.String())
+		m.failedStart(e, "boot failure", "percore's preload refused it ("+e.String()+")", l.w, true)
 	default:
 		l.w.log.Error("worker exited before it was ready", "exit", e.String())
-		m.failedStart(e, oomOr(e, "boot failure"), l.killed, l.w)
+		m.failedStart(e, oomOr(e, "boot failure"), l.killed, l.w, false)
 	}
+}
+
+// refusedExit reports whether e is the preload's refusal of the app.
+func (m *machine) refusedExit(e Exit) bool {
+	return m.cfg.RefusedExitCode != 0 && e.Signal == 0 && e.Code == m.cfg.RefusedExitCode
 }
 
 // spawnFailed records a start that found no process to run.
@@ -254,12 +264,12 @@ func (m *machine) spawnFailed(err error) {
 		return
 	}
 	m.log.Error("worker failed to start", "worker", m.slot, "error", err)
-	m.failedStart(Exit{Code: 127}, "start failed", err.Error(), nil)
+	m.failedStart(Exit{Code: 127}, "start failed", err.Error(), nil, false)
 }
 
 // failedStart counts a failed start, and gives up when the slot keeps
-// failing at boot while no worker serves.
-func (m *machine) failedStart(e Exit, reason, detail string, w *worker) {
+// failing at boot, or the start was refused, while no worker serves.
+func (m *machine) failedStart(e Exit, reason, detail string, w *worker, refused bool) {
 	m.recordExit(e, reason, detail, w, true)
 	m.fx.firstOutcome()
 	if m.req != nil {
@@ -267,16 +277,21 @@ func (m *machine) failedStart(e Exit, reason, detail string, w *worker) {
 		m.answer(m.req, fmt.Errorf("worker %d: replacement %w", m.slot, err))
 		m.req = nil
 	}
-	m.backoffOrGiveUp(e)
+	m.backoffOrGiveUp(e, refused, detail)
 }
 
 // backoffOrGiveUp follows a failed start that ended with e: the slot gives
-// up, and with it Run, when it has failed MaxBootFailures starts in a row
-// while no other slot serves; else it backs off.
-func (m *machine) backoffOrGiveUp(e Exit) {
-	if m.rec.bootFailures >= m.cfg.MaxBootFailures && !m.fx.readyElsewhere() {
+// up, and with it Run, when it has failed MaxBootFailures starts in a row,
+// or the start was refused (detail says why), while no other slot serves;
+// else it backs off.
+func (m *machine) backoffOrGiveUp(e Exit, refused bool, detail string) {
+	if (refused || m.rec.bootFailures >= m.cfg.MaxBootFailures) && !m.fx.readyElsewhere() {
 		last := m.rec.lastReason + ", " + e.String()
-		m.fx.giveUp(&CrashLoopError{Slot: m.slot, Attempts: m.rec.bootFailures, Last: last, Output: m.rec.lastTail})
+		if refused {
+			last = detail
+		}
+		m.fx.giveUp(&CrashLoopError{Slot: m.slot, Attempts: m.rec.bootFailures, Last: last, Output: m.rec.lastTail,
+			Refused: refused})
 		m.toStopped()
 		return
 	}

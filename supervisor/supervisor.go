@@ -18,20 +18,26 @@ import (
 // SIGKILL.
 var ErrHurry = errors.New("fast stop requested")
 
-// CrashLoopError says the workers keep failing before they ever serve, so
-// Run gave up.
+// CrashLoopError says the workers keep failing before they ever serve, or
+// that a worker was refused (it cannot run as started, so retrying cannot
+// help), so Run gave up.
 type CrashLoopError struct {
 	Slot     int      // the slot that reached the limit
 	Attempts int      // failed starts in a row
 	Last     string   // how the last attempt ended
 	Output   []string // the last lines the worker printed
+	Refused  bool     // the last start was refused: Run gave up at once
 }
 
 // Error implements error.
 func (e *CrashLoopError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "the app keeps failing at start-up: worker %d failed %d times in a row (last: %s)",
-		e.Slot, e.Attempts, e.Last)
+	if e.Refused {
+		fmt.Fprintf(&b, "the app cannot run as started: worker %d was refused: %s", e.Slot, e.Last)
+	} else {
+		fmt.Fprintf(&b, "the app keeps failing at start-up: worker %d failed %d times in a row (last: %s)",
+			e.Slot, e.Attempts, e.Last)
+	}
 	if len(e.Output) > 0 {
 		b.WriteString("; its last output:")
 		for _, l := range e.Output {

@@ -27,6 +27,7 @@ type worker struct {
 	sock       string // the Unix socket path, when workers listen on sockets
 	appPort    int    // direct mode: the PORT the app's listen call names, redirected to its socket
 	publicPort int    // direct mode: the port of its public socket; 0 when unknown
+	ping       string // the ping address in EnvPing: a loopback port, or a Unix socket's path; "" for none
 	pid        int
 	started    time.Time
 	exit       <-chan Exit   // read only by watchExit
@@ -94,6 +95,21 @@ func (w *worker) addr() string {
 	return "127.0.0.1:" + strconv.Itoa(w.port)
 }
 
+// EnvPing names the variable that gives a worker its private ping address:
+// a loopback port, or the path of a Unix socket. The runtime's preload
+// answers "pong\n" there to "ping\n" from the worker's event loop, for
+// percore's health checks.
+const EnvPing = "PERCORE_PING"
+
+// pingAddr is where the health checks ping the worker: 127.0.0.1:port,
+// the path of a Unix socket, or "" when it has no ping address.
+func (w *worker) pingAddr() string {
+	if w.ping == "" || strings.HasPrefix(w.ping, "/") {
+		return w.ping
+	}
+	return "127.0.0.1:" + w.ping
+}
+
 // listening reports whether the worker's own process group listens where
 // it should.
 func (w *worker) listening() (bool, error) {
@@ -123,6 +139,9 @@ func (w *worker) forget() {
 	if w.sock != "" {
 		_ = os.Remove(w.sock) // gone already when the app closed its server
 	}
+	if strings.HasPrefix(w.ping, "/") {
+		_ = os.Remove(w.ping)
+	}
 }
 
 // errNotReady says a worker did not listen on its port in time.
@@ -146,6 +165,11 @@ func (s *Supervisor) spawn(slot int) (*worker, error) {
 		port = strconv.Itoa(w.port)
 	}
 	argv, env := s.cfg.Command, s.workerEnv(slot, port)
+	if s.cfg.Ping {
+		if err := s.pingSetup(w); err != nil {
+			return nil, err
+		}
+	}
 	var public *os.File
 	if s.cfg.Sockets != nil {
 		var extra []string
@@ -154,6 +178,9 @@ func (s *Supervisor) spawn(slot int) (*worker, error) {
 			return nil, err
 		}
 		env = append(s.workerEnv(slot, strconv.Itoa(w.appPort)), extra...)
+	}
+	if w.ping != "" {
+		env = append(env, EnvPing+"="+w.ping)
 	}
 	if s.cfg.Prepare != nil {
 		var err error
@@ -172,6 +199,21 @@ func (s *Supervisor) spawn(slot int) (*worker, error) {
 	w.fam = s.fams.add(w.pid, key)
 	w.log = s.log.With("worker", slot, "pid", w.pid)
 	return w, nil
+}
+
+// pingSetup gives w its ping address: a Unix socket beside the workers'
+// own when they listen on sockets, else a loopback port.
+func (s *Supervisor) pingSetup(w *worker) error {
+	if s.cfg.SocketDir != "" {
+		w.ping = filepath.Join(s.cfg.SocketDir, "worker-"+strconv.FormatUint(w.key, 10)+".ping")
+		return nil
+	}
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	w.ping = strconv.Itoa(port)
+	return nil
 }
 
 // startProcess starts the worker's process; public, when set, is its
@@ -228,9 +270,9 @@ func WorkerEnv(base []string, slot int, port string, count int) []string {
 
 // awaitReady polls until the worker listens on its port. It returns nil when
 // it does, errNotReady at the ready timeout (in direct mode errNoSocket, or
-// errOwnListener as soon as the app listens on PORT itself), a *shortageError when percore
-// could not check for lack of descriptors, or errGone when the worker exited
-// first.
+// an *ownListenerError as soon as a process of the worker listens on PORT
+// itself), a *shortageError when percore could not check for lack of
+// descriptors, or errGone when the worker exited first.
 func (s *Supervisor) awaitReady(w *worker) error {
 	deadline := time.NewTimer(s.cfg.ReadyTimeout)
 	defer deadline.Stop()

@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/percore/percore/direct"
+	"github.com/percore/percore/health"
 	"github.com/percore/percore/promtext"
 	"github.com/percore/percore/promtext/process"
 	"github.com/percore/percore/proxy"
@@ -29,6 +30,7 @@ const (
 	helpRefused  = "socket.io handshakes refused with 429, not forwarded, because their client address was over --socketio-session-rate."
 	helpDirect   = "1 when connections go from the kernel to the workers (--mode direct): percore then measures no requests, inflight, tunnels, saturation or queue."
 	helpPassed   = "Connections queued for a worker slot without a serving worker (--mode direct), accepted by percore: passed on to a serving worker, or closed because none served within 10 s."
+	helpChecks   = "Active health checks of workers, by check (ping: the preload's ping listener; options: OPTIONS * where a worker has none; get: --health-path) and result."
 )
 
 // Help texts of the load figures, for an autoscaler.
@@ -51,6 +53,7 @@ type collector struct {
 	load    *loadWindow // nil in direct mode
 	mode    mode
 	direct  *direct.Sockets // nil in proxy mode
+	checks  *health.Checker // nil with --health-interval off
 }
 
 // WriteMetrics implements health.MetricsWriter. When the process metrics
@@ -73,6 +76,7 @@ func (c *collector) WriteMetrics(w io.Writer) error {
 	}
 	c.addWorkers(&s)
 	c.addSupervisor(&s)
+	c.addChecks(&s)
 	procErr := process.Add(&s, "percore")
 	if _, err := s.WriteTo(w); err != nil {
 		return fmt.Errorf("write metrics: %w", err)
@@ -147,5 +151,17 @@ func (c *collector) addSupervisor(s *promtext.Set) {
 	results := s.Counter("percore_reloads_total", helpReloads, "result")
 	for result, n := range reloads {
 		results.Add(float64(n), result)
+	}
+}
+
+// addChecks adds the active health checks' counters.
+func (c *collector) addChecks(s *promtext.Set) {
+	if c.checks == nil {
+		return
+	}
+	checks := s.Counter("percore_health_checks_total", helpChecks, "check", "result")
+	for _, n := range c.checks.Counts() {
+		checks.Add(float64(n.Passed), n.Kind.String(), "passed")
+		checks.Add(float64(n.Failed), n.Kind.String(), "failed")
 	}
 }

@@ -55,7 +55,8 @@ func TestMetricsCountEveryRequest(t *testing.T) {
 		"percore_worker_rss_bytes", "percore_workers_ready", "percore_workers", "percore_tunnels_open",
 		"percore_process_max_fds", "percore_process_virtual_memory_max_bytes",
 		"percore_socketio_sessions", "percore_socketio_session_evictions_total", "percore_socketio_handshakes_refused_total",
-		"percore_saturation", "percore_inflight_per_worker", "percore_queued_requests"}
+		"percore_saturation", "percore_inflight_per_worker", "percore_queued_requests",
+		"percore_health_checks_total"}
 	if runtime.GOOS == "linux" { // read from /proc
 		names = append(names, "percore_process_resident_memory_bytes", "percore_process_cpu_seconds_total",
 			"percore_process_open_fds", "percore_process_virtual_memory_bytes", "percore_process_start_time_seconds")

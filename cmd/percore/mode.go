@@ -61,6 +61,24 @@ func checkMode(c *config) error {
 	return nil
 }
 
+// modeWarning says, for percore plan and at start, why --mode direct will
+// refuse the workers of a command that checkMode lets through: a wrapper
+// such as npm starts node as a child process that never gets descriptor 3,
+// the public socket, which only the started worker can tell (the preload's
+// check of the descriptor). "" when there is nothing to say.
+func modeWarning(c *config) string {
+	if c.Mode != modeDirect || len(c.Command) == 0 {
+		return ""
+	}
+	w := c.Runtimes.ChildWrapper(c.Command)
+	if w == "" {
+		return ""
+	}
+	return fmt.Sprintf("--mode direct will refuse these workers: %s starts node as a child process of its own, which "+
+		"does not get descriptor 3, the public socket, so the app would listen on PORT itself; run node itself "+
+		"(node server.js), or use --mode proxy", w)
+}
+
 // directParts are what direct mode adds: the public sockets and the
 // preload on disk.
 type directParts struct {
@@ -192,6 +210,15 @@ func (d *directParts) router(pool *proxy.Pool) supervisor.Router {
 		return pool
 	}
 	return directRouter{pool: pool, sockets: d.sockets}
+}
+
+// refusedExitCode is the exit code of the direct-mode preload's refusal,
+// 0 in proxy mode.
+func (d *directParts) refusedExitCode() int {
+	if d == nil {
+		return 0
+	}
+	return jsruntime.RefusedExitCode
 }
 
 // directSockets are the sockets, nil in proxy mode.

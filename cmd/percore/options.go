@@ -56,14 +56,21 @@ type config struct {
 	Proxy             proxySettings
 	Watch             watchSettings
 	Command           []string
+	Launcher          int // the npm launcher's pid (PERCORE_LAUNCHER_PID), 0 = none
 }
 
+// The flags table of docs/reference/flags.md is made from options() and
+// subcommands(); TestDocsFlagsTable fails when it differs.
+//go:generate go test -run ^TestDocsFlagsTable$ -update-docs .
+
 // option is one flag, with the environment variable that can also set it.
+// The same fields make percore --help and docs/reference/flags.md.
 type option struct {
 	name   string
 	value  string // shown in help, e.g. "N|auto"
 	def    string
 	usage  string
+	doc    string // the guide that says more, a path below docs/ with an anchor; "" when usage says it all
 	isBool bool
 	set    func(c *config, v string) error
 }
@@ -72,6 +79,14 @@ type option struct {
 // in capitals with dashes as underscores.
 func (o option) envName() string {
 	return "PERCORE_" + strings.ToUpper(strings.ReplaceAll(o.name, "-", "_"))
+}
+
+// synopsis is the flag as it is written: "--workers N|auto".
+func (o option) synopsis() string {
+	if o.value == "" {
+		return "--" + o.name
+	}
+	return "--" + o.name + " " + o.value
 }
 
 // Defaults that are not another package's.
@@ -97,58 +112,81 @@ func coreOptions() []option {
 		{name: "listen", value: "HOST:PORT", usage: "public address (wins over --port)", set: setListen},
 		{name: "workers", value: "N|auto", def: "auto",
 			usage: "worker processes; auto = usable CPUs, capped by memory (WEB_CONCURRENCY is read when unset)",
+			doc:   "sizing.md#how-sizing-works",
 			set:   setWorkers},
 		{name: "heap", value: "MB|auto|off", def: "auto",
-			usage: "V8 old-space limit per worker in MiB (--max-old-space-size)", set: setHeap},
+			usage: "V8 old-space limit per worker in MiB (--max-old-space-size)",
+			doc:   "sizing.md#how-sizing-works", set: setHeap},
 		{name: "runtime", value: strings.Join(jsruntime.Default().Names(), "|"), def: "detected from COMMAND",
-			usage: "how to pass the heap limit to the workers", set: setRuntime},
+			usage: "how to pass the heap limit to the workers",
+			doc:   "sizing.md#how-each-runtime-gets-its-limit", set: setRuntime},
 		{name: "include-swap", isBool: true, def: "false",
-			usage: "count swap as memory when sizing heaps", set: setIncludeSwap},
+			usage: "count swap as memory when sizing heaps",
+			doc:   "sizing.md#how-sizing-works", set: setIncludeSwap},
 		{name: "follow-limits", value: "on|off", def: "on where a cgroup limits the CPUs or memory",
-			usage: "read the cgroup's limits every 2s and on SIGHUP, and plan again when they change", set: setFollowLimits},
+			usage: "read the cgroup's limits every 2s and on SIGHUP, and plan again when they change",
+			doc:   "sizing.md#the-live-plan", set: setFollowLimits},
 		{name: "admin", value: "HOST:PORT|off", def: defaultAdmin,
-			usage: "admin listener for /healthz and /readyz", set: setAdmin},
+			usage: "admin listener for /healthz and /readyz",
+			doc:   "operations.md#admin-endpoints", set: setAdmin},
 		{name: "admin-hosts", value: "NAME,...", def: "none: IP addresses and localhost",
-			usage: "names, besides IP addresses and localhost, that requests to the admin listener may give as Host; others get 421 (against DNS rebinding)", set: setAdminHosts},
+			usage: "names, besides IP addresses and localhost, that requests to the admin listener may give as Host; others get 421 (against DNS rebinding)",
+			doc:   "operations.md#admin-endpoints", set: setAdminHosts},
 		{name: "shutdown-timeout", value: "DURATION", def: defaultShutdownTimeout.String(),
-			usage: "budget for a graceful stop: drain, stop signal, then SIGKILL", set: durationSetter(func(c *config) *time.Duration { return &c.ShutdownTimeout })},
+			usage: "budget for a graceful stop: drain, stop signal, then SIGKILL",
+			doc:   "operations.md#stopping-and-the-platforms-deadline", set: durationSetter(func(c *config) *time.Duration { return &c.ShutdownTimeout })},
 		{name: "ready-timeout", value: "DURATION", def: "30s",
 			usage: "how long a worker may take to listen on its port", set: durationSetter(func(c *config) *time.Duration { return &c.ReadyTimeout })},
 		{name: "probation", value: "DURATION", def: defaultProbation.String(),
 			usage: "in a reload, how long a new worker serves beside the one it replaces before that one stops; a new worker that dies within it fails the reload, the old workers serve on; 0 = off",
+			doc:   "operations.md#signals-reloads-scaling-and-recycling",
 			set:   setProbation},
 		{name: "worker-wait", value: "DURATION", def: "10s",
-			usage: "how long a request waits for a ready worker before 503", set: durationSetter(func(c *config) *time.Duration { return &c.WorkerWait })},
+			usage: "how long a request waits for a ready worker before 503",
+			doc:   "proxy.md#how-a-request-is-routed", set: durationSetter(func(c *config) *time.Duration { return &c.WorkerWait })},
 		{name: "stop-signal", value: "SIGNAL", def: "SIGTERM",
-			usage: "signal that asks a worker to stop", set: setStopSignal},
-		{name: "max-memory", value: "MB|off", def: "the worker's memory budget when memory is limited (" + recycledByRSS(jsruntime.Default()) + ": always)",
-			usage: "memory guard: recycle a worker so that it is gone before its process group's RSS exceeds this, at the rate it grows; kill it above a hard limit", set: setMaxMemory},
+			usage: "signal that asks a worker to stop",
+			doc:   "operations.md#stopping-and-the-platforms-deadline", set: setStopSignal},
+		{name: "max-memory", value: "MB|off", def: "the worker's memory budget when a cgroup limits memory (" + recycledByRSS(jsruntime.Default()) + ": always), else off",
+			usage: "memory guard: recycle a worker so that it is gone before its memory (its processes' PSS, with its descendants) exceeds this, at the rate it grows; kill it above a hard limit",
+			doc:   "sizing.md#the-memory-guard", set: setMaxMemory},
 		{name: "max-requests", value: "N|off", def: "off",
-			usage: "recycle a worker after N requests (replaced first, then drained)", set: setMaxRequests},
+			usage: "recycle a worker after N requests (replaced first, then drained)",
+			doc:   "operations.md#recycling", set: setMaxRequests},
 		{name: "max-requests-jitter", value: "N", def: "0",
 			usage: "recycle after up to N more requests, so workers are not recycled together", set: intSetter(0, 1<<30, func(c *config) *int { return &c.MaxRequestsJitter })},
 		{name: "control", value: "PATH|@NAME|off", def: "@percore/PORT or @percore/HOST:PORT after --port or --listen (Linux), else PORT.sock in $XDG_RUNTIME_DIR/percore",
-			usage: "Unix socket for percore reload and percore scale; @NAME is an abstract socket (Linux)", set: setControl},
-		{name: "health-path", value: "PATH", def: `"OPTIONS *" request`,
-			usage: "GET this path on each worker to check it (2xx/3xx passes); by default any answer to OPTIONS * passes", set: setHealthPath},
+			usage: "Unix socket for percore reload and percore scale; @NAME is an abstract socket (Linux)",
+			doc:   "operations.md#the-control-socket", set: setControl},
+		{name: "health-path", value: "PATH", def: "a ping",
+			usage: "GET this path on each worker to check it (2xx/3xx passes); by default percore pings the preload's private listener, out of the app's sight (OPTIONS * where none answers)",
+			doc:   "operations.md#active-health-checks", set: setHealthPath},
 		{name: "health-interval", value: "DURATION|off", def: health.DefaultCheckInterval.String(),
-			usage: "how often each worker is checked", set: setHealthInterval},
+			usage: "how often each worker is checked",
+			doc:   "operations.md#active-health-checks", set: setHealthInterval},
 		{name: "health-timeout", value: "DURATION", def: health.DefaultCheckTimeout.String(),
-			usage: "how long one check may take", set: durationSetter(func(c *config) *time.Duration { return &c.Checks.Timeout })},
+			usage: "how long one check may take",
+			doc:   "operations.md#active-health-checks", set: durationSetter(func(c *config) *time.Duration { return &c.Checks.Timeout })},
 		{name: "health-threshold", value: "N", def: strconv.Itoa(health.DefaultCheckThreshold),
-			usage: "failed checks in a row that take a worker out of rotation and restart it", set: intSetter(1, 100, func(c *config) *int { return &c.Checks.Threshold })},
+			usage: "failed checks in a row that take a worker out of rotation and restart it",
+			doc:   "operations.md#active-health-checks", set: intSetter(1, 100, func(c *config) *int { return &c.Checks.Threshold })},
 		{name: "ready-min", value: "N", def: "1",
-			usage: "ready workers needed for /readyz to answer 200", set: intSetter(1, 1024, func(c *config) *int { return &c.ReadyMin })},
+			usage: "ready workers needed for /readyz to answer 200",
+			doc:   "reference/admin-api.md#endpoints", set: intSetter(1, 1024, func(c *config) *int { return &c.ReadyMin })},
 		{name: "max-boot-failures", value: "N", def: "5",
-			usage: "failed starts in a row, with no worker ready, before percore gives up (exit 3)", set: intSetter(1, 1000, func(c *config) *int { return &c.MaxBootFailures })},
+			usage: "failed starts in a row, with no worker ready, before percore gives up (exit 3)",
+			doc:   "operations.md#supervision-and-exit-codes", set: intSetter(1, 1000, func(c *config) *int { return &c.MaxBootFailures })},
 		{name: "log-prefix", value: "auto|on|off", def: "auto (on when stdout is a terminal)",
-			usage: "put [worker id] before each line of worker output", set: setLogPrefix},
+			usage: "put [worker id] before each line of worker output (coloured on a terminal)",
+			doc:   "operations.md#what-each-worker-gets", set: setLogPrefix},
 		{name: "mode", value: "proxy|direct", def: "proxy",
-			usage: "proxy: percore's HTTP/1.1 proxy balances each request; direct: the kernel hands each connection to a worker (no hop, any protocol; node only)", set: setMode},
+			usage: "proxy: percore's HTTP/1.1 proxy balances each request; direct: the kernel hands each connection to a worker (no hop, any protocol; node only)",
+			doc:   "direct-mode.md", set: setMode},
 		{name: "upstream", value: "tcp|unix", def: "tcp",
-			usage: "how workers listen: a loopback port, or a Unix socket whose path is PORT (needs an app that listens on process.env.PORT as given)", set: setUpstream},
+			usage: "how workers listen: a loopback port, or a Unix socket whose path is PORT (needs an app that listens on process.env.PORT as given; not deno serve)",
+			doc:   "design/performance.md#levers-measured", set: setUpstream},
 		{name: "user", value: "NAME|UID[:GID]", def: "percore's own user",
-			usage: "when started as root, run the workers, and percore once its ports are open, as this user", set: setUser},
+			usage: "when started as root, run the workers, and percore once its ports are open, as this user (HOME, USER and LOGNAME set to theirs)", set: setUser},
 		{name: "log-level", value: "LEVEL", def: "info",
 			usage: "trace, debug, info, warn or error", set: setLogLevel},
 		{name: "log-format", value: "text|json", def: "text",
@@ -626,11 +664,7 @@ Each command takes --help.
 Flags (each can also be set by the variable shown; a flag wins):
 `)
 	for _, o := range options() {
-		flag := "--" + o.name
-		if o.value != "" {
-			flag += " " + o.value
-		}
-		fmt.Fprintf(w, "  %s\n      %s\n      env %s", flag, o.usage, o.envName())
+		fmt.Fprintf(w, "  %s\n      %s\n      env %s", o.synopsis(), o.usage, o.envName())
 		if o.def != "" {
 			fmt.Fprintf(w, ", default %s", o.def)
 		}

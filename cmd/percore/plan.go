@@ -162,6 +162,9 @@ func printPlan(w io.Writer, cfg *config, pf planFlags, environ []string) error {
 	for _, warn := range mp.Warnings {
 		fmt.Fprintf(w, "warning:  %s\n", warn)
 	}
+	if warn := modeWarning(cfg); warn != "" {
+		fmt.Fprintf(w, "warning:  %s\n", warn)
+	}
 	if len(cfg.Command) == 0 {
 		return nil
 	}

@@ -70,3 +70,40 @@ func TestPlanCommandChecksUserHeap(t *testing.T) {
 		}
 	}
 }
+
+// percore plan warns when --mode direct will refuse the command's workers:
+// a wrapper such as npm starts node as a child that never gets the public
+// socket. Deno and Bun are refused outright, as the run refuses them.
+func TestPlanWarnsWhenDirectModeWillBeRefused(t *testing.T) {
+	const warning = "warning:  --mode direct will refuse these workers: "
+	for _, c := range []struct {
+		command []string
+		want    string // in the output; "" for no warning
+	}{
+		{[]string{"npm", "start"}, warning + "npm starts node as a child process of its own"},
+		{[]string{"pnpm", "start"}, warning + "pnpm starts node"},
+		{[]string{"sh", "-c", "npm run build && npm start"}, warning + "npm starts node"},
+		{[]string{"node", "server.js"}, ""},
+		{[]string{"env", "NODE_ENV=production", "node", "server.js"}, ""},
+	} {
+		var out, errOut bytes.Buffer
+		args := append([]string{"plan", "--cpus", "2", "--memory", "1G", "--mode", "direct", "--"}, c.command...)
+		if code := run(args, []string{"PATH=/usr/bin"}, &out, &errOut); code != 0 {
+			t.Fatalf("%q: exit %d: %s", c.command, code, errOut.String())
+		}
+		if c.want == "" && strings.Contains(out.String(), warning) || !strings.Contains(out.String(), c.want) {
+			t.Errorf("%q: plan output should say %q:\n%s", c.command, c.want, out.String())
+		}
+		if c.want != "" && !strings.Contains(out.String(), "--mode proxy") {
+			t.Errorf("%q: the warning does not advise --mode proxy:\n%s", c.command, out.String())
+		}
+	}
+	for _, command := range [][]string{{"deno", "run", "-A", "main.ts"}, {"bun", "server.ts"}} {
+		var out, errOut bytes.Buffer
+		args := append([]string{"plan", "--mode", "direct", "--"}, command...)
+		if code := run(args, []string{"PATH=/usr/bin"}, &out, &errOut); code != exitUsage ||
+			!strings.Contains(errOut.String(), "--mode direct cannot run") {
+			t.Errorf("%q: exit %d, %s; want a refusal", command, code, errOut.String())
+		}
+	}
+}

@@ -7,8 +7,10 @@ import (
 	"debug/macho"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/percore/percore/internal/testutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -70,7 +73,7 @@ func npmProject(t *testing.T, rel release, cache string, flags ...string) (strin
 	}
 	pkg, _ := json.Marshal(map[string]any{
 		"name": "app", "version": "1.0.0", "private": true,
-		"scripts":         map[string]string{"start:multi": "percore -- node server.js"},
+		"scripts":         map[string]string{"start:multi": "percore -- node server.js", "percore": "percore"},
 		"devDependencies": map[string]string{"percore": tgz("percore")},
 		// Where the registry would serve the platform packages.
 		"overrides": overrides,
@@ -230,14 +233,65 @@ func TestRelease(t *testing.T) {
 		var h hello
 		getJSON(t, "http://"+in.addr+"/", &h)
 		// npx runs sh, which runs the launcher, which runs percore, which
-		// runs the worker. npx passes no signal on (npm 11): stop the
-		// launcher, and its exit code comes out of npx.
+		// runs the worker. A SIGTERM to the launcher: its exit code comes
+		// out of sh and npx.
 		percore := parentOf(t, h.PID)
 		if err := syscall.Kill(parentOf(t, percore), syscall.SIGTERM); err != nil {
 			t.Fatal(err)
 		}
 		if code := in.wait(20 * time.Second); code != 0 {
 			t.Errorf("npx percore: exit code %d after SIGTERM to the launcher, want 0; logs:\n%s", code, in.logs.String())
+		}
+	})
+
+	// npx and npm run start the launcher through sh -c and pass their SIGINT
+	// and SIGTERM to that shell alone; dash dies of the SIGTERM and keeps the
+	// SIGINT until its command ends. However npx or npm, or the launcher,
+	// is stopped, percore stops gracefully and nothing is left.
+	npx := []string{"npx", "percore"}
+	npmRun := []string{"npm", "run", "percore", "--"}
+	for _, c := range []struct {
+		name     string
+		argv     []string
+		sig      syscall.Signal
+		launcher bool   // the signal goes to the launcher, not to npx or npm
+		shell    string // npm's script-shell, when not sh
+	}{
+		{"SIGTERM to npx", npx, syscall.SIGTERM, false, ""},
+		{"SIGINT to npx", npx, syscall.SIGINT, false, ""},
+		{"SIGINT to npm run", npmRun, syscall.SIGINT, false, ""},
+		{"SIGKILL to npx", npx, syscall.SIGKILL, false, ""},
+		{"SIGKILL to the launcher", npx, syscall.SIGKILL, true, ""},
+		// bash replaces itself with the launcher, whose parent is then npx.
+		{"SIGTERM to npx with bash as npm's shell", npx, syscall.SIGTERM, false, "bash"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if c.shell != "" {
+				path, err := exec.LookPath(c.shell)
+				if err != nil {
+					t.Skipf("no %s: %v", c.shell, err)
+				}
+				t.Setenv("npm_config_script_shell", path)
+			}
+			stopThroughNpm(t, proj, app, c.argv, c.sig, c.launcher)
+		})
+	}
+
+	t.Run("Ctrl-C in a terminal through npx", func(t *testing.T) {
+		// npm passes its SIGINT to its shell, which catches it: that must
+		// not become a second SIGINT to percore.
+		master, tty := openPty(t)
+		in := launchLauncher(t, proj, npx, &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}, tty,
+			"--workers", "1", "--", "node", app)
+		in.waitLog("worker ready", 30*time.Second)
+		if _, err := master.Write([]byte{3}); err != nil {
+			t.Fatal(err)
+		}
+		in.wait(testutil.Scaled(40 * time.Second))
+		in.findLog("stopping gracefully", time.Second)
+		in.findLog("stopped", time.Second)
+		if strings.Contains(in.logs.String(), "stopping fast") {
+			t.Errorf("Ctrl-C through npx stopped percore fast (it got SIGINT twice); logs:\n%s", in.logs.String())
 		}
 	})
 
@@ -388,6 +442,95 @@ func TestRelease(t *testing.T) {
 			}
 		}
 	})
+}
+
+// stopThroughNpm starts percore with the launcher through argv (npx, or
+// npm run) in the npm project proj, sends sig to npx or npm (to the
+// launcher if toLauncher), and checks that percore stops gracefully within
+// its shutdown timeout, that its port is free then, that no process is left,
+// and how npx or npm ended.
+func stopThroughNpm(t *testing.T, proj, app string, argv []string, sig syscall.Signal, toLauncher bool) {
+	t.Helper()
+	const budget = 20 * time.Second
+	in := launchLauncher(t, proj, argv, &syscall.SysProcAttr{Setpgid: true}, nil,
+		"--workers", "1", "--shutdown-timeout", budget.String(), "--", "node", app)
+	in.waitLog("worker ready", 30*time.Second)
+	var h hello
+	getJSON(t, "http://"+in.addr+"/", &h)
+	percore := parentOf(t, h.PID)
+	launcher := parentOf(t, percore)
+	// npm runs the launcher through sh -c; bash (not dash) replaces itself
+	// with it, and npm's signals then reach the launcher.
+	shell := parentOf(t, launcher) != in.cmd.Process.Pid
+	target := in.cmd.Process.Pid
+	if toLauncher {
+		target = launcher
+	}
+	start := time.Now()
+	if err := syscall.Kill(target, sig); err != nil {
+		t.Fatal(err)
+	}
+	// in.exited closes once npx or npm has exited and every process that
+	// shares its stderr (the launcher, percore, the worker) has too.
+	in.wait(testutil.Scaled(budget + 20*time.Second))
+	took := time.Since(start)
+	t.Logf("%s to %s: everything gone in %s; npx or npm: %s", sig, map[bool]string{true: "the launcher", false: argv[0]}[toLauncher],
+		took.Round(time.Millisecond), endOf(in))
+	if toLauncher {
+		in.findLog("the launcher that started percore has ended", time.Second)
+	}
+	stopping := in.findLog("stopping gracefully", time.Second)
+	in.findLog("stopped", time.Second)
+	if strings.Contains(in.logs.String(), "stopping fast") {
+		t.Errorf("percore stopped fast; logs:\n%s", in.logs.String())
+	}
+	wantSig := "terminated"
+	if sig == syscall.SIGINT {
+		wantSig = "interrupt"
+	}
+	if got, _ := stopping["signal"].(string); got != wantSig {
+		t.Errorf("percore stopped on %q, want %q; logs:\n%s", got, wantSig, in.logs.String())
+	}
+	if took > testutil.Scaled(budget) {
+		t.Errorf("percore took %s to stop, more than its shutdown timeout %s", took, budget)
+	}
+	for _, addr := range []string{in.addr, in.admin} {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Errorf("after percore stopped, %s is not free: %v", addr, err)
+			continue
+		}
+		ln.Close()
+	}
+	if pids := testutil.MarkedProcesses("PERCORE_TEST_MARK", in.mark); len(pids) > 0 {
+		t.Errorf("processes left after percore stopped: %v", pids)
+	}
+	// npx or npm ends with percore's exit code, or, when its shell was
+	// signalled, as that shell did: npm then raises the same signal.
+	want := "exit 0"
+	switch {
+	case sig == syscall.SIGKILL && !toLauncher:
+		want = "signal killed"
+	case toLauncher:
+		want = "" // whatever a shell or npm makes of a SIGKILLed command
+	case shell:
+		want = "signal " + sig.String()
+	}
+	if got := endOf(in); want != "" && got != want {
+		t.Errorf("%s ended with %s, want %s; logs:\n%s", argv[0], got, want, in.logs.String())
+	}
+}
+
+// endOf says how the process in ran ended: "exit N" or "signal NAME".
+func endOf(in *instance) string {
+	var ee *exec.ExitError
+	if !errors.As(in.err, &ee) {
+		return "exit 0"
+	}
+	if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return "signal " + ws.Signal().String()
+	}
+	return fmt.Sprintf("exit %d", ee.ExitCode())
 }
 
 // treeFiles reads every file under dir, by relative path.

@@ -27,7 +27,7 @@ import (
 	"github.com/percore/percore/watch"
 )
 
-// Exit codes; the README documents them.
+// Exit codes; docs/operations.md documents them.
 const (
 	exitOK         = 0
 	exitError      = 1
@@ -69,6 +69,11 @@ func runWith(runtimes jsruntime.Registry, args, environ []string, stdout, stderr
 	}
 	sigs := catchSignals()
 	defer earlysignal.Release()
+	environ, launcher, err := takeLauncher(environ)
+	if err != nil {
+		fmt.Fprintf(stderr, "percore: %v\n", err)
+		return exitUsage
+	}
 	env := envMap(environ)
 	cfg, err := parseConfigFor(runtimes, args, env, true)
 	if errors.Is(err, errHelp) {
@@ -84,6 +89,13 @@ func runWith(runtimes jsruntime.Registry, args, environ []string, stdout, stderr
 		return code
 	}
 	log := newLogger(cfg, stderr)
+	if launcher != 0 {
+		if err := followLauncher(launcher, sigs); err != nil {
+			log.Error("percore failed", "error", err)
+			return exitError
+		}
+		cfg.Launcher = launcher
+	}
 	if err := serve(cfg, environ, log, sigs); err != nil {
 		var crash *supervisor.CrashLoopError
 		if errors.As(err, &crash) {
@@ -188,6 +200,9 @@ func serve(cfg *config, environ []string, log hclog.Logger, sigs chan os.Signal)
 	reaper, err := supervisor.NewReaper(log.Named("reaper"))
 	if err == nil && cfg.User != nil {
 		err = becomeUser(cfg, &environ, log)
+		if err == nil && cfg.Launcher != 0 {
+			err = followLauncher(cfg.Launcher, sigs) // a change of user clears it
+		}
 		if err != nil {
 			reaper.Close()
 		}
@@ -339,6 +354,8 @@ func assemble(cfg *config, p plan, environ []string, log hclog.Logger, l supervi
 		OOM:             oomCounter(),
 		Cgroup:          cg,
 		Sockets:         dp.supervisorSockets(),
+		Ping:            p.preload != "",
+		RefusedExitCode: dp.refusedExitCode(),
 	})
 	if err != nil {
 		return nil, err
@@ -425,9 +442,14 @@ func (a *actors) run(publicLn, adminLn net.Listener) error {
 		<-supDone
 	})
 
+	var checker *health.Checker
+	if a.checksOn {
+		checker = health.NewChecker(a.checks, fleet{a.sup}, a.log.Named("health"))
+	}
 	if adminLn != nil {
+		metrics := &collector{sup: a.sup, pool: a.pool, handler: a.proxy, load: a.load, mode: a.mode, direct: a.direct, checks: checker}
 		admin := health.New(adminLn, health.Config{Workers: a, Listeners: a.listeners, Logger: a.log.Named("admin"),
-			Status: a.status, ReadyMin: a.readyMin, Hosts: a.adminHosts, Metrics: &collector{sup: a.sup, pool: a.pool, handler: a.proxy, load: a.load, mode: a.mode, direct: a.direct}})
+			Status: a.status, ReadyMin: a.readyMin, Hosts: a.adminHosts, Metrics: metrics})
 		a.sd.onBegin = admin.MarkShuttingDown
 		g.Add(admin.Run, func(error) { admin.Stop() })
 		g.Add(a.status.rss.run, a.status.rss.interrupt)
@@ -439,8 +461,7 @@ func (a *actors) run(publicLn, adminLn net.Listener) error {
 	trim := newTrimmer()
 	g.Add(trim.run, trim.interrupt)
 
-	if a.checksOn {
-		checker := health.NewChecker(a.checks, fleet{a.sup}, a.log.Named("health"))
+	if checker != nil {
 		g.Add(checker.Run, func(error) { checker.Stop() })
 	}
 
@@ -633,6 +654,9 @@ func makePlan(cfg *config, log hclog.Logger, apply func(sizing.Change)) (plan, e
 	log.Info(first.Line(applied))
 	if applied.Warning != "" {
 		log.Warn(applied.Warning)
+	}
+	if w := modeWarning(cfg); w != "" {
+		log.Warn(w)
 	}
 	return p, nil
 }

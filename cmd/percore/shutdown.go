@@ -158,6 +158,9 @@ func earlyStop(ch <-chan os.Signal, log hclog.Logger) os.Signal {
 			switch sig {
 			case syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT:
 				return sig
+			case launcherGone:
+				logLauncherGone(log)
+				return syscall.SIGTERM
 			}
 			log.Info("signal before the workers started: nothing to do", "signal", sig.String())
 		default:
@@ -187,6 +190,11 @@ func (s *signals) lifecycleSignal(sig os.Signal) bool {
 	return true
 }
 
+// logLauncherGone says why percore stops on launcherGone.
+func logLauncherGone(log hclog.Logger) {
+	log.Warn("the launcher that started percore has ended: stopping as on SIGTERM")
+}
+
 // errStopSignal says a signal ended the run; it is not a failure.
 type errStopSignal struct{ sig os.Signal }
 
@@ -198,6 +206,10 @@ func (s *signals) run() error {
 	for {
 		select {
 		case sig := <-s.ch:
+			if sig == launcherGone {
+				logLauncherGone(s.log)
+				return s.stopOn(syscall.SIGTERM)
+			}
 			if !s.lifecycleSignal(sig) {
 				return s.stopOn(sig)
 			}
@@ -228,6 +240,9 @@ func (s *signals) watchSecond() {
 		case sig := <-s.ch:
 			if sig == syscall.SIGHUP || sig == syscall.SIGTTIN || sig == syscall.SIGTTOU {
 				continue // no reload or scaling while stopping
+			}
+			if sig == launcherGone {
+				continue // the launcher's end, again, or after another stop signal
 			}
 			s.log.Warn("second signal: stopping fast", "signal", sig.String())
 			s.sd.hurry()

@@ -143,7 +143,7 @@ func (f fleet) HealthTargets() []health.Target {
 	var out []health.Target
 	for _, ws := range f.sup.Snapshot() {
 		if ws.State == supervisor.StateReady {
-			out = append(out, health.Target{Key: ws.Key, Slot: ws.ID, Addr: ws.Addr})
+			out = append(out, health.Target{Key: ws.Key, Slot: ws.ID, Addr: ws.Addr, Ping: ws.Ping})
 		}
 	}
 	return out

@@ -25,11 +25,14 @@ func watchOptions() []option {
 	return []option{
 		{name: "watch", isBool: true, def: "off",
 			usage: "for development: reload (rolling, the old workers serve until the new ones are ready and past their --probation) when a file of the app changes; --watch watches the app's directory, --watch=PATH,... these files and directories",
+			doc:   "operations.md#developing-with---watch",
 			set:   setWatch},
 		{name: "watch-ignore", value: "GLOB,...", def: "node_modules, dot-directories, dist, build, coverage, out, tmp, editor temporary files",
-			usage: "more names (*.log) or paths from a watched directory (src/generated) that --watch ignores", set: setWatchIgnore},
+			usage: "more names (*.log) or paths from a watched directory (src/generated) that --watch ignores",
+			doc:   "operations.md#developing-with---watch", set: setWatchIgnore},
 		{name: "watch-debounce", value: "DURATION", def: watch.DefaultDebounce.String(),
-			usage: "how long --watch waits after a change for more before it reloads", set: durationSetter(func(c *config) *time.Duration { return &c.Watch.Debounce })},
+			usage: "how long --watch waits after a change for more before it reloads",
+			doc:   "operations.md#developing-with---watch", set: durationSetter(func(c *config) *time.Duration { return &c.Watch.Debounce })},
 	}
 }
 

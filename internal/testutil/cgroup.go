@@ -239,3 +239,40 @@ func (cg MemoryCgroup) SetLimit(limit int64) error {
 func JoinBoth(m MemoryCgroup, c CPUCgroup) []string {
 	return []string{"sh", "-c", `echo $$ > "$0/cgroup.procs" && echo $$ > "$1/cgroup.procs" && shift && exec "$@"`, m.Dir, c.Dir}
 }
+
+// MemoryCgroupOf returns the memory cgroup that pid is in, as this
+// process's cgroup namespace sees it: the v1 memory controller's where it is
+// mounted (hybrid hosts), else the unified hierarchy's. A container's pid
+// gives the container's cgroup, whose limit its runtime set.
+func MemoryCgroupOf(pid int) (MemoryCgroup, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	if err != nil {
+		return MemoryCgroup{}, err
+	}
+	unified := ""
+	for _, line := range strings.Split(string(data), "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		if parts[0] == "0" && parts[1] == "" {
+			unified = parts[2]
+			continue
+		}
+		for _, c := range strings.Split(parts[1], ",") {
+			if c != "memory" {
+				continue
+			}
+			cg := MemoryCgroup{Dir: filepath.Join("/sys/fs/cgroup/memory", parts[2]), Version: 1}
+			if _, err := os.Stat(filepath.Join(cg.Dir, cg.file("limit"))); err != nil {
+				return MemoryCgroup{}, fmt.Errorf("the memory cgroup of pid %d: %w", pid, err)
+			}
+			return cg, nil
+		}
+	}
+	cg := MemoryCgroup{Dir: filepath.Join("/sys/fs/cgroup", unified), Version: 2}
+	if _, err := os.Stat(filepath.Join(cg.Dir, cg.file("limit"))); unified == "" || err != nil {
+		return MemoryCgroup{}, fmt.Errorf("pid %d is in no memory cgroup (%q)", pid, data)
+	}
+	return cg, nil
+}
