@@ -22,7 +22,7 @@ import (
 // examples/docker/Dockerfile builds (with percore from the root Dockerfile,
 // on a Node base image made of this machine's files) run under podman as
 // users run it, `ENTRYPOINT ["percore", "--"]` as PID 1. It checks the plan
-// against README's sizing table under memory and CPU limits, serving
+// against the sizing table of docs/sizing.md under memory and CPU limits, serving
 // through published loopback ports, podman stop with a request in flight,
 // a SIGHUP reload under load, the reaping of orphans, memory growth outside
 // the heap in 256 MiB, a read-only root and users without a passwd entry.
@@ -86,7 +86,7 @@ func needCPUs(t *testing.T, n int) {
 	}
 }
 
-// sizingRow is one row of README's sizing table.
+// sizingRow is one row of the sizing table in docs/sizing.md.
 type sizingRow struct {
 	memoryMiB, cpus    int
 	workers            int
@@ -95,16 +95,16 @@ type sizingRow struct {
 	found              bool
 }
 
-// sizingTable is README's sizing table by machine.
+// sizingTable is the sizing table of docs/sizing.md by machine.
 type sizingTable map[[2]int]sizingRow
 
 // sizingRowLine matches a row: "| 512 MiB, 2 CPU | 2 | 147 MiB | 227 MiB | …".
 var sizingRowLine = regexp.MustCompile(`^\| (\d+) (MiB|GiB), (\d+) CPU \| (\d+)[^|]*\| (\d+) MiB \| (\d+) MiB \|`)
 
-// readSizingTable reads the sizing table from README.md.
+// readSizingTable reads the sizing table from docs/sizing.md.
 func readSizingTable(t *testing.T) sizingTable {
 	t.Helper()
-	f, err := os.Open("../README.md")
+	f, err := os.Open("../docs/sizing.md")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +125,7 @@ func readSizingTable(t *testing.T) sizingTable {
 		table[[2]int{r.memoryMiB, r.cpus}] = r
 	}
 	if len(table) == 0 {
-		t.Fatal("README.md has no sizing table rows like | 512 MiB, 2 CPU | 2 | 147 MiB | 227 MiB |")
+		t.Fatal("docs/sizing.md has no sizing table rows like | 512 MiB, 2 CPU | 2 | 147 MiB | 227 MiB |")
 	}
 	return table
 }

@@ -29,24 +29,26 @@ func readOnlyRoot(t *testing.T, shm bool) []string {
 	return []string{"unshare", "-m", "--propagation", "private", "sh", "-c", script + `exec "$@"`, "sh"}
 }
 
-// binaryOutsideTmp copies the percore under test out of /tmp, which the
-// read-only root hides.
-func binaryOutsideTmp(t *testing.T) string {
+// outsideTmp copies the percore under test and the test app out of /tmp,
+// which the read-only root hides (the checkout itself may be below /tmp),
+// and returns their paths.
+func outsideTmp(t *testing.T) (bin, app string) {
 	t.Helper()
 	dir, err := os.MkdirTemp("/var/tmp", "percore-readonly-")
 	if err != nil {
 		t.Skipf("no directory outside /tmp for the binary: %v", err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	data, err := os.ReadFile(percoreBin)
-	if err != nil {
-		t.Fatal(err)
+	for _, f := range []struct{ from, to string }{{percoreBin, "percore"}, {appJS(), "app.js"}} {
+		data, err := os.ReadFile(f.from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f.to), data, 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
-	bin := filepath.Join(dir, "percore")
-	if err := os.WriteFile(bin, data, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return bin
+	return filepath.Join(dir, "percore"), filepath.Join(dir, "app.js")
 }
 
 // On a read-only root with /dev/shm, as container runtimes mount it, the
@@ -54,7 +56,8 @@ func binaryOutsideTmp(t *testing.T) string {
 // proven (kept-alive connections reused) and nothing is logged about it.
 func TestReadOnlyRootKeepsThePreloadInDevShm(t *testing.T) {
 	needNode(t)
-	in := launchBin(t, binaryOutsideTmp(t), []string{"TMPDIR=/tmp"}, readOnlyRoot(t, true), "--workers", "1", "--control", "off", "--", "node", absAppJS(t))
+	bin, app := outsideTmp(t)
+	in := launchBin(t, bin, []string{"TMPDIR=/tmp"}, readOnlyRoot(t, true), "--workers", "1", "--control", "off", "--", "node", app)
 	in.waitLog("worker ready", 30*time.Second)
 	for i := 0; i < 3; i++ {
 		if code := status(t, "http://"+in.addr+"/"); code != 200 {
@@ -70,20 +73,11 @@ func TestReadOnlyRootKeepsThePreloadInDevShm(t *testing.T) {
 // that it runs the workers without its preload, and why.
 func TestNoWritableDirectoryStillServes(t *testing.T) {
 	needNode(t)
-	in := launchBin(t, binaryOutsideTmp(t), []string{"TMPDIR=/tmp"}, readOnlyRoot(t, false), "--workers", "1", "--control", "off", "--", "node", absAppJS(t))
+	bin, app := outsideTmp(t)
+	in := launchBin(t, bin, []string{"TMPDIR=/tmp"}, readOnlyRoot(t, false), "--workers", "1", "--control", "off", "--", "node", app)
 	in.waitLog("worker ready", 30*time.Second)
 	if code := status(t, "http://"+in.addr+"/"); code != 200 {
 		t.Fatalf("GET / = %d", code)
 	}
 	in.findLog("running the workers without percore's preload", 10*time.Second)
-}
-
-// absAppJS is the test app's absolute path.
-func absAppJS(t *testing.T) string {
-	t.Helper()
-	p, err := filepath.Abs(appJS())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
 }
