@@ -20,6 +20,12 @@ type breakage struct {
 	// has passed them on, so the client can only see the answer cut short
 	// (never complete); otherwise the client gets 502.
 	begun bool
+	// raw: the app writes the whole answer itself to the socket, past
+	// node's response. On a kept-alive connection percore cannot prove
+	// such an answer its request's (it carries no token), so it is never
+	// delivered there: a GET goes again on a new connection, where the
+	// answer is its request's; a POST, which may not go again, gets 502.
+	raw bool
 }
 
 var breakages = []breakage{
@@ -34,7 +40,7 @@ var breakages = []breakage{
 	{path: "/huge-header"},
 	{path: "/cut-stream", begun: true},
 	{path: "/cut-chunked", begun: true},
-	{path: "/bad-chunk", begun: true},
+	{path: "/bad-chunk", begun: true, raw: true},
 }
 
 // TestBrokenWorkerAnswers runs a worker that closes connections mid-answer
@@ -113,7 +119,8 @@ func TestBrokenWorkerAnswers(t *testing.T) {
 			groups[group] = append(groups[group], r.b.path)
 		}
 		slowest = max(slowest, r.bad.latency)
-		if r.b.begun && r.bad.out != outTruncated {
+		rawPOST := r.b.raw && r.method == "POST" && r.bad.out == outHTTP && r.bad.code == 502
+		if r.b.begun && r.bad.out != outTruncated && !rawPOST {
 			errorf("%s: %s after %s; the answer had begun, so the client must see it cut short", key, label, latencyClass(r.bad.latency))
 		}
 		if !r.b.begun && !(r.bad.out == outHTTP && r.bad.code == 502) {
