@@ -107,6 +107,18 @@ func exposedOn(pgid, port int) []string {
 // not loopback, address (hex) to inode.
 func wideListeners(data []byte, port int) map[string]string {
 	out := map[string]string{}
+	eachListener(data, port, func(host, inode string) {
+		if !procLoopback(host) {
+			out[host] = inode
+		}
+	})
+	return out
+}
+
+// eachListener calls fn with the address (hex, as the kernel stores it)
+// and the socket inode ("socket:[N]") of every socket in data, a
+// /proc/net/tcp or tcp6 table, that listens on port.
+func eachListener(data []byte, port int, fn func(host, inode string)) {
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Scan() // header
 	for sc.Scan() {
@@ -118,13 +130,10 @@ func wideListeners(data []byte, port int) map[string]string {
 		if !ok {
 			continue
 		}
-		n, err := strconv.ParseUint(p, 16, 16)
-		if err != nil || int(n) != port || procLoopback(host) {
-			continue
+		if n, err := strconv.ParseUint(p, 16, 16); err == nil && int(n) == port {
+			fn(host, "socket:["+f[9]+"]")
 		}
-		out[host] = "socket:[" + f[9] + "]"
 	}
-	return out
 }
 
 // procLoopback tells whether a /proc/net/tcp address is 127.0.0.0/8, ::1 or
@@ -223,23 +232,11 @@ func collectHeld(pid int, inodes, held map[string]bool) {
 }
 
 func collectListeners(data []byte, port int, into map[string]bool) {
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Scan() // header
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) < 10 || f[3] != tcpListen {
-			continue
+	eachListener(data, port, func(host, inode string) {
+		if loopbackOrAny(host) {
+			into[inode] = true
 		}
-		host, p, ok := strings.Cut(f[1], ":")
-		if !ok {
-			continue
-		}
-		n, err := strconv.ParseUint(p, 16, 16)
-		if err != nil || int(n) != port || !loopbackOrAny(host) {
-			continue
-		}
-		into["socket:["+f[9]+"]"] = true
-	}
+	})
 }
 
 // loopbackOrAny tells whether a /proc/net/tcp address (hex, as the kernel
