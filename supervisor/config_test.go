@@ -13,7 +13,9 @@ import (
 // start a process.
 type noLauncher struct{}
 
-func (noLauncher) Start(*exec.Cmd) (int, <-chan Exit, error) { return 0, nil, errors.New("no launcher") }
+func (noLauncher) Start(*exec.Cmd) (int, <-chan Exit, error) {
+	return 0, nil, errors.New("no launcher")
+}
 
 // validConfig is the least Config New accepts.
 func validConfig() Config {
@@ -100,9 +102,9 @@ func TestGuardDefaults(t *testing.T) {
 		hard uint64
 		near time.Duration
 	}{
-		{Guard{Every: time.Second}, 0, DefaultGuardNear},                                // off: nothing to check
-		{Guard{Budget: 100, Hard: 50, Every: time.Second}, 100, DefaultGuardNear},       // raised to the budget
-		{Guard{Budget: 100, Hard: 150, Every: time.Second}, 150, DefaultGuardNear},      // kept
+		{Guard{Every: time.Second}, 0, DefaultGuardNear},                           // off: nothing to check
+		{Guard{Budget: 100, Hard: 50, Every: time.Second}, 100, DefaultGuardNear},  // raised to the budget
+		{Guard{Budget: 100, Hard: 150, Every: time.Second}, 150, DefaultGuardNear}, // kept
 		{Guard{Budget: 100, Hard: 150, Every: 20 * time.Millisecond}, 150, 20 * time.Millisecond},
 		{Guard{Budget: 100, Hard: 150, Every: time.Second, Near: 300 * time.Millisecond}, 150, 300 * time.Millisecond},
 	} {
