@@ -79,7 +79,7 @@ func (f *fakeEffects) count(reason EndReason) {
 
 func newTestMachine() (*machine, *fakeEffects) {
 	fx := &fakeEffects{}
-	cfg := Config{Command: []string{"x"}, Workers: 1, Launcher: NewWaiter(), Router: newRecordingRouter(),
+	cfg := Config{Command: []string{"x"}, Workers: 1, Launcher: noLauncher{}, Router: newRecordingRouter(),
 		Output: NewOutput(OutputConfig{}), MinUptime: time.Nanosecond, Probation: 3 * time.Second}
 	if err := cfg.setDefaults(); err != nil {
 		panic(err)

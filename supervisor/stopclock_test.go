@@ -89,7 +89,7 @@ func TestStopClockFastStop(t *testing.T) {
 	}{
 		{"no deadline", 0, HurryGrace},
 		{"far deadline", time.Minute, HurryGrace},
-		{"near deadline", time.Second, time.Second},
+		{"near deadline", 1500 * time.Millisecond, 1500 * time.Millisecond}, // its signal due at 500ms
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
