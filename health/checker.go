@@ -42,6 +42,10 @@ type Fleet interface {
 	Eject(key uint64, reason string)
 }
 
+// EjectReason is the reason the checker gives Fleet.Eject: the words
+// /status and the restarts metric show for an ejected worker.
+const EjectReason = "health check"
+
 // CheckConfig configures active health checks.
 //
 // By default a worker is pinged: percore connects to its ping address and
@@ -195,7 +199,7 @@ func (c *Checker) round() {
 		seen[tg.Key] = n
 		c.fleet.SetHealthFailures(tg.Key, n)
 		if n >= c.cfg.Threshold {
-			c.fleet.Eject(tg.Key, "health check")
+			c.fleet.Eject(tg.Key, EjectReason)
 		}
 	}
 	c.fails = seen

@@ -123,7 +123,7 @@ func (s *Supervisor) strikeBiggest(gs *guardState, kill bool, why string, now ti
 	gs.struck[ws.Key] = strike{killed: kill, at: now}
 	if kill {
 		reason := fmt.Sprintf("%s; its biggest worker (%s %.1fMiB) killed", why, measureName(pick.measure), float64(pick.mem)/(1<<20))
-		at.mail.post(event{kind: evKill, key: ws.Key, reason: reason})
+		at.mail.post(event{kind: evKill, key: ws.Key, detail: reason})
 		return
 	}
 	detail := fmt.Sprintf("%s; its biggest worker (%s %.1fMiB) recycled, stopped first", why, measureName(pick.measure),
@@ -132,7 +132,7 @@ func (s *Supervisor) strikeBiggest(gs *guardState, kill bool, why string, now ti
 		s.log.Info("recycling worker", "worker", ws.ID, "pid", ws.PID, "reason", detail)
 	}
 	pick.asked = true
-	at.mail.post(event{kind: evReplace, req: &replaceRequest{key: ws.Key, reason: reasonMaxMemory, detail: detail, stopFirst: true}})
+	at.mail.post(event{kind: evReplace, req: &replaceRequest{key: ws.Key, reason: EndMaxMemory, detail: detail, stopFirst: true}})
 }
 
 // strikeWait bounds how long a struck worker that is still there holds

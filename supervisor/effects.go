@@ -77,7 +77,7 @@ func (f *slotEffects) queueRecycle(r recycle) bool {
 	}
 }
 
-func (f *slotEffects) count(reason string)        { f.s.count(reason) }
+func (f *slotEffects) count(reason EndReason)     { f.s.count(reason) }
 func (f *slotEffects) firstOutcome()              { f.s.firstOutcome() }
 func (f *slotEffects) readyElsewhere() bool       { return f.s.readyElsewhere(f.sl) }
 func (f *slotEffects) diagnose(w *worker, e Exit) { f.s.diagnose(w, e) }

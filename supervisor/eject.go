@@ -13,7 +13,7 @@ const EjectGrace = 2 * time.Second
 // in WorkerStatus.Restarts with reason as its LastReason. Keys that do not
 // serve (any more) are ignored: an ejection never touches the worker that
 // replaced the one it was meant for.
-func (s *Supervisor) Eject(key uint64, reason string) {
+func (s *Supervisor) Eject(key uint64, reason EndReason) {
 	s.post(key, event{kind: evEject, key: key, reason: reason})
 }
 

@@ -75,8 +75,8 @@ type event struct {
 	kind    eventKind
 	key     uint64
 	exit    Exit            // evExit
-	reason  string          // evEject, evKill, evRecycle
-	detail  string          // evRecycle
+	reason  EndReason       // evEject, evRecycle
+	detail  string          // evRecycle: what /status shows; evKill: why the guard kills
 	early   bool            // evRecycle: the memory guard recycles it for its growth, before its budget
 	err     error           // evShortage, evStartFailed
 	req     *replaceRequest // evReplace

@@ -236,7 +236,7 @@ func recycleOrder(t *testing.T, spare bool) []string {
 			// The replacement, as far over its budget, may be recycled
 			// already, as a memory loop.
 			ends, _ := rig.sup.Counts()
-			if !strings.HasPrefix(ws.LastReason, "memory") || ends[reasonMaxMemory] != 1 ||
+			if !strings.HasPrefix(ws.LastReason, "memory") || ends[EndMaxMemory] != 1 ||
 				ends["crash"]+ends["boot failure"] != 0 {
 				t.Errorf("status after the recycle: %+v, ends %v", ws, ends)
 			}
@@ -331,16 +331,16 @@ func TestMemoryLoopIsBackedOffAndWarned(t *testing.T) {
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		ends, _ := rig.sup.Counts()
-		if ends[reasonMemoryLoop] >= loops && rig.sup.Snapshot()[0].Restarts >= loops {
+		if ends[EndMemoryLoop] >= loops && rig.sup.Snapshot()[0].Restarts >= loops {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d memory loops within 60s (ends %v): %+v", ends[reasonMemoryLoop], ends, rig.sup.Snapshot())
+			t.Fatalf("%d memory loops within 60s (ends %v): %+v", ends[EndMemoryLoop], ends, rig.sup.Snapshot())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	ends, _ := rig.sup.Counts()
-	if ends[reasonMaxMemory] != 1 {
+	if ends[EndMaxMemory] != 1 {
 		t.Errorf("ends %v, want one plain max-memory recycling before the loop", ends)
 	}
 	ws := rig.sup.Snapshot()[0]

@@ -127,18 +127,18 @@ func (s *Supervisor) judge(sl *slot, wt *watched, g Guard, lead time.Duration) {
 	wt.at = g.recycleAt(wt.rate, lead)
 	switch g.decide(wt.mem, wt.at) {
 	case guardKill:
-		sl.mail.post(event{kind: evKill, key: ws.Key, reason: g.overHard(wt.mem, wt.measure)})
+		sl.mail.post(event{kind: evKill, key: ws.Key, detail: g.overHard(wt.mem, wt.measure)})
 	case guardRecycle:
 		if ws.State != StateReady {
 			return
 		}
 		wasAsked := wt.asked
 		wt.asked = true
-		sl.mail.post(event{kind: evRecycle, key: ws.Key, reason: reasonMaxMemory,
+		sl.mail.post(event{kind: evRecycle, key: ws.Key, reason: EndMaxMemory,
 			detail: g.recycleReason(wt.mem, wt.measure, wt.rate, lead), early: wt.mem <= g.Budget})
 		if wasAsked && !wt.urged && g.drainNow(wt.mem, wt.rate) {
 			wt.urged = true
-			sl.mail.post(event{kind: evReplace, req: &replaceRequest{key: ws.Key, reason: reasonMaxMemory,
+			sl.mail.post(event{kind: evReplace, req: &replaceRequest{key: ws.Key, reason: EndMaxMemory,
 				detail: g.beforeHard(wt.mem, wt.measure, wt.rate), stopFirst: true}})
 		}
 	}

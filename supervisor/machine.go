@@ -24,7 +24,7 @@ type effects interface {
 	after(d time.Duration)                          // report evBackoffOver after d
 	probation(w *worker, d time.Duration)           // report evProbationOver about w after d, unless it is gone
 	queueRecycle(r recycle) bool                    // hand a recycling to the replacer
-	count(reason string)                            // count a worker's end
+	count(reason EndReason)                         // count a worker's end
 	firstOutcome()                                  // the first worker is ready or failed
 	readyElsewhere() bool                           // some slot's worker serves
 	giveUp(err *CrashLoopError)                     // end Run: the app keeps failing at start-up
@@ -46,7 +46,7 @@ const (
 // life is one worker's time in a slot, as the slot's machine keeps it.
 type life struct {
 	w           *worker
-	end         string          // why the slot ended it, when it did
+	end         EndReason       // why the slot ended it, when it did
 	notReady    string          // what a worker that was not ready did wrong, when known
 	refused     bool            // it cannot run as started: retrying cannot help
 	ejected     bool            // end is an ejection's reason: its exit restarts the slot
@@ -64,16 +64,6 @@ type life struct {
 	loopServed  time.Duration   // in a memory loop: how long it had served when it was first recycled
 	req         *replaceRequest // answered when it is gone (a replaced worker)
 }
-
-// Why the slot ends a worker, besides an ejection's reason.
-const (
-	reasonNotReady   = "not ready in time"
-	reasonStopped    = "stopped"
-	reasonReplaced   = "replaced"
-	reasonMaxMemory  = "max-memory"  // the memory guard recycled or killed it
-	reasonMemoryLoop = "memory loop" // recycled for its memory soon after ready, as was the worker before it
-	reasonOOMKill    = "oom kill"    // the kernel's OOM killer ended it
-)
 
 // record is what a slot remembers of the workers it ran.
 type record struct {
@@ -209,7 +199,7 @@ func (m *machine) inStarting(ev event, l *life) {
 			m.serve(l)
 		}
 	case evNotReady:
-		l.end = reasonNotReady
+		l.end = EndNotReady
 		if ev.err != nil {
 			var own *ownListenerError
 			l.notReady, l.refused = ev.err.Error(), errors.As(ev.err, &own)
@@ -225,7 +215,7 @@ func (m *machine) inStarting(ev event, l *life) {
 			"restarting it with backoff, not counted as a failed start", "error", ev.err)
 		m.fx.killGroup(l.w)
 	case evKill:
-		m.kill(l, ev.reason)
+		m.kill(l, ev.detail)
 	case evExit:
 		m.startFailed(l, ev.exit)
 	case evStartFailed:
@@ -252,7 +242,7 @@ func (m *machine) inReady(ev event, l *life) {
 		m.eject(l, ev.reason)
 		m.phase = phaseEjecting
 	case evKill:
-		m.kill(l, ev.reason)
+		m.kill(l, ev.detail)
 		m.phase = phaseEjecting
 	case evRecycle:
 		m.recycle(l, recycle{key: l.w.key, reason: ev.reason, detail: ev.detail}, ev.early)
@@ -279,7 +269,7 @@ func (m *machine) inReplacing(ev event, l *life) {
 		case evNotReady, evShortage:
 			m.inStarting(ev, l)
 		case evKill:
-			m.kill(l, ev.reason)
+			m.kill(l, ev.detail)
 		case evExit:
 			m.replacementFailed(l, ev.exit)
 		}
@@ -293,7 +283,7 @@ func (m *machine) inReplacing(ev event, l *life) {
 			m.eject(l, ev.reason)
 			m.handOver(l)
 		case evKill:
-			m.kill(l, ev.reason)
+			m.kill(l, ev.detail)
 			m.handOver(l)
 		}
 	}
@@ -313,7 +303,7 @@ func (m *machine) inProbation(ev event, l *life) {
 		case evProbationOver:
 			m.takeOver()
 		case evKill:
-			m.kill(l, ev.reason)
+			m.kill(l, ev.detail)
 		case evExit:
 			m.probationFailed(l, ev.exit)
 		}
@@ -328,7 +318,7 @@ func (m *machine) inProbation(ev event, l *life) {
 			m.retiring[l.w.key] = l
 			m.promote()
 		case evKill:
-			m.kill(l, ev.reason)
+			m.kill(l, ev.detail)
 			m.retiring[l.w.key] = l
 			m.promote()
 		}
@@ -349,7 +339,7 @@ func (m *machine) inDraining(ev event, l *life) {
 			m.stopped(l, ev.exit)
 		}
 	case evKill:
-		m.kill(l, ev.reason)
+		m.kill(l, ev.detail)
 	case evReplace:
 		if m.phase == phaseStopping {
 			m.answer(ev.req, m.stopErr())
@@ -384,7 +374,7 @@ func (m *machine) recycle(l *life, r recycle, early bool) {
 	if l.recycling {
 		return
 	}
-	if r.reason == reasonMaxMemory {
+	if r.reason == EndMaxMemory {
 		var now bool
 		if r, now = m.memoryRecycle(l, r, early); !now {
 			return
@@ -421,7 +411,7 @@ func (m *machine) memoryRecycle(l *life, r recycle, early bool) (recycle, bool) 
 		m.warnLoop(l, g, served)
 		m.backoff = min(m.backoff*2, m.cfg.BackoffMax)
 	}
-	r.reason, r.detail = reasonMemoryLoop, loopReason(r.shown(), l.loopServed)
+	r.reason, r.detail = EndMemoryLoop, loopReason(r.shown(), l.loopServed)
 	return r, early || !now.Before(l.hold) || l.mem > g.hurry()
 }
 
@@ -430,8 +420,8 @@ func (m *machine) memoryRecycle(l *life, r recycle, early bool) (recycle, bool) 
 // not wait for the backoff (the guard stops it before its replacement is
 // ready, or the cgroup check recycles it) still ends the loop's worker.
 func (m *machine) inLoop(l *life, req *replaceRequest) *replaceRequest {
-	if req.reason == reasonMaxMemory && !l.hold.IsZero() {
-		req.reason = reasonMemoryLoop
+	if req.reason == EndMaxMemory && !l.hold.IsZero() {
+		req.reason = EndMemoryLoop
 	}
 	return req
 }
@@ -521,7 +511,7 @@ func (m *machine) replace(l *life, req *replaceRequest) {
 		if outOfResources(err) {
 			err = &shortageError{err: err}
 		} else {
-			err = &startError{exit: Exit{Code: 127}, reason: "start failed", detail: err.Error()}
+			err = &startError{exit: Exit{Code: 127}, reason: EndStartFailed, detail: err.Error()}
 		}
 		l.w.log.Error("replacement failed; the old worker keeps serving", "reason", req.reason, "error", err)
 		m.answer(req, fmt.Errorf("worker %d: replacement %w", m.slot, err))
@@ -557,7 +547,7 @@ func (m *machine) takeOver() {
 	if m.req != nil {
 		m.countReplacement(m.req.reason)
 	}
-	old.req, old.end, old.readySince, old.routed = m.req, reasonReplaced, time.Time{}, false
+	old.req, old.end, old.readySince, old.routed = m.req, EndReplaced, time.Time{}, false
 	m.req = nil
 	m.retiring[old.w.key] = old
 	m.show() // whoever sees the old worker draining sees the replacement serve
@@ -587,7 +577,7 @@ func (m *machine) retireEarly(req *replaceRequest) {
 	old := m.cur
 	old.w.log.Info("replacing worker: stopping it before its replacement is ready", "reason", req.shown())
 	m.unroute(old)
-	old.req, old.end, old.readySince = req, reasonReplaced, time.Time{}
+	old.req, old.end, old.readySince = req, EndReplaced, time.Time{}
 	m.countReplacement(req.reason)
 	m.retiring[old.w.key] = old
 	m.fx.halt(old.w, haltRetire)
@@ -602,7 +592,7 @@ func (m *machine) handOver(old *life) {
 	m.cur, m.next, m.phase = m.next, nil, phaseStarting
 }
 
-func (m *machine) eject(l *life, reason string) {
+func (m *machine) eject(l *life, reason EndReason) {
 	l.w.log.Warn("ejecting worker: out of rotation and restarting", "reason", reason)
 	l.end, l.ejected, l.readySince = reason, true, time.Time{}
 	m.unroute(l)
@@ -627,7 +617,7 @@ func (m *machine) stopAll(kind eventKind) {
 		how = haltRemove
 	}
 	if m.next != nil {
-		m.next.end = reasonStopped
+		m.next.end = EndStopped
 		m.retiring[m.next.w.key] = m.next
 		m.fx.halt(m.next.w, how)
 		m.next = nil

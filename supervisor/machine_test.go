@@ -22,7 +22,7 @@ type fakeEffects struct {
 	isStopping bool
 	elsewhere  bool
 	gaveUp     *CrashLoopError
-	counts     map[string]int
+	counts     map[EndReason]int
 	recycles   []recycle
 	cfg        *Config // the machine's: guard returns its Guard
 }
@@ -70,16 +70,16 @@ func (f *fakeEffects) readyElsewhere() bool       { return f.elsewhere }
 func (f *fakeEffects) giveUp(err *CrashLoopError) { f.gaveUp = err }
 func (f *fakeEffects) diagnose(w *worker, e Exit) {}
 func (f *fakeEffects) stopping() bool             { return f.isStopping }
-func (f *fakeEffects) count(reason string) {
+func (f *fakeEffects) count(reason EndReason) {
 	if f.counts == nil {
-		f.counts = map[string]int{}
+		f.counts = map[EndReason]int{}
 	}
 	f.counts[reason]++
 }
 
 func newTestMachine() (*machine, *fakeEffects) {
 	fx := &fakeEffects{}
-	cfg := Config{Command: []string{"x"}, Workers: 1, Launcher: NewWaiter(), Router: newRecordingRouter(),
+	cfg := Config{Command: []string{"x"}, Workers: 1, Launcher: noLauncher{}, Router: newRecordingRouter(),
 		Output: NewOutput(OutputConfig{}), MinUptime: time.Nanosecond, Probation: 3 * time.Second}
 	if err := cfg.setDefaults(); err != nil {
 		panic(err)
@@ -149,8 +149,10 @@ func eventFor(m *machine, label string) event {
 	switch ev.kind {
 	case evExit:
 		ev.exit = Exit{Code: 1}
-	case evEject, evKill, evRecycle:
+	case evEject, evRecycle:
 		ev.reason = "test"
+	case evKill:
+		ev.detail = "test"
 	case evStartFailed:
 		ev.err = errors.New("no such file")
 	case evReplace:
@@ -451,7 +453,7 @@ func TestMachineMemoryLoopBacksOff(t *testing.T) {
 	over := func(rss uint64) {
 		key := m.cur.w.key
 		m.handle(event{kind: evSample, key: key, mem: rss, measure: MeasurePSS})
-		m.handle(event{kind: evRecycle, key: key, reason: reasonMaxMemory, detail: m.cfg.Guard.overBudget(rss, MeasurePSS)})
+		m.handle(event{kind: evRecycle, key: key, reason: EndMaxMemory, detail: m.cfg.Guard.overBudget(rss, MeasurePSS)})
 	}
 	recycled := func() {
 		t.Helper()
@@ -465,7 +467,7 @@ func TestMachineMemoryLoopBacksOff(t *testing.T) {
 	}
 	m.handle(event{kind: evReady, key: m.cur.w.key})
 	over(103 * mib) // the first worker over its budget soon: recycled at once
-	if len(fx.recycles) != 1 || fx.recycles[0].reason != reasonMaxMemory {
+	if len(fx.recycles) != 1 || fx.recycles[0].reason != EndMaxMemory {
 		t.Fatalf("first worker over budget: queued %+v", fx.recycles)
 	}
 	recycled()
@@ -485,13 +487,13 @@ func TestMachineMemoryLoopBacksOff(t *testing.T) {
 		m.cur.hold = time.Now().Add(-time.Millisecond)
 		over(103 * mib) // the backoff has passed
 		r := fx.recycles[len(fx.recycles)-1]
-		if len(fx.recycles) != i+2 || r.reason != reasonMemoryLoop ||
+		if len(fx.recycles) != i+2 || r.reason != EndMemoryLoop ||
 			!strings.HasPrefix(r.detail, "memory loop: pss 103.0MiB over budget 100.0MiB ") {
 			t.Fatalf("loop %d: after the backoff queued %+v", i+1, fx.recycles)
 		}
 		recycled()
 	}
-	if fx.counts[reasonMemoryLoop] != 3 || m.rec.restarts != 3 || m.rec.replaced != 1 ||
+	if fx.counts[EndMemoryLoop] != 3 || m.rec.restarts != 3 || m.rec.replaced != 1 ||
 		!strings.HasPrefix(m.rec.lastReason, "memory loop: pss") {
 		t.Errorf("after three loops: counted %v, %+v", fx.counts, m.rec)
 	}
@@ -499,14 +501,14 @@ func TestMachineMemoryLoopBacksOff(t *testing.T) {
 	over(103 * mib) // held again, then growing past half-way to the hard limit
 	n := len(fx.recycles)
 	over(151 * mib)
-	if len(fx.recycles) != n+1 || fx.recycles[n].reason != reasonMemoryLoop {
+	if len(fx.recycles) != n+1 || fx.recycles[n].reason != EndMemoryLoop {
 		t.Fatalf("a held worker that grows: queued %+v", fx.recycles[n:])
 	}
 	recycled()
 
 	m.cur.readyAt = time.Now().Add(-time.Minute) // served longer than Guard.Loop
 	over(103 * mib)
-	if r := fx.recycles[len(fx.recycles)-1]; len(fx.recycles) != n+2 || r.reason != reasonMaxMemory {
+	if r := fx.recycles[len(fx.recycles)-1]; len(fx.recycles) != n+2 || r.reason != EndMaxMemory {
 		t.Fatalf("a worker over budget after a minute: queued %+v", fx.recycles[n:])
 	}
 	if m.backoff != m.cfg.BackoffMin || m.memLoops != 0 {
@@ -527,14 +529,14 @@ func TestMachineMemoryLoopOfGrowingWorkers(t *testing.T) {
 	for i := range 3 {
 		key := m.cur.w.key
 		m.handle(event{kind: evSample, key: key, mem: 80 * mib, measure: MeasurePSS})
-		m.handle(event{kind: evRecycle, key: key, reason: reasonMaxMemory, early: true,
+		m.handle(event{kind: evRecycle, key: key, reason: EndMaxMemory, early: true,
 			detail: m.cfg.Guard.early(80*mib, MeasurePSS, 80*mib, time.Second)})
 		if len(fx.recycles) != i+1 {
 			t.Fatalf("growing worker %d: queued %+v", i+1, fx.recycles)
 		}
-		r, want := fx.recycles[i], reasonMaxMemory
+		r, want := fx.recycles[i], EndMaxMemory
 		if i > 0 {
-			want = reasonMemoryLoop
+			want = EndMemoryLoop
 		}
 		if r.reason != want || !strings.Contains(r.detail, "recycled early") {
 			t.Errorf("growing worker %d: queued %+v, want %s", i+1, r, want)
@@ -544,7 +546,7 @@ func TestMachineMemoryLoopOfGrowingWorkers(t *testing.T) {
 		m.handle(event{kind: evExit, key: key, exit: Exit{Code: 0}})
 		m.handle(event{kind: evReady, key: m.cur.w.key})
 	}
-	if fx.counts[reasonMemoryLoop] != 2 || fx.counts[reasonMaxMemory] != 1 || m.rec.restarts != 2 || m.rec.replaced != 1 {
+	if fx.counts[EndMemoryLoop] != 2 || fx.counts[EndMaxMemory] != 1 || m.rec.restarts != 2 || m.rec.replaced != 1 {
 		t.Errorf("after three growing workers: counted %v, %+v", fx.counts, m.rec)
 	}
 }
@@ -600,7 +602,7 @@ func TestMachineShortageIsNotAFailedStart(t *testing.T) {
 	m, fx := newTestMachine()
 	fx.spawnErr = fmt.Errorf("pipe2: %w", syscall.EMFILE)
 	m.start()
-	if m.phase != phaseBackoff || m.rec.bootFailures != 0 || !strings.HasPrefix(m.rec.lastReason, reasonShortage) {
+	if m.phase != phaseBackoff || m.rec.bootFailures != 0 || !strings.HasPrefix(m.rec.lastReason, EndShortage.String()) {
 		t.Fatalf("after a spawn shortage: %s, %+v", m.phase, m.rec)
 	}
 	fx.spawnErr = nil
@@ -766,7 +768,7 @@ func TestMachineOldWorkerGoesDuringProbation(t *testing.T) {
 	for _, kind := range []eventKind{evExit, evEject, evKill} {
 		m, _ := machineIn(t, phaseProbation)
 		old, nw, req := m.cur.w.key, m.next.w.key, m.req
-		m.handle(event{kind: kind, key: old, exit: Exit{Code: 1}, reason: "health check"})
+		m.handle(event{kind: kind, key: old, exit: Exit{Code: 1}, reason: EndHealthCheck, detail: "memory: over"})
 		if m.phase != phaseReady || m.cur.w.key != nw || m.next != nil {
 			t.Errorf("%s of the old worker: %s with worker %d", kind, m.phase, m.cur.w.key)
 		}

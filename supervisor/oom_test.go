@@ -89,11 +89,11 @@ func TestOOMKillsOfWorkersKilledTogetherAreEachReported(t *testing.T) {
 	rig.waitAdded(t)
 	ends, _ := rig.sup.Counts()
 	lines := strings.Count(rig.log.String(), "worker was killed by the kernel OOM killer")
-	if ends[reasonOOMKill] != 2 || ends["crash"] != 0 || lines != 2 {
+	if ends[EndOOMKill] != 2 || ends["crash"] != 0 || lines != 2 {
 		t.Errorf("two OOM kills: ends %v, %d log lines; want 2 \"oom kill\" and 2 lines", ends, lines)
 	}
 	for _, ws := range rig.sup.Snapshot() {
-		if ws.LastReason != reasonOOMKill || ws.LastExit == nil || !ws.LastExit.OOMKilled {
+		if ws.LastReason != EndOOMKill.String() || ws.LastExit == nil || !ws.LastExit.OOMKilled {
 			t.Errorf("worker %d: last exit %v, %q", ws.ID, ws.LastExit, ws.LastReason)
 		}
 	}
@@ -103,7 +103,7 @@ func TestOOMKillsOfWorkersKilledTogetherAreEachReported(t *testing.T) {
 	}
 	rig.waitAdded(t)
 	// Within a second of ready, the crash is a failed start.
-	if ends, _ := rig.sup.Counts(); ends[reasonOOMKill] != 2 || ends["crash"]+ends["boot failure"] != 1 {
+	if ends, _ := rig.sup.Counts(); ends[EndOOMKill] != 2 || ends["crash"]+ends["boot failure"] != 1 {
 		t.Errorf("a SIGKILL without an OOM kill: ends %v, want one crash more", ends)
 	}
 }
@@ -124,7 +124,7 @@ func TestOwnSIGKILLIsNoOOMKill(t *testing.T) {
 	ws := rig.sup.Snapshot()[0]
 	ends, _ := rig.sup.Counts()
 	if ws.LastExit == nil || ws.LastExit.Signal != syscall.SIGKILL || ws.LastExit.OOMKilled ||
-		ws.LastReason != reasonStopped || ends[reasonOOMKill] != 0 {
+		ws.LastReason != EndStopped.String() || ends[EndOOMKill] != 0 {
 		t.Errorf("killed by percore: %v, %q, ends %v", ws.LastExit, ws.LastReason, ends)
 	}
 	if strings.Contains(rig.log.String(), "OOM killer") {
@@ -155,7 +155,7 @@ func TestGuardKillsAreNoOOMKills(t *testing.T) {
 	cg.set(100 * mib)
 	ends, _ := rig.sup.Counts()
 	if ws.LastExit.Signal != syscall.SIGKILL || ws.LastExit.OOMKilled || !strings.Contains(ws.LastReason, "the cgroup holds") ||
-		ends[reasonOOMKill] != 0 || ends[reasonMaxMemory] != 1 {
+		ends[EndOOMKill] != 0 || ends[EndMaxMemory] != 1 {
 		t.Errorf("killed by the cgroup check: %v, %q, ends %v", ws.LastExit, ws.LastReason, ends)
 	}
 	if strings.Contains(rig.log.String(), "OOM killer") {

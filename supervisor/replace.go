@@ -68,28 +68,28 @@ func (s *Supervisor) ReloadWait(ctx context.Context) (ReloadStatus, error) {
 // maximum number of requests: the replacement starts first when
 // Config.SpareSlot says it fits, else the worker is drained and stopped
 // first. Keys that are not serving, or already queued, are ignored.
-func (s *Supervisor) Recycle(key uint64, reason string) {
+func (s *Supervisor) Recycle(key uint64, reason EndReason) {
 	s.recycle(key, reason, "")
 }
 
 // recycle asks the slot of the worker with key to queue its recycling;
 // detail, when set, is the reason the log and /status give.
-func (s *Supervisor) recycle(key uint64, reason, detail string) {
+func (s *Supervisor) recycle(key uint64, reason EndReason, detail string) {
 	s.post(key, event{kind: evRecycle, key: key, reason: reason, detail: detail})
 }
 
 // recycle asks for one worker's replacement.
 type recycle struct {
 	key    uint64
-	reason string // counted
-	detail string // shown, when set
+	reason EndReason // counted
+	detail string    // shown, when set
 }
 
 func (r recycle) shown() string {
 	if r.detail != "" {
 		return r.detail
 	}
-	return r.reason
+	return r.reason.String()
 }
 
 // ReloadState returns the status of the last reload.
@@ -155,7 +155,7 @@ func (s *Supervisor) runReload() {
 			if restart {
 				break
 			}
-			err := s.replaceSlot(sl, &replaceRequest{reason: "reload", probation: true})
+			err := s.replaceSlot(sl, &replaceRequest{reason: EndReload, probation: true})
 			if err == errStopping {
 				return
 			}
@@ -228,7 +228,7 @@ func failedReloadMessage(err error, output []string) string {
 	var b strings.Builder
 	b.WriteString("RELOAD FAILED: ")
 	var se *startError
-	if errors.As(err, &se) && se.reason == reasonProbation {
+	if errors.As(err, &se) && se.reason == EndProbation {
 		b.WriteString("a new worker failed its probation: ")
 	} else {
 		b.WriteString("a new worker did not become ready: ")

@@ -5,10 +5,6 @@ import (
 	"syscall"
 )
 
-// reasonShortage is the end reason of a start that failed for lack of
-// file descriptors, memory or processes in percore: not the app's fault.
-const reasonShortage = "out of resources"
-
 // shortageError says a worker could not be started, or its readiness not
 // checked, because percore ran out of file descriptors, memory or processes
 // (pipe2, socket or fork failing with EMFILE, ENFILE, ENOMEM or EAGAIN).
@@ -30,6 +26,6 @@ func outOfResources(err error) bool {
 // recordShortage notes a start that failed for lack of resources. It leaves
 // the count of failed starts alone.
 func (m *machine) recordShortage(err error) {
-	m.fx.count(reasonShortage)
-	m.rec.lastReason = reasonShortage + ": " + err.Error()
+	m.fx.count(EndShortage)
+	m.rec.lastReason = EndShortage.String() + ": " + err.Error()
 }

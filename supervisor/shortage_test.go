@@ -46,7 +46,7 @@ func TestStartOutOfDescriptorsIsNotACrashLoop(t *testing.T) {
 		t.Fatalf("%d failures left unused", n+1)
 	}
 	ends, _ := rig.sup.Counts()
-	if ends[reasonShortage] != 8 || ends["start failed"] != 0 {
-		t.Errorf("ends = %v, want %d %q and no failed start", ends, 8, reasonShortage)
+	if ends[EndShortage] != 8 || ends["start failed"] != 0 {
+		t.Errorf("ends = %v, want %d %q and no failed start", ends, 8, EndShortage)
 	}
 }

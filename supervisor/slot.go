@@ -35,10 +35,10 @@ type slotView struct {
 // the old worker has stopped, or why the replacement failed (the old worker
 // then keeps serving).
 type replaceRequest struct {
-	key       uint64 // the worker to replace; 0: whichever serves
-	reason    string // what is counted: "reload", "max-memory", "memory loop", "max-requests"
-	detail    string // what /status shows, when more than reason
-	stopFirst bool   // stop the old worker before the replacement starts
+	key       uint64    // the worker to replace; 0: whichever serves
+	reason    EndReason // what is counted: EndReload, EndMaxMemory, EndMemoryLoop, EndMaxRequests
+	detail    string    // what /status shows, when more than reason
+	stopFirst bool      // stop the old worker before the replacement starts
 	// probation says the replacement runs new code: it serves beside the
 	// old worker for Config.Probation before the old one retires (a reload)
 	probation bool
@@ -50,7 +50,7 @@ func (r *replaceRequest) shown() string {
 	if r.detail != "" {
 		return r.detail
 	}
-	return r.reason
+	return r.reason.String()
 }
 
 func newSlot(id int) *slot {
@@ -69,7 +69,7 @@ type WorkerStatus struct {
 	Restarts    int           // unplanned restarts: crashes, failed starts, ejections and memory loops
 	Replaced    int           // planned replacements: reloads and recycling
 	LastExit    *Exit         // how the previous process ended, nil if none did
-	LastReason  string        // why it ended: "crash", "boot failure", "not ready in time", "reload", "max-memory", "memory loop", ...
+	LastReason  string        // why it ended: one of EndReasons, alone or with a colon and its detail, or the detail alone
 	LastStop    *StopRecord   // how percore's stop of the previous process went; nil when no stop ended it
 	Started     time.Time     // when the current process started
 	ReadySince  time.Time     // when it became ready; zero unless ready
@@ -181,12 +181,12 @@ var errStopping = errors.New("percore is stopping")
 type startError struct {
 	w      *worker // nil when the process could not be started
 	exit   Exit
-	reason string
+	reason EndReason
 	detail string // percore's words too
 }
 
 func (e *startError) Error() string {
-	msg := e.reason + " (" + e.exit.String() + ")"
+	msg := e.reason.String() + " (" + e.exit.String() + ")"
 	if e.detail != "" {
 		msg += ": " + e.detail
 	}
@@ -207,18 +207,18 @@ func (m *machine) died(l *life, e Exit) (stable, failed bool) {
 		"served", served.Round(time.Millisecond))
 	m.fx.diagnose(l.w, e)
 	failed = served < m.cfg.MinUptime
-	reason, detail := "crash", ""
+	reason, detail := EndCrash, ""
 	if failed {
-		reason = "boot failure"
+		reason = EndBootFailure
 	}
 	if l.ejected {
 		reason, failed = l.end, false
 	}
 	if l.killed != "" {
-		reason, detail, failed = reasonMaxMemory, l.killed, false
+		reason, detail, failed = EndMaxMemory, l.killed, false
 	}
 	if e.OOMKilled {
-		reason, detail = reasonOOMKill, ""
+		reason, detail = EndOOMKill, ""
 	}
 	m.recordExit(e, reason, detail, l.w, failed)
 	if failed {
@@ -238,14 +238,14 @@ func (m *machine) startFailed(l *life, e Exit) {
 		m.recordShortage(l.shortage)
 		m.toBackoff(false)
 		return
-	case l.end == reasonNotReady:
-		m.failedStart(e, reasonNotReady, l.notReady, l.w, l.refused)
+	case l.end == EndNotReady:
+		m.failedStart(e, EndNotReady, l.notReady, l.w, l.refused)
 	case m.refusedExit(e):
 		l.w.log.Error("worker refused: percore's preload says why in its output", "exit", e.String())
-		m.failedStart(e, "boot failure", "percore's preload refused it ("+e.String()+")", l.w, true)
+		m.failedStart(e, EndBootFailure, "percore's preload refused it ("+e.String()+")", l.w, true)
 	default:
 		l.w.log.Error("worker exited before it was ready", "exit", e.String())
-		m.failedStart(e, oomOr(e, "boot failure"), l.killed, l.w, false)
+		m.failedStart(e, oomOr(e, EndBootFailure), l.killed, l.w, false)
 	}
 }
 
@@ -264,12 +264,12 @@ func (m *machine) spawnFailed(err error) {
 		return
 	}
 	m.log.Error("worker failed to start", "worker", m.slot, "error", err)
-	m.failedStart(Exit{Code: 127}, "start failed", err.Error(), nil, false)
+	m.failedStart(Exit{Code: 127}, EndStartFailed, err.Error(), nil, false)
 }
 
 // failedStart counts a failed start, and gives up when the slot keeps
 // failing at boot, or the start was refused, while no worker serves.
-func (m *machine) failedStart(e Exit, reason, detail string, w *worker, refused bool) {
+func (m *machine) failedStart(e Exit, reason EndReason, detail string, w *worker, refused bool) {
 	m.recordExit(e, reason, detail, w, true)
 	m.fx.firstOutcome()
 	if m.req != nil {
@@ -305,25 +305,22 @@ func (m *machine) replacementFailed(l *life, e Exit) {
 	l.w.awaitOutput()
 	m.next, m.phase = nil, phaseReady
 	if e.OOMKilled {
-		m.countEnd(reasonOOMKill)
+		m.countEnd(EndOOMKill)
 	}
 	var err error
 	switch {
 	case l.shortage != nil:
 		err = &shortageError{err: l.shortage}
-	case l.end == reasonNotReady:
-		err = &startError{w: l.w, exit: e, reason: reasonNotReady, detail: l.notReady}
+	case l.end == EndNotReady:
+		err = &startError{w: l.w, exit: e, reason: EndNotReady, detail: l.notReady}
 	default:
 		l.w.log.Error("worker exited before it was ready", "exit", e.String())
-		err = &startError{w: l.w, exit: e, reason: oomOr(e, "boot failure"), detail: l.killed}
+		err = &startError{w: l.w, exit: e, reason: oomOr(e, EndBootFailure), detail: l.killed}
 	}
 	m.cur.w.log.Error("replacement failed; the old worker keeps serving", "reason", m.req.reason, "error", err)
 	m.answer(m.req, fmt.Errorf("worker %d: replacement %w", m.slot, err))
 	m.req = nil
 }
-
-// reasonProbation is why a replacement that died on probation failed.
-const reasonProbation = "died on probation"
 
 // probationFailed records that a replacement on probation exited: it is
 // taken out of rotation and the old worker, which never stopped serving,
@@ -340,10 +337,10 @@ func (m *machine) probationFailed(l *life, e Exit) {
 		detail = l.killed
 	}
 	if e.OOMKilled {
-		m.countEnd(reasonOOMKill)
+		m.countEnd(EndOOMKill)
 	}
 	l.w.log.Error("replacement exited on probation", "exit", e.String(), "served", served)
-	err := &startError{w: l.w, exit: e, reason: reasonProbation, detail: detail}
+	err := &startError{w: l.w, exit: e, reason: EndProbation, detail: detail}
 	m.cur.w.log.Error("replacement failed on probation; the old worker keeps serving", "reason", m.req.reason, "error", err)
 	m.answer(m.req, fmt.Errorf("worker %d: replacement %w", m.slot, err))
 	m.req = nil
@@ -360,7 +357,9 @@ func (m *machine) recycled(l *life, e Exit) {
 	if l.killed != "" {
 		shown = l.killed
 	}
-	shown = oomOr(e, shown)
+	if e.OOMKilled {
+		shown = EndOOMKill.String()
+	}
 	m.countReplacement(req.reason)
 	stop := m.stopEnd(l.w, e)
 	m.rec.lastExit, m.rec.lastReason = &e, shown
@@ -403,7 +402,7 @@ func (m *machine) retired(l *life, e Exit) {
 		stop := m.stopEnd(l.w, e)
 		l.w.log.Info("worker stopped", append([]any{"exit", e.String(), "reason", l.req.shown()}, stop.fields()...)...)
 		m.countEnd(oomOr(e, l.req.reason))
-		m.rec.lastExit, m.rec.lastReason = &e, oomOr(e, l.req.shown())
+		m.rec.lastExit, m.rec.lastReason = &e, oomShown(e, l.req.shown())
 		m.answer(l.req, nil)
 	case l.ejected || l.killed != "":
 		m.died(l, e) // never a failed start
@@ -419,25 +418,34 @@ func (m *machine) retired(l *life, e Exit) {
 func (m *machine) stoppedFor(l *life, e Exit) {
 	stop := m.stopEnd(l.w, e)
 	l.w.log.Info("worker stopped", append([]any{"exit", e.String()}, stop.fields()...)...)
-	m.rec.lastExit, m.rec.lastReason = &e, oomOr(e, reasonStopped)
+	m.rec.lastExit, m.rec.lastReason = &e, oomOr(e, EndStopped).String()
 	if e.OOMKilled {
-		m.countEnd(reasonOOMKill)
+		m.countEnd(EndOOMKill)
 	}
 }
 
 // oomOr is reason, or "oom kill" when the kernel's OOM killer ended the
 // worker: every record and count of its end says so.
-func oomOr(e Exit, reason string) string {
+func oomOr(e Exit, reason EndReason) EndReason {
 	if e.OOMKilled {
-		return reasonOOMKill
+		return EndOOMKill
 	}
 	return reason
 }
 
+// oomShown is what /status shows of an end it would show as shown: the
+// words of EndOOMKill when the kernel's OOM killer ended the worker.
+func oomShown(e Exit, shown string) string {
+	if e.OOMKilled {
+		return EndOOMKill.String()
+	}
+	return shown
+}
+
 // recordExit notes how a worker ended and, when it failed at boot, counts it.
-func (m *machine) recordExit(e Exit, reason, detail string, w *worker, failed bool) {
+func (m *machine) recordExit(e Exit, reason EndReason, detail string, w *worker, failed bool) {
 	m.countEnd(reason)
-	m.rec.lastExit, m.rec.lastReason, m.rec.lastStop = &e, reason, nil
+	m.rec.lastExit, m.rec.lastReason, m.rec.lastStop = &e, reason.String(), nil
 	if !failed {
 		m.rec.bootFailures = 0
 		if detail != "" {
@@ -447,7 +455,7 @@ func (m *machine) recordExit(e Exit, reason, detail string, w *worker, failed bo
 	}
 	m.rec.bootFailures++
 	if detail != "" {
-		m.rec.lastReason = reason + ": " + detail
+		m.rec.lastReason = reason.String() + ": " + detail
 	}
 	if w != nil {
 		w.tail.add([]byte("(" + e.String() + ")"))
@@ -457,17 +465,17 @@ func (m *machine) recordExit(e Exit, reason, detail string, w *worker, failed bo
 
 // countEnd counts a worker's end for reason. An end that is not the memory
 // guard's breaks a run of memory recycles.
-func (m *machine) countEnd(reason string) {
+func (m *machine) countEnd(reason EndReason) {
 	m.fx.count(reason)
-	if reason != reasonMaxMemory && reason != reasonMemoryLoop {
+	if reason != EndMaxMemory && reason != EndMemoryLoop {
 		m.memLoops = 0
 	}
 }
 
 // countReplacement counts a replacement for reason: planned, or a restart
 // when it ends a memory loop, which is a fault.
-func (m *machine) countReplacement(reason string) {
-	if reason == reasonMemoryLoop {
+func (m *machine) countReplacement(reason EndReason) {
+	if reason == EndMemoryLoop {
 		m.rec.restarts++
 		return
 	}

@@ -80,9 +80,9 @@ type Supervisor struct {
 	slots   []*slot
 	target  int // the number of workers wanted; slots may lag while they start
 	reload  ReloadStatus
-	waiters []chan ReloadStatus // ReloadWait callers the next reload answers
-	ends    map[string]uint64   // worker ends by reason
-	results map[string]uint64   // reloads by result
+	waiters []chan ReloadStatus  // ReloadWait callers the next reload answers
+	ends    map[EndReason]uint64 // worker ends by reason
+	results map[string]uint64    // reloads by result
 }
 
 // New checks cfg and returns a Supervisor.
@@ -101,7 +101,7 @@ func New(cfg Config) (*Supervisor, error) {
 		reloads:  make(chan struct{}, 1),
 		firstUp:  make(chan struct{}),
 		target:   cfg.Workers,
-		ends:     map[string]uint64{},
+		ends:     map[EndReason]uint64{},
 		results:  map[string]uint64{},
 		recycles: make(chan recycle, 64),
 		fams:     newFamilies(procfs{}),
@@ -336,20 +336,19 @@ func (s *Supervisor) ScaleBy(delta int) (int, error) {
 }
 
 // count notes that a worker ended (or was replaced) for reason.
-func (s *Supervisor) count(reason string) {
+func (s *Supervisor) count(reason EndReason) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.ends[reason]++
 }
 
 // Counts returns how many workers ended for each reason since percore
-// started ("crash", "boot failure", "not ready in time", "health check",
-// "reload", "max-memory", ...), and how many reloads ended for each result
-// ("done", "failed").
-func (s *Supervisor) Counts() (ends, reloads map[string]uint64) {
+// started (each a counted one of EndReasons), and how many reloads ended
+// for each result ("done", "failed").
+func (s *Supervisor) Counts() (ends map[EndReason]uint64, reloads map[string]uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ends = make(map[string]uint64, len(s.ends))
+	ends = make(map[EndReason]uint64, len(s.ends))
 	for k, v := range s.ends {
 		ends[k] = v
 	}

@@ -13,6 +13,9 @@ import (
 	"github.com/percore/percore/supervisor"
 )
 
+// helpRestarts names every reason the supervisor counts a worker's end for.
+var helpRestarts = "Worker processes ended, by reason: " + supervisor.EndReasonsHelp() + "."
+
 // Help texts of percore's own metrics.
 const (
 	helpRequests = "Requests answered, by worker id (\"none\": answered by percore without a worker) and status class; a request percore refuses is the client's fault and counts as 4xx, even the 505 of an HTTP version it does not speak."
@@ -21,7 +24,6 @@ const (
 	helpRSS      = "Memory of each worker's whole process tree: the sum of its processes' PSS (shared pages divided among the processes sharing them), or of their RSS where /proc/PID/smaps_rollup cannot be read."
 	helpReady    = "Workers taking traffic."
 	helpWorkers  = "Worker slots configured."
-	helpRestarts = "Worker processes ended, by reason: crash, boot failure, not ready in time, health check, oom kill (the kernel's OOM killer), memory loop (recycled for its memory soon after ready, as was the worker before: after a backoff unless it keeps growing) (unplanned); reload, max-memory, max-requests (planned)."
 	helpReloads  = "Rolling reloads finished, by result."
 	helpTunnels  = "Upgraded connections (WebSockets) open."
 	helpSticky   = "Requests pinned to a worker (a socket.io session, --affinity), by result: followed to it, or moved because it was draining, ejected, full or gone."
@@ -146,7 +148,7 @@ func (c *collector) addSupervisor(s *promtext.Set) {
 	ends, reloads := c.sup.Counts()
 	restarts := s.Counter("percore_worker_restarts_total", helpRestarts, "reason")
 	for reason, n := range ends {
-		restarts.Add(float64(n), reason)
+		restarts.Add(float64(n), reason.String())
 	}
 	results := s.Counter("percore_reloads_total", helpReloads, "result")
 	for result, n := range reloads {

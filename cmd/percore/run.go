@@ -367,7 +367,7 @@ func assemble(cfg *config, p plan, environ []string, log hclog.Logger, l supervi
 			return nil, err
 		}
 	}
-	handler, srv := proxyParts(cfg, pool, log, func(key uint64) { sup.Recycle(key, "max-requests") })
+	handler, srv := proxyParts(cfg, pool, log, func(key uint64) { sup.Recycle(key, supervisor.EndMaxRequests) })
 	var load *loadWindow
 	if cfg.Mode == modeProxy {
 		load = newLoadWindow(pool.Load)

@@ -152,5 +152,6 @@ func (f fleet) HealthTargets() []health.Target {
 // SetHealthFailures implements health.Fleet.
 func (f fleet) SetHealthFailures(key uint64, n int) { f.sup.SetHealthFailures(key, n) }
 
-// Eject implements health.Fleet.
-func (f fleet) Eject(key uint64, reason string) { f.sup.Eject(key, reason) }
+// Eject implements health.Fleet. The checker's reason is one of
+// supervisor.EndReasons (health.EjectReason; a test checks it).
+func (f fleet) Eject(key uint64, reason string) { f.sup.Eject(key, supervisor.EndReason(reason)) }
