@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"github.com/percore/percore/internal/testutil"
 	"net/url"
 	"os/exec"
 	"strings"
@@ -63,15 +64,20 @@ func TestStatusReportsWorkersAndRestarts(t *testing.T) {
 	t.Errorf("no worker shows the restart: %+v", getStatus(t, in).Workers)
 }
 
-// TestStatusMemoryIsPSS: a worker started through a shell (sh, then node,
-// as npm start does) shows the sum of its processes' PSS on /status, with
-// memory_measure "pss": below the sum of their RSS, which counts the pages
-// sh and node share (libc) once in each.
+// TestStatusMemoryIsPSS: a worker of two node processes (the app and a
+// child it started, as a wrapper's tree is) shows the sum of its processes'
+// PSS on /status, with memory_measure "pss": well below the sum of their
+// RSS, which counts the node binary's pages they share once in each.
 func TestStatusMemoryIsPSS(t *testing.T) {
 	needNode(t)
-	in := start(t, "--workers", "1", "--", "sh", "-c", "node "+appJS()+"; exit $?")
-	time.Sleep(1200 * time.Millisecond) // memory is sampled every second
+	in := start(t, "--workers", "1", "--", "sh", "-c", "node -e 'setInterval(() => {}, 1e6)' & exec node "+appJS())
+	// Memory is sampled every second, PSS read at most once a second.
+	time.Sleep(1200 * time.Millisecond)
 	w := getStatus(t, in).Workers[0]
+	for deadline := time.Now().Add(testutil.Scaled(10 * time.Second)); w.RSSBytes == 0 && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+		w = getStatus(t, in).Workers[0]
+	}
 	var rss uint64
 	var tree []int
 	for queue := []int{w.PID}; len(queue) > 0; queue = queue[1:] {
