@@ -132,7 +132,9 @@ func TestMetricsSaturation(t *testing.T) {
 		}
 		full = v >= 0.45
 	}
-	if between := slices.IndexFunc(seen, func(v float64) bool { return v < 0.4 }); between < 0 {
+	// An instant figure would jump from 0 to 0.5; the window's mean passes
+	// through values between, however late a busy machine scrapes them.
+	if between := slices.IndexFunc(seen, func(v float64) bool { return v < 0.45 }); between < 0 {
 		t.Errorf("the saturation went from 0 to %v with nothing between: %v", seen, seen)
 	}
 	if err := <-done; err != nil {
