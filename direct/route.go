@@ -51,7 +51,7 @@ func (s *Sockets) routeLocked() {
 	s.steerLocked(live)
 	for slot, f := range s.files {
 		c := s.covers[slot]
-		switch want := !live[slot] && len(s.serving) > 0 && !s.releasing[slot]; {
+		switch want := !s.servedLocked(slot) && len(s.serving) > 0 && !s.releasing[slot]; {
 		case want && c == nil:
 			if c = s.startCoverLocked(slot, f); c != nil {
 				s.covers[slot] = c
@@ -107,13 +107,26 @@ func (s *Sockets) steerAcrossLocked(after []int, via *os.File) {
 	}
 }
 
-// liveLocked returns the slots that have a serving worker.
+// liveLocked returns the slots that have a serving worker that accepts.
 func (s *Sockets) liveLocked() map[int]bool {
 	live := make(map[int]bool, len(s.serving))
 	for _, t := range s.serving {
-		live[t.slot] = true
+		if _, out := s.notAccepting[t.slot]; !out {
+			live[t.slot] = true
+		}
 	}
 	return live
+}
+
+// servedLocked tells whether slot has a serving worker, accepting or not:
+// the queue of one that does not accept is left to it.
+func (s *Sockets) servedLocked(slot int) bool {
+	for _, t := range s.serving {
+		if t.slot == slot {
+			return true
+		}
+	}
+	return false
 }
 
 // pickLocked returns the next serving worker, round robin.
@@ -122,8 +135,15 @@ func (s *Sockets) pickLocked() (target, bool) {
 		return target{}, false
 	}
 	keys := make([]uint64, 0, len(s.serving))
-	for k := range s.serving {
-		keys = append(keys, k)
+	for k, t := range s.serving {
+		if _, out := s.notAccepting[t.slot]; !out {
+			keys = append(keys, k)
+		}
+	}
+	if len(keys) == 0 { // none accepts: any may yet
+		for k := range s.serving {
+			keys = append(keys, k)
+		}
 	}
 	slices.Sort(keys)
 	s.next = (s.next + 1) % len(keys)

@@ -41,6 +41,9 @@ type Sockets struct {
 	next      int // round robin over the serving workers
 	closed    bool
 
+	notAccepting map[int]string // the slots whose serving worker does not accept, and why (accepting.go)
+	quit         chan struct{}  // closed by Close: ends the accepting watch
+
 	wg sync.WaitGroup // the covers' accept loops and the pipes
 
 	passed, unpassed atomic.Uint64 // the queued connections passed on, and closed for want of a worker
@@ -73,7 +76,7 @@ func Open(cfg Config) (*Sockets, error) {
 	}
 	s := &Sockets{log: log, addr: cfg.Addr, owner: cfg.Owner, files: make(map[int]*os.File),
 		serving: make(map[uint64]target), covers: make(map[int]*cover), releasing: make(map[int]bool),
-		pipes: make(map[*pipe]struct{})}
+		pipes: make(map[*pipe]struct{}), quit: make(chan struct{})}
 	for slot := range max(cfg.Slots, 1) {
 		if _, err := s.File(slot); err != nil {
 			s.Close()
@@ -185,6 +188,9 @@ func (s *Sockets) Slots() []int {
 func (s *Sockets) Close() error {
 	s.mu.Lock()
 	files := s.files
+	if !s.closed {
+		close(s.quit)
+	}
 	s.files, s.closed = nil, true
 	for slot, c := range s.covers {
 		c.stop()
