@@ -30,6 +30,10 @@ type Config struct {
 	Workers Workers
 	// ReadyMin is how many ready workers make /readyz answer 200 (default 1).
 	ReadyMin int
+	// StartWorkers, when set, is how many workers must be ready at once
+	// before /readyz first answers 200, if more than ReadyMin: the whole
+	// first set of workers. It is read until then.
+	StartWorkers func() int
 	// Listeners, when set, makes /healthz and /readyz answer 503 while a
 	// listener is not accepting connections.
 	Listeners Listeners
@@ -54,6 +58,7 @@ type Server struct {
 	hosts    hostSet
 	srv      *fasthttp.Server
 	shutdown atomic.Bool
+	started  atomic.Bool // StartWorkers were ready at once
 
 	ln   net.Listener
 	done chan struct{}
@@ -196,6 +201,8 @@ func (s *Server) readyz(ctx *fasthttp.RequestCtx) {
 		reason = "shutting down"
 	case ready < s.cfg.ReadyMin:
 		reason = fmt.Sprintf("%d of the %d workers needed are ready", ready, s.cfg.ReadyMin)
+	default:
+		reason = s.starting(ready)
 	}
 	if reason != "" {
 		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
@@ -211,7 +218,7 @@ func (s *Server) readyz(ctx *fasthttp.RequestCtx) {
 	if reason == "" {
 		reason = fmt.Sprintf("%d workers ready", ready)
 	}
-	ctx.SetBodyString(reason + "\n")
+	ctx.SetBodyString(reason + "\n" + s.notReady())
 }
 
 // fasthttpLogger routes fasthttp's own messages to hclog.

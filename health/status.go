@@ -99,8 +99,9 @@ type WorkerStatus struct {
 	State string `json:"state"`
 	Ready bool   `json:"ready"` // takes new requests: ready and not ejected
 	// NotRouted says why the worker takes no new requests ("starting",
-	// "ejected", "draining", "backoff", "stopped"), or "full" when it is ready
-	// but at its in-flight limit; empty when it takes them.
+	// "ejected", "draining", "backoff", "stopped", or in direct mode "not
+	// accepting"), or "full" when it is ready but at its in-flight limit;
+	// empty when it takes them.
 	NotRouted string `json:"not_routed,omitempty"`
 	Restarts  int    `json:"restarts"` // unplanned: crashes, failed starts, health-check ejections, memory loops
 	Replaced  int    `json:"replaced"` // planned: reloads and recycling
@@ -129,6 +130,11 @@ type WorkerStatus struct {
 	// RSSHistory is the slot's RSS over the last minutes, oldest first,
 	// one point every Status.RSSHistoryStepS (0 while nothing was measured).
 	RSSHistory []uint64 `json:"rss_history"`
+
+	// NotAccepting says, in direct mode, why a worker that serves counts as
+	// not accepting on its public socket ("accept queue full: 128 of 128"),
+	// while NotRouted is "not accepting".
+	NotAccepting string `json:"not_accepting,omitempty"`
 }
 
 // LatencyStatus is what a worker slot's answers took, from the request's
