@@ -98,7 +98,8 @@ type NotRouted string
 
 // The reasons a slot's worker is not routed. The supervisor knows all but
 // NotRoutedFull, which the proxy's side adds for a worker at its in-flight
-// limit.
+// limit, and NotRoutedNotAccepting, which direct mode's sockets add for a
+// worker that serves but does not accept on its public socket.
 const (
 	NotRoutedStarting NotRouted = "starting" // no worker has become ready yet
 	NotRoutedEjected  NotRouted = "ejected"  // taken out after failed checks or requests, or killed
@@ -106,4 +107,6 @@ const (
 	NotRoutedBackoff  NotRouted = "backoff"  // waiting to restart
 	NotRoutedStopped  NotRouted = "stopped"  // the slot has ended
 	NotRoutedFull     NotRouted = "full"     // at the proxy's in-flight limit
+
+	NotRoutedNotAccepting NotRouted = "not accepting" // its public socket's queue or its descriptors say it does not accept
 )

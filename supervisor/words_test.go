@@ -117,7 +117,7 @@ func TestPhaseStates(t *testing.T) {
 		t.Errorf("a phase out of range shows as %s", phaseCount.State())
 	}
 	reasons := []NotRouted{NotRoutedStarting, NotRoutedEjected, NotRoutedDraining, NotRoutedBackoff,
-		NotRoutedStopped, NotRoutedFull}
+		NotRoutedStopped, NotRoutedFull, NotRoutedNotAccepting}
 	for i, r := range reasons {
 		if r == "" || slices.Contains(reasons[i+1:], r) {
 			t.Errorf("NotRouted %q is empty or not unique", r)

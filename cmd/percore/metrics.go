@@ -69,6 +69,7 @@ func (c *collector) WriteMetrics(w io.Writer) error {
 		queued := s.Counter("percore_direct_queued_connections_total", helpPassed, "result")
 		queued.Add(float64(passed), "passed")
 		queued.Add(float64(closed), "closed")
+		s.Gauge("percore_direct_workers_not_accepting", helpNotAccepting).Add(float64(len(c.direct.NotAccepting())))
 	} else {
 		c.addRequests(&s)
 		m := c.load.means()
@@ -136,7 +137,7 @@ func (c *collector) addWorkers(s *promtext.Set) {
 		}
 		rss.Add(float64(ws.RSS), id)
 	}
-	s.Gauge("percore_workers_ready", helpReady).Add(float64(c.sup.ReadyWorkers()))
+	s.Gauge("percore_workers_ready", helpReady).Add(float64(workersReady(c.sup, c.direct)))
 	s.Gauge("percore_workers", helpWorkers).Add(float64(len(snap)))
 	if proxied {
 		s.Gauge("percore_tunnels_open", helpTunnels).Add(float64(c.handler.Tunnels()))

@@ -171,7 +171,7 @@ func coreOptions() []option {
 			usage: "failed checks in a row that take a worker out of rotation and restart it",
 			doc:   "operations.md#active-health-checks", set: intSetter(1, 100, func(c *config) *int { return &c.Checks.Threshold })},
 		{name: "ready-min", value: "N", def: "1",
-			usage: "ready workers needed for /readyz to answer 200",
+			usage: "ready workers needed for /readyz to answer 200 (in --mode direct the first 200 also waits for every worker of the plan)",
 			doc:   "reference/admin-api.md#endpoints", set: intSetter(1, 1024, func(c *config) *int { return &c.ReadyMin })},
 		{name: "max-boot-failures", value: "N", def: "5",
 			usage: "failed starts in a row, with no worker ready, before percore gives up (exit 3)",

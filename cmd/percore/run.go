@@ -245,6 +245,9 @@ func serve(cfg *config, environ []string, log hclog.Logger, sigs chan os.Signal)
 		return err
 	}
 	re.sup.Store(a.sup)
+	if dp != nil {
+		watchAccepting(dp.sockets, a.sup)
+	}
 	a.sigs = sigs
 	a.ctl, a.ctlInfo = ctl, ctlInfo
 	// The admin listener keeps a spare descriptor to answer probes while
@@ -385,7 +388,7 @@ func assemble(cfg *config, p plan, environ []string, log hclog.Logger, l supervi
 		cgroup: cgroup,
 
 		status: &statusSource{started: time.Now(), plan: p,
-			sup: sup, pool: pool, rss: newRSSHistory(sup.Snapshot), mode: cfg.Mode},
+			sup: sup, pool: pool, rss: newRSSHistory(sup.Snapshot), mode: cfg.Mode, direct: dp.directSockets()},
 		load:       load,
 		mode:       cfg.Mode,
 		direct:     dp.directSockets(),
@@ -449,7 +452,7 @@ func (a *actors) run(publicLn, adminLn net.Listener) error {
 	if adminLn != nil {
 		metrics := &collector{sup: a.sup, pool: a.pool, handler: a.proxy, load: a.load, mode: a.mode, direct: a.direct, checks: checker}
 		admin := health.New(adminLn, health.Config{Workers: a, Listeners: a.listeners, Logger: a.log.Named("admin"),
-			Status: a.status, ReadyMin: a.readyMin, Hosts: a.adminHosts, Metrics: metrics})
+			Status: a.status, ReadyMin: a.readyMin, StartWorkers: a.startWorkers(), Hosts: a.adminHosts, Metrics: metrics})
 		a.sd.onBegin = admin.MarkShuttingDown
 		g.Add(admin.Run, func(error) { admin.Stop() })
 		g.Add(a.status.rss.run, a.status.rss.interrupt)
@@ -557,7 +560,7 @@ func (ls listeners) NotAccepting() string {
 }
 
 // ReadyWorkers implements health.Workers.
-func (a *actors) ReadyWorkers() int { return a.sup.ReadyWorkers() }
+func (a *actors) ReadyWorkers() int { return workersReady(a.sup, a.direct) }
 
 // plan is the live sizing plan and the way workers get their heap limit.
 type plan struct {

@@ -3,6 +3,7 @@ package main
 import (
 	"time"
 
+	"github.com/percore/percore/direct"
 	"github.com/percore/percore/health"
 	"github.com/percore/percore/proxy"
 	"github.com/percore/percore/supervisor"
@@ -16,6 +17,7 @@ type statusSource struct {
 	pool    slotTraffic
 	rss     *rssHistory
 	mode    mode
+	direct  *direct.Sockets // nil in proxy mode
 }
 
 // slotTraffic is the proxy's per-slot traffic.
@@ -50,8 +52,12 @@ func (s *statusSource) Status() health.Status {
 	}
 	sc := s.pool.Sticky()
 	st.Sticky = health.StickyStatus{Affinity: sc.Affinity, Followed: sc.Followed, Moved: sc.Moved, Sessions: sc.Sessions}
+	out := notAccepting(s.direct)
 	for _, ws := range s.sup.Snapshot() {
 		w := s.workerStatus(ws, now)
+		if why, stuck := out[ws.ID]; stuck && w.Ready {
+			w.Ready, w.NotRouted, w.NotAccepting = false, string(supervisor.NotRoutedNotAccepting), why
+		}
 		if w.Ready {
 			st.ReadyWorkers++
 		}
