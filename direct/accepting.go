@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"slices"
 	"time"
 )
 
@@ -179,13 +180,16 @@ type watched struct {
 // the changes.
 func (s *Sockets) readAccepting(states map[int]*acceptState, pids map[int]int, window time.Duration) {
 	s.mu.Lock()
-	var slots []watched
+	bySlot := make(map[int]watched, len(s.serving))
 	for key, t := range s.serving {
-		if f := s.files[t.slot]; f != nil && !s.releasing[t.slot] {
-			slots = append(slots, watched{slot: t.slot, key: key, file: f})
+		// Two workers share a slot's socket while one replaces the other:
+		// the slot is judged once, about the newer (the supervisor's keys grow).
+		if f := s.files[t.slot]; f != nil && !s.releasing[t.slot] && key >= bySlot[t.slot].key {
+			bySlot[t.slot] = watched{slot: t.slot, key: key, file: f}
 		}
 	}
 	s.mu.Unlock()
+	slots := slices.Collect(maps.Values(bySlot))
 	now := time.Now()
 	seen := make(map[int]bool, len(slots))
 	changed := false

@@ -185,6 +185,7 @@ func TestNewConnectionsGoAroundASlotWhoseWorkerDoesNotAccept(t *testing.T) {
 		t.Fatal(err)
 	}
 	slotWorker(t, s, 1, "w1")
+	s.Serve(9, 0, privateWorker(t, "private0-old")) // a worker being replaced shares the slot's socket
 	s.Serve(10, 0, privateWorker(t, "private0"))
 	s.Serve(11, 1, privateWorker(t, "private1"))
 	s.WatchAccepting(AcceptConfig{Interval: 20 * time.Millisecond, Window: 200 * time.Millisecond})
