@@ -92,7 +92,7 @@ func (st *acceptState) judge(s acceptSample, window time.Duration) bool {
 		// Linux queues one more than the backlog before it drops handshakes.
 		why = fmt.Sprintf("accept queue full: %d of %d", min(s.queued, s.backlog), s.backlog)
 	case s.limit > 0 && s.open >= s.limit:
-		why = fmt.Sprintf("out of file descriptors: %d of %d open", s.open, s.limit)
+		why = fmt.Sprintf("out of file descriptors: %d open, limit %d", s.open, s.limit)
 	case !st.since.IsZero() && s.at.Sub(st.since) >= window:
 		why = fmt.Sprintf("not accepting for %.1fs (%d queued)", s.at.Sub(st.since).Seconds(), s.queued)
 	}

@@ -40,7 +40,7 @@ func TestJudgeOfAcceptQueues(t *testing.T) {
 		}},
 		{"all descriptors open goes out; back with some to spare", []step{
 			{acceptSample{at: at(0), backlog: 511, open: 1023, limit: 1024}, false, ""},
-			{acceptSample{at: at(200), backlog: 511, open: 1024, limit: 1024}, true, "out of file descriptors: 1024 of 1024 open"},
+			{acceptSample{at: at(200), backlog: 511, open: 1024, limit: 1024}, true, "out of file descriptors: 1024 open, limit 1024"},
 			{acceptSample{at: at(400), backlog: 511, open: 1020, limit: 1024}, true, "out of file descriptors"},
 			{acceptSample{at: at(600), backlog: 511, open: 1003, limit: 1024}, false, ""},
 		}},
