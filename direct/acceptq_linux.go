@@ -48,13 +48,20 @@ func acceptQueue(f *os.File) (queued, backlog int, err error) {
 }
 
 // descriptors returns how many file descriptors process pid has open and
-// its soft limit (RLIMIT_NOFILE). Since Linux 6.2, stat of /proc/PID/fd
-// gives the count as the directory's size; older kernels give 0, and the
-// directory is read instead.
+// its soft limit (RLIMIT_NOFILE, 0 for none). Since Linux 6.2, stat of
+// /proc/PID/fd gives the count as the directory's size; older kernels give
+// 0, and the directory is read instead. Two system calls in all, where
+// percore may read the worker's limit with prlimit (the same user).
 func descriptors(pid int) (open, limit int, err error) {
 	dir := "/proc/" + strconv.Itoa(pid)
-	if limit, err = openFilesLimit(dir + "/limits"); err != nil {
-		return 0, 0, err
+	var rl unix.Rlimit
+	switch err := unix.Prlimit(pid, unix.RLIMIT_NOFILE, nil, &rl); {
+	case err != nil: // another user's process: its limits file is readable
+		if limit, err = openFilesLimit(dir + "/limits"); err != nil {
+			return 0, 0, err
+		}
+	case rl.Cur != unix.RLIM_INFINITY:
+		limit = int(min(rl.Cur, 1<<31-1))
 	}
 	var st unix.Stat_t
 	if err := unix.Stat(dir+"/fd", &st); err != nil {
