@@ -229,3 +229,28 @@ func TestNewConnectionsGoAroundASlotWhoseWorkerDoesNotAccept(t *testing.T) {
 		t.Errorf("with both accepting, 40 new connections were answered by %v, want both", got)
 	}
 }
+
+// What the watch said of a worker goes with it: a slot whose worker stops
+// serving is not reported as not accepting.
+func TestNotAcceptingEndsWithTheWorker(t *testing.T) {
+	s := openLoopback(t)
+	if _, err := s.File(0); err != nil { // its worker never accepts
+		t.Fatal(err)
+	}
+	s.Serve(10, 0, privateWorker(t, "private0"))
+	s.WatchAccepting(AcceptConfig{Interval: 10 * time.Millisecond, Window: 50 * time.Millisecond})
+	for range 3 {
+		defer dialPublic(t, s.Addr()).Close()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(s.NotAccepting()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if why := s.NotAccepting()[0]; !strings.Contains(why, "not accepting for") {
+		t.Fatalf("3 connections waiting on slot 0: NotAccepting = %v", s.NotAccepting())
+	}
+	s.Unserve(10)
+	if n := s.NotAccepting(); len(n) != 0 {
+		t.Errorf("after its worker stopped serving: NotAccepting = %v, want none", n)
+	}
+}

@@ -31,10 +31,14 @@ func (s *Sockets) Serve(key uint64, slot int, addr string) {
 func (s *Sockets) Unserve(key uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.serving[key]; !ok || s.closed {
+	t, ok := s.serving[key]
+	if !ok || s.closed {
 		return
 	}
 	delete(s.serving, key)
+	if !s.servedLocked(t.slot) {
+		delete(s.notAccepting, t.slot) // it was about this worker
+	}
 	s.routeLocked()
 }
 
