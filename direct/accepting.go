@@ -250,18 +250,25 @@ func (s *Sockets) acceptingStale(states map[int]*acceptState) bool {
 }
 
 // publishAccepting sets which slots do not accept and steers accordingly.
+// A slot whose worker stopped serving since it was read is left out.
 func (s *Sockets) publishAccepting(states map[int]*acceptState) {
-	out := make(map[int]string)
-	for slot, st := range states {
-		if st.out {
-			out[slot] = st.reason
-		}
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return
 	}
+	out := make(map[int]string)
+	for slot, st := range states {
+		if st.out && s.servingKeyLocked(slot, st.key) {
+			out[slot] = st.reason
+		}
+	}
 	s.notAccepting = out
 	s.routeLocked()
+}
+
+// servingKeyLocked tells whether the worker with key still serves slot.
+func (s *Sockets) servingKeyLocked(slot int, key uint64) bool {
+	t, ok := s.serving[key]
+	return ok && t.slot == slot
 }
