@@ -242,7 +242,7 @@ func (s *Sockets) acceptingStale(states map[int]*acceptState) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for slot, st := range states {
-		if st.out && s.notAccepting[slot] != st.reason {
+		if st.out && s.servingKeyLocked(slot, st.key) && s.notAccepting[slot] != st.reason {
 			return true
 		}
 	}
