@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/percore/percore/internal/testutil"
 )
 
 // naiveLoad is conns clients that each send GETs one after the other on a
@@ -200,7 +202,7 @@ func reloadsUnderNaiveLoad(t *testing.T, in *instance, n int) {
 // each exited as exit says, not killed.
 func checkStopped(t *testing.T, in *instance, replaced int, exit string) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(testutil.Scaled(20 * time.Second))
 	for {
 		var ends []map[string]any
 		in.mu.Lock()
