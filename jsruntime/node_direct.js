@@ -8,9 +8,13 @@
 // unless the app stops itself, the server stops accepting and the process
 // exits when the last connection is gone. No connection is closed as idle
 // in the first second of the stop: Node's own server.close() would reset
-// one whose next request is already on its way. The process that takes the
-// socket also answers percore's health checks on a private ping listener,
-// whatever protocol the app speaks.
+// one whose next request is already on its way. An HTTP/1 app that stops
+// itself (its own SIGTERM or SIGINT handler, or a framework's) gets the
+// signal only once the server has stopped accepting and its connections
+// have ended, or handlerWait after the signal: its handler may then destroy
+// every socket it holds without resetting a request. The process that takes the socket
+// also answers percore's health checks on a private ping listener, whatever
+// protocol the app speaks.
 //
 // What cannot work is refused at once, with exit code refusedCode and a
 // message that says why: the cluster module (its workers would share the
@@ -135,21 +139,124 @@ const idleGrace = 1000;
 // graceIdle makes server.closeIdleConnections, which server.close() calls,
 // wait idleGrace from the stop. It returns the function that, at the stop,
 // makes every later answer end its connection, then closes connections as
-// they become idle. It costs nothing until the stop. HTTP/1 servers only: a
-// 'request' listener would turn on an HTTP/2 server's compatibility layer
-// beside the app's own 'stream' handler.
+// they become idle; called again, it does nothing. It costs nothing until
+// the stop. HTTP/1 servers only (it returns null for others): a 'request'
+// listener would turn on an HTTP/2 server's compatibility layer beside the
+// app's own 'stream' handler.
 function graceIdle(server) {
   const closeIdle = server.closeIdleConnections;
-  if (typeof closeIdle !== 'function') return () => {}; // not HTTP/1
+  if (typeof closeIdle !== 'function') return null; // not HTTP/1
   let graceEnds = 0;
   server.closeIdleConnections = function percoreCloseIdle() {
     if (Date.now() >= graceEnds) closeIdle.call(this);
   };
   return () => {
+    if (graceEnds !== 0) return;
     graceEnds = Date.now() + idleGrace;
     server.prependListener('request', (req, res) => { res.shouldKeepAlive = false; });
     const idle = setInterval(() => server.closeIdleConnections(), 50);
     idle.unref();
+  };
+}
+
+// handlerWait bounds, from the stop, how long the app's own stop handler
+// waits for the server's connections to end. percore sends SIGKILL 2s
+// (supervisor.HurryGrace) after the stop signal of a replaced worker: the
+// handler keeps at least 0.75s of it.
+const handlerWait = idleGrace + 250;
+
+// connections tracks the connections of an HTTP/1 server, the private
+// health listener's included (they reach the server's 'connection' event):
+// a set entry and a 'close' listener for each.
+function connections(server) {
+  const all = new Set();
+  server.on('connection', (socket) => {
+    all.add(socket);
+    socket.once('close', () => all.delete(socket));
+  });
+  return all;
+}
+
+// serving counts the connections in all that still carry HTTP: an
+// upgraded one (a WebSocket), whose parser Node has freed, is the app's to
+// close. Each answer under way that has not sent its head yet is made to end
+// its connection, as the answers begun after the stop do.
+function serving(all) {
+  let n = 0;
+  for (const socket of all) {
+    if (socket.parser === null) continue;
+    const res = socket._httpMessage;
+    if (res && !res.headersSent) res.shouldKeepAlive = false;
+    n++;
+  }
+  return n;
+}
+
+// closeEarly closes server to new connections now, ahead of the app's own
+// stop handler, and makes the app's later server.close(cb) succeed: cb
+// runs once the server is closed, without the ERR_SERVER_NOT_RUNNING a
+// second close would give. The replacement on the same socket takes the
+// new connections meanwhile.
+function closeEarly(server) {
+  let closed = false;
+  server.once('close', () => { closed = true; });
+  const close = server.close;
+  close.call(server);
+  server.close = function percoreClose(cb) {
+    this.closeIdleConnections();
+    if (typeof cb === 'function') {
+      if (closed) process.nextTick(cb);
+      else this.once('close', () => cb());
+    }
+    return this;
+  };
+}
+
+// deferStop makes the app's own handlers of the stop signals wait, on an
+// HTTP/1 server: at SIGTERM or SIGINT, when the app listens for it, the
+// server stops accepting, every later answer ends its connection, idle
+// connections are closed after idleGrace, and the signal reaches the app's
+// handlers (and percore's own) once no connection carries HTTP any more,
+// or handlerWait after the stop. The app's handlers are called once, with
+// the signal's own arguments, by process.emit, so process.listenerCount,
+// listeners(), once() and removeListener() behave as ever. A second signal
+// meanwhile passes the first on at once, then itself. It returns the
+// function that turns this on, given the server, its stop, and percore's
+// own SIGTERM listener, which alone is no handler of the app.
+function deferStop() {
+  const emit = process.emit;
+  let stop = null; // {server, stopIdle, own, all} once the server listens
+  let pending = null; // the deferred signal's arguments
+  let timer = null;
+  const release = () => {
+    clearInterval(timer);
+    const args = pending;
+    pending = null;
+    emit.apply(process, args);
+  };
+  process.emit = function percoreEmit(type, ...rest) {
+    if ((type !== 'SIGTERM' && type !== 'SIGINT') || stop === null || this !== process ||
+      process.listeners(type).every((l) => l === stop.own)) {
+      return emit.apply(this, [type, ...rest]);
+    }
+    if (pending !== null) {
+      release();
+      return emit.apply(this, [type, ...rest]);
+    }
+    pending = [type, ...rest];
+    stop.stopIdle();
+    closeEarly(stop.server);
+    const until = Date.now() + handlerWait;
+    // Not unref'd: with the server closed and its connections gone, this
+    // timer keeps the process alive until the app's handlers have run.
+    timer = setInterval(() => {
+      if (serving(stop.all) === 0 || Date.now() >= until) release();
+    }, 50);
+    serving(stop.all);
+    return true;
+  };
+  return (server, stopIdle, own) => {
+    stop = { server, stopIdle, own, all: connections(server) };
   };
 }
 
@@ -202,6 +309,7 @@ function setup() {
     return;
   }
   refuseCluster();
+  const deferOn = deferStop();
   const listen = net.Server.prototype.listen;
   let server = null;
   refuseHandOver((handle) => server !== null && (handle === server || handle === server._handle));
@@ -236,12 +344,14 @@ function setup() {
       if (ping) openPing(server, ping, listen);
     });
     const stopIdle = graceIdle(server);
-    process.prependListener('SIGTERM', function percoreStop() {
-      stopIdle();
+    const percoreStop = () => {
+      if (stopIdle) stopIdle();
       if (process.listenerCount('SIGTERM') > 1) return; // the app stops itself
       if (h) drain(server, sessions, h);
       else process.exit(0);
-    });
+    };
+    if (stopIdle) deferOn(server, stopIdle, percoreStop);
+    process.prependListener('SIGTERM', percoreStop);
     const cb = typeof args[args.length - 1] === 'function' ? args[args.length - 1] : undefined;
     return cb ? listen.call(server, { fd }, cb) : listen.call(server, { fd });
   };
