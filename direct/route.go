@@ -41,17 +41,21 @@ func (s *Sockets) Unserve(key uint64) {
 // routeLocked brings the steering and the covers in line with who serves:
 // new connections go only to the slots with a serving worker, and a slot
 // without one has its queue accepted by percore and passed on, as long as
-// some worker serves. With no worker serving anywhere, connections wait in
-// the queues for the next worker.
+// some serving worker takes passed connections. Otherwise connections wait
+// in the queues for the next worker.
 func (s *Sockets) routeLocked() {
 	if s.closed {
 		return
 	}
 	live := s.liveLocked()
 	s.steerLocked(live)
+	passable := s.passableLocked()
 	for slot, f := range s.files {
 		c := s.covers[slot]
-		switch want := !live[slot] && len(s.serving) > 0 && !s.releasing[slot]; {
+		if !live[slot] && len(s.serving) > 0 && !passable {
+			s.noteWaitLocked(slot)
+		}
+		switch want := !live[slot] && passable && !s.releasing[slot]; {
 		case want && c == nil:
 			if c = s.startCoverLocked(slot, f); c != nil {
 				s.covers[slot] = c
@@ -114,18 +118,4 @@ func (s *Sockets) liveLocked() map[int]bool {
 		live[t.slot] = true
 	}
 	return live
-}
-
-// pickLocked returns the next serving worker, round robin.
-func (s *Sockets) pickLocked() (target, bool) {
-	if len(s.serving) == 0 {
-		return target{}, false
-	}
-	keys := make([]uint64, 0, len(s.serving))
-	for k := range s.serving {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	s.next = (s.next + 1) % len(keys)
-	return s.serving[keys[s.next]], true
 }

@@ -102,7 +102,8 @@ type Channel struct {
 // Open makes a new channel. It returns percore's end and the process's,
 // which the caller passes to the process (exec.Cmd.ExtraFiles) with Env's
 // variables, then closes. onChange, when set, is called from the reader
-// whenever Passable may have changed; it must not call Close.
+// whenever Passable may have changed, and once Done is closed; it must not
+// call Close.
 func Open(onChange func()) (*Channel, *os.File, error) {
 	fds, err := socketpair()
 	if err != nil {
@@ -272,8 +273,11 @@ func (c *Channel) Close() error {
 // preload's messages, and ignores the app's. It ends when the process
 // closes its end or Close closes ours.
 func (c *Channel) read() {
-	defer close(c.done)
-	defer c.end()
+	defer func() {
+		c.end()
+		close(c.done)
+		c.onChange()
+	}()
 	buf := make([]byte, 32<<10)
 	oob := make([]byte, syscall.CmsgSpace(16*4))
 	var line []byte
@@ -311,7 +315,6 @@ func (c *Channel) end() {
 	c.mu.Lock()
 	c.closed = true // a pending Pass sees done and gives up
 	c.mu.Unlock()
-	c.onChange()
 }
 
 // closeRights closes the descriptors the process sent (an app's

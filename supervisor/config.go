@@ -121,6 +121,13 @@ type Sockets interface {
 	// last worker is gone. Which workers serve a socket, the Sockets learn
 	// as the Router does.
 	Release(slot int)
+	// Channel opens, for the worker with key, the channel over which the
+	// Sockets pass it connections queued for a slot without a serving
+	// worker: the worker's end, which it gets as descriptor fd (the Sockets
+	// keep no copy of it; the supervisor closes its own once the worker
+	// started), and the variables that tell the runtime. No file: the
+	// runtime takes no passed connection.
+	Channel(key uint64, fd int) (*os.File, []string, error)
 }
 
 // OOMCounter counts the kernel's OOM kills in a memory cgroup.
