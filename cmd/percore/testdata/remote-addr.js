@@ -1,7 +1,8 @@
 // Test app for direct mode: it answers every request with the address its
 // connection comes from, as the app sees it, and logs it. Like an app right
 // behind a trusted proxy, it takes a loopback peer's X-Forwarded-For as the
-// client's address.
+// client's address. Like a framework made for PM2, it says 'ready' with
+// process.send when it has a channel.
 const http = require("node:http");
 
 const worker = process.env.PERCORE_WORKER_ID;
@@ -13,4 +14,4 @@ const server = http.createServer((req, res) => {
   res.setHeader("content-type", "application/json");
   res.end(JSON.stringify({ remote, client, PERCORE_WORKER_ID: worker, pid: process.pid }));
 });
-server.listen(Number(process.env.PORT), "127.0.0.1");
+server.listen(Number(process.env.PORT), "127.0.0.1", () => process.send && process.send("ready"));
