@@ -65,8 +65,9 @@ func slotWorker(t *testing.T, s *Sockets, slot int, tag string) *fakeWorker {
 	return startFake(t, ln, tag)
 }
 
-// privateWorker is a worker's private listener: what the sockets pass
-// queued connections to.
+// privateWorker is a worker's private listener, whose address the sockets
+// are told; they pass nothing to it (queued connections go over a channel),
+// so its tag must never answer on the public address.
 func privateWorker(t *testing.T, tag string) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
