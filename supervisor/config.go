@@ -95,8 +95,9 @@ type Config struct {
 	// that already serves.
 	Probation time.Duration
 	// Sockets, when set, runs the workers in direct mode: each worker
-	// inherits its slot's public listening socket as descriptor 3 and a
-	// preload makes the app serve it (see DirectEnv). PORT is then a port
+	// inherits its slot's public listening socket as descriptor 3 (and,
+	// where its runtime takes passed connections, a channel as descriptor
+	// 4) and a preload makes the app serve it (see DirectEnv). PORT is then a port
 	// nobody may listen on, and the worker is ready once it listens on its
 	// private health address, the one the health checks reach.
 	Sockets Sockets
