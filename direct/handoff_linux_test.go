@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -29,6 +30,13 @@ type taker struct {
 // connections passed to it with serve.
 func startTaker(t *testing.T, s *Sockets, key uint64, serve func(net.Conn)) *taker {
 	t.Helper()
+	return startHeldTaker(t, s, key, nil, serve)
+}
+
+// startHeldTaker is startTaker for a worker that answers for no passed
+// connection until hold is closed (nil: at once), as a hung one.
+func startHeldTaker(t *testing.T, s *Sockets, key uint64, hold <-chan struct{}, serve func(net.Conn)) *taker {
+	t.Helper()
 	f, env, err := s.Channel(key, 3)
 	if err != nil || f == nil {
 		t.Fatalf("Channel: %v, %v", f, err)
@@ -43,7 +51,7 @@ func startTaker(t *testing.T, s *Sockets, key uint64, serve func(net.Conn)) *tak
 	}
 	k := &taker{conn: fc.(*net.UnixConn)}
 	k.wg.Add(1)
-	go k.run(serve)
+	go k.run(hold, serve)
 	t.Cleanup(k.stop)
 	return k
 }
@@ -57,7 +65,7 @@ func slicesContain(list []string, s string) bool {
 	return false
 }
 
-func (k *taker) run(serve func(net.Conn)) {
+func (k *taker) run(hold <-chan struct{}, serve func(net.Conn)) {
 	defer k.wg.Done()
 	k.conn.Write([]byte(`{"cmd":"NODE_PERCORE_READY"}` + "\n"))
 	buf := make([]byte, 4096)
@@ -72,6 +80,9 @@ func (k *taker) run(serve func(net.Conn)) {
 		}
 		msgs, _ := syscall.ParseSocketControlMessage(oob[:oobn])
 		fds, _ := syscall.ParseUnixRights(&msgs[0])
+		if hold != nil {
+			<-hold
+		}
 		k.conn.Write([]byte(`{"cmd":"NODE_HANDLE_ACK"}` + "\n"))
 		f := os.NewFile(uintptr(fds[0]), "passed")
 		c, err := net.FileConn(f)
@@ -249,5 +260,62 @@ func TestQueuedConnectionsWaitForTheSlotsNextWorkerWhenNoneTakesThem(t *testing.
 		if c := strings.Count(logs.String(), "wait in its queue"); c != 1 {
 			t.Errorf("handoff %v: said %d times that the queue waits", handoff, c)
 		}
+	}
+}
+
+func TestAWorkerThatDoesNotAnswerGetsNoMoreUntilItDoes(t *testing.T) {
+	s, err := Open(Config{Addr: "127.0.0.1:0", Slots: 2, Handoff: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	const n = 12
+	conns := make([]net.Conn, n)
+	srcs := make([]string, n)
+	for i := range conns { // no worker anywhere: the kernel spreads them over both queues
+		srcs[i] = "127.0.1." + strconv.Itoa(10+i)
+		conns[i] = dialFrom(t, srcs[i], s.Addr())
+		defer conns[i].Close()
+	}
+	slot0, err := net.FileListener(mustFile(t, s, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slot0.Close()
+	go func() {
+		for {
+			c, err := slot0.Accept()
+			if err != nil {
+				return
+			}
+			go func() { defer c.Close(); tellAddr(c) }()
+		}
+	}()
+	hold := make(chan struct{})
+	startHeldTaker(t, s, 10, hold, tellAddr)
+	s.Serve(10, 0, "unused")
+	deadline := time.Now().Add(20 * time.Second)
+	for s.Unanswered() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no connection passed to the hung worker was counted unanswered")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if passed, closed := s.Passed(); passed != 0 || closed != 0 {
+		t.Errorf("while the worker hangs: Passed() = %d, %d; want the rest left in the queue", passed, closed)
+	}
+	close(hold) // it recovers: it serves the connection it held, then the rest of the queue
+	for i, c := range conns {
+		c.SetDeadline(time.Now().Add(20 * time.Second))
+		seen, err := bufio.NewReader(c).ReadString('\n')
+		if strings.TrimSpace(seen) != srcs[i] {
+			t.Errorf("connection %d from %s: the worker saw %q (%v)", i, srcs[i], seen, err)
+		}
+	}
+	if u := s.Unanswered(); u != 1 {
+		t.Errorf("Unanswered() = %d, want 1", u)
+	}
+	if _, closed := s.Passed(); closed != 0 {
+		t.Errorf("%d connections closed", closed)
 	}
 }
