@@ -8,12 +8,14 @@
 // It is not a proxy: a connection goes from the kernel to a worker. Told
 // which workers serve, the sockets steer new connections away from a slot
 // that has none (a classic BPF program on the SO_REUSEPORT group), and what
-// was already queued there percore accepts and passes on byte for byte to
-// a serving worker's private listener. A slot whose worker serves but does
-// not accept (its queue full or not draining, the worker out of
+// was already queued there percore accepts and passes on, each connection
+// itself, over a serving worker's IPC channel (nodeipc), so the app sees
+// the client's own address; when no serving worker can take it, it waits
+// in the queue for the slot's next worker. A slot whose worker serves but
+// does not accept (its queue full or not draining, the worker out of
 // descriptors) is steered around the same way until it accepts again
-// (accepting.go). A slot scaled away is closed only
-// when its queue is empty, so scaling down resets nothing. It knows nothing
+// (accepting.go). A slot scaled away is closed only when its queue is
+// empty, so scaling down resets nothing. It knows nothing
 // of workers either; the supervisor asks for a slot's socket through its
 // own interface.
 package direct

@@ -45,17 +45,22 @@ func (s *Sockets) Unserve(key uint64) {
 // routeLocked brings the steering and the covers in line with who serves:
 // new connections go only to the slots with a serving worker, and a slot
 // without one has its queue accepted by percore and passed on, as long as
-// some worker serves. With no worker serving anywhere, connections wait in
-// the queues for the next worker.
+// some serving worker takes passed connections. Otherwise connections wait
+// in the queues for the next worker.
 func (s *Sockets) routeLocked() {
 	if s.closed {
 		return
 	}
 	live := s.liveLocked()
 	s.steerLocked(live)
+	passable := s.passableLocked()
 	for slot, f := range s.files {
 		c := s.covers[slot]
-		switch want := !s.servedLocked(slot) && len(s.serving) > 0 && !s.releasing[slot]; {
+		served := s.servedLocked(slot)
+		if !served && len(s.serving) > 0 && !passable {
+			s.noteWaitLocked(slot)
+		}
+		switch want := !served && passable && !s.releasing[slot]; {
 		case want && c == nil:
 			if c = s.startCoverLocked(slot, f); c != nil {
 				s.covers[slot] = c
@@ -131,25 +136,4 @@ func (s *Sockets) servedLocked(slot int) bool {
 		}
 	}
 	return false
-}
-
-// pickLocked returns the next serving worker, round robin.
-func (s *Sockets) pickLocked() (target, bool) {
-	if len(s.serving) == 0 {
-		return target{}, false
-	}
-	keys := make([]uint64, 0, len(s.serving))
-	for k, t := range s.serving {
-		if _, out := s.notAccepting[t.slot]; !out {
-			keys = append(keys, k)
-		}
-	}
-	if len(keys) == 0 { // none accepts: any may yet
-		for k := range s.serving {
-			keys = append(keys, k)
-		}
-	}
-	slices.Sort(keys)
-	s.next = (s.next + 1) % len(keys)
-	return s.serving[keys[s.next]], true
 }

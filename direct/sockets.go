@@ -13,6 +13,7 @@ import (
 	"syscall"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/percore/percore/nodeipc"
 )
 
 // ErrClosed says the sockets were closed.
@@ -37,16 +38,19 @@ type Sockets struct {
 	steering  []int             // the group indexes new connections go to; nil: all
 	covers    map[int]*cover    // the slots whose queue percore accepts and passes on
 	releasing map[int]bool      // the slots whose socket Release is closing
-	pipes     map[*pipe]struct{}
-	next      int // round robin over the serving workers
+	handoff   bool              // the workers take passed connections over an IPC channel
+	channels  map[uint64]*nodeipc.Channel
+	waitNoted bool // the log said queued connections wait for want of a channel
+	next      int  // round robin over the serving workers
 	closed    bool
 
 	notAccepting map[int]string // the slots whose serving worker does not accept, and why (accepting.go)
 	quit         chan struct{}  // closed by Close: ends the accepting watch
 
-	wg sync.WaitGroup // the covers' accept loops and the pipes
+	wg sync.WaitGroup // the covers' accept loops
 
 	passed, unpassed atomic.Uint64 // the queued connections passed on, and closed for want of a worker
+	unanswered       atomic.Uint64 // the queued connections passed to a worker that did not answer in time
 }
 
 // Config says where the sockets are bound and for whom.
@@ -63,6 +67,11 @@ type Config struct {
 	// it has the same owner, so sockets made for the user let percore add
 	// more after it became that user.
 	Owner int
+	// Handoff says that the workers' runtime takes connections passed over
+	// an IPC channel (Sockets.Channel): node, through its direct preload.
+	// Without it, the connections queued on the socket of a slot without a
+	// serving worker wait there for the slot's next worker.
+	Handoff bool
 	// Logger defaults to no logging.
 	Logger hclog.Logger
 }
@@ -76,7 +85,7 @@ func Open(cfg Config) (*Sockets, error) {
 	}
 	s := &Sockets{log: log, addr: cfg.Addr, owner: cfg.Owner, files: make(map[int]*os.File),
 		serving: make(map[uint64]target), covers: make(map[int]*cover), releasing: make(map[int]bool),
-		pipes: make(map[*pipe]struct{}), quit: make(chan struct{})}
+		handoff: cfg.Handoff, channels: make(map[uint64]*nodeipc.Channel), quit: make(chan struct{})}
 	for slot := range max(cfg.Slots, 1) {
 		if _, err := s.File(slot); err != nil {
 			s.Close()
@@ -164,11 +173,16 @@ func (s *Sockets) Release(slot int) {
 }
 
 // Passed returns how many connections percore accepted from the queue of
-// a slot without a serving worker: passed on to a serving worker, and
-// closed because none served within 10 s.
+// a slot without a serving worker: passed on to a serving worker, which
+// took it, and closed because none took it within 10 s.
 func (s *Sockets) Passed() (passed, closed uint64) {
 	return s.passed.Load(), s.unpassed.Load()
 }
+
+// Unanswered returns how many connections percore passed to a worker that
+// did not answer within 5 s (a hung worker): it holds them, and serves them
+// if it recovers.
+func (s *Sockets) Unanswered() uint64 { return s.unanswered.Load() }
 
 // Slots lists the slots that hold a socket, in order.
 func (s *Sockets) Slots() []int {
@@ -182,7 +196,7 @@ func (s *Sockets) Slots() []int {
 	return slots
 }
 
-// Close stops passing connections on, ends the pipes still open and closes
+// Close stops passing connections on, closes the workers' IPC channels and
 // every socket. Workers that inherited one keep their own copies until they
 // exit.
 func (s *Sockets) Close() error {
@@ -196,10 +210,8 @@ func (s *Sockets) Close() error {
 		c.stop()
 		delete(s.covers, slot)
 	}
-	for p := range s.pipes {
-		p.close()
-	}
 	s.mu.Unlock()
+	s.closeChannels() // ends the passes under way
 	s.wg.Wait()
 	var errs []error
 	for _, f := range files {

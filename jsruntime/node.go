@@ -54,6 +54,7 @@ func Node() Runtime {
 		// NODE_OPTIONS carries --require through wrappers; the preload
 		// itself refuses a socket a wrapper did not pass on.
 		DirectPreload: nodeDirect,
+		DirectHandoff: true,
 		ProxyPreload:  nodeProxy,
 		Script:        nodeScript,
 	}

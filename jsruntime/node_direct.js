@@ -94,6 +94,54 @@ function openHealth(server, listen) {
   return h;
 }
 
+// The connections queued for a slot without a serving worker reach this
+// worker over the IPC channel percore opens for it with NODE_CHANNEL_FD
+// (node set up process.channel and process.send before this preload ran):
+// each one is the client's connection itself, passed as Node's cluster
+// module passes handles, so the app sees the client's own address. Their
+// message's cmd starts with NODE_, so node emits it as 'internalMessage'
+// and the app's 'message' listeners never see it.
+const passedCmd = 'NODE_PERCORE_CONNECTION';
+
+// tell sends percore one of the preload's messages; a channel gone is no
+// error (the callback takes it).
+function tell(cmd) {
+  if (process.connected) process.send({ cmd }, () => {});
+}
+
+// adopt hands server a passed socket as net's onconnection hands it one it
+// accepted: with the server's options, counted as its own connection (so
+// that server.close() waits for it), then as a 'connection' event.
+function adopt(server, socket) {
+  if (server.maxConnections && server._connections >= server.maxConnections) {
+    socket.destroy();
+    server.emit('drop');
+    return;
+  }
+  socket.allowHalfOpen = Boolean(server.allowHalfOpen);
+  if (server.pauseOnConnect) socket.pause();
+  if (server.noDelay) socket.setNoDelay(true);
+  if (server.keepAlive) socket.setKeepAlive(true, server.keepAliveInitialDelay);
+  server._connections++;
+  socket.server = server;
+  socket._server = server;
+  server.emit('connection', socket);
+}
+
+// takePassed hands server the connections percore passes, and tells
+// percore that it takes them, then that it takes no more once the server
+// closed. The channel never keeps the process alive (process.channel.unref,
+// documented), even when the app listens for 'message': the server does.
+function takePassed(server) {
+  if (!process.channel || typeof process.send !== 'function') return; // no channel: nothing is passed
+  process.channel.unref();
+  process.on('internalMessage', (msg, socket) => {
+    if (msg && msg.cmd === passedCmd && socket) adopt(server, socket);
+  });
+  tell('NODE_PERCORE_READY');
+  server.once('close', () => tell('NODE_PERCORE_CLOSED'));
+}
+
 // The ping listener of percore's health checks, at PERCORE_PING (a loopback
 // port, or a Unix socket's path). percore sends "ping\n" and this process
 // answers "pong\n" from its event loop: that proves the loop runs (a TCP
@@ -342,6 +390,7 @@ function setup() {
     server.once('listening', () => {
       h = openHealth(server, listen);
       if (ping) openPing(server, ping, listen);
+      takePassed(server);
     });
     const stopIdle = graceIdle(server);
     const percoreStop = () => {

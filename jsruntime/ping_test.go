@@ -79,6 +79,7 @@ type app struct {
 	stderr *outputSink   // its standard error
 	done   chan struct{} // closed once it exited
 	err    error         // its exit, once done is closed
+	pid    int
 }
 
 // startApp starts w in dir in a process group of its own, with extra as
@@ -101,7 +102,8 @@ func startApp(t *testing.T, w Worker, dir string, extra ...*os.File) *app {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	a := &app{lines: make(chan string, 64), stderr: &outputSink{ch: make(chan string, 64)}, done: make(chan struct{})}
+	a := &app{lines: make(chan string, 64), stderr: &outputSink{ch: make(chan string, 64)}, done: make(chan struct{}),
+		pid: cmd.Process.Pid}
 	readers := make(chan struct{}, 2)
 	go func() {
 		defer func() { readers <- struct{}{} }()

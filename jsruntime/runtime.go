@@ -56,6 +56,12 @@ type Runtime struct {
 	// Options.Preload before the app. nil: the runtime cannot, and
 	// --mode direct is refused with NoDirect.
 	DirectPreload []byte
+	// DirectHandoff says that the runtime's DirectPreload takes connections
+	// passed over Node's IPC channel (NODE_CHANNEL_FD, see nodeipc): the
+	// connections queued for a slot without a serving worker then reach
+	// another worker as themselves. Without it they wait for the slot's
+	// next worker.
+	DirectHandoff bool
 	// ProxyPreload is the script that keeps the proxy's promises inside a
 	// worker in proxy mode: the app's listen(PORT) on loopback only, each
 	// request's token (proxy.TokenHeader) echoed in its answer, and no

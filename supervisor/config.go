@@ -95,8 +95,9 @@ type Config struct {
 	// that already serves.
 	Probation time.Duration
 	// Sockets, when set, runs the workers in direct mode: each worker
-	// inherits its slot's public listening socket as descriptor 3 and a
-	// preload makes the app serve it (see DirectEnv). PORT is then a port
+	// inherits its slot's public listening socket as descriptor 3 (and,
+	// where its runtime takes passed connections, a channel as descriptor
+	// 4) and a preload makes the app serve it (see DirectEnv). PORT is then a port
 	// nobody may listen on, and the worker is ready once it listens on its
 	// private health address, the one the health checks reach.
 	Sockets Sockets
@@ -121,6 +122,13 @@ type Sockets interface {
 	// last worker is gone. Which workers serve a socket, the Sockets learn
 	// as the Router does.
 	Release(slot int)
+	// Channel opens, for the worker with key, the channel over which the
+	// Sockets pass it connections queued for a slot without a serving
+	// worker: the worker's end, which it gets as descriptor fd (the Sockets
+	// keep no copy of it; the supervisor closes its own once the worker
+	// started), and the variables that tell the runtime. No file: the
+	// runtime takes no passed connection.
+	Channel(key uint64, fd int) (*os.File, []string, error)
 }
 
 // OOMCounter counts the kernel's OOM kills in a memory cgroup.

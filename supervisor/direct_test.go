@@ -46,6 +46,8 @@ func (s *testSockets) File(slot int) (*os.File, error) {
 
 func (s *testSockets) Release(slot int) {}
 
+func (s *testSockets) Channel(uint64, int) (*os.File, []string, error) { return nil, nil, nil }
+
 // A worker in direct mode whose own process, or a child of it (node under
 // npm), listens on PORT itself is refused at its first start, and the
 // error names the process.

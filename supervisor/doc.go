@@ -23,7 +23,10 @@
 // since retrying cannot help. The socket stays
 // the Sockets' own, so a crashed or replaced worker's queue is not lost;
 // the Sockets learn from the Router which workers serve, and a slot scaled
-// away gives its socket back only when its last worker is gone.
+// away gives its socket back only when its last worker is gone. Where the
+// runtime takes them, a worker also gets, as descriptor 4, its end of a
+// channel over which the Sockets pass it the connections queued for a slot
+// without a serving worker (Sockets.Channel).
 //
 // # A worker's processes
 //

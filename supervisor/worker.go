@@ -170,7 +170,7 @@ func (s *Supervisor) spawn(slot int) (*worker, error) {
 			return nil, err
 		}
 	}
-	var public *os.File
+	var public, channel *os.File
 	if s.cfg.Sockets != nil {
 		var extra []string
 		var err error
@@ -178,6 +178,13 @@ func (s *Supervisor) spawn(slot int) (*worker, error) {
 			return nil, err
 		}
 		env = append(s.workerEnv(slot, strconv.Itoa(w.appPort)), extra...)
+		if channel, extra, err = s.directChannel(w); err != nil {
+			return nil, err
+		}
+		if channel != nil {
+			defer channel.Close() // the worker holds its own copy
+			env = append(env, extra...)
+		}
 	}
 	if w.ping != "" {
 		env = append(env, EnvPing+"="+w.ping)
@@ -193,7 +200,7 @@ func (s *Supervisor) spawn(slot int) (*worker, error) {
 		}
 	}
 	key := s.fams.keyFor(w.key)
-	if err := s.startProcess(w, argv, withWorkerKey(env, key), public); err != nil {
+	if err := s.startProcess(w, argv, withWorkerKey(env, key), public, channel); err != nil {
 		return nil, fmt.Errorf("start worker %d (%s): %w", slot, argv[0], err)
 	}
 	w.fam = s.fams.add(w.pid, key)
@@ -217,8 +224,9 @@ func (s *Supervisor) pingSetup(w *worker) error {
 }
 
 // startProcess starts the worker's process; public, when set, is its
-// inherited public socket (direct mode).
-func (s *Supervisor) startProcess(w *worker, argv, env []string, public *os.File) error {
+// inherited public socket (direct mode), and channel its end of the
+// channel that passes it connections (descriptor 4, channelFD).
+func (s *Supervisor) startProcess(w *worker, argv, env []string, public, channel *os.File) error {
 	devnull, err := os.Open(os.DevNull)
 	if err != nil {
 		return fmt.Errorf("open %s: %w", os.DevNull, err)
@@ -238,6 +246,9 @@ func (s *Supervisor) startProcess(w *worker, argv, env []string, public *os.File
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, stdout, stderr
 	if public != nil {
 		cmd.ExtraFiles = []*os.File{public} // descriptor 3, directFD
+		if channel != nil {
+			cmd.ExtraFiles = append(cmd.ExtraFiles, channel) // descriptor 4, channelFD
+		}
 	}
 	pid, exit, err := s.cfg.Launcher.Start(cmd)
 	if err != nil {

@@ -31,7 +31,7 @@ const (
 	helpEvicted  = "socket.io sessions percore forgot, by reason: expired (no request for 2 minutes), capacity (the least recently seen, to make room in a full table), worker_gone."
 	helpRefused  = "socket.io handshakes refused with 429, not forwarded, because their client address was over --socketio-session-rate."
 	helpDirect   = "1 when connections go from the kernel to the workers (--mode direct): percore then measures no requests, inflight, tunnels, saturation or queue."
-	helpPassed   = "Connections queued for a worker slot without a serving worker (--mode direct), accepted by percore: passed on to a serving worker, or closed because none served within 10 s."
+	helpPassed   = "Connections queued for a worker slot without a serving worker (--mode direct), accepted by percore: passed on to a serving worker, which took it; closed because none took it within 10 s; or passed to a worker that did not answer within 5 s."
 	helpChecks   = "Active health checks of workers, by check (ping: the preload's ping listener; options: OPTIONS * where a worker has none; get: --health-path) and result."
 )
 
@@ -69,6 +69,7 @@ func (c *collector) WriteMetrics(w io.Writer) error {
 		queued := s.Counter("percore_direct_queued_connections_total", helpPassed, "result")
 		queued.Add(float64(passed), "passed")
 		queued.Add(float64(closed), "closed")
+		queued.Add(float64(c.direct.Unanswered()), "unanswered")
 		s.Gauge("percore_direct_workers_not_accepting", helpNotAccepting).Add(float64(len(c.direct.NotAccepting())))
 	} else {
 		c.addRequests(&s)

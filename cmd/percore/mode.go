@@ -94,7 +94,8 @@ func openDirect(cfg *config, workers int, log hclog.Logger) (*direct.Sockets, er
 	if cfg.User != nil {
 		owner = cfg.User.uid
 	}
-	s, err := direct.Open(direct.Config{Addr: cfg.publicAddr(), Slots: workers, Owner: owner, Logger: log.Named("direct")})
+	s, err := direct.Open(direct.Config{Addr: cfg.publicAddr(), Slots: workers, Owner: owner,
+		Handoff: cfg.runtime().DirectHandoff, Logger: log.Named("direct")})
 	if err != nil {
 		return nil, fmt.Errorf("--mode direct: %w", err)
 	}
