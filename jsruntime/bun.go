@@ -37,9 +37,10 @@ func Bun() Runtime {
 		// Bun.serve and node:http serve the worker's port; the preload
 		// wraps both.
 		ProxyPreload: serveProxy,
-		NoDirect: "Bun cannot serve a listening socket it inherits (Bun.serve takes no descriptor), and with " +
-			"reusePort each worker would bind the port itself, so a crashed worker's queued connections " +
-			"would be reset; use --mode proxy",
+		NoDirect: "Bun.serve takes no descriptor, and Bun's node:http ignores listen({fd}) and binds a " +
+			"port of its own, so a Bun app's HTTP server cannot serve the listening socket percore keeps " +
+			"for each worker; with reusePort each worker would bind the port itself, and a killed worker's " +
+			"queued connections would be reset (docs/direct-mode.md); use --mode proxy",
 		Script: bunScript,
 	}
 }
