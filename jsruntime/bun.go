@@ -37,11 +37,12 @@ func Bun() Runtime {
 		// Bun.serve and node:http serve the worker's port; the preload
 		// wraps both.
 		ProxyPreload: serveProxy,
-		NoDirect: "Bun.serve takes no descriptor, and Bun's node:http ignores listen({fd}) and binds a " +
-			"port of its own, so a Bun app's HTTP server cannot serve the listening socket percore keeps " +
-			"for each worker; with reusePort each worker would bind the port itself, and a killed worker's " +
-			"queued connections would be reset (docs/direct-mode.md); use --mode proxy",
-		Script: bunScript,
+		// Bun's node:net and node:http2 servers serve an inherited socket
+		// with listen({fd}), so node's preload serves their apps; it
+		// refuses Bun.serve, which takes no descriptor, and Bun's
+		// node:http, which ignores one (bench/inherit shows both).
+		DirectPreload: nodeDirect,
+		Script:        bunScript,
 	}
 }
 

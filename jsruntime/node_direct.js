@@ -20,12 +20,17 @@
 // Deno loads it too (deno run --preload), for apps that serve with node:http
 // or node:net, whose listen({fd}) serves an inherited socket in Deno as in
 // Node. Deno.serve and Deno.listen take no descriptor: an app that serves
-// PORT with them is refused.
+// PORT with them is refused. Bun loads it (bun --preload) for apps that
+// serve with node:net or node:http2, which are net servers in Bun too;
+// Bun.serve takes no descriptor and Bun's node:http, not a net server,
+// ignores one: an app that serves PORT with them is refused.
 const net = require('net');
 const fs = require('fs');
 
-// deno is Deno's namespace when Deno runs this preload.
+// deno is Deno's namespace when Deno runs this preload, bun Bun's when Bun
+// does.
 const deno = typeof Deno === 'object' && Deno !== null ? Deno : undefined;
+const bun = typeof Bun === 'object' && Bun !== null ? Bun : undefined;
 
 // denoGrants reports whether Deno grants a permission without asking (Node
 // grants every one).
@@ -259,6 +264,32 @@ function refuseDenoServers() {
   }
 }
 
+// bunNoDescriptor is why Bun's HTTP/1 servers cannot serve the public
+// socket.
+const bunNoDescriptor = 'Bun.serve takes no descriptor, and Bun\'s node:http ignores listen({fd}) and binds a ' +
+  'port of its own, so neither can serve the public socket percore keeps for this worker (Bun serves it with ' +
+  'node:net and node:http2 only); use --mode proxy';
+
+// refuseBunServers refuses Bun.serve and node:http on PORT. Bun.serve
+// without a port listens on BUN_PORT, else PORT.
+function refuseBunServers() {
+  const serve = bun.serve;
+  if (typeof serve === 'function') {
+    bun.serve = function percoreRefuseServe(opts, ...rest) {
+      const p = opts && typeof opts === 'object' && opts.unix === undefined ? (opts.port ?? env.BUN_PORT ?? port) : undefined;
+      if (p !== undefined && String(p) === port) refuse('the app serves PORT with Bun.serve; ' + bunNoDescriptor);
+      return serve.call(this, opts, ...rest);
+    };
+  }
+  const http = require('http');
+  const listen = http.Server.prototype.listen;
+  if (http.Server.prototype instanceof net.Server) return; // redirected with net's listen
+  http.Server.prototype.listen = function percoreRefuseHTTP(...args) {
+    if (target(args) === port) refuse('the app serves PORT with node:http; ' + bunNoDescriptor);
+    return listen.apply(this, args);
+  };
+}
+
 // mayListen reports whether the runtime lets this process listen at addr,
 // a loopback port or a Unix socket's path.
 function mayListen(addr) {
@@ -290,6 +321,7 @@ function setup() {
   }
   refuseCluster();
   if (deno) refuseDenoServers();
+  if (bun) refuseBunServers();
   const listen = net.Server.prototype.listen;
   let server = null;
   refuseHandOver((handle) => server !== null && (handle === server || handle === server._handle));

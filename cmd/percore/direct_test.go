@@ -423,14 +423,14 @@ func TestDirectModeServesGRPC(t *testing.T) {
 	}
 }
 
-// Bun, deno serve and commands of other runtimes are refused in direct
-// mode, each with the reason; node and deno run are not.
-func TestDirectModeRefusedForBunAndDenoServe(t *testing.T) {
+// deno serve, deno's other subcommands and commands of other runtimes are
+// refused in direct mode, each with the reason; node, deno run and bun are
+// not.
+func TestDirectModeRefusedForDenoServe(t *testing.T) {
 	for _, c := range []struct {
 		argv []string
 		want string
 	}{
-		{[]string{"bun", "server.ts"}, "Bun.serve takes no descriptor, and Bun's node:http ignores listen({fd})"},
 		{[]string{"deno", "serve", "-A", "main.ts"}, "deno serve serves with Deno.serve, which takes no descriptor"},
 		{[]string{"deno", "task", "start"}, "into deno run only, not deno task"},
 		{[]string{"./server"}, "unknown runtime"},
@@ -441,7 +441,8 @@ func TestDirectModeRefusedForBunAndDenoServe(t *testing.T) {
 			t.Errorf("%v in direct mode: err = %v, want a refusal that says %q and advises --mode proxy", c.argv, err, c.want)
 		}
 	}
-	for _, argv := range [][]string{{"node", "server.js"}, {"deno", "run", "-A", "main.ts"}, {"deno", "-A", "main.ts"}} {
+	for _, argv := range [][]string{{"node", "server.js"}, {"deno", "run", "-A", "main.ts"}, {"deno", "-A", "main.ts"},
+		{"bun", "server.ts"}} {
 		if _, err := parseConfig(append([]string{"--mode", "direct", "--"}, argv...), nil); err != nil {
 			t.Errorf("%v in direct mode: %v", argv, err)
 		}
@@ -475,6 +476,69 @@ func TestDirectModeServesDenoRun(t *testing.T) {
 	killUnderLoad(t, in)
 	waitDirectServing(t, in, 2, "after the kill")
 	reloadUnderLoad(t, in)
+}
+
+// Bun's node:net serves the socket it inherits: the kernel spreads new
+// connections over both workers, the ping listener answers the default
+// health check (no restart over a light load), and neither a SIGKILLed
+// worker nor a rolling reload fails a request on a new connection. The app
+// answers HTTP/1.1 from a node:net server, since Bun's HTTP/1 servers
+// cannot serve the socket.
+func TestDirectModeServesBun(t *testing.T) {
+	bun := runtimeBin(t, "bun")
+	in := start(t, "--mode", "direct", "--workers", "2", "--health-interval", "200ms", "--",
+		bun, filepath.Join("testdata", "bun-direct.js"))
+	waitDirectServing(t, in, 2, "start")
+	checkSpread(t, in)
+
+	light := startLoad(in.addr, 1, freshClient)
+	light.mark()
+	awaitPings(t, 20, map[string]*instance{"bun": in}) // 10 rounds of 2 workers
+	light.end()
+	t.Logf("light load over 20 pings: %d answered, %d failed", light.ok.Load(), light.fresh.Load())
+	if light.fresh.Load() > 0 {
+		t.Errorf("%d requests failed under light load (first: %v), want 0", light.fresh.Load(), light.firstErr)
+	}
+
+	killUnderLoad(t, in)
+	waitDirectServing(t, in, 2, "after the kill")
+	reloadUnderLoad(t, in)
+}
+
+// Bun's node:http2 serves the socket it inherits: HTTP/2 cleartext reaches
+// a Bun worker through the public port.
+func TestDirectModeServesHTTP2OnBun(t *testing.T) {
+	needNode(t)
+	in := start(t, "--mode", "direct", "--workers", "1", "--", runtimeBin(t, "bun"), filepath.Join("testdata", "direct-protocols.js"))
+	out, err := exec.Command("node", filepath.Join("testdata", "h2-client.js"), "http://"+in.addr).CombinedOutput()
+	if err != nil || !strings.HasPrefix(string(out), "h2 /hello worker 0") {
+		t.Errorf("HTTP/2 prior-knowledge GET through the public port: %v: %s", err, out)
+	}
+}
+
+// An app that serves PORT with Bun.serve or Bun's node:http is refused at
+// once with the reason: Bun.serve takes no descriptor, and Bun's node:http
+// ignores one.
+func TestDirectModeRefusesBunHTTP1Servers(t *testing.T) {
+	bun := runtimeBin(t, "bun")
+	ins := map[string]*instance{}
+	for _, server := range []string{"bun-serve", "node-http"} {
+		ins[server] = launch(t, "--mode", "direct", "--workers", "1", "--",
+			"env", "SERVER="+server, bun, filepath.Join("testdata", "bun-direct.js"))
+	}
+	for server, in := range ins {
+		if code := in.wait(testutil.Scaled(20 * time.Second)); code != exitCrashLoop {
+			t.Errorf("%s: exit code %d, want %d", server, code, exitCrashLoop)
+		}
+		said := map[string]string{"bun-serve": "the app serves PORT with Bun.serve", "node-http": "the app serves PORT with node:http"}
+		logs := in.logs.String()
+		for _, want := range []string{said[server], "Bun.serve takes no descriptor", "Bun's node:http ignores listen({fd})",
+			"--mode proxy"} {
+			if !strings.Contains(logs, want) {
+				t.Errorf("%s: the log lacks %q:\n%s", server, want, logs)
+			}
+		}
+	}
 }
 
 // An app that serves PORT with Deno.serve is refused at once with the
