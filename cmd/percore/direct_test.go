@@ -456,10 +456,10 @@ func denoDirectApp() string { return filepath.Join("testdata", "deno-direct.mjs"
 // kernel spreads new connections over both workers, the ping listener
 // answers the default health check (no restart over a light load), and
 // neither a SIGKILLed worker nor a rolling reload fails a request on a new
-// connection.
+// connection. A short probation keeps the reload quick.
 func TestDirectModeServesDenoRun(t *testing.T) {
 	deno := runtimeBin(t, "deno")
-	in := start(t, "--mode", "direct", "--workers", "2", "--health-interval", "200ms", "--",
+	in := start(t, "--mode", "direct", "--workers", "2", "--health-interval", "200ms", "--probation", "500ms", "--",
 		deno, "run", "--allow-env", "--allow-net=127.0.0.1", denoDirectApp())
 	waitDirectServing(t, in, 2, "start")
 	checkSpread(t, in)
@@ -486,7 +486,7 @@ func TestDirectModeServesDenoRun(t *testing.T) {
 // cannot serve the socket.
 func TestDirectModeServesBun(t *testing.T) {
 	bun := runtimeBin(t, "bun")
-	in := start(t, "--mode", "direct", "--workers", "2", "--health-interval", "200ms", "--",
+	in := start(t, "--mode", "direct", "--workers", "2", "--health-interval", "200ms", "--probation", "500ms", "--",
 		bun, filepath.Join("testdata", "bun-direct.js"))
 	waitDirectServing(t, in, 2, "start")
 	checkSpread(t, in)
