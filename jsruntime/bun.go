@@ -37,10 +37,12 @@ func Bun() Runtime {
 		// Bun.serve and node:http serve the worker's port; the preload
 		// wraps both.
 		ProxyPreload: serveProxy,
-		NoDirect: "Bun cannot serve a listening socket it inherits (Bun.serve takes no descriptor), and with " +
-			"reusePort each worker would bind the port itself, so a crashed worker's queued connections " +
-			"would be reset; use --mode proxy",
-		Script: bunScript,
+		// Bun's node:net and node:http2 servers serve an inherited socket
+		// with listen({fd}), so node's preload serves their apps; it
+		// refuses Bun.serve, which takes no descriptor, and Bun's
+		// node:http, which ignores one (bench/inherit shows both).
+		DirectPreload: nodeDirect,
+		Script:        bunScript,
 	}
 }
 

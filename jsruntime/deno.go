@@ -31,10 +31,30 @@ func Deno() Runtime {
 		// Deno.serve and node:http serve the worker's port; the preload
 		// wraps both (deno run only).
 		ProxyPreload: serveProxy,
-		NoDirect: "Deno cannot serve a listening socket it inherits (Deno.serve and Deno.listen take no " +
-			"descriptor), and with reusePort each worker would bind the port itself, so a crashed worker's " +
-			"queued connections would be reset; use --mode proxy",
-		Script: denoScript,
+		// Deno's node:net and node:http serve an inherited socket with
+		// listen({fd}), as Node's do, so node's preload serves deno run's
+		// apps too; it refuses Deno.serve and Deno.listen on PORT, which
+		// take no descriptor.
+		DirectPreload:   nodeDirect,
+		NoDirectCommand: denoNoDirect,
+		Script:          denoScript,
+	}
+}
+
+// denoNoDirect says why a deno command, args after the binary, cannot run
+// in --mode direct: deno serve serves with Deno.serve, and a command other
+// than deno run is given no preload.
+func denoNoDirect(args []string) string {
+	switch cmd := parseDenoCommand(append([]string{"deno"}, args...), 0); cmd.sub {
+	case "serve":
+		return "deno serve serves with Deno.serve, which takes no descriptor and so cannot serve the public " +
+			"socket percore keeps for each worker; run the app with deno run and serve PORT with node:http " +
+			"(or node:net), or use --mode proxy"
+	case "run":
+		return ""
+	default:
+		return "percore loads its --mode direct preload into deno run only, not deno " + cmd.sub +
+			"; run the app with deno run, or use --mode proxy"
 	}
 }
 

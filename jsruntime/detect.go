@@ -60,6 +60,17 @@ func (r Registry) ChildWrapper(argv []string) string {
 	return l.wrapper
 }
 
+// NoDirectCommand returns why argv, whose runtime has a DirectPreload,
+// cannot run in --mode direct as written (the runtime's NoDirectCommand,
+// such as deno serve's), or "" when nothing is known against it.
+func (r Registry) NoDirectCommand(argv []string) string {
+	l := r.locate(argv)
+	if !l.found || !l.Binary() || l.rt.NoDirectCommand == nil {
+		return ""
+	}
+	return l.rt.NoDirectCommand(l.Words[l.At+1:])
+}
+
 // locateFrom finds the runtime of the command that starts at words[at].
 func (r Registry) locateFrom(words []string, at int, inArgv bool, depth int) launch {
 	none := launch{Launch: Launch{Words: words, At: -1, InArgv: inArgv}}

@@ -23,9 +23,9 @@ func TestNodePreloadGoesBesideTheUsersOptions(t *testing.T) {
 	}
 }
 
-func TestOnlyNodeServesDirectMode(t *testing.T) {
+func TestNodeDenoAndBunServeDirectMode(t *testing.T) {
 	for _, rt := range Default().Runtimes() {
-		if (rt.DirectPreload != nil) != (rt.Name == "node") {
+		if (rt.DirectPreload != nil) != (rt.Name == "node" || rt.Name == "deno" || rt.Name == "bun") {
 			t.Errorf("%s: direct preload %v", rt.Name, rt.DirectPreload != nil)
 		}
 		if rt.DirectPreload == nil && rt.NoDirect == "" {

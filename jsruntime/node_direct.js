@@ -20,10 +20,44 @@
 // message that says why: the cluster module (its workers would share the
 // one socket of the slot; percore already runs one worker per CPU), a server
 // on PORT handed to a child process, and a second listen on PORT.
+//
+// Deno loads it too (deno run --preload), for apps that serve with node:http
+// or node:net, whose listen({fd}) serves an inherited socket in Deno as in
+// Node. Deno.serve and Deno.listen take no descriptor: an app that serves
+// PORT with them is refused. Bun loads it (bun --preload) for apps that
+// serve with node:net or node:http2, which are net servers in Bun too;
+// Bun.serve takes no descriptor and Bun's node:http, not a net server,
+// ignores one: an app that serves PORT with them is refused.
 const net = require('net');
 const fs = require('fs');
 
-const env = process.env;
+// deno is Deno's namespace when Deno runs this preload, bun Bun's when Bun
+// does.
+const deno = typeof Deno === 'object' && Deno !== null ? Deno : undefined;
+const bun = typeof Bun === 'object' && Bun !== null ? Bun : undefined;
+
+// denoGrants reports whether Deno grants a permission without asking (Node
+// grants every one).
+function denoGrants(desc) {
+  if (!deno) return true;
+  try {
+    return deno.permissions.querySync(desc).state === 'granted';
+  } catch {
+    return false;
+  }
+}
+
+// directVars are the variables this preload reads; Deno needs --allow-env
+// for them.
+const directVars = ['PERCORE_DIRECT_FD', 'PERCORE_DIRECT_INODE', 'PERCORE_DIRECT_HEALTH', 'PERCORE_PING', 'PORT'];
+
+// envDenied names the first of directVars that Deno may not read, or ''.
+function envDenied() {
+  return directVars.find((name) => !denoGrants({ name: 'env', variable: name })) || '';
+}
+
+const denied = envDenied();
+const env = denied ? {} : process.env;
 const fd = Number(env.PERCORE_DIRECT_FD);
 const inode = env.PERCORE_DIRECT_INODE;
 const health = env.PERCORE_DIRECT_HEALTH;
@@ -55,9 +89,25 @@ const advice = 'percore already runs one worker per CPU, each on a public socket
 // inherited tells whether descriptor fd is the socket percore passed: a
 // wrapper may have closed it, or put something else there.
 function inherited() {
+  if (deno) return denoInherited();
   try {
     const st = fs.fstatSync(fd, { bigint: true });
     return st.isSocket() && (!inode || st.ino.toString() === inode);
+  } catch {
+    return false;
+  }
+}
+
+// denoInherited is inherited for Deno, whose node:fs knows only the
+// descriptors it opened itself: it reads the descriptor's link in /proc.
+// Without --allow-read for it the descriptor is taken as passed: Deno's
+// wrappers (deno task) never load this preload.
+function denoInherited() {
+  const link = '/proc/self/fd/' + fd;
+  if (!denoGrants({ name: 'read', path: link })) return true;
+  try {
+    const got = fs.readlinkSync(link);
+    return inode ? got === 'socket:[' + inode + ']' : got.startsWith('socket:[');
   } catch {
     return false;
   }
@@ -348,7 +398,75 @@ function refuseHandOver(isOurs) {
   };
 }
 
+// denoNoDescriptor is why Deno's own servers cannot serve the public socket.
+const denoNoDescriptor = 'Deno.serve and Deno.listen take no descriptor, so they cannot serve the public ' +
+  'socket percore keeps for this worker (listening on PORT themselves, the kernel would never hand them a ' +
+  'connection); serve PORT with node:http (or node:net), whose listen is redirected to the socket, or use --mode proxy';
+
+// refuseDenoServers refuses Deno.serve and Deno.listen on PORT.
+function refuseDenoServers() {
+  const names = [['serve', (a, b) => (typeof a === 'object' && a !== null ? a : b)], ['listen', (a) => a]];
+  for (const [name, options] of names) {
+    const orig = deno[name];
+    if (typeof orig !== 'function') continue;
+    deno[name] = function percoreRefuseOwnServer(...args) {
+      const o = options(...args);
+      if (o && typeof o === 'object' && o.port !== undefined && String(o.port) === port) {
+        refuse('the app serves PORT with Deno.' + name + '; ' + denoNoDescriptor);
+      }
+      return orig.apply(this, args);
+    };
+  }
+}
+
+// bunNoDescriptor is why Bun's HTTP/1 servers cannot serve the public
+// socket.
+const bunNoDescriptor = 'Bun.serve takes no descriptor, and Bun\'s node:http ignores listen({fd}) and binds a ' +
+  'port of its own, so neither can serve the public socket percore keeps for this worker (Bun serves it with ' +
+  'node:net and node:http2 only); use --mode proxy';
+
+// refuseBunServers refuses Bun.serve and node:http on PORT. Bun.serve
+// without a port listens on BUN_PORT, else PORT.
+function refuseBunServers() {
+  const serve = bun.serve;
+  if (typeof serve === 'function') {
+    bun.serve = function percoreRefuseServe(opts, ...rest) {
+      const p = opts && typeof opts === 'object' && opts.unix === undefined ? (opts.port ?? env.BUN_PORT ?? port) : undefined;
+      if (p !== undefined && String(p) === port) refuse('the app serves PORT with Bun.serve; ' + bunNoDescriptor);
+      return serve.call(this, opts, ...rest);
+    };
+  }
+  const http = require('http');
+  const listen = http.Server.prototype.listen;
+  if (http.Server.prototype instanceof net.Server) return; // redirected with net's listen
+  http.Server.prototype.listen = function percoreRefuseHTTP(...args) {
+    if (target(args) === port) refuse('the app serves PORT with node:http; ' + bunNoDescriptor);
+    return listen.apply(this, args);
+  };
+}
+
+// mayListen reports whether the runtime lets this process listen at addr,
+// a loopback port or a Unix socket's path.
+function mayListen(addr) {
+  if (/^[0-9]+$/.test(addr)) return denoGrants({ name: 'net', host: '127.0.0.1:' + addr });
+  return denoGrants({ name: 'read', path: addr }) && denoGrants({ name: 'write', path: addr });
+}
+
+// denoNeeds refuses a Deno app that may not do what direct mode needs: read
+// percore's variables, and listen on the private loopback listener.
+function denoNeeds() {
+  if (denied) {
+    refuse('deno may not read ' + denied + ': --mode direct needs --allow-env for ' + directVars.join(', ') +
+      ' (or -A)');
+  }
+  if (health && !mayListen(health)) {
+    refuse('deno may not listen on ' + health + ', the private listener of percore\'s readiness and health ' +
+      'checks: --mode direct needs --allow-net for 127.0.0.1 (or -A)');
+  }
+}
+
 function setup() {
+  if (deno) denoNeeds();
   if (!Number.isInteger(fd) || fd < 0 || !health) return;
   if (!inherited()) {
     say('descriptor ' + fd + ' is not the public socket percore passed (a wrapper such as npm does not ' +
@@ -358,6 +476,8 @@ function setup() {
   }
   refuseCluster();
   const deferOn = deferStop();
+  if (deno) refuseDenoServers();
+  if (bun) refuseBunServers();
   const listen = net.Server.prototype.listen;
   let server = null;
   refuseHandOver((handle) => server !== null && (handle === server || handle === server._handle));
@@ -389,7 +509,7 @@ function setup() {
     let h = null;
     server.once('listening', () => {
       h = openHealth(server, listen);
-      if (ping) openPing(server, ping, listen);
+      if (ping && mayListen(ping)) openPing(server, ping, listen);
       takePassed(server);
     });
     const stopIdle = graceIdle(server);

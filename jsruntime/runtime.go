@@ -53,8 +53,9 @@ type Runtime struct {
 	Prepare func(w *Worker, o Options, l Launch) (Applied, error)
 	// DirectPreload is the script that makes the runtime's app serve the
 	// public socket it inherits in --mode direct; Prepare loads it from
-	// Options.Preload before the app. nil: the runtime cannot, and
-	// --mode direct is refused with NoDirect.
+	// Options.Preload before the app. It is CommonJS, written to a .cjs
+	// file (Deno reads a .js file as an ES module). nil: the runtime
+	// cannot, and --mode direct is refused with NoDirect.
 	DirectPreload []byte
 	// DirectHandoff says that the runtime's DirectPreload takes connections
 	// passed over Node's IPC channel (NODE_CHANNEL_FD, see nodeipc): the
@@ -72,6 +73,11 @@ type Runtime struct {
 	ProxyPreload []byte
 	// NoDirect says why the runtime cannot run in --mode direct.
 	NoDirect string
+	// NoDirectCommand says why a command of a runtime that has a
+	// DirectPreload cannot run in --mode direct, given the words after the
+	// runtime's binary (such as deno serve, whose server takes no
+	// descriptor); "" when it can. nil: every command can.
+	NoDirectCommand func(args []string) string
 	// Script returns the script that the runtime runs, given the words
 	// after its binary, as they are written; "" when there is none (a REPL,
 	// an eval). nil: percore does not look for one.

@@ -38,8 +38,9 @@ type ownListenerError struct {
 func (e *ownListenerError) Error() string {
 	if e.leader {
 		return "the worker listens on PORT itself instead of serving the public socket percore gives it: " +
-			"its server does not go through Node's net module (listen(PORT) is not redirected), or percore's " +
-			"preload was not loaded; use --mode proxy"
+			"its server does not listen through node:net (node:http and node:http2 servers do; Deno.serve and " +
+			"Bun.serve do not), so listen(PORT) is not redirected, or percore's preload was not loaded; use " +
+			"--mode proxy"
 	}
 	who := "pid " + strconv.Itoa(e.pid)
 	if e.command != "" {
@@ -52,7 +53,8 @@ func (e *ownListenerError) Error() string {
 
 // errNoSocket says that a worker in direct mode never served its socket.
 var errNoSocket = errors.New("the app did not take its public socket in time: in --mode direct it must call " +
-	"listen(process.env.PORT) on a Node server; an app that listens elsewhere needs --mode proxy")
+	"listen(process.env.PORT) on a server of node:net, node:http or node:http2 (in Bun, node:net or node:http2); an " +
+	"app that listens elsewhere needs --mode proxy")
 
 // directSetup gives w its slot's public socket: the file to pass as
 // descriptor 3 and the variables that tell the preload about it. The port

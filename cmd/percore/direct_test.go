@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/percore/percore/internal/testutil"
 )
 
 // freshClient opens a new connection for every request, so that each one
@@ -46,11 +48,10 @@ func spread(t *testing.T, addr string, n int) map[string]int {
 	return got
 }
 
-func TestDirectModeSpreadsConnectionsOverWorkers(t *testing.T) {
-	needNode(t)
-	in := start(t, "--mode", "direct", "--workers", "2", "--", "node", appJS())
-	in.waitLog("worker ready", 30*time.Second)
-
+// checkSpread checks that the kernel spreads new connections over both
+// workers of in.
+func checkSpread(t *testing.T, in *instance) {
+	t.Helper()
 	// The kernel picks a socket by a hash of each connection's addresses: a
 	// round out of 35-65 % has about a 2 % chance, two in a row 0.04 %.
 	var got map[string]int
@@ -65,6 +66,13 @@ func TestDirectModeSpreadsConnectionsOverWorkers(t *testing.T) {
 		t.Errorf("64 connections went %v, want each worker 35-65 %% (22-42)", got)
 	}
 	t.Logf("64 new connections: worker 0 took %d, worker 1 took %d", got["0"], got["1"])
+}
+
+func TestDirectModeSpreadsConnectionsOverWorkers(t *testing.T) {
+	needNode(t)
+	in := start(t, "--mode", "direct", "--workers", "2", "--", "node", appJS())
+	in.waitLog("worker ready", 30*time.Second)
+	checkSpread(t, in)
 
 	var st struct {
 		Mode         string `json:"mode"`
@@ -190,6 +198,13 @@ func TestDirectModeKilledWorkerRefusesNoNewConnection(t *testing.T) {
 	needNode(t)
 	in := start(t, "--mode", "direct", "--workers", "2", "--", "node", appJS())
 	in.waitLog("worker ready", 30*time.Second)
+	killUnderLoad(t, in)
+}
+
+// killUnderLoad SIGKILLs a worker of in under load on new connections, and
+// checks that none opened after the kill failed.
+func killUnderLoad(t *testing.T, in *instance) {
+	t.Helper()
 	var h hello
 	getJSON(t, "http://"+in.addr+"/", &h)
 	victim := h.PID
@@ -300,7 +315,14 @@ func TestDirectModeRollingReloadUnderLoad(t *testing.T) {
 	needNode(t)
 	in := start(t, "--mode", "direct", "--workers", "2", "--", "node", appJS())
 	in.waitLog("worker ready", 30*time.Second)
+	reloadUnderLoad(t, in)
+}
 
+// reloadUnderLoad makes in reload its workers under load, on new and on
+// kept-alive connections, and checks that no request on a new connection
+// failed.
+func reloadUnderLoad(t *testing.T, in *instance) {
+	t.Helper()
 	fresh := startLoad(in.addr, 3, freshClient)
 	kept := startLoad(in.addr, 2, &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{}})
 	fresh.mark()
@@ -401,16 +423,139 @@ func TestDirectModeServesGRPC(t *testing.T) {
 	}
 }
 
-func TestDirectModeRefusedForDenoAndBun(t *testing.T) {
-	for _, argv := range [][]string{{"deno", "run", "-A", "main.ts"}, {"bun", "server.ts"}, {"./server"}} {
-		_, err := parseConfig(append([]string{"--mode", "direct", "--"}, argv...), nil)
+// deno serve, deno's other subcommands and commands of other runtimes are
+// refused in direct mode, each with the reason; node, deno run and bun are
+// not.
+func TestDirectModeRefusedForDenoServe(t *testing.T) {
+	for _, c := range []struct {
+		argv []string
+		want string
+	}{
+		{[]string{"deno", "serve", "-A", "main.ts"}, "deno serve serves with Deno.serve, which takes no descriptor"},
+		{[]string{"deno", "task", "start"}, "into deno run only, not deno task"},
+		{[]string{"./server"}, "unknown runtime"},
+	} {
+		_, err := parseConfig(append([]string{"--mode", "direct", "--"}, c.argv...), nil)
 		if err == nil || !strings.Contains(err.Error(), "--mode direct cannot run") ||
-			!strings.Contains(err.Error(), "--mode proxy") {
-			t.Errorf("%v in direct mode: err = %v, want a refusal that advises --mode proxy", argv, err)
+			!strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "--mode proxy") {
+			t.Errorf("%v in direct mode: err = %v, want a refusal that says %q and advises --mode proxy", c.argv, err, c.want)
 		}
 	}
-	if _, err := parseConfig([]string{"--mode", "direct", "--", "node", "server.js"}, nil); err != nil {
-		t.Errorf("node in direct mode: %v", err)
+	for _, argv := range [][]string{{"node", "server.js"}, {"deno", "run", "-A", "main.ts"}, {"deno", "-A", "main.ts"},
+		{"bun", "server.ts"}} {
+		if _, err := parseConfig(append([]string{"--mode", "direct", "--"}, argv...), nil); err != nil {
+			t.Errorf("%v in direct mode: %v", argv, err)
+		}
+	}
+}
+
+// denoDirectApp is the node:http app that deno run serves in direct mode.
+func denoDirectApp() string { return filepath.Join("testdata", "deno-direct.mjs") }
+
+// Deno's node:http serves the socket it inherits, as Node's does: the
+// kernel spreads new connections over both workers, the ping listener
+// answers the default health check (no restart over a light load), and
+// neither a SIGKILLed worker nor a rolling reload fails a request on a new
+// connection. A short probation keeps the reload quick.
+func TestDirectModeServesDenoRun(t *testing.T) {
+	deno := runtimeBin(t, "deno")
+	in := start(t, "--mode", "direct", "--workers", "2", "--health-interval", "200ms", "--probation", "500ms", "--",
+		deno, "run", "--allow-env", "--allow-net=127.0.0.1", denoDirectApp())
+	waitDirectServing(t, in, 2, "start")
+	checkSpread(t, in)
+
+	light := startLoad(in.addr, 1, freshClient)
+	light.mark()
+	awaitPings(t, 20, map[string]*instance{"deno": in}) // 10 rounds of 2 workers
+	light.end()
+	t.Logf("light load over 20 pings: %d answered, %d failed", light.ok.Load(), light.fresh.Load())
+	if light.fresh.Load() > 0 {
+		t.Errorf("%d requests failed under light load (first: %v), want 0", light.fresh.Load(), light.firstErr)
+	}
+
+	killUnderLoad(t, in)
+	waitDirectServing(t, in, 2, "after the kill")
+	reloadUnderLoad(t, in)
+}
+
+// Bun's node:net serves the socket it inherits: the kernel spreads new
+// connections over both workers, the ping listener answers the default
+// health check (no restart over a light load), and neither a SIGKILLed
+// worker nor a rolling reload fails a request on a new connection. The app
+// answers HTTP/1.1 from a node:net server, since Bun's HTTP/1 servers
+// cannot serve the socket.
+func TestDirectModeServesBun(t *testing.T) {
+	bun := runtimeBin(t, "bun")
+	in := start(t, "--mode", "direct", "--workers", "2", "--health-interval", "200ms", "--probation", "500ms", "--",
+		bun, filepath.Join("testdata", "bun-direct.js"))
+	waitDirectServing(t, in, 2, "start")
+	checkSpread(t, in)
+
+	light := startLoad(in.addr, 1, freshClient)
+	light.mark()
+	awaitPings(t, 20, map[string]*instance{"bun": in}) // 10 rounds of 2 workers
+	light.end()
+	t.Logf("light load over 20 pings: %d answered, %d failed", light.ok.Load(), light.fresh.Load())
+	if light.fresh.Load() > 0 {
+		t.Errorf("%d requests failed under light load (first: %v), want 0", light.fresh.Load(), light.firstErr)
+	}
+
+	killUnderLoad(t, in)
+	waitDirectServing(t, in, 2, "after the kill")
+	reloadUnderLoad(t, in)
+}
+
+// Bun's node:http2 serves the socket it inherits: HTTP/2 cleartext reaches
+// a Bun worker through the public port.
+func TestDirectModeServesHTTP2OnBun(t *testing.T) {
+	needNode(t)
+	in := start(t, "--mode", "direct", "--workers", "1", "--", runtimeBin(t, "bun"), filepath.Join("testdata", "direct-protocols.js"))
+	out, err := exec.Command("node", filepath.Join("testdata", "h2-client.js"), "http://"+in.addr).CombinedOutput()
+	if err != nil || !strings.HasPrefix(string(out), "h2 /hello worker 0") {
+		t.Errorf("HTTP/2 prior-knowledge GET through the public port: %v: %s", err, out)
+	}
+}
+
+// An app that serves PORT with Bun.serve or Bun's node:http is refused at
+// once with the reason: Bun.serve takes no descriptor, and Bun's node:http
+// ignores one.
+func TestDirectModeRefusesBunHTTP1Servers(t *testing.T) {
+	bun := runtimeBin(t, "bun")
+	ins := map[string]*instance{}
+	for _, server := range []string{"bun-serve", "node-http"} {
+		ins[server] = launch(t, "--mode", "direct", "--workers", "1", "--",
+			"env", "SERVER="+server, bun, filepath.Join("testdata", "bun-direct.js"))
+	}
+	for server, in := range ins {
+		if code := in.wait(testutil.Scaled(20 * time.Second)); code != exitCrashLoop {
+			t.Errorf("%s: exit code %d, want %d", server, code, exitCrashLoop)
+		}
+		said := map[string]string{"bun-serve": "the app serves PORT with Bun.serve", "node-http": "the app serves PORT with node:http"}
+		logs := in.logs.String()
+		for _, want := range []string{said[server], "Bun.serve takes no descriptor", "Bun's node:http ignores listen({fd})",
+			"--mode proxy"} {
+			if !strings.Contains(logs, want) {
+				t.Errorf("%s: the log lacks %q:\n%s", server, want, logs)
+			}
+		}
+	}
+}
+
+// An app that serves PORT with Deno.serve is refused at once with the
+// reason: Deno.serve takes no descriptor.
+func TestDirectModeRefusesDenoServe(t *testing.T) {
+	deno := runtimeBin(t, "deno")
+	in := launch(t, "--mode", "direct", "--workers", "1", "--",
+		"env", "DENO_SERVE=1", deno, "run", "--allow-env", "--allow-net=127.0.0.1", denoDirectApp())
+	if code := in.wait(testutil.Scaled(20 * time.Second)); code != exitCrashLoop {
+		t.Errorf("exit code %d, want %d", code, exitCrashLoop)
+	}
+	logs := in.logs.String()
+	for _, want := range []string{"the app serves PORT with Deno.serve", "Deno.serve and Deno.listen take no descriptor",
+		"serve PORT with node:http", "--mode proxy"} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("the log lacks %q:\n%s", want, logs)
+		}
 	}
 }
 

@@ -58,6 +58,9 @@ func checkMode(c *config) error {
 	if rt := c.runtime(); rt.DirectPreload == nil {
 		return usagef("--mode direct cannot run %s workers: %s", rt, rt.NoDirect)
 	}
+	if why := c.Runtimes.NoDirectCommand(c.Command); why != "" {
+		return usagef("--mode direct cannot run these workers: %s", why)
+	}
 	return nil
 }
 
@@ -117,7 +120,11 @@ func writePreload(rt jsruntime.Runtime, m mode) (dir, path string, err error) {
 	if err != nil {
 		return "", "", fmt.Errorf("--mode %s: %w", m, err)
 	}
-	path = filepath.Join(dir, rt.Name+"-preload.js")
+	ext := ".js"
+	if m == modeDirect {
+		ext = ".cjs" // see jsruntime.Runtime.DirectPreload
+	}
+	path = filepath.Join(dir, rt.Name+"-preload"+ext)
 	if err := os.WriteFile(path, script, 0o444); err != nil {
 		os.RemoveAll(dir)
 		return "", "", fmt.Errorf("--mode %s: write the preload: %w", m, err)

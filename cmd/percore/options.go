@@ -180,7 +180,7 @@ func coreOptions() []option {
 			usage: "put [worker id] before each line of worker output (coloured on a terminal)",
 			doc:   "operations.md#what-each-worker-gets", set: setLogPrefix},
 		{name: "mode", value: "proxy|direct", def: "proxy",
-			usage: "proxy: percore's HTTP/1.1 proxy balances each request; direct: the kernel hands each connection to a worker (no hop, any protocol; node only)",
+			usage: "proxy: percore's HTTP/1.1 proxy balances each request; direct: the kernel hands each connection to a worker (no hop, any protocol; node, and deno run and bun with servers that take an inherited socket)",
 			doc:   "direct-mode.md", set: setMode},
 		{name: "upstream", value: "tcp|unix", def: "tcp",
 			usage: "how workers listen: a loopback port, or a Unix socket whose path is PORT (needs an app that listens on process.env.PORT as given; not deno serve)",

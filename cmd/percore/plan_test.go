@@ -73,7 +73,8 @@ func TestPlanCommandChecksUserHeap(t *testing.T) {
 
 // percore plan warns when --mode direct will refuse the command's workers:
 // a wrapper such as npm starts node as a child that never gets the public
-// socket. Deno and Bun are refused outright, as the run refuses them.
+// socket. deno serve and deno task are refused outright, as the run
+// refuses them; deno run and bun are not.
 func TestPlanWarnsWhenDirectModeWillBeRefused(t *testing.T) {
 	const warning = "warning:  --mode direct will refuse these workers: "
 	for _, c := range []struct {
@@ -85,6 +86,8 @@ func TestPlanWarnsWhenDirectModeWillBeRefused(t *testing.T) {
 		{[]string{"sh", "-c", "npm run build && npm start"}, warning + "npm starts node"},
 		{[]string{"node", "server.js"}, ""},
 		{[]string{"env", "NODE_ENV=production", "node", "server.js"}, ""},
+		{[]string{"deno", "run", "-A", "main.ts"}, ""},
+		{[]string{"bun", "server.ts"}, ""},
 	} {
 		var out, errOut bytes.Buffer
 		args := append([]string{"plan", "--cpus", "2", "--memory", "1G", "--mode", "direct", "--"}, c.command...)
@@ -98,7 +101,7 @@ func TestPlanWarnsWhenDirectModeWillBeRefused(t *testing.T) {
 			t.Errorf("%q: the warning does not advise --mode proxy:\n%s", c.command, out.String())
 		}
 	}
-	for _, command := range [][]string{{"deno", "run", "-A", "main.ts"}, {"bun", "server.ts"}} {
+	for _, command := range [][]string{{"deno", "serve", "-A", "main.ts"}, {"deno", "task", "start"}} {
 		var out, errOut bytes.Buffer
 		args := append([]string{"plan", "--mode", "direct", "--"}, command...)
 		if code := run(args, []string{"PATH=/usr/bin"}, &out, &errOut); code != exitUsage ||
