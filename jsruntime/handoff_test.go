@@ -99,14 +99,15 @@ func TestNodeDirectPreloadTakesPassedConnections(t *testing.T) {
 
 	// The app stops itself: its server, which counts the passed
 	// connection as its own, closes only once that connection is done:
-	// idle, it is closed after the preload's second of grace.
+	// idle, it is closed after the preload's second of grace, and the
+	// app's own handler runs only then.
+	term := time.Now()
 	if err := syscall.Kill(a.pid, syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	if got := a.line(t); got != "term" {
 		t.Fatalf("the app printed %q, want term", got)
 	}
-	term := time.Now()
 	select { // not a.line, which may see the exit first
 	case l := <-a.lines:
 		if l != "closed" {
