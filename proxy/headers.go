@@ -36,8 +36,53 @@ func removeHopByHop[H *fasthttp.RequestHeader | *fasthttp.ResponseHeader](h H) {
 				}
 			}
 		}
-		removeFixedHops(h)
+		removeResponseHops(h)
 	}
+}
+
+// removeResponseHops is removeFixedHops for a response: it looks at each
+// field once, and deletes only the hop-by-hop ones present, which for most
+// answers are Connection and Keep-Alive alone. A response that announces
+// trailers takes the full list: fasthttp's iterator would build the
+// Trailer value afresh.
+func removeResponseHops(h *fasthttp.ResponseHeader) {
+	if len(h.PeekTrailerKeys()) > 0 {
+		removeFixedHops(h)
+		return
+	}
+	var present uint16
+	for key := range h.All() {
+		if i := hopIndex(key); i >= 0 {
+			present |= 1 << i
+		}
+	}
+	if present == 0 {
+		return
+	}
+	norm := h.DisableNormalizing()
+	for i, name := range hopHeaders {
+		if present&(1<<i) == 0 {
+			continue
+		}
+		if name == "Te" && bytes.EqualFold(bytes.TrimSpace(h.Peek("Te")), []byte("trailers")) {
+			continue
+		}
+		h.Del(name)
+	}
+	if !norm {
+		h.EnableNormalizing()
+	}
+}
+
+// hopIndex returns the index in hopHeaders of the field name key, compared
+// without case, or -1.
+func hopIndex(key []byte) int {
+	for i, name := range hopHeaders {
+		if len(key) == len(name) && bytes.EqualFold(key, []byte(name)) {
+			return i
+		}
+	}
+	return -1
 }
 
 // removeRequestHops is removeHopByHop for a request. From a trusted peer
@@ -59,7 +104,27 @@ func removeRequestHops(h *fasthttp.RequestHeader, fromTrusted bool) {
 }
 
 // removeFixedHops deletes the fixed hop-by-hop list, keeping "Te: trailers".
+// The names are given in the canonical form fasthttp stores parsed names
+// in, so they are looked up without normalizing: fasthttp would otherwise
+// copy and normalize each name, eleven times a request and again for the
+// response, for fields that are mostly absent.
 func removeFixedHops(h interface {
+	Peek(key string) []byte
+	Del(key string)
+	DisableNormalizing() bool
+	EnableNormalizing() bool
+}) {
+	if h.DisableNormalizing() {
+		// A header that normalizes nothing stores names as they came: the
+		// canonical names would miss the other spellings.
+		removeFixedHopsNormalized(h)
+		return
+	}
+	removeFixedHopsNormalized(h)
+	h.EnableNormalizing()
+}
+
+func removeFixedHopsNormalized(h interface {
 	Peek(key string) []byte
 	Del(key string)
 }) {

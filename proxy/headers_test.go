@@ -255,3 +255,64 @@ func FuzzRemoveHopByHop(f *testing.F) {
 		}
 	})
 }
+
+// TestRemoveHopByHopEverySpelling checks each hop-by-hop field alone, in
+// three spellings, in requests and responses read from the wire: none of
+// them reaches the other side, except "Te: trailers".
+func TestRemoveHopByHopEverySpelling(t *testing.T) {
+	values := map[string]string{"Connection": "close", "Transfer-Encoding": "chunked", "Upgrade": "websocket",
+		"Trailer": "X-Sum", "Te": "gzip"}
+	for _, name := range hopHeaders {
+		v := values[name]
+		if v == "" {
+			v = "x"
+		}
+		for _, spelled := range []string{name, strings.ToLower(name), strings.ToUpper(name)} {
+			line := spelled + ": " + v + "\r\n"
+			var resp fasthttp.Response
+			resp.Header.SetNoDefaultContentType(true)
+			raw := "HTTP/1.1 200 OK\r\nX-Keep: 1\r\n" + line + "\r\n"
+			if name != "Transfer-Encoding" {
+				raw = "HTTP/1.1 200 OK\r\nX-Keep: 1\r\n" + line + "Content-Length: 0\r\n\r\n"
+			}
+			if err := resp.Header.Read(bufioReader(raw)); err != nil {
+				t.Fatalf("%q: %v", raw, err)
+			}
+			removeHopByHop(&resp.Header)
+			checkNoField(t, "response", resp.Header.String(), name)
+
+			var req fasthttp.Request
+			raw = "GET / HTTP/1.1\r\nHost: x\r\nX-Keep: 1\r\n" + line + "\r\n"
+			if name == "Transfer-Encoding" {
+				raw = "POST / HTTP/1.1\r\nHost: x\r\nX-Keep: 1\r\n" + line + "\r\n0\r\n\r\n"
+			}
+			if err := req.Header.Read(bufioReader(raw)); err != nil {
+				t.Fatalf("%q: %v", raw, err)
+			}
+			removeHopByHop(&req.Header)
+			checkNoField(t, "request", req.Header.String(), name)
+		}
+	}
+	var resp fasthttp.Response
+	if err := resp.Header.Read(bufioReader("HTTP/1.1 200 OK\r\nte: Trailers\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	removeHopByHop(&resp.Header)
+	if got := string(resp.Header.Peek("Te")); got != "Trailers" {
+		t.Errorf(`"Te: trailers" must be kept, got %q in %q`, got, resp.Header.String())
+	}
+}
+
+// checkNoField fails when the header block head has a field called name,
+// compared without case.
+func checkNoField(t *testing.T, what, head, name string) {
+	t.Helper()
+	for _, line := range strings.Split(head, "\r\n")[1:] {
+		if k, _, ok := strings.Cut(line, ":"); ok && strings.EqualFold(k, name) {
+			t.Errorf("%s: %s survived:\n%s", what, name, head)
+		}
+	}
+	if !strings.Contains(head, "X-Keep: 1") {
+		t.Errorf("%s: X-Keep was removed:\n%s", what, head)
+	}
+}
