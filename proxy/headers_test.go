@@ -316,3 +316,96 @@ func checkNoField(t *testing.T, what, head, name string) {
 		t.Errorf("%s: X-Keep was removed:\n%s", what, head)
 	}
 }
+
+// TestRequestHops checks which hop-by-hop fields a request is taken to
+// hold: those of its header block as it came, or all of them when the
+// block cannot tell.
+func TestRequestHops(t *testing.T) {
+	parsed := func(raw string) *fasthttp.RequestHeader {
+		var h fasthttp.RequestHeader
+		if err := h.Read(bufioReader(raw)); err != nil {
+			t.Fatalf("%q: %v", raw, err)
+		}
+		return &h
+	}
+	var built fasthttp.RequestHeader
+	built.Set("Keep-Alive", "1")
+	cases := []struct {
+		name string
+		h    *fasthttp.RequestHeader
+		want uint16
+	}{
+		{"none", parsed("GET / HTTP/1.1\r\nHost: x\r\nAccept: */*\r\n\r\n"), 0},
+		{"some, any case", parsed("GET / HTTP/1.1\r\nHost: x\r\nconnection: close\r\nPROXY-AUTHORIZATION: a\r\nte: trailers\r\n\r\n"),
+			1<<0 | 1<<4 | 1<<5},
+		{"not read from the wire", &built, allHops},
+		{"chunked body", parsed("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"), allHops},
+	}
+	for _, c := range cases {
+		if got := requestHops(c.h); got != c.want {
+			t.Errorf("%s: requestHops = %b, want %b", c.name, got, c.want)
+		}
+	}
+	if hopHeaders[0] != "Connection" || connectionHop != 1 {
+		t.Error("connectionHop is not the bit of Connection")
+	}
+}
+
+// FuzzHopsMatchFullList checks that deleting only the hop-by-hop fields a
+// header block holds leaves the same header as deleting the whole list,
+// for requests percore accepts and for responses.
+func FuzzHopsMatchFullList(f *testing.F) {
+	f.Add("Connection: keep-alive, X-A\r\nX-A: 1\r\nkeep-alive: 5\r\nTE: trailers\r\n")
+	f.Add("Upgrade: h2c\r\nPROXY-Connection: x\r\nTrailer: X-S\r\n")
+	f.Fuzz(func(t *testing.T, lines string) {
+		var req fasthttp.RequestHeader
+		if req.Read(bufioReader("GET / HTTP/1.1\r\nHost: x\r\n"+lines+"\r\n")) == nil {
+			if status, _ := checkRequest(&req); status == 0 {
+				var full fasthttp.RequestHeader
+				req.CopyTo(&full)
+				removeRequestHops(&req, false)
+				removeConnectionTokens(&full)
+				deleteHops(&full, allHops)
+				if got, want := req.String(), full.String(); got != want {
+					t.Fatalf("request:\n%s\nwant:\n%s", got, want)
+				}
+			}
+		}
+		var resp fasthttp.ResponseHeader
+		if resp.Read(bufioReader("HTTP/1.1 200 OK\r\n"+lines+"Content-Length: 0\r\n\r\n")) == nil {
+			var full fasthttp.ResponseHeader
+			resp.CopyTo(&full)
+			removeHopByHop(&resp)
+			removeConnectionTokens(&full)
+			deleteHops(&full, allHops)
+			if got, want := resp.String(), full.String(); got != want {
+				t.Fatalf("response:\n%s\nwant:\n%s", got, want)
+			}
+		}
+	})
+}
+
+// removeConnectionTokens deletes the fields h's Connection header names.
+func removeConnectionTokens(h interface {
+	Peek(key string) []byte
+	Del(key string)
+}) {
+	for _, tok := range splitTokens(string(h.Peek("Connection"))) {
+		h.Del(tok)
+	}
+}
+
+func TestHopIndex(t *testing.T) {
+	for i, name := range hopHeaders {
+		for _, spelled := range []string{name, strings.ToLower(name), strings.ToUpper(name)} {
+			if got := hopIndex([]byte(spelled)); got != i {
+				t.Errorf("hopIndex(%q) = %d, want %d", spelled, got, i)
+			}
+		}
+	}
+	for _, name := range []string{"", "T", "Tee", "Connections", "X-Upgrade", "Content-Type"} {
+		if got := hopIndex([]byte(name)); got != -1 {
+			t.Errorf("hopIndex(%q) = %d, want -1", name, got)
+		}
+	}
+}
