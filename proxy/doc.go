@@ -25,6 +25,9 @@
 // a second per client address). The engine.io session table holds at most
 // DefaultMaxSessions sessions in 8MiB, and forgets the least recently seen
 // when full; a handshake costs the same whatever its fill (sessions.go).
+// On Linux the timeouts fire on time or up to a thirty-second of their
+// length late, never early: a read deadline reaches Go's poller only when a
+// read has to wait (rawio.go).
 //
 // # Requests percore refuses
 //

@@ -17,6 +17,12 @@ var hopHeaders = [...]string{
 	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
 }
 
+// allHops has a bit for each of hopHeaders.
+const allHops = 1<<len(hopHeaders) - 1
+
+// connectionHop is the bit of "Connection" in a set of hopHeaders.
+const connectionHop = 1 << 0
+
 // removeHopByHop deletes the headers named in Connection, then the fixed
 // hop-by-hop list. It keeps "Te: trailers".
 func removeHopByHop[H *fasthttp.RequestHeader | *fasthttp.ResponseHeader](h H) {
@@ -36,7 +42,7 @@ func removeHopByHop[H *fasthttp.RequestHeader | *fasthttp.ResponseHeader](h H) {
 				}
 			}
 		}
-		removeFixedHops(h)
+		deleteHops(h, responseHops(h))
 	}
 }
 
@@ -46,29 +52,115 @@ func removeHopByHop[H *fasthttp.RequestHeader | *fasthttp.ResponseHeader](h H) {
 // and an edge that lists its X-Forwarded-For there would otherwise take its
 // own client's address away. An untrusted peer's are replaced anyway.
 func removeRequestHops(h *fasthttp.RequestHeader, fromTrusted bool) {
-	if conn := h.Peek("Connection"); len(conn) > 0 {
-		var buf [256]byte // see removeHopByHop
-		for rest := append(buf[:0], conn...); len(rest) > 0; {
-			var tok []byte
-			if tok, rest = cutToken(rest); len(tok) > 0 && !(fromTrusted && isForwardingHeader(tok)) {
-				h.DelBytes(tok)
+	present := requestHops(h)
+	if present&connectionHop != 0 {
+		if conn := h.Peek("Connection"); len(conn) > 0 {
+			var buf [256]byte // see removeHopByHop
+			for rest := append(buf[:0], conn...); len(rest) > 0; {
+				var tok []byte
+				if tok, rest = cutToken(rest); len(tok) > 0 && !(fromTrusted && isForwardingHeader(tok)) {
+					h.DelBytes(tok)
+				}
 			}
 		}
 	}
-	removeFixedHops(h)
+	deleteHops(h, present)
 }
 
-// removeFixedHops deletes the fixed hop-by-hop list, keeping "Te: trailers".
-func removeFixedHops(h interface {
+// requestHops returns the hopHeaders a request may hold, as bits, from its
+// header block as it came off the wire (RawHeaders): fasthttp stores a
+// parsed field only from a line of that block, and checkRequest refuses the
+// blocks whose lines could be read two ways (obs-fold, bare LF, a name that
+// is not a token). When the block cannot tell, it returns allHops: a header
+// not read from the wire, a line it does not understand, or a chunked body,
+// whose trailer fields fasthttp may have read with it.
+func requestHops(h *fasthttp.RequestHeader) uint16 {
+	raw := h.RawHeaders()
+	if len(raw) == 0 || h.ContentLength() == -1 {
+		return allHops
+	}
+	var present uint16
+	for len(raw) > 0 {
+		line := raw
+		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
+			line, raw = raw[:i], raw[i+1:]
+		} else {
+			raw = nil
+		}
+		line = bytes.TrimSuffix(line, []byte("\r"))
+		if len(line) == 0 {
+			break
+		}
+		colon := bytes.IndexByte(line, ':')
+		if colon <= 0 || line[0] == ' ' || line[0] == '\t' {
+			return allHops
+		}
+		if i := hopIndex(line[:colon]); i >= 0 {
+			present |= 1 << i
+		}
+	}
+	return present
+}
+
+// responseHops returns the hopHeaders a response holds, as bits: most
+// answers have Connection and Keep-Alive alone. A response that announces
+// trailers gets allHops, since fasthttp's iterator would build the Trailer
+// value afresh.
+func responseHops(h *fasthttp.ResponseHeader) uint16 {
+	if len(h.PeekTrailerKeys()) > 0 {
+		return allHops
+	}
+	var present uint16
+	for key := range h.All() {
+		if i := hopIndex(key); i >= 0 {
+			present |= 1 << i
+		}
+	}
+	return present
+}
+
+// hopIndex returns the index in hopHeaders of the field name key, compared
+// without case, or -1.
+func hopIndex(key []byte) int {
+	// Most names are none of them: their length says so at once.
+	switch len(key) {
+	case 2, 7, 10, 16, 17, 18, 19:
+	default:
+		return -1
+	}
+	for i, name := range hopHeaders {
+		if len(key) == len(name) && bytes.EqualFold(key, []byte(name)) {
+			return i
+		}
+	}
+	return -1
+}
+
+// deleteHops deletes the hopHeaders whose bits are set in present, keeping
+// "Te: trailers". The names are given in the canonical form fasthttp stores
+// parsed names in, so they are looked up without normalizing: fasthttp
+// would otherwise copy and normalize each name for each lookup.
+func deleteHops(h interface {
 	Peek(key string) []byte
 	Del(key string)
-}) {
-	keepTrailers := bytes.EqualFold(bytes.TrimSpace(h.Peek("Te")), []byte("trailers"))
-	for _, name := range hopHeaders {
-		if name == "Te" && keepTrailers {
+	DisableNormalizing() bool
+	EnableNormalizing() bool
+}, present uint16) {
+	if present == 0 {
+		return
+	}
+	wasOff := h.DisableNormalizing()
+	for i, name := range hopHeaders {
+		if present&(1<<i) == 0 {
+			continue
+		}
+		if name == "Te" && bytes.EqualFold(bytes.TrimSpace(h.Peek("Te")), []byte("trailers")) {
 			continue
 		}
 		h.Del(name)
+	}
+	if !wasOff {
+		h.EnableNormalizing()
 	}
 }
 

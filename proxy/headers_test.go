@@ -255,3 +255,157 @@ func FuzzRemoveHopByHop(f *testing.F) {
 		}
 	})
 }
+
+// TestRemoveHopByHopEverySpelling checks each hop-by-hop field alone, in
+// three spellings, in requests and responses read from the wire: none of
+// them reaches the other side, except "Te: trailers".
+func TestRemoveHopByHopEverySpelling(t *testing.T) {
+	values := map[string]string{"Connection": "close", "Transfer-Encoding": "chunked", "Upgrade": "websocket",
+		"Trailer": "X-Sum", "Te": "gzip"}
+	for _, name := range hopHeaders {
+		v := values[name]
+		if v == "" {
+			v = "x"
+		}
+		for _, spelled := range []string{name, strings.ToLower(name), strings.ToUpper(name)} {
+			line := spelled + ": " + v + "\r\n"
+			var resp fasthttp.Response
+			resp.Header.SetNoDefaultContentType(true)
+			raw := "HTTP/1.1 200 OK\r\nX-Keep: 1\r\n" + line + "\r\n"
+			if name != "Transfer-Encoding" {
+				raw = "HTTP/1.1 200 OK\r\nX-Keep: 1\r\n" + line + "Content-Length: 0\r\n\r\n"
+			}
+			if err := resp.Header.Read(bufioReader(raw)); err != nil {
+				t.Fatalf("%q: %v", raw, err)
+			}
+			removeHopByHop(&resp.Header)
+			checkNoField(t, "response", resp.Header.String(), name)
+
+			var req fasthttp.Request
+			raw = "GET / HTTP/1.1\r\nHost: x\r\nX-Keep: 1\r\n" + line + "\r\n"
+			if name == "Transfer-Encoding" {
+				raw = "POST / HTTP/1.1\r\nHost: x\r\nX-Keep: 1\r\n" + line + "\r\n0\r\n\r\n"
+			}
+			if err := req.Header.Read(bufioReader(raw)); err != nil {
+				t.Fatalf("%q: %v", raw, err)
+			}
+			removeHopByHop(&req.Header)
+			checkNoField(t, "request", req.Header.String(), name)
+		}
+	}
+	var resp fasthttp.Response
+	if err := resp.Header.Read(bufioReader("HTTP/1.1 200 OK\r\nte: Trailers\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	removeHopByHop(&resp.Header)
+	if got := string(resp.Header.Peek("Te")); got != "Trailers" {
+		t.Errorf(`"Te: trailers" must be kept, got %q in %q`, got, resp.Header.String())
+	}
+}
+
+// checkNoField fails when the header block head has a field called name,
+// compared without case.
+func checkNoField(t *testing.T, what, head, name string) {
+	t.Helper()
+	for _, line := range strings.Split(head, "\r\n")[1:] {
+		if k, _, ok := strings.Cut(line, ":"); ok && strings.EqualFold(k, name) {
+			t.Errorf("%s: %s survived:\n%s", what, name, head)
+		}
+	}
+	if !strings.Contains(head, "X-Keep: 1") {
+		t.Errorf("%s: X-Keep was removed:\n%s", what, head)
+	}
+}
+
+// TestRequestHops checks which hop-by-hop fields a request is taken to
+// hold: those of its header block as it came, or all of them when the
+// block cannot tell.
+func TestRequestHops(t *testing.T) {
+	parsed := func(raw string) *fasthttp.RequestHeader {
+		var h fasthttp.RequestHeader
+		if err := h.Read(bufioReader(raw)); err != nil {
+			t.Fatalf("%q: %v", raw, err)
+		}
+		return &h
+	}
+	var built fasthttp.RequestHeader
+	built.Set("Keep-Alive", "1")
+	cases := []struct {
+		name string
+		h    *fasthttp.RequestHeader
+		want uint16
+	}{
+		{"none", parsed("GET / HTTP/1.1\r\nHost: x\r\nAccept: */*\r\n\r\n"), 0},
+		{"some, any case", parsed("GET / HTTP/1.1\r\nHost: x\r\nconnection: close\r\nPROXY-AUTHORIZATION: a\r\nte: trailers\r\n\r\n"),
+			1<<0 | 1<<4 | 1<<5},
+		{"not read from the wire", &built, allHops},
+		{"chunked body", parsed("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"), allHops},
+	}
+	for _, c := range cases {
+		if got := requestHops(c.h); got != c.want {
+			t.Errorf("%s: requestHops = %b, want %b", c.name, got, c.want)
+		}
+	}
+	if hopHeaders[0] != "Connection" || connectionHop != 1 {
+		t.Error("connectionHop is not the bit of Connection")
+	}
+}
+
+// FuzzHopsMatchFullList checks that deleting only the hop-by-hop fields a
+// header block holds leaves the same header as deleting the whole list,
+// for requests percore accepts and for responses.
+func FuzzHopsMatchFullList(f *testing.F) {
+	f.Add("Connection: keep-alive, X-A\r\nX-A: 1\r\nkeep-alive: 5\r\nTE: trailers\r\n")
+	f.Add("Upgrade: h2c\r\nPROXY-Connection: x\r\nTrailer: X-S\r\n")
+	f.Fuzz(func(t *testing.T, lines string) {
+		var req fasthttp.RequestHeader
+		if req.Read(bufioReader("GET / HTTP/1.1\r\nHost: x\r\n"+lines+"\r\n")) == nil {
+			if status, _ := checkRequest(&req); status == 0 {
+				var full fasthttp.RequestHeader
+				req.CopyTo(&full)
+				removeRequestHops(&req, false)
+				removeConnectionTokens(&full)
+				deleteHops(&full, allHops)
+				if got, want := req.String(), full.String(); got != want {
+					t.Fatalf("request:\n%s\nwant:\n%s", got, want)
+				}
+			}
+		}
+		var resp fasthttp.ResponseHeader
+		if resp.Read(bufioReader("HTTP/1.1 200 OK\r\n"+lines+"Content-Length: 0\r\n\r\n")) == nil {
+			var full fasthttp.ResponseHeader
+			resp.CopyTo(&full)
+			removeHopByHop(&resp)
+			removeConnectionTokens(&full)
+			deleteHops(&full, allHops)
+			if got, want := resp.String(), full.String(); got != want {
+				t.Fatalf("response:\n%s\nwant:\n%s", got, want)
+			}
+		}
+	})
+}
+
+// removeConnectionTokens deletes the fields h's Connection header names.
+func removeConnectionTokens(h interface {
+	Peek(key string) []byte
+	Del(key string)
+}) {
+	for _, tok := range splitTokens(string(h.Peek("Connection"))) {
+		h.Del(tok)
+	}
+}
+
+func TestHopIndex(t *testing.T) {
+	for i, name := range hopHeaders {
+		for _, spelled := range []string{name, strings.ToLower(name), strings.ToUpper(name)} {
+			if got := hopIndex([]byte(spelled)); got != i {
+				t.Errorf("hopIndex(%q) = %d, want %d", spelled, got, i)
+			}
+		}
+	}
+	for _, name := range []string{"", "T", "Tee", "Connections", "X-Upgrade", "Content-Type"} {
+		if got := hopIndex([]byte(name)); got != -1 {
+			t.Errorf("hopIndex(%q) = %d, want -1", name, got)
+		}
+	}
+}

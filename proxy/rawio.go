@@ -8,6 +8,7 @@ import (
 	"os"
 	"sync"
 	"syscall"
+	"time"
 	"unsafe"
 )
 
@@ -42,6 +43,12 @@ type rawIOConn struct {
 	peekBuf [1]byte   // under rmu
 	peeked  peekState // under rmu
 	peekFn  func(fd uintptr)
+
+	dmu     sync.Mutex // protects the read deadline's fields below
+	rdWant  int64      // the read deadline asked for, in Unix nanoseconds; 0: none
+	rdArmed int64      // the one the poller holds; 0: none
+	rdSlack int64      // how much earlier than rdArmed rdWant may be without arming it anew
+	waiting bool       // a read waits in the poller
 }
 
 // withRawIO returns c with raw reads and writes when it is a TCP or Unix
@@ -112,9 +119,15 @@ func (c *rawIOConn) Read(p []byte) (int, error) {
 	}
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
+	if err := c.armIfStale(false); err != nil {
+		return 0, err
+	}
 	c.rbuf, c.rn, c.rerr = p, 0, 0
 	err := c.rc.Read(c.readFn)
 	c.rbuf = nil
+	c.dmu.Lock()
+	c.waiting = false
+	c.dmu.Unlock()
 	switch {
 	case err != nil:
 		return 0, err
@@ -126,7 +139,8 @@ func (c *rawIOConn) Read(p []byte) (int, error) {
 	return c.rn, nil
 }
 
-// readOnce reads into rbuf; it returns false to wait for readability.
+// readOnce reads into rbuf; it returns false to wait for readability,
+// with the read deadline armed.
 func (c *rawIOConn) readOnce(fd uintptr) bool {
 	for {
 		r, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&c.rbuf[0])), uintptr(len(c.rbuf)))
@@ -134,11 +148,72 @@ func (c *rawIOConn) readOnce(fd uintptr) bool {
 		case syscall.EINTR:
 			continue
 		case syscall.EAGAIN:
+			// An error arming the deadline is the connection's, and the
+			// wait reports it.
+			_ = c.armIfStale(true)
 			return false
 		}
 		c.rn, c.rerr = int(r), e
 		return true
 	}
+}
+
+// SetReadDeadline implements net.Conn. The deadline goes to the poller
+// only when a read has to wait, and only when the one the poller holds is
+// not close enough: fasthttp moves a connection's read deadline twice a
+// request, the upstream transport twice more, and most reads find their
+// bytes there without waiting. A deadline may thus fire late by up to a
+// thirty-second of its length, never early; a read already waiting gets a
+// new deadline at once.
+func (c *rawIOConn) SetReadDeadline(t time.Time) error {
+	var want int64
+	if !t.IsZero() {
+		want = max(t.UnixNano(), 1)
+	}
+	c.dmu.Lock()
+	defer c.dmu.Unlock()
+	c.rdWant = want
+	if c.waiting {
+		return c.armLocked()
+	}
+	return nil
+}
+
+// SetDeadline implements net.Conn.
+func (c *rawIOConn) SetDeadline(t time.Time) error {
+	if err := c.SetReadDeadline(t); err != nil {
+		return err
+	}
+	return c.Conn.SetWriteDeadline(t)
+}
+
+// armIfStale gives the poller the read deadline asked for, unless the one
+// it holds is at most rdSlack later. waiting tells whether a read is about
+// to wait.
+func (c *rawIOConn) armIfStale(waiting bool) error {
+	c.dmu.Lock()
+	defer c.dmu.Unlock()
+	c.waiting = waiting
+	want, armed := c.rdWant, c.rdArmed
+	if want == armed || (want != 0 && armed != 0 && want <= armed && want >= armed-c.rdSlack) {
+		return nil
+	}
+	return c.armLocked()
+}
+
+// armLocked gives the poller the read deadline asked for, a sixty-fourth of
+// what is left of it later, so that the next requests' deadlines, as long
+// as they fall within twice that, need no new one. A deadline the poller
+// held may have fired meanwhile: a deadline is armed anew whenever the one
+// asked for is later than the one held, so one that fired had passed.
+func (c *rawIOConn) armLocked() error {
+	if c.rdWant == 0 {
+		c.rdArmed, c.rdSlack = 0, 0
+		return c.Conn.SetReadDeadline(time.Time{})
+	}
+	headroom := max((c.rdWant-time.Now().UnixNano())/64, 0)
+	c.rdArmed, c.rdSlack = c.rdWant+headroom, 2*headroom
+	return c.Conn.SetReadDeadline(time.Unix(0, c.rdArmed))
 }
 
 // Write implements io.Writer. It returns once all of p is written, or on

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/percore/percore/internal/testutil"
 )
 
 // rawPair returns a connected pair over network ("tcp" or "unix"): the
@@ -267,5 +269,125 @@ func TestConnIdleOnAClosedConnection(t *testing.T) {
 	raw.Close()
 	if connIdle(raw) {
 		t.Fatal("a closed connection is idle")
+	}
+}
+
+// TestRawIOLazyDeadlines checks the read deadlines the poller gets only when
+// a read waits: each must hold as a plain socket's would, within a
+// thirty-second of its length late and never early.
+func TestRawIOLazyDeadlines(t *testing.T) {
+	isTimeoutErr := func(err error) bool { return errors.Is(err, os.ErrDeadlineExceeded) }
+	t.Run("a waiting read ends at its deadline, not before", func(t *testing.T) {
+		raw, _ := rawPair(t, "tcp")
+		const d = 100 * time.Millisecond
+		start := time.Now()
+		_ = raw.SetReadDeadline(start.Add(d))
+		var b [1]byte
+		_, err := raw.Read(b[:])
+		if !isTimeoutErr(err) {
+			t.Fatalf("read: %v, want a timeout", err)
+		}
+		if took := time.Since(start); took < d {
+			t.Errorf("timed out after %v, before the %v deadline", took, d)
+		}
+	})
+	t.Run("a deadline that passed while no read waited does not cut a later one", func(t *testing.T) {
+		raw, peer := rawPair(t, "tcp")
+		var b [1]byte
+		_ = raw.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+		if _, err := peer.Write([]byte("a")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := raw.Read(b[:]); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(60 * time.Millisecond) // the first deadline passes with no read waiting
+		_ = raw.SetReadDeadline(time.Now().Add(testutil.Scaled(5 * time.Second)))
+		go func() {
+			time.Sleep(30 * time.Millisecond)
+			_, _ = peer.Write([]byte("b"))
+		}()
+		if _, err := raw.Read(b[:]); err != nil || b[0] != 'b' {
+			t.Fatalf("read %q, %v: the later deadline must hold", b[:], err)
+		}
+	})
+	t.Run("a deadline in the past fails a read even with bytes waiting", func(t *testing.T) {
+		raw, peer := rawPair(t, "tcp")
+		var b [1]byte
+		_ = raw.SetReadDeadline(time.Now().Add(time.Minute))
+		if _, err := peer.Write([]byte("ab")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := raw.Read(b[:]); err != nil {
+			t.Fatal(err)
+		}
+		_ = raw.SetReadDeadline(time.Now().Add(-time.Second))
+		if _, err := raw.Read(b[:]); !isTimeoutErr(err) {
+			t.Fatalf("read: %v, want a timeout", err)
+		}
+	})
+	t.Run("a new deadline reaches a read already waiting", func(t *testing.T) {
+		raw, _ := rawPair(t, "tcp")
+		_ = raw.SetReadDeadline(time.Time{})
+		done := make(chan error, 1)
+		go func() {
+			var b [1]byte
+			_, err := raw.Read(b[:])
+			done <- err
+		}()
+		time.Sleep(20 * time.Millisecond) // let the read wait (it ends either way)
+		_ = raw.SetReadDeadline(time.Now())
+		select {
+		case err := <-done:
+			if !isTimeoutErr(err) {
+				t.Fatalf("read: %v, want a timeout", err)
+			}
+		case <-time.After(testutil.Scaled(5 * time.Second)):
+			t.Fatal("the waiting read did not see its new deadline")
+		}
+	})
+	t.Run("a deadline removed while none was armed lets a read wait", func(t *testing.T) {
+		raw, peer := rawPair(t, "tcp")
+		_ = raw.SetReadDeadline(time.Now().Add(10 * time.Millisecond))
+		_ = raw.SetReadDeadline(time.Time{})
+		go func() {
+			time.Sleep(50 * time.Millisecond)
+			_, _ = peer.Write([]byte("c"))
+		}()
+		var b [1]byte
+		if _, err := raw.Read(b[:]); err != nil {
+			t.Fatalf("read: %v", err)
+		}
+	})
+}
+
+// BenchmarkReadDeadlines measures the read deadlines the upstream
+// transport sets around each response header (the response timeout, then
+// none), with the check a read makes before it starts: handed to the
+// poller on every call as a plain socket does ("poller"), or only when a
+// read waits and the armed one is not close enough ("lazy"). The reads
+// themselves are left out: their system calls are the same either way.
+func BenchmarkReadDeadlines(b *testing.B) {
+	for _, mode := range []string{"poller", "lazy"} {
+		b.Run(mode, func(b *testing.B) {
+			raw, _ := rawPair(b, "tcp")
+			c := raw.(*rawIOConn)
+			setDeadline := c.SetReadDeadline
+			if mode == "poller" {
+				setDeadline = c.Conn.SetReadDeadline
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := setDeadline(time.Now().Add(DefaultResponseTimeout)); err != nil {
+					b.Fatal(err)
+				}
+				if err := c.armIfStale(false); err != nil { // as a read starts
+					b.Fatal(err)
+				}
+				if err := setDeadline(time.Time{}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
