@@ -165,19 +165,6 @@ func mustFile(t *testing.T, s *Sockets, slot int) *os.File {
 	return f
 }
 
-// echoOn echoes every connection accepted on ln until ln is closed.
-func echoOn(ln net.Listener) {
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { io.Copy(c, c); c.(*net.TCPConn).CloseWrite() }()
-		}
-	}()
-}
-
 func TestReleasingASlotResetsNoQueuedConnection(t *testing.T) {
 	s, err := Open(Config{Addr: "127.0.0.1:0", Handoff: true})
 	if err != nil {

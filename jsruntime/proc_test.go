@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -169,13 +170,30 @@ func writeFiles(t *testing.T, files map[string]string) string {
 // freePort returns a loopback TCP port that was free a moment ago.
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	givenMu.Lock()
+	defer givenMu.Unlock()
+	for {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		// The kernel may hand the same free port out twice in a row: a
+		// test that asks for two (the app's and its ping listener's)
+		// must get two.
+		if !given[port] {
+			given[port] = true
+			return port
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
+
+// given holds the ports freePort returned, so it never returns one twice.
+var (
+	givenMu sync.Mutex
+	given   = map[int]bool{}
+)
 
 // checkLimit checks that a heap limit in MiB is in [low, high).
 func checkLimit(t *testing.T, what string, got float64, low, high float64) {
