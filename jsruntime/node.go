@@ -55,6 +55,7 @@ func Node() Runtime {
 		// itself refuses a socket a wrapper did not pass on.
 		DirectPreload: nodeDirect,
 		ProxyPreload:  nodeProxy,
+		UnixUpstream:  true,
 		Script:        nodeScript,
 	}
 }
