@@ -271,13 +271,17 @@ function takeUpstream() {
 }
 
 // tcpLike is what a connection to the server on the Unix socket reads as:
-// a connection from percore over loopback TCP to PORT.
+// a connection from percore over loopback TCP to PORT. remotePort stays
+// undefined: percore's end of a Unix socket has no port.
 const tcpLike = {
   remoteAddress: { value: '127.0.0.1', configurable: true, writable: true },
   remoteFamily: { value: 'IPv4', configurable: true, writable: true },
   localAddress: { value: '127.0.0.1', configurable: true, writable: true },
   localPort: { value: Number(port), configurable: true, writable: true },
   localFamily: { value: 'IPv4', configurable: true, writable: true },
+  // Node throws for a socket that is not TCP; a Unix socket has no reset,
+  // so the connection ends as percore sees a reset: without an answer.
+  resetAndDestroy: { value: function percoreResetAndDestroy() { return this.destroy(); }, configurable: true, writable: true },
 };
 
 function asTCP(socket) {
