@@ -56,6 +56,7 @@ func Node() Runtime {
 		DirectPreload: nodeDirect,
 		DirectHandoff: true,
 		ProxyPreload:  nodeProxy,
+		UnixUpstream:  true,
 		Script:        nodeScript,
 	}
 }

@@ -7,6 +7,15 @@
 //   whatever host the app or its framework names (many bind every
 //   interface, and some read HOST or HOSTNAME from elsewhere): only percore
 //   reaches a worker, so nobody skips its request checks.
+// - When percore passes a Unix socket (PERCORE_UPSTREAM_FD), that
+//   listen(PORT) listens on it instead, which costs percore less per
+//   request than loopback TCP. The app does not see the difference:
+//   server.address() is { address: '127.0.0.1', family: 'IPv4', port:
+//   Number(PORT) }, and each connection's remoteAddress, localAddress and
+//   localPort read as they would over loopback TCP. Where the socket
+//   cannot be taken (a wrapper did not pass it on, a worker of the app's
+//   own cluster module, a worker thread, a second listen on PORT), listen
+//   is as above, and percore reaches the worker over TCP.
 // - Each answer carries its request's token. percore sends a fresh one with
 //   every request in X-Percore-Token; this takes it out of the request the
 //   app sees and puts it into the answer's head. percore delivers an answer
@@ -224,6 +233,83 @@ function install(server) {
   };
 }
 
+// The Unix socket percore passes, for the first listen(PORT) of the
+// process that serves it.
+const upstreamFdVar = 'PERCORE_UPSTREAM_FD';
+const upstreamInodeVar = 'PERCORE_UPSTREAM_INODE';
+const kUpstream = Symbol('percore.upstream');
+let upstreamTaken = false;
+
+// takeUpstream returns the descriptor of the Unix socket percore passed,
+// and takes it out of the environment, the first time only; undefined
+// when there is none to take. A worker of the app's own cluster module, or
+// a worker thread, leaves it alone: each would share the one socket with
+// the others.
+function takeUpstream() {
+  if (upstreamTaken) return undefined;
+  const v = process.env[upstreamFdVar];
+  if (v === undefined) return undefined;
+  if (require('cluster').isWorker || !require('worker_threads').isMainThread) return undefined;
+  upstreamTaken = true;
+  const inode = process.env[upstreamInodeVar];
+  delete process.env[upstreamFdVar];
+  delete process.env[upstreamInodeVar];
+  const fd = Number(v);
+  let ok = false;
+  try {
+    const st = require('fs').fstatSync(fd, { bigint: true });
+    ok = st.isSocket() && (!inode || st.ino.toString() === inode);
+  } catch {
+    ok = false;
+  }
+  if (!ok) {
+    say('descriptor ' + v + ' is not the Unix socket percore passed (a wrapper such as npm did not pass it on); ' +
+      'the app listens on PORT=' + port + ' over loopback TCP, where percore reaches it');
+    return undefined;
+  }
+  return fd;
+}
+
+// tcpLike is what a connection to the server on the Unix socket reads as:
+// a connection from percore over loopback TCP to PORT. remotePort stays
+// undefined: percore's end of a Unix socket has no port.
+const tcpLike = {
+  remoteAddress: { value: '127.0.0.1', configurable: true, writable: true },
+  remoteFamily: { value: 'IPv4', configurable: true, writable: true },
+  localAddress: { value: '127.0.0.1', configurable: true, writable: true },
+  localPort: { value: Number(port), configurable: true, writable: true },
+  localFamily: { value: 'IPv4', configurable: true, writable: true },
+  // Node throws for a socket that is not TCP; a Unix socket has no reset,
+  // so the connection ends as percore sees a reset: without an answer.
+  resetAndDestroy: { value: function percoreResetAndDestroy() { return this.destroy(); }, configurable: true, writable: true },
+};
+
+function asTCP(socket) {
+  Object.defineProperties(socket, tcpLike);
+}
+
+// listenUpstream makes server listen on the inherited socket fd, as the
+// app's listen(args) would have listened on PORT: the callback and the
+// 'listening' event as usual, server.address() as over TCP.
+function listenUpstream(server, fd, args, listen) {
+  const opts = { fd };
+  const o = args[0];
+  if (o && typeof o === 'object' && !Array.isArray(o)) {
+    if (o.backlog !== undefined) opts.backlog = o.backlog;
+    if (o.signal !== undefined) opts.signal = o.signal;
+  }
+  server[kUpstream] = true;
+  server.once('close', () => { server[kUpstream] = false; });
+  server.prependListener('connection', asTCP);
+  const address = server.address;
+  server.address = function percoreAddress() {
+    if (!this[kUpstream] || !this._handle) return address.call(this);
+    return { address: '127.0.0.1', family: 'IPv4', port: Number(port) };
+  };
+  const cb = typeof args[args.length - 1] === 'function' ? args[args.length - 1] : undefined;
+  return cb ? listen.call(server, opts, cb) : listen.call(server, opts);
+}
+
 // The ping listener of percore's health checks, at PERCORE_PING (a loopback
 // port, or a Unix socket's path). percore sends "ping\n" and this process
 // answers "pong\n" from its event loop: that proves the loop runs (a TCP
@@ -298,6 +384,8 @@ function setup() {
     if (this instanceof http.Server) install(this);
     const ping = takePing();
     if (ping) this.once('listening', () => openPing(this, ping, listen));
+    const fd = tcp ? takeUpstream() : undefined;
+    if (fd !== undefined) return listenUpstream(this, fd, args, listen);
     return listen.apply(this, tcp ? onLoopback(args) : args);
   };
 }

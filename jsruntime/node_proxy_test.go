@@ -83,6 +83,73 @@ func TestNodeProxyPreload(t *testing.T) {
 	}
 }
 
+// Given a Unix socket as descriptor 3, the proxy-mode preload makes the
+// app's listen(PORT), in each form apps write it, listen there instead,
+// while server.address() reads as loopback TCP on PORT; over that socket,
+// each request's token reaches the answer and a late write closes the
+// connection, as over TCP.
+func TestNodeProxyPreloadOnInheritedSocket(t *testing.T) {
+	node := pathBinary(t, "node")
+	dir := writeFiles(t, map[string]string{"app.js": proxyPreloadApp, "preload.js": string(nodeProxy)})
+	for _, form := range []string{"port", "any4", "options", "backlog", "hostname"} {
+		t.Run(form, func(t *testing.T) {
+			port := freePort(t)
+			path := filepath.Join(t.TempDir(), "w.sock")
+			sock, inode := boundUnix(t, path)
+			w, _ := prepare(t, Worker{Argv: []string{node, "app.js"},
+				Env: append(baseEnv(port), "FORM="+form, "HOSTNAME=0.0.0.0", "PERCORE_UPSTREAM_FD=3",
+					"PERCORE_UPSTREAM_INODE="+inode)},
+				Options{Runtime: Node(), Port: port, Preload: filepath.Join(dir, "preload.js")})
+			addr, stderr := startPreloaded(t, w, dir, sock)
+			sock.Close()
+			if want := `{"address":"127.0.0.1","family":"IPv4","port":` + strconv.Itoa(port) + `}`; addr != want {
+				t.Errorf("server.address() = %s, want %s", addr, want)
+			}
+			if c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port)); err == nil {
+				c.Close()
+				t.Errorf("the app listens on TCP port %d too, want its Unix socket only", port)
+			}
+			c, err := net.DialTimeout("unix", path, 5*time.Second)
+			if err != nil {
+				t.Fatalf("dial the app's Unix socket: %v; stderr: %s", err, stderr.String())
+			}
+			defer c.Close()
+			_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+			br := bufio.NewReader(c)
+			resp, body := exchange(t, c, br, "/", "0123456789abcdef")
+			if got := resp.Header.Get("X-Percore-Token"); got != "0123456789abcdef" {
+				t.Errorf("answer's token = %q, want the request's", got)
+			}
+			if strings.Contains(strings.ToLower(body), "x-percore-token") {
+				t.Errorf("the app saw the token: %s", body)
+			}
+			exchange(t, c, br, "/late", "1111111111111111")
+			if n, err := br.ReadByte(); err == nil {
+				t.Errorf("read %q after the late answer, want the connection closed", n)
+			}
+		})
+	}
+}
+
+// boundUnix returns a Unix stream socket bound at path, not listening, as
+// percore passes it, and its inode.
+func boundUnix(t *testing.T, path string) (*os.File, string) {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Bind(fd, &syscall.SockaddrUnix{Name: path}); err != nil {
+		syscall.Close(fd)
+		t.Fatal(err)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Fstat(fd, &st); err != nil {
+		t.Fatal(err)
+	}
+	return os.NewFile(uintptr(fd), path), strconv.FormatUint(st.Ino, 10)
+}
+
 // Answers node gives without the app's handler (a request it cannot parse,
 // an Expect it does not know) and the app's own answer to a request node
 // cannot parse carry the request's token, so that percore can deliver them
@@ -160,14 +227,14 @@ func (l *outputSink) String() string {
 	}
 }
 
-// startPreloaded starts w in dir in a process group of its own, killed when
-// the test ends, and returns its first line ("listening ADDR") and its
+// startPreloaded starts w in dir in a process group of its own, with extra
+// as its descriptors from 3 on, killed when the test ends, and returns its first line ("listening ADDR") and its
 // standard error as it comes.
-func startPreloaded(t *testing.T, w Worker, dir string) (string, *outputSink) {
+func startPreloaded(t *testing.T, w Worker, dir string, extra ...*os.File) (string, *outputSink) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	cmd := exec.CommandContext(ctx, w.Argv[0], w.Argv[1:]...)
-	cmd.Dir, cmd.Env = dir, w.Env
+	cmd.Dir, cmd.Env, cmd.ExtraFiles = dir, w.Env, extra
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	out, err := cmd.StdoutPipe()

@@ -71,6 +71,10 @@ type Runtime struct {
 	// percore's proxy gives each of its requests a connection of its own,
 	// since it cannot prove which request an answer is for.
 	ProxyPreload []byte
+	// UnixUpstream says that ProxyPreload makes the app's listen(PORT)
+	// listen on a Unix socket percore passes as an inherited descriptor
+	// (supervisor.EnvUpstreamFD), PORT staying a number for the app.
+	UnixUpstream bool
 	// NoDirect says why the runtime cannot run in --mode direct.
 	NoDirect string
 	// NoDirectCommand says why a command of a runtime that has a

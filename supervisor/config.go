@@ -71,6 +71,15 @@ type Config struct {
 	// directory instead of loopback TCP ports: PORT is then the socket's
 	// path, which Node's server.listen(process.env.PORT) accepts.
 	SocketDir string
+	// InheritSockets, with SocketDir, keeps PORT a loopback port and gives
+	// each worker instead a Unix socket that percore binds in SocketDir and
+	// passes as descriptor 3 (EnvUpstreamFD): the runtime's preload makes
+	// the app's listen(PORT) listen on it, and the proxy reaches the worker
+	// there. percore keeps no copy, so the socket goes with its worker and
+	// a dial to a gone worker is refused at once. A worker whose process
+	// group listens on PORT instead (the preload could not take the
+	// socket) is reached over TCP, and says so in the log.
+	InheritSockets bool
 	// Cgroup, when set, is the memory cgroup whose limit holds percore and
 	// its workers. The Guard reads it after each round of samples, acts on
 	// its biggest worker when it nears its limit, and samples every worker
@@ -158,6 +167,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.Launcher == nil || c.Router == nil || c.Output == nil {
 		return errors.New("launcher, router and output are required")
+	}
+	if c.InheritSockets && (c.SocketDir == "" || c.Sockets != nil) {
+		return errors.New("inherited worker sockets need a socket directory, and no public sockets (direct mode)")
 	}
 	if c.Logger == nil {
 		c.Logger = hclog.NewNullLogger()

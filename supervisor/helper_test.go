@@ -31,6 +31,7 @@ var fakeWorkers = map[string]func(){
 	"sleep":       fakeSleep,
 	"child-serve": fakeChildServe,
 	"ping-env":    fakePingEnv,
+	"inherited":   fakeInherited,
 }
 
 func TestMain(m *testing.M) {
@@ -261,6 +262,42 @@ func fakePingEnv() {
 			os.Exit(1)
 		}
 	}
+	term := make(chan os.Signal, 1)
+	signal.Notify(term, syscall.SIGTERM)
+	<-term
+	os.Exit(0)
+}
+
+// fakeInherited serves the Unix socket passed in EnvUpstreamFD, after
+// FAKE_DELAY_MS if set, and accepts connections until SIGTERM.
+func fakeInherited() {
+	fd, err := strconv.Atoi(os.Getenv(EnvUpstreamFD))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "no inherited socket:", err)
+		os.Exit(1)
+	}
+	if ms, err := strconv.Atoi(os.Getenv("FAKE_DELAY_MS")); err == nil {
+		time.Sleep(time.Duration(ms) * time.Millisecond)
+	}
+	if err := syscall.Listen(fd, 128); err != nil {
+		fmt.Fprintln(os.Stderr, "listen:", err)
+		os.Exit(1)
+	}
+	ln, err := net.FileListener(os.NewFile(uintptr(fd), "upstream"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	fmt.Println("serving the inherited socket, PORT", os.Getenv("PORT"))
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
 	term := make(chan os.Signal, 1)
 	signal.Notify(term, syscall.SIGTERM)
 	<-term

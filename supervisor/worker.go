@@ -25,6 +25,7 @@ type worker struct {
 	slot       int
 	port       int
 	sock       string // the Unix socket path, when workers listen on sockets
+	inherit    bool   // sock is a socket percore bound and passed as descriptor 3; PORT is port
 	appPort    int    // direct mode: the PORT the app's listen call names, redirected to its socket
 	publicPort int    // direct mode: the port of its public socket; 0 when unknown
 	ping       string // the ping address in EnvPing: a loopback port, or a Unix socket's path; "" for none
@@ -38,6 +39,7 @@ type worker struct {
 	fam        *family // the processes it started
 
 	sigkilled atomic.Bool // percore sent its group SIGKILL: its SIGKILL exit is no OOM kill
+	overTCP   atomic.Bool // inherit, but the worker listens on port instead: reached over TCP
 
 	mu      sync.Mutex // protects stopRec
 	stopRec StopRecord // what a stop did to it
@@ -89,10 +91,15 @@ func (w *worker) awaitOutput() {
 // addr is where the proxy reaches the worker: 127.0.0.1:port, or the path
 // of its Unix socket.
 func (w *worker) addr() string {
-	if w.sock != "" {
+	if w.onSocket() {
 		return w.sock
 	}
 	return "127.0.0.1:" + strconv.Itoa(w.port)
+}
+
+// onSocket reports whether the proxy reaches the worker on its Unix socket.
+func (w *worker) onSocket() bool {
+	return w.sock != "" && !w.overTCP.Load()
 }
 
 // EnvPing names the variable that gives a worker its private ping address:
@@ -113,10 +120,32 @@ func (w *worker) pingAddr() string {
 // listening reports whether the worker's own process group listens where
 // it should.
 func (w *worker) listening() (bool, error) {
+	if w.inherit {
+		return w.listeningInherited()
+	}
 	if w.sock != "" {
 		return listensOnUnix(w.pid, w.sock)
 	}
 	return listensOn(w.pid, w.port)
+}
+
+// listeningInherited reports whether a worker given a Unix socket listens:
+// on that socket, or on PORT itself when the preload could not take the
+// socket (a wrapper did not pass descriptor 3 on, the server on PORT does
+// not go through node's net module, the app's cluster module serves it).
+// The worker is then reached over TCP.
+func (w *worker) listeningInherited() (bool, error) {
+	ok, err := listensOn(w.pid, w.port)
+	if err != nil || ok {
+		if ok {
+			w.overTCP.Store(true)
+			w.log.Info("worker listens on its port, not on the Unix socket percore passed it, so it is reached "+
+				"over TCP: a wrapper did not pass descriptor 3 on, or the server on PORT does not use node's net "+
+				"module (--upstream tcp says so and keeps this quiet)", "port", w.port)
+		}
+		return ok, err
+	}
+	return listensOnUnix(w.pid, w.sock)
 }
 
 // warnExposed warns when a worker of proxy mode listens on its port beyond
@@ -125,7 +154,7 @@ func (w *worker) listening() (bool, error) {
 // and its forwarding-header stripping. The preloads of node, deno run and
 // bun prevent it; other commands are checked here.
 func (w *worker) warnExposed() {
-	if w.sock != "" || w.appPort != 0 {
+	if w.onSocket() || w.appPort != 0 {
 		return
 	}
 	if addrs := exposedOn(w.pid, w.port); len(addrs) > 0 {
@@ -154,7 +183,7 @@ var errGone = errors.New("worker exited")
 func (s *Supervisor) spawn(slot int) (*worker, error) {
 	w := &worker{key: s.nextKey.Add(1), slot: slot, tail: &Tail{}, gone: make(chan struct{})}
 	port := "0"
-	if s.cfg.SocketDir != "" {
+	if s.cfg.SocketDir != "" && !s.cfg.InheritSockets {
 		w.sock = filepath.Join(s.cfg.SocketDir, "worker-"+strconv.FormatUint(w.key, 10)+".sock")
 		port = w.sock
 	} else {
@@ -172,18 +201,18 @@ func (s *Supervisor) spawn(slot int) (*worker, error) {
 	}
 	var public, channel *os.File
 	if s.cfg.Sockets != nil {
-		var extra []string
+		var vars []string
 		var err error
-		if public, extra, err = s.directSetup(w, port); err != nil {
+		if public, vars, err = s.directSetup(w, port); err != nil {
 			return nil, err
 		}
-		env = append(s.workerEnv(slot, strconv.Itoa(w.appPort)), extra...)
-		if channel, extra, err = s.directChannel(w); err != nil {
+		env = append(s.workerEnv(slot, strconv.Itoa(w.appPort)), vars...)
+		if channel, vars, err = s.directChannel(w); err != nil {
 			return nil, err
 		}
 		if channel != nil {
 			defer channel.Close() // the worker holds its own copy
-			env = append(env, extra...)
+			env = append(env, vars...)
 		}
 	}
 	if w.ping != "" {
@@ -199,8 +228,20 @@ func (s *Supervisor) spawn(slot int) (*worker, error) {
 			return nil, fmt.Errorf("prepare worker %d: %w", slot, err)
 		}
 	}
+	extra := public
+	if s.cfg.InheritSockets {
+		f, vars, err := s.upstreamSetup(w)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close() // the worker's copy is the socket's only one
+		extra, env = f, append(env, vars...)
+	}
 	key := s.fams.keyFor(w.key)
-	if err := s.startProcess(w, argv, withWorkerKey(env, key), public, channel); err != nil {
+	if err := s.startProcess(w, argv, withWorkerKey(env, key), extra, channel); err != nil {
+		if w.inherit {
+			_ = os.Remove(w.sock)
+		}
 		return nil, fmt.Errorf("start worker %d (%s): %w", slot, argv[0], err)
 	}
 	w.fam = s.fams.add(w.pid, key)
@@ -223,10 +264,12 @@ func (s *Supervisor) pingSetup(w *worker) error {
 	return nil
 }
 
-// startProcess starts the worker's process; public, when set, is its
-// inherited public socket (direct mode), and channel its end of the
-// channel that passes it connections (descriptor 4, channelFD).
-func (s *Supervisor) startProcess(w *worker, argv, env []string, public, channel *os.File) error {
+// startProcess starts the worker's process; extra, when set, is the
+// socket it inherits as descriptor 3: its public socket (direct mode), or
+// its Unix socket (InheritSockets); channel, when set, its end of the
+// channel that passes it connections in direct mode (descriptor 4,
+// channelFD).
+func (s *Supervisor) startProcess(w *worker, argv, env []string, extra, channel *os.File) error {
 	devnull, err := os.Open(os.DevNull)
 	if err != nil {
 		return fmt.Errorf("open %s: %w", os.DevNull, err)
@@ -244,8 +287,8 @@ func (s *Supervisor) startProcess(w *worker, argv, env []string, public, channel
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = env
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, stdout, stderr
-	if public != nil {
-		cmd.ExtraFiles = []*os.File{public} // descriptor 3, directFD
+	if extra != nil {
+		cmd.ExtraFiles = []*os.File{extra} // descriptor 3: directFD, upstreamFD
 		if channel != nil {
 			cmd.ExtraFiles = append(cmd.ExtraFiles, channel) // descriptor 4, channelFD
 		}

@@ -51,7 +51,7 @@ type config struct {
 	MaxBootFailures   int
 	LogPrefix         string // "auto", "on" or "off"
 	User              *runAs // nil: workers run as percore does
-	Upstream          string // \"tcp\" or \"unix\"
+	Upstream          string // "auto", "tcp" or "unix"
 	Mode              mode   // proxy or direct
 	Proxy             proxySettings
 	Watch             watchSettings
@@ -182,8 +182,8 @@ func coreOptions() []option {
 		{name: "mode", value: "proxy|direct", def: "proxy",
 			usage: "proxy: percore's HTTP/1.1 proxy balances each request; direct: the kernel hands each connection to a worker (no hop, any protocol; node, and deno run and bun with servers that take an inherited socket)",
 			doc:   "direct-mode.md", set: setMode},
-		{name: "upstream", value: "tcp|unix", def: "tcp",
-			usage: "how workers listen: a loopback port, or a Unix socket whose path is PORT (needs an app that listens on process.env.PORT as given; not deno serve)",
+		{name: "upstream", value: "auto|tcp|unix", def: "auto",
+			usage: "how the proxy reaches workers: auto gives node workers a Unix socket that their listen(process.env.PORT) takes, PORT staying a number (TCP when that cannot work, and for deno and bun); tcp a loopback port; unix a Unix socket whose path is PORT (the app must listen on PORT as given; not deno serve)",
 			doc:   "design/performance.md#levers-measured", set: setUpstream},
 		{name: "user", value: "NAME|UID[:GID]", def: "percore's own user",
 			usage: "when started as root, run the workers, and percore once its ports are open, as this user (HOME, USER and LOGNAME set to theirs)", set: setUser},
@@ -291,7 +291,7 @@ func defaultConfig(env map[string]string) *config {
 		ChecksOn:        true,
 		ReadyMin:        1,
 		LogPrefix:       "auto",
-		Upstream:        "tcp",
+		Upstream:        "auto",
 	}
 }
 
@@ -617,8 +617,8 @@ func intSetter(lo, hi int, field func(*config) *int) func(*config, string) error
 }
 
 func setUpstream(c *config, v string) error {
-	if v != "tcp" && v != "unix" {
-		return errors.New("want tcp or unix")
+	if v != "auto" && v != "tcp" && v != "unix" {
+		return errors.New("want auto, tcp or unix")
 	}
 	c.Upstream = v
 	return nil

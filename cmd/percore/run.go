@@ -216,13 +216,6 @@ func serve(cfg *config, environ []string, log hclog.Logger, sigs chan os.Signal)
 	}
 	defer reaper.Close()
 
-	socketDir, err := makeSocketDir(cfg)
-	if err != nil {
-		return err
-	}
-	if socketDir != "" {
-		defer os.RemoveAll(socketDir)
-	}
 	if dp != nil {
 		if dp.dir, p.preload, err = writePreload(p.rt, modeDirect); err != nil {
 			return err
@@ -240,7 +233,14 @@ func serve(cfg *config, environ []string, log hclog.Logger, sigs chan os.Signal)
 			defer os.RemoveAll(dir)
 		}
 	}
-	a, err := assemble(cfg, p, environ, log, reaper, socketDir, dp, cgroup)
+	up, err := workerSockets(cfg, p, dp != nil, log)
+	if err != nil {
+		return err
+	}
+	if up.dir != "" {
+		defer os.RemoveAll(up.dir)
+	}
+	a, err := assemble(cfg, p, environ, log, reaper, up, dp, cgroup)
 	if err != nil {
 		return err
 	}
@@ -314,20 +314,41 @@ type actors struct {
 	direct     *direct.Sockets // nil in proxy mode
 }
 
-// makeSocketDir creates the private directory of the workers' sockets for
-// --upstream unix, after percore became --user, so the workers can use it.
-func makeSocketDir(cfg *config) (string, error) {
-	if cfg.Upstream != "unix" {
-		return "", nil
-	}
-	dir, err := os.MkdirTemp("", "percore-sockets-")
-	if err != nil {
-		return "", fmt.Errorf("--upstream unix: %w", err)
-	}
-	return dir, nil
+// upstreamSockets says how the proxy reaches the workers: over loopback
+// TCP when dir is "", else over Unix sockets in dir, which percore binds and
+// passes to each worker when inherit is set, or which PORT names.
+type upstreamSockets struct {
+	dir     string
+	inherit bool
 }
 
-func assemble(cfg *config, p plan, environ []string, log hclog.Logger, l supervisor.Launcher, socketDir string,
+// workerSockets creates the private directory of the workers' sockets,
+// after percore became --user, so the workers can use it: for --upstream
+// unix, and by default for a runtime whose proxy-mode preload takes a
+// Unix socket passed to it (node), unless percore has no preload to load
+// or runs in direct mode.
+func workerSockets(cfg *config, p plan, direct bool, log hclog.Logger) (upstreamSockets, error) {
+	var up upstreamSockets
+	switch {
+	case cfg.Upstream == "unix":
+	case cfg.Upstream == "auto" && !direct && p.preload != "" && p.rt.UnixUpstream:
+		up.inherit = true
+	default:
+		return up, nil
+	}
+	dir, err := os.MkdirTemp("", "percore-sockets-")
+	if err != nil && up.inherit {
+		log.Warn("the workers are reached over loopback TCP: no directory could hold their Unix sockets", "error", err)
+		return upstreamSockets{}, nil
+	}
+	if err != nil {
+		return up, fmt.Errorf("--upstream unix: %w", err)
+	}
+	up.dir = dir
+	return up, nil
+}
+
+func assemble(cfg *config, p plan, environ []string, log hclog.Logger, l supervisor.Launcher, up upstreamSockets,
 	dp *directParts, cgroup *memwatch.Watch) (*actors, error) {
 	pool := proxy.NewPool(proxy.UpstreamConfig{Logger: log.Named("proxy")})
 	out := supervisor.NewOutput(outputConfig(cfg))
@@ -353,7 +374,8 @@ func assemble(cfg *config, p plan, environ []string, log hclog.Logger, l supervi
 		Guard:           guard,
 		SpareSlot:       first.SpareSlot,
 		MaxBootFailures: cfg.MaxBootFailures,
-		SocketDir:       socketDir,
+		SocketDir:       up.dir,
+		InheritSockets:  up.inherit,
 		OOM:             oomCounter(),
 		Cgroup:          cg,
 		Sockets:         dp.supervisorSockets(),
