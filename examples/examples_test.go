@@ -237,7 +237,7 @@ func checkWorkerID(t *testing.T, _ *instance, workers []string) {
 	var got []workerIDAnswer
 	for _, addr := range workers {
 		var a workerIDAnswer
-		if err := json.Unmarshal([]byte(get(t, "http://"+addr+"/")), &a); err != nil {
+		if err := json.Unmarshal([]byte(getWorker(t, addr, "/")), &a); err != nil {
 			t.Fatalf("worker %s: %v", addr, err)
 		}
 		got = append(got, a)

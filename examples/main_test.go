@@ -6,10 +6,12 @@ package examples_test
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"github.com/percore/percore/internal/testutil"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -242,7 +244,39 @@ var client = &http.Client{Timeout: 10 * time.Second}
 // get GETs url and fails the test unless the answer is 200. It returns the body.
 func get(t *testing.T, url string) string {
 	t.Helper()
-	resp, err := client.Get(url)
+	return getWith(t, client, url)
+}
+
+// getWorker GETs path straight from a worker at addr: a loopback host:port,
+// or the path of the Unix socket a node worker listens on in proxy mode.
+func getWorker(t *testing.T, addr, path string) string {
+	t.Helper()
+	if !strings.HasPrefix(addr, "/") {
+		return get(t, "http://"+addr+path)
+	}
+	c := &http.Client{Timeout: client.Timeout, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return dialWorker(ctx, addr)
+		},
+	}}
+	defer c.CloseIdleConnections()
+	return getWith(t, c, "http://worker"+path)
+}
+
+// dialWorker connects to a worker's own address, TCP or Unix.
+func dialWorker(ctx context.Context, addr string) (net.Conn, error) {
+	network := "tcp"
+	if strings.HasPrefix(addr, "/") {
+		network = "unix"
+	}
+	var d net.Dialer
+	return d.DialContext(ctx, network, addr)
+}
+
+// getWith GETs url with c; see get.
+func getWith(t *testing.T, c *http.Client, url string) string {
+	t.Helper()
+	resp, err := c.Get(url)
 	if err != nil {
 		t.Fatalf("GET %s: %v", url, err)
 	}

@@ -3,6 +3,7 @@ package examples_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/sha1"
 	"encoding/base64"
@@ -10,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -33,7 +33,9 @@ const maxFramePayload = 1 << 20
 // text frame, expects it back in one unmasked text frame, then closes with
 // 1000 and expects the server to answer 1000 and close the TCP connection.
 func wsEcho(addr, msg string) error {
-	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	conn, err := dialWorker(ctx, addr)
 	if err != nil {
 		return err
 	}
