@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/percore/percore/internal/testutil"
 )
 
 // Fake workers: the test binary re-executes itself as a worker when
@@ -55,7 +57,10 @@ func fakeCommand(name string, env ...string) ([]string, []string) {
 
 // fakeServe listens on PORT, on FAKE_HOST (default 127.0.0.1), and accepts
 // connections until SIGTERM.
-func fakeServe() {
+func fakeServe() { fakeServeAnd(nil) }
+
+// fakeServeAnd is fakeServe, calling listening, when set, once it listens.
+func fakeServeAnd(listening func()) {
 	host := os.Getenv("FAKE_HOST")
 	if host == "" {
 		host = "127.0.0.1"
@@ -66,6 +71,9 @@ func fakeServe() {
 		os.Exit(1)
 	}
 	fmt.Println("serving as worker", os.Getenv("PERCORE_WORKER_ID"))
+	if listening != nil {
+		listening()
+	}
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -178,16 +186,22 @@ func fakeSlowCrash() {
 
 // fakeCrashIf serves, and exits 1 FAKE_CRASH_AFTER after it listens while
 // the file FAKE_CRASH_FILE exists: new code that breaks after listening.
+// The delay runs from the listen, not from the start, and is scaled by the
+// machine's slowdown: on a busy machine a process may take longer than the
+// delay just to start, and would die before percore saw it ready.
 func fakeCrashIf() {
-	if _, err := os.Stat(os.Getenv("FAKE_CRASH_FILE")); err == nil {
-		d, _ := time.ParseDuration(os.Getenv("FAKE_CRASH_AFTER"))
+	if _, err := os.Stat(os.Getenv("FAKE_CRASH_FILE")); err != nil {
+		fakeServe()
+		return
+	}
+	d, _ := time.ParseDuration(os.Getenv("FAKE_CRASH_AFTER"))
+	fakeServeAnd(func() {
 		go func() {
-			time.Sleep(d) // a timer inside the fake app, as the app's own would be
+			time.Sleep(testutil.Scaled(d)) // a timer inside the fake app, as the app's own would be
 			fmt.Fprintln(os.Stderr, "lost the database connection")
 			os.Exit(1)
 		}()
-	}
-	fakeServe()
+	})
 }
 
 // fakeDetach starts a child in a session of its own, which a signal to the
