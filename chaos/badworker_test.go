@@ -20,9 +20,9 @@ type breakage struct {
 	// has passed them on, so the client can only see the answer cut short
 	// (never complete); otherwise the client gets 502.
 	begun bool
-	// raw: the app writes the whole answer itself to the socket, past
-	// node's response. On a kept-alive connection percore cannot prove
-	// such an answer its request's (it carries no token), so it is never
+	// raw: the app writes the answer itself to the socket, past node's
+	// response. On a kept-alive connection percore cannot prove such an
+	// answer its request's (it carries no token), so it is never
 	// delivered there: a GET goes again on a new connection, where the
 	// answer is its request's; a POST, which may not go again, gets 502.
 	raw bool
@@ -38,8 +38,8 @@ var breakages = []breakage{
 	{path: "/bad-header"},
 	{path: "/two-lengths"},
 	{path: "/huge-header"},
-	{path: "/cut-stream", begun: true},
-	{path: "/cut-chunked", begun: true},
+	{path: "/cut-stream", begun: true, raw: true},
+	{path: "/cut-chunked", begun: true, raw: true},
 	{path: "/bad-chunk", begun: true, raw: true},
 }
 

@@ -5,9 +5,11 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -41,6 +43,13 @@ var errBadStatus = errors.New("malformed response status")
 //     never delivered: the connection is closed, the worker named in the
 //     log, and a request that may be sent again (idempotent, no body) is
 //     sent again on another connection;
+//   - a reused connection the worker closes or resets before any answer
+//     (it closed it while the request was on its way, or its preload
+//     refused an answer the app wrote to the socket itself, which carries
+//     no token) sends a request that may be sent again once more on a new
+//     connection of the same worker, where the first answer is the
+//     request's whatever it is: an answer that had begun there reaches the
+//     client, cut short if the worker cuts it, rather than a 502;
 //   - a response body is read exactly to its framing (Content-Length,
 //     chunked, or the end of the connection), so the client gets the framed
 //     bytes and nothing more;
@@ -69,9 +78,10 @@ const TokenHeader = "X-Percore-Token"
 // tokenLen is the length of a token: 64 random bits in hex.
 const tokenLen = 16
 
-// maxUnprovenTries bounds how often one request is sent again after answers
-// that were not its own; each try closes the connection it used.
-const maxUnprovenTries = 3
+// maxTries bounds how often one request is sent to a worker, after answers
+// that were not its own or reused connections lost before any answer; each
+// try closes the connection it used.
+const maxTries = 3
 
 // errUnproven is an answer on a reused connection that did not carry its
 // request's token: bytes the worker wrote outside a response's framing,
@@ -111,54 +121,73 @@ func newToken(tok *[tokenLen]byte) {
 
 // RoundTrip implements fasthttp.RoundTripper. It never asks fasthttp to
 // retry: the handler retries on another worker itself. It sends a request
-// again on another connection of the same worker only after an answer that
-// was not the request's.
+// that may be sent again (idempotent, no body) again to the same worker
+// only after an answer that was not the request's, or after a reused
+// connection was lost before any answer, then on a new connection.
 func (t *transport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response) (bool, error) {
 	var tok [tokenLen]byte
 	// A client's own field of that name must not reach the worker beside
 	// percore's, which would then echo both.
 	req.Header.Del(TokenHeader)
+	fresh := false
 	for try := 1; ; try++ {
 		newToken(&tok)
 		req.Header.SetCanonical([]byte(TokenHeader), tok[:])
-		err := t.roundTrip(hc, req, resp, tok[:])
-		if err != errUnproven || try >= maxUnprovenTries || !idempotent(req) || hasBody(req) {
+		reused, err := t.roundTrip(hc, req, resp, tok[:], fresh)
+		if err == nil || try >= maxTries || !idempotent(req) || hasBody(req) {
+			return false, err
+		}
+		switch {
+		case err == errUnproven:
+		case reused && lostBeforeAnswer(err):
+			fresh = true
+		default:
 			return false, err
 		}
 		resp.Reset()
 	}
 }
 
-// roundTrip sends req once and reads the head of its answer into resp.
-func (t *transport) roundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response, tok []byte) error {
+// lostBeforeAnswer reports a connection the worker closed or reset before
+// a byte of the answer arrived: fasthttp reads a head from a connection
+// closed at its start as io.EOF itself (a head cut short is another error).
+func lostBeforeAnswer(err error) bool {
+	return err == io.EOF || errors.Is(err, fasthttp.ErrConnectionClosed) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// roundTrip sends req once and reads the head of its answer into resp. It
+// reports whether the connection it used had carried an answer before;
+// fresh asks for a connection that has not.
+func (t *transport) roundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response, tok []byte, fresh bool) (bool, error) {
 	cc, err := hc.AcquireConn(0, req.ConnectionClose())
 	// A pooled connection has a last use; a new one has none and cannot
 	// hold anything yet. Each discarded connection leaves the pool, so this
 	// ends at a fresh dial at the latest.
-	for err == nil && !cc.LastUseTime().IsZero() && connPeek(cc.Conn()) != peekIdle {
+	for err == nil && !cc.LastUseTime().IsZero() && (fresh || connPeek(cc.Conn()) != peekIdle) {
 		hc.CloseConn(cc)
 		cc, err = hc.AcquireConn(0, req.ConnectionClose())
 	}
 	if err != nil {
-		return err
+		return false, err
 	}
 	reused := !cc.LastUseTime().IsZero()
 	conn := cc.Conn()
 	if err := writeRequest(hc, conn, req); err != nil {
 		hc.CloseConn(cc)
-		return err
+		return reused, err
 	}
 	br := hc.AcquireReader(conn)
 	if err := readHead(hc, conn, br, req, resp); err != nil {
 		hc.ReleaseReader(br)
 		hc.CloseConn(cc)
-		return err
+		return reused, err
 	}
 	proven, err := t.prove(resp, tok, reused)
 	if err != nil {
 		hc.ReleaseReader(br)
 		hc.CloseConn(cc)
-		return err
+		return reused, err
 	}
 	keep := proven && !req.ConnectionClose() && !resp.Header.ConnectionClose()
 	cl := resp.Header.ContentLength()
@@ -170,12 +199,12 @@ func (t *transport) roundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, re
 		} else {
 			hc.CloseConn(cc)
 		}
-		return nil
+		return reused, nil
 	}
 	body := acquireUpstreamBody(t, hc, cc, (*fasthttp.HostClient).ReleaseConn, (*fasthttp.HostClient).CloseConn)
 	body.start(br, cl, keep)
 	resp.SetBodyStream(body, cl)
-	return nil
+	return reused, nil
 }
 
 // prove checks the token in an answer's head and removes it. It reports

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"io"
 	"net"
+	"net/http"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -347,5 +348,79 @@ func TestAnswerWithAnotherTokenIsRefused(t *testing.T) {
 	resp, body := rawRoundTrip(t, p.addr, "GET /x HTTP/1.1\r\nHost: a\r\n"+TokenHeader+": 0123456789abcdef\r\n\r\n")
 	if resp.StatusCode != 502 || strings.Contains(body, "forged") {
 		t.Errorf("GET = %d %q, want 502", resp.StatusCode, body)
+	}
+}
+
+// A GET whose reused connection the worker closes without an answer (as
+// node's preload does when the app writes its answer to such a connection
+// itself) goes again on a new connection of the same worker, where that
+// answer is delivered: an answer that had begun reaches the client cut
+// short, not as 502, even with no other worker to try.
+func TestGetLostOnReusedConnectionGoesAgainOnANewOne(t *testing.T) {
+	const cut = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n"
+	headSeen := make(chan struct{}) // the client has the answer's head
+	w := startRawServer(t, func(c net.Conn) {
+		defer c.Close()
+		br := bufio.NewReader(c)
+		for answered := false; ; answered = true {
+			head, err := readHeadLines(br)
+			if err != nil {
+				return
+			}
+			var tok string
+			for _, line := range strings.Split(head, "\r\n") {
+				if k, v, ok := strings.Cut(line, ":"); ok && strings.EqualFold(k, TokenHeader) {
+					tok = strings.TrimSpace(v)
+				}
+			}
+			if strings.Fields(head)[1] != "/cut" {
+				if _, err := io.WriteString(c, withToken(plainAnswer("warm\n"), tok)); err != nil {
+					return
+				}
+				continue
+			}
+			if !answered && strings.HasPrefix(head, "GET") {
+				// The app's own bytes, without the token; the connection
+				// is cut once the client has the head.
+				_, _ = io.WriteString(c, cut)
+				select {
+				case <-headSeen:
+				case <-time.After(10 * time.Second):
+				}
+			}
+			return
+		}
+	})
+	p := startProxy(t, Config{}, ServerConfig{}, w.addr())
+	if resp, body := rawRoundTrip(t, p.addr, "GET /warm HTTP/1.1\r\nHost: a\r\n\r\n"); resp.StatusCode != 200 || body != "warm\n" {
+		t.Fatalf("GET /warm = %d %q", resp.StatusCode, body)
+	}
+	c, err := net.Dial("tcp", p.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+	if _, err := io.WriteString(c, "GET /cut HTTP/1.1\r\nHost: a\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	close(headSeen)
+	if err != nil {
+		t.Fatalf("GET /cut: %v", err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || string(body) != "hello world" || err == nil {
+		t.Errorf("GET /cut = %d %q (%v), want 200 and the two chunks the worker sent, cut short", resp.StatusCode, body, err)
+	}
+	if n := w.accepted.Load(); n != 2 {
+		t.Errorf("worker accepted %d connections, want 2 (the reused one, then a new one)", n)
+	}
+	if resp, body := rawRoundTrip(t, p.addr, "GET /warm HTTP/1.1\r\nHost: a\r\n\r\n"); resp.StatusCode != 200 || body != "warm\n" {
+		t.Fatalf("GET /warm = %d %q", resp.StatusCode, body)
+	}
+	resp, _ = rawRoundTrip(t, p.addr, "POST /cut HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi")
+	if resp.StatusCode != 502 || w.accepted.Load() != 3 {
+		t.Errorf("POST /cut after its reused connection was lost = %d on %d connections, want 502 on 3: a POST is not sent again", resp.StatusCode, w.accepted.Load())
 	}
 }
