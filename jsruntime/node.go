@@ -12,7 +12,9 @@ import (
 // socket a worker inherits in --mode direct.
 //
 //go:embed node_direct.js
-var nodeDirect []byte
+var nodeDirectSource []byte
+
+var nodeDirect = withPing(nodeDirectSource)
 
 // RefusedExitCode is the exit code with which the --mode direct preload
 // refuses an app that cannot run in direct mode (the cluster module, a
@@ -24,13 +26,30 @@ const RefusedExitCode = 78
 // request's token echoed, no bytes outside a response.
 //
 //go:embed node_proxy.js
-var nodeProxy []byte
+var nodeProxySource []byte
+
+var nodeProxy = withPing(nodeProxySource)
 
 // serveProxy is Deno's and Bun's preload of proxy mode: the server on PORT
 // on loopback, each request's token echoed.
 //
 //go:embed serve_proxy.js
-var serveProxy []byte
+var serveProxySource []byte
+
+var serveProxy = withPing(serveProxySource)
+
+// pingListener is the ping listener's code, the same in every preload:
+// withPing appends it.
+//
+//go:embed ping.js
+var pingListener []byte
+
+// withPing returns the preload source with the ping listener's code
+// appended. That code is function declarations only, which the preload's
+// own code, run first, may call.
+func withPing(source []byte) []byte {
+	return append(append(append([]byte(nil), source...), '\n'), pingListener...)
+}
 
 // nodeOptionsVar is the environment variable node reads extra options from.
 const nodeOptionsVar = "NODE_OPTIONS"

@@ -192,38 +192,14 @@ function takePassed(server) {
   server.once('close', () => tell('NODE_PERCORE_CLOSED'));
 }
 
-// The ping listener of percore's health checks, at PERCORE_PING (a loopback
-// port, or a Unix socket's path). percore sends "ping\n" and this process
-// answers "pong\n" from its event loop: that proves the loop runs (a TCP
-// connect alone would not: the kernel completes handshakes while the loop is
-// blocked), whatever the app's server speaks (HTTP/2, gRPC, raw TCP), and
-// the app's handlers and logs never see it.
+// The ping listener of percore's health checks (ping.js), at PERCORE_PING.
 const pingVar = 'PERCORE_PING';
-
-// answerPing answers one connection of the ping listener.
-function answerPing(socket) {
-  socket.unref();
-  socket.setTimeout(10000, () => socket.destroy());
-  socket.on('error', () => {});
-  let got = '';
-  socket.on('data', (d) => {
-    got += d.toString('latin1');
-    const nl = got.indexOf('\n');
-    if (nl < 0 && got.length < 16) return;
-    if (got.slice(0, nl) === 'ping') socket.end('pong\n');
-    else socket.destroy();
-  });
-}
 
 // openPing opens the ping listener at addr with listen, net's own listen.
 // It never keeps the process alive, and closes with server.
 function openPing(server, addr, listen) {
-  const p = net.createServer(answerPing);
-  p.on('error', (err) => say('private ping listener on ' + addr + ': ' + err.message +
+  const p = openPingListener(addr, listen, (err) => say('private ping listener on ' + addr + ': ' + err.message +
     '; percore checks this worker through its private health listener instead'));
-  if (/^[0-9]+$/.test(addr)) listen.call(p, { port: Number(addr), host: '127.0.0.1', exclusive: true });
-  else listen.call(p, { path: addr, exclusive: true });
-  p.unref();
   server.once('close', () => p.close());
   return p;
 }

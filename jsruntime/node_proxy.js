@@ -333,30 +333,11 @@ function takePing() {
   return addr || undefined;
 }
 
-// answerPing answers one connection of the ping listener.
-function answerPing(socket) {
-  socket.unref();
-  socket.setTimeout(10000, () => socket.destroy());
-  socket.on('error', () => {});
-  let got = '';
-  socket.on('data', (d) => {
-    got += d.toString('latin1');
-    const nl = got.indexOf('\n');
-    if (nl < 0 && got.length < 16) return;
-    if (got.slice(0, nl) === 'ping') socket.end('pong\n');
-    else socket.destroy();
-  });
-}
-
-// openPing opens the ping listener at addr with listen, net's own
-// listen. It never keeps the process alive, and closes with server.
+// openPing opens the ping listener (ping.js) at addr with listen, net's
+// own listen. It never keeps the process alive, and closes with server.
 function openPing(server, addr, listen) {
-  const p = net.createServer(answerPing);
-  p.on('error', (err) => say('private ping listener on ' + addr + ': ' + err.message +
+  const p = openPingListener(addr, listen, (err) => say('private ping listener on ' + addr + ': ' + err.message +
     '; percore checks this worker with OPTIONS * instead'));
-  if (/^[0-9]+$/.test(addr)) listen.call(p, { port: Number(addr), host: '127.0.0.1', exclusive: true });
-  else listen.call(p, { path: addr, exclusive: true });
-  p.unref();
   server.once('close', () => p.close());
 }
 

@@ -82,31 +82,13 @@ function takePing() {
   }
 }
 
-// answerPing answers one connection of the ping listener.
-function answerPing(socket) {
-  socket.unref();
-  socket.setTimeout(10000, () => socket.destroy());
-  socket.on("error", () => {});
-  let got = "";
-  socket.on("data", (d) => {
-    got += typeof d === "string" ? d : d.toString("latin1");
-    const nl = got.indexOf("\n");
-    if (nl < 0 && got.length < 16) return;
-    if (got.slice(0, nl) === "ping") socket.end("pong\n");
-    else socket.destroy();
-  });
-}
-
 // openPing opens the ping listener at addr, from takePing; it never keeps
 // the process alive. It returns the function that closes it.
 function openPing(addr) {
   if (addr === undefined) return () => {};
   try {
-    const p = net.createServer(answerPing);
-    p.on("error", () => {}); // percore falls back to OPTIONS *
-    if (/^[0-9]+$/.test(addr)) p.listen({ port: Number(addr), host: "127.0.0.1", exclusive: true });
-    else p.listen({ path: addr, exclusive: true });
-    p.unref();
+    // ping.js; on an error percore falls back to OPTIONS *.
+    const p = openPingListener(addr, function listen(opts) { return this.listen(opts); }, () => {});
     return () => p.close();
   } catch {
     return () => {};
