@@ -3,10 +3,12 @@
 package proxy
 
 import (
+	"bufio"
 	"io"
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -44,6 +46,17 @@ type rawIOConn struct {
 	peeked  peekState // under rmu
 	peekFn  func(fd uintptr)
 
+	// Bytes written while holding, sent by the next Read just before it
+	// waits (see flushBeforeRead). held and holding are under wmu; held
+	// moves to sending, under rmu, when a Read takes it.
+	holding bool
+	held    []byte
+	hasHeld atomic.Bool
+	sending []byte
+	sent    int
+	sendErr syscall.Errno
+	sendFn  func(fd uintptr) bool
+
 	dmu     sync.Mutex // protects the read deadline's fields below
 	rdWant  int64      // the read deadline asked for, in Unix nanoseconds; 0: none
 	rdArmed int64      // the one the poller holds; 0: none
@@ -63,7 +76,7 @@ func withRawIO(c net.Conn) net.Conn {
 		return c
 	}
 	r := &rawIOConn{Conn: c, rc: rc}
-	r.readFn, r.writeFn, r.peekFn = r.readOnce, r.writeSome, r.peekOnce
+	r.readFn, r.writeFn, r.peekFn, r.sendFn = r.readOnce, r.writeSome, r.peekOnce, r.sendThenRead
 	return r
 }
 
@@ -123,7 +136,12 @@ func (c *rawIOConn) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	c.rbuf, c.rn, c.rerr = p, 0, 0
-	err := c.rc.Read(c.readFn)
+	var err error
+	if c.hasHeld.Load() {
+		err = c.sendHeldAndRead()
+	} else {
+		err = c.rc.Read(c.readFn)
+	}
 	c.rbuf = nil
 	c.dmu.Lock()
 	c.waiting = false
@@ -156,6 +174,87 @@ func (c *rawIOConn) readOnce(fd uintptr) bool {
 		c.rn, c.rerr = int(r), e
 		return true
 	}
+}
+
+// maxHeld bounds the bytes a Write may hold for the next Read: a buffered
+// writer's buffer.
+const maxHeld = 16 << 10
+
+// flushBeforeRead flushes bw, which writes to c, when c is about to be read
+// for an answer: c sends the bytes flushed last from inside its next Read,
+// once Go's poller is ready to see the answer arrive, and waits for it
+// without first reading nothing. A read that follows a write at once
+// otherwise nearly always finds nothing yet and costs a system call for
+// it. The caller must Read c next (or close it).
+func flushBeforeRead(bw *bufio.Writer, c net.Conn) error {
+	r, ok := c.(*rawIOConn)
+	if !ok || bw.Buffered() > maxHeld {
+		return bw.Flush()
+	}
+	r.wmu.Lock()
+	r.holding = true
+	r.wmu.Unlock()
+	err := bw.Flush()
+	r.wmu.Lock()
+	r.holding = false
+	r.wmu.Unlock()
+	return err
+}
+
+// sendHeldAndRead is a Read, under rmu, that first sends the held bytes.
+// The poller forgets any earlier readiness when a read begins, so only
+// bytes sent after that begins can be waited for without a first read:
+// here the answer to them cannot arrive unseen.
+func (c *rawIOConn) sendHeldAndRead() error {
+	c.wmu.Lock()
+	c.sending, c.held = c.held, c.sending[:0]
+	c.hasHeld.Store(false)
+	c.wmu.Unlock()
+	c.sent, c.sendErr = 0, 0
+	err := c.rc.Read(c.sendFn)
+	rest := c.sending[c.sent:]
+	c.sending = c.sending[:0]
+	switch {
+	case err != nil:
+		return err
+	case c.sendErr != 0:
+		return c.opError("write", c.sendErr)
+	case len(rest) == 0:
+		return nil
+	}
+	// The socket's buffer was full: the rest goes the usual way, with the
+	// write deadline, and then the read.
+	if _, err := c.Write(rest); err != nil {
+		return err
+	}
+	return c.rc.Read(c.readFn)
+}
+
+// sendThenRead sends what sendHeldAndRead took, then reads as readOnce.
+// It returns true, with rn and rerr untouched, when the socket takes only
+// part of the bytes, or fails (sendErr).
+func (c *rawIOConn) sendThenRead(fd uintptr) bool {
+	if c.sent == len(c.sending) {
+		return c.readOnce(fd)
+	}
+	for c.sent < len(c.sending) {
+		rest := c.sending[c.sent:]
+		r, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&rest[0])), uintptr(len(rest)))
+		switch e {
+		case 0:
+			c.sent += int(r)
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return true
+		default:
+			c.sendErr = e
+			return true
+		}
+	}
+	// An error arming the deadline is the connection's, and the wait
+	// reports it.
+	_ = c.armIfStale(true)
+	return false
 }
 
 // SetReadDeadline implements net.Conn. The deadline goes to the poller
@@ -221,6 +320,24 @@ func (c *rawIOConn) armLocked() error {
 func (c *rawIOConn) Write(p []byte) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	if c.holding && len(c.held)+len(p) <= maxHeld {
+		c.held = append(c.held, p...)
+		c.hasHeld.Store(true)
+		return len(p), nil
+	}
+	if len(c.held) > 0 {
+		held := c.held
+		c.held = c.held[:0]
+		c.hasHeld.Store(false)
+		if _, err := c.writeLocked(held); err != nil {
+			return 0, err
+		}
+	}
+	return c.writeLocked(p)
+}
+
+// writeLocked writes all of p, under wmu.
+func (c *rawIOConn) writeLocked(p []byte) (int, error) {
 	c.wbuf, c.wn, c.werr = p, 0, 0
 	err := c.rc.Write(c.writeFn)
 	c.wbuf = nil

@@ -2,7 +2,10 @@
 
 package proxy
 
-import "net"
+import (
+	"bufio"
+	"net"
+)
 
 // withRawIO returns c: raw reads and writes are used on Linux only.
 func withRawIO(c net.Conn) net.Conn { return c }
@@ -18,3 +21,7 @@ func connPeek(net.Conn) peekState { return peekIdle }
 
 // rawIOListener accepts connections as they are on this system.
 type rawIOListener struct{ net.Listener }
+
+// flushBeforeRead flushes bw, which writes to c, when c is about to be read
+// for an answer.
+func flushBeforeRead(bw *bufio.Writer, _ net.Conn) error { return bw.Flush() }

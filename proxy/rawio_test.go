@@ -176,6 +176,108 @@ func TestRawIOBufferedWriterStreams(t *testing.T) {
 	}
 }
 
+// TestRawIOHeldBytesLeaveWithTheNextRead checks flushBeforeRead: the bytes
+// flushed last reach the peer only once the connection is read, and that
+// read returns the answer to them.
+func TestRawIOHeldBytesLeaveWithTheNextRead(t *testing.T) {
+	for _, network := range []string{"tcp", "unix"} {
+		t.Run(network, func(t *testing.T) {
+			raw, peer := rawPair(t, network)
+			bw := bufio.NewWriterSize(raw, 4096)
+			_, _ = bw.WriteString("question")
+			if err := flushBeforeRead(bw, raw); err != nil {
+				t.Fatal(err)
+			}
+			_ = peer.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+			b := make([]byte, 64)
+			if n, err := peer.Read(b); n != 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatalf("peer read %q, %v before the connection was read; want nothing yet", b[:n], err)
+			}
+			answered := make(chan error, 1)
+			go func() {
+				_ = peer.SetReadDeadline(time.Now().Add(testutil.Scaled(10 * time.Second)))
+				n, err := io.ReadFull(peer, b[:len("question")])
+				if err == nil && string(b[:n]) != "question" {
+					err = errors.New("peer got " + string(b[:n]))
+				}
+				if err == nil {
+					_, err = peer.Write([]byte("answer"))
+				}
+				answered <- err
+			}()
+			_ = raw.SetReadDeadline(time.Now().Add(testutil.Scaled(10 * time.Second)))
+			got := make([]byte, 64)
+			n, err := io.ReadAtLeast(raw, got, len("answer"))
+			if err != nil || string(got[:n]) != "answer" {
+				t.Fatalf("read %q, %v; want \"answer\"", got[:n], err)
+			}
+			if err := <-answered; err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// TestRawIOHeldBytesBeyondTheSocketBuffer checks a held write the socket
+// takes only part of: the rest goes once the peer reads, in order, and the
+// read still returns the answer.
+func TestRawIOHeldBytesBeyondTheSocketBuffer(t *testing.T) {
+	raw, peer := rawPair(t, "unix")
+	if err := raw.(*rawIOConn).Conn.(*net.UnixConn).SetWriteBuffer(1024); err != nil {
+		t.Fatal(err)
+	}
+	if err := peer.(*net.UnixConn).SetReadBuffer(1024); err != nil {
+		t.Fatal(err)
+	}
+	question := bytes.Repeat([]byte("0123456789abcdef"), maxHeld/16)
+	bw := bufio.NewWriterSize(raw, maxHeld)
+	_, _ = bw.Write(question)
+	if err := flushBeforeRead(bw, raw); err != nil {
+		t.Fatal(err)
+	}
+	answered := make(chan error, 1)
+	go func() {
+		got := make([]byte, len(question))
+		_ = peer.SetReadDeadline(time.Now().Add(testutil.Scaled(10 * time.Second)))
+		_, err := io.ReadFull(peer, got)
+		if err == nil && !bytes.Equal(got, question) {
+			err = errors.New("the peer got the question garbled")
+		}
+		if err == nil {
+			_, err = peer.Write([]byte("answer"))
+		}
+		answered <- err
+	}()
+	_ = raw.SetDeadline(time.Now().Add(testutil.Scaled(10 * time.Second)))
+	got := make([]byte, 64)
+	n, err := io.ReadAtLeast(raw, got, len("answer"))
+	if err != nil || string(got[:n]) != "answer" {
+		t.Fatalf("read %q, %v; want \"answer\"", got[:n], err)
+	}
+	if err := <-answered; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRawIOWriteSendsHeldBytesFirst checks that a Write after a held one,
+// with no Read between, sends the held bytes first.
+func TestRawIOWriteSendsHeldBytesFirst(t *testing.T) {
+	raw, peer := rawPair(t, "tcp")
+	bw := bufio.NewWriterSize(raw, 4096)
+	_, _ = bw.WriteString("first ")
+	if err := flushBeforeRead(bw, raw); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.Write([]byte("second")); err != nil {
+		t.Fatal(err)
+	}
+	_ = peer.SetReadDeadline(time.Now().Add(testutil.Scaled(10 * time.Second)))
+	got := make([]byte, len("first second"))
+	if _, err := io.ReadFull(peer, got); err != nil || string(got) != "first second" {
+		t.Fatalf("peer read %q, %v; want \"first second\"", got, err)
+	}
+}
+
 func TestRawIOListenerWrapsAcceptedSockets(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

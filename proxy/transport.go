@@ -130,11 +130,12 @@ func (t *transport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, re
 	// percore's, which would then echo both.
 	req.Header.Del(TokenHeader)
 	fresh := false
+	again := idempotent(req) && !hasBody(req)
 	for try := 1; ; try++ {
 		newToken(&tok)
 		req.Header.SetCanonical([]byte(TokenHeader), tok[:])
-		reused, err := t.roundTrip(hc, req, resp, tok[:], fresh)
-		if err == nil || try >= maxTries || !idempotent(req) || hasBody(req) {
+		reused, err := t.roundTrip(hc, req, resp, tok[:], fresh, !again || try >= maxTries)
+		if err == nil || !again || try >= maxTries {
 			return false, err
 		}
 		switch {
@@ -158,13 +159,18 @@ func lostBeforeAnswer(err error) bool {
 
 // roundTrip sends req once and reads the head of its answer into resp. It
 // reports whether the connection it used had carried an answer before;
-// fresh asks for a connection that has not.
-func (t *transport) roundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response, tok []byte, fresh bool) (bool, error) {
+// fresh asks for a connection that has not. look asks to look at a pooled
+// connection before using it, for a request that cannot be sent again: a
+// connection the worker closed meanwhile, or one holding bytes no request
+// asked for, is then closed and another taken. A request that can be sent
+// again spares that system call: such a connection fails it before any
+// answer, or gives it an answer without its token, and it goes again.
+func (t *transport) roundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response, tok []byte, fresh, look bool) (bool, error) {
 	cc, err := hc.AcquireConn(0, req.ConnectionClose())
 	// A pooled connection has a last use; a new one has none and cannot
 	// hold anything yet. Each discarded connection leaves the pool, so this
 	// ends at a fresh dial at the latest.
-	for err == nil && !cc.LastUseTime().IsZero() && (fresh || connPeek(cc.Conn()) != peekIdle) {
+	for err == nil && !cc.LastUseTime().IsZero() && (fresh || (look && connPeek(cc.Conn()) != peekIdle)) {
 		hc.CloseConn(cc)
 		cc, err = hc.AcquireConn(0, req.ConnectionClose())
 	}
@@ -228,12 +234,13 @@ func (t *transport) prove(resp *fasthttp.Response, tok []byte, reused bool) (boo
 	return true, nil
 }
 
-// writeRequest writes req to conn.
+// writeRequest writes req to conn, whose next use must be to read the
+// answer (or to close it): its last bytes may leave with that read.
 func writeRequest(hc *fasthttp.HostClient, conn net.Conn, req *fasthttp.Request) error {
 	bw := hc.AcquireWriter(conn)
 	err := req.Write(bw)
 	if err == nil {
-		err = bw.Flush()
+		err = flushBeforeRead(bw, conn)
 	}
 	hc.ReleaseWriter(bw)
 	return err

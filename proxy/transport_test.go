@@ -163,6 +163,50 @@ func TestReadablePooledConnectionIsDiscardedNotBlamed(t *testing.T) {
 	}
 }
 
+// A GET, which may be sent again, spares the look at a pooled connection:
+// on one the worker wrote to after its response, or closed, it still gets
+// its own answer, from another connection, and the worker is not blamed.
+func TestGetOnAnUnusablePooledConnectionGetsItsOwnAnswer(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		after func(net.Conn)
+	}{
+		{"bytes after the response", func(c net.Conn) {
+			time.Sleep(30 * time.Millisecond) // after the proxy pooled the connection
+			_, _ = io.WriteString(c, injected)
+		}},
+		{"connection closed after the response", func(c net.Conn) { c.Close() }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			done := make(chan struct{})
+			w := startFramingWorker(t, func(path, _ string) (string, func(net.Conn)) {
+				if path == "/first" {
+					return plainAnswer("first\n"), func(conn net.Conn) { c.after(conn); close(done) }
+				}
+				return plainAnswer("for " + path + "\n"), nil
+			})
+			p := startProxy(t, Config{}, ServerConfig{}, w.addr())
+			if resp, body := rawRoundTrip(t, p.addr, "GET /first HTTP/1.1\r\nHost: a\r\n\r\n"); resp.StatusCode != 200 || body != "first\n" {
+				t.Fatalf("GET /first = %d %q", resp.StatusCode, body)
+			}
+			<-done
+			time.Sleep(20 * time.Millisecond)
+			resp, body := rawRoundTrip(t, p.addr, "GET /second HTTP/1.1\r\nHost: a\r\n\r\n")
+			if resp.StatusCode != 200 || body != "for /second\n" || resp.Header.Get("X-Injected") != "" {
+				t.Errorf("GET after it = %d %q, want 200 \"for /second\\n\"", resp.StatusCode, body)
+			}
+			if n := w.accepted.Load(); n != 2 {
+				t.Errorf("the worker accepted %d connections, want 2", n)
+			}
+			for _, b := range *p.pool.backends.Load() {
+				if n := b.fails.Load(); n != 0 {
+					t.Errorf("worker %d has %d failures, want 0", b.slot, n)
+				}
+			}
+		})
+	}
+}
+
 // Worker answers that break framing or status rules, one request each on
 // its own client connection; after each, the next client gets its own answer.
 func TestWorkerFramingFaults(t *testing.T) {
