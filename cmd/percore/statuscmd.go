@@ -122,11 +122,21 @@ func printStatus(w io.Writer, before, now health.Status) {
 			}
 		}
 		p50, p99 := latency(ws.Latency)
-		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%d\t%s\t%d\t%s\t%s\t%s\t%s\n", ws.ID, ws.PID, terminalSafe(ws.State),
+		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%d\t%s\t%d\t%s\t%s\t%s\t%s\n", ws.ID, ws.PID, terminalSafe(workerState(ws)),
 			(time.Duration(ws.UptimeS) * time.Second).String(), ws.Restarts, machine.FormatBytes(ws.RSSBytes),
 			ws.Inflight, r, p50, p99, last)
 	}
 	tw.Flush()
+}
+
+// workerState is a worker's state, with why it takes no new requests when
+// that is not its state already ("ready, not accepting", "ready, ejected"),
+// as the status page shows it.
+func workerState(ws health.WorkerStatus) string {
+	if ws.NotRouted != "" && ws.NotRouted != ws.State {
+		return ws.State + ", " + ws.NotRouted
+	}
+	return ws.State
 }
 
 // rate is the change of a counter per second, or "-" when it cannot be
