@@ -193,24 +193,8 @@ func TestRawIOHeldBytesLeaveWithTheNextRead(t *testing.T) {
 			if n, err := peer.Read(b); n != 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
 				t.Fatalf("peer read %q, %v before the connection was read; want nothing yet", b[:n], err)
 			}
-			answered := make(chan error, 1)
-			go func() {
-				_ = peer.SetReadDeadline(time.Now().Add(testutil.Scaled(10 * time.Second)))
-				n, err := io.ReadFull(peer, b[:len("question")])
-				if err == nil && string(b[:n]) != "question" {
-					err = errors.New("peer got " + string(b[:n]))
-				}
-				if err == nil {
-					_, err = peer.Write([]byte("answer"))
-				}
-				answered <- err
-			}()
-			_ = raw.SetReadDeadline(time.Now().Add(testutil.Scaled(10 * time.Second)))
-			got := make([]byte, 64)
-			n, err := io.ReadAtLeast(raw, got, len("answer"))
-			if err != nil || string(got[:n]) != "answer" {
-				t.Fatalf("read %q, %v; want \"answer\"", got[:n], err)
-			}
+			answered := answerOnce(peer, []byte("question"))
+			readAnswer(t, raw)
 			if err := <-answered; err != nil {
 				t.Fatal(err)
 			}
@@ -235,6 +219,17 @@ func TestRawIOHeldBytesBeyondTheSocketBuffer(t *testing.T) {
 	if err := flushBeforeRead(bw, raw); err != nil {
 		t.Fatal(err)
 	}
+	answered := answerOnce(peer, question)
+	_ = raw.SetWriteDeadline(time.Now().Add(testutil.Scaled(10 * time.Second)))
+	readAnswer(t, raw)
+	if err := <-answered; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// answerOnce reads question from peer, whole and in order, and writes
+// "answer"; the channel gets nil then, or what went wrong.
+func answerOnce(peer net.Conn, question []byte) <-chan error {
 	answered := make(chan error, 1)
 	go func() {
 		got := make([]byte, len(question))
@@ -248,14 +243,17 @@ func TestRawIOHeldBytesBeyondTheSocketBuffer(t *testing.T) {
 		}
 		answered <- err
 	}()
-	_ = raw.SetDeadline(time.Now().Add(testutil.Scaled(10 * time.Second)))
+	return answered
+}
+
+// readAnswer reads "answer" from raw.
+func readAnswer(t *testing.T, raw net.Conn) {
+	t.Helper()
+	_ = raw.SetReadDeadline(time.Now().Add(testutil.Scaled(10 * time.Second)))
 	got := make([]byte, 64)
 	n, err := io.ReadAtLeast(raw, got, len("answer"))
 	if err != nil || string(got[:n]) != "answer" {
 		t.Fatalf("read %q, %v; want \"answer\"", got[:n], err)
-	}
-	if err := <-answered; err != nil {
-		t.Fatal(err)
 	}
 }
 

@@ -117,9 +117,11 @@ func plainAnswer(body string) string {
 }
 
 // A pooled connection on which the worker wrote after its response, or
-// which it closed, is discarded before reuse: the next request, even a POST
-// that cannot be retried, goes on a new connection with its body whole, and
-// the worker is not blamed.
+// which it closed, never gives the next request an answer that is not its
+// own, and the worker is not blamed. A POST, which cannot be sent again,
+// is kept off it by a look before reuse and goes on a new connection with
+// its body whole; a GET spares the look, fails on it or gets an answer
+// without its token, and goes again on another connection.
 func TestReadablePooledConnectionIsDiscardedNotBlamed(t *testing.T) {
 	for _, c := range []struct {
 		name  string
@@ -131,79 +133,40 @@ func TestReadablePooledConnectionIsDiscardedNotBlamed(t *testing.T) {
 		}},
 		{"connection closed after the response", func(c net.Conn) { c.Close() }},
 	} {
-		t.Run(c.name, func(t *testing.T) {
-			done := make(chan struct{})
-			w := startFramingWorker(t, func(path, body string) (string, func(net.Conn)) {
-				if path == "/first" {
-					return plainAnswer("first\n"), func(conn net.Conn) { c.after(conn); close(done) }
+		for _, r := range []struct{ method, request, want string }{
+			{"POST", "POST /post HTTP/1.1\r\nHost: a\r\nContent-Length: 7\r\n\r\npayload", "for /post payload\n"},
+			{"GET", "GET /get HTTP/1.1\r\nHost: a\r\n\r\n", "for /get \n"},
+		} {
+			t.Run(c.name+"/"+r.method, func(t *testing.T) {
+				done := make(chan struct{})
+				w := startFramingWorker(t, func(path, body string) (string, func(net.Conn)) {
+					if path == "/first" {
+						return plainAnswer("first\n"), func(conn net.Conn) { c.after(conn); close(done) }
+					}
+					return plainAnswer("for " + path + " " + body + "\n"), nil
+				})
+				p := startProxy(t, Config{}, ServerConfig{}, w.addr())
+				if resp, body := rawRoundTrip(t, p.addr, "GET /first HTTP/1.1\r\nHost: a\r\n\r\n"); resp.StatusCode != 200 || body != "first\n" {
+					t.Fatalf("GET /first = %d %q", resp.StatusCode, body)
 				}
-				return plainAnswer("for " + path + " " + body + "\n"), nil
+				<-done
+				// The worker's write or close reaches the proxy's socket at
+				// once on loopback, but not synchronously: leave it a moment.
+				time.Sleep(20 * time.Millisecond)
+				resp, body := rawRoundTrip(t, p.addr, r.request)
+				if resp.StatusCode != 200 || body != r.want || resp.Header.Get("X-Injected") != "" {
+					t.Errorf("%s after it = %d %q, want 200 %q", r.method, resp.StatusCode, body, r.want)
+				}
+				if n := w.accepted.Load(); n != 2 {
+					t.Errorf("the worker accepted %d connections, want 2: the readable one must not carry an answer", n)
+				}
+				for _, b := range *p.pool.backends.Load() {
+					if n := b.fails.Load(); n != 0 {
+						t.Errorf("worker %d has %d failures, want 0", b.slot, n)
+					}
+				}
 			})
-			p := startProxy(t, Config{}, ServerConfig{}, w.addr())
-			if resp, body := rawRoundTrip(t, p.addr, "GET /first HTTP/1.1\r\nHost: a\r\n\r\n"); resp.StatusCode != 200 || body != "first\n" {
-				t.Fatalf("GET /first = %d %q", resp.StatusCode, body)
-			}
-			<-done
-			// The worker's write or close reaches the proxy's socket at once
-			// on loopback, but not synchronously: leave it a moment.
-			time.Sleep(20 * time.Millisecond)
-			resp, body := rawRoundTrip(t, p.addr, "POST /post HTTP/1.1\r\nHost: a\r\nContent-Length: 7\r\n\r\npayload")
-			if resp.StatusCode != 200 || body != "for /post payload\n" || resp.Header.Get("X-Injected") != "" {
-				t.Errorf("POST after it = %d %q, want 200 \"for /post payload\\n\"", resp.StatusCode, body)
-			}
-			if n := w.accepted.Load(); n != 2 {
-				t.Errorf("the worker accepted %d connections, want 2: the readable one must not be reused", n)
-			}
-			for _, b := range *p.pool.backends.Load() {
-				if n := b.fails.Load(); n != 0 {
-					t.Errorf("worker %d has %d failures, want 0", b.slot, n)
-				}
-			}
-		})
-	}
-}
-
-// A GET, which may be sent again, spares the look at a pooled connection:
-// on one the worker wrote to after its response, or closed, it still gets
-// its own answer, from another connection, and the worker is not blamed.
-func TestGetOnAnUnusablePooledConnectionGetsItsOwnAnswer(t *testing.T) {
-	for _, c := range []struct {
-		name  string
-		after func(net.Conn)
-	}{
-		{"bytes after the response", func(c net.Conn) {
-			time.Sleep(30 * time.Millisecond) // after the proxy pooled the connection
-			_, _ = io.WriteString(c, injected)
-		}},
-		{"connection closed after the response", func(c net.Conn) { c.Close() }},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			done := make(chan struct{})
-			w := startFramingWorker(t, func(path, _ string) (string, func(net.Conn)) {
-				if path == "/first" {
-					return plainAnswer("first\n"), func(conn net.Conn) { c.after(conn); close(done) }
-				}
-				return plainAnswer("for " + path + "\n"), nil
-			})
-			p := startProxy(t, Config{}, ServerConfig{}, w.addr())
-			if resp, body := rawRoundTrip(t, p.addr, "GET /first HTTP/1.1\r\nHost: a\r\n\r\n"); resp.StatusCode != 200 || body != "first\n" {
-				t.Fatalf("GET /first = %d %q", resp.StatusCode, body)
-			}
-			<-done
-			time.Sleep(20 * time.Millisecond)
-			resp, body := rawRoundTrip(t, p.addr, "GET /second HTTP/1.1\r\nHost: a\r\n\r\n")
-			if resp.StatusCode != 200 || body != "for /second\n" || resp.Header.Get("X-Injected") != "" {
-				t.Errorf("GET after it = %d %q, want 200 \"for /second\\n\"", resp.StatusCode, body)
-			}
-			if n := w.accepted.Load(); n != 2 {
-				t.Errorf("the worker accepted %d connections, want 2", n)
-			}
-			for _, b := range *p.pool.backends.Load() {
-				if n := b.fails.Load(); n != 0 {
-					t.Errorf("worker %d has %d failures, want 0", b.slot, n)
-				}
-			}
-		})
+		}
 	}
 }
 
