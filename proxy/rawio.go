@@ -47,9 +47,9 @@ type rawIOConn struct {
 	peekFn  func(fd uintptr)
 
 	// Bytes written while holding, sent by the next Read just before it
-	// waits (see flushBeforeRead). held and holding are under wmu; held
-	// moves to sending, under rmu, when a Read takes it.
-	holding bool
+	// waits (see flushBeforeRead). held is under wmu, and moves to
+	// sending, under rmu, when a Read takes it.
+	holding atomic.Bool
 	held    []byte
 	hasHeld atomic.Bool
 	sending []byte
@@ -191,13 +191,9 @@ func flushBeforeRead(bw *bufio.Writer, c net.Conn) error {
 	if !ok || bw.Buffered() > maxHeld {
 		return bw.Flush()
 	}
-	r.wmu.Lock()
-	r.holding = true
-	r.wmu.Unlock()
+	r.holding.Store(true)
 	err := bw.Flush()
-	r.wmu.Lock()
-	r.holding = false
-	r.wmu.Unlock()
+	r.holding.Store(false)
 	return err
 }
 
@@ -320,7 +316,7 @@ func (c *rawIOConn) armLocked() error {
 func (c *rawIOConn) Write(p []byte) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if c.holding && len(c.held)+len(p) <= maxHeld {
+	if c.holding.Load() && len(c.held)+len(p) <= maxHeld {
 		c.held = append(c.held, p...)
 		c.hasHeld.Store(true)
 		return len(p), nil
