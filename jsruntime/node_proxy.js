@@ -73,17 +73,24 @@ function onLoopback(args) {
   return out;
 }
 
-// takeToken moves the request's token from what the app sees to the
-// response. Node builds req.headers lazily from rawHeaders; both lose it.
-function takeToken(req, res) {
+// takeToken moves the request's token from what the app sees to its
+// connection, whose answer's head then carries it (percore sends one
+// request at a time on a connection). Node has built req.headers by now;
+// both it and rawHeaders lose the token. percore sends it as the last
+// field, so neither is reshaped: the array is shortened, and the object
+// loses its newest property, which V8 undoes without leaving its fast
+// shape. The connection's property exists from the start (guard), so
+// setting it per request changes no object's shape either.
+function takeToken(req) {
   const raw = req.rawHeaders;
   for (let i = raw.length - 2; i >= 0; i -= 2) {
     const name = raw[i];
     if (name.length === tokenField.length && name.toLowerCase() === tokenField) {
-      res[kToken] = raw[i + 1];
-      raw.splice(i, 2);
-      const headers = req.headers; // built now, without the token
-      delete headers[tokenField];
+      const socket = req.socket;
+      if (socket && socket[kGuarded]) socket[kToken] = raw[i + 1];
+      if (i === raw.length - 2) raw.length = i;
+      else raw.splice(i, 2);
+      delete req.headers[tokenField];
       return;
     }
   }
@@ -107,10 +114,10 @@ let nodeWriting = 0;
 function ownWrites(proto, name) {
   const orig = proto[name];
   if (typeof orig !== 'function') return;
-  proto[name] = function percoreOwnWrite(...args) {
+  proto[name] = function percoreOwnWrite() {
     nodeWriting++;
     try {
-      return orig.apply(this, args);
+      return orig.apply(this, arguments);
     } finally {
       nodeWriting--;
     }
@@ -130,14 +137,20 @@ function refuseLate(socket) {
 
 // guard makes the app's own writes to an HTTP connection that carried an
 // answer close it. Upgraded connections (WebSocket) are the app's to write.
+// It also gives the connection, from the start, the properties each
+// request then sets, so that no object changes shape per request.
 function guard(socket) {
   if (socket[kGuarded]) return;
   socket[kGuarded] = true;
+  socket[kToken] = undefined;
+  socket[kAnswered] = false;
+  socket[kClientError] = undefined;
   const write = socket.write;
   const end = socket.end;
-  socket.write = function percoreWrite(...args) {
+  socket.write = function percoreWrite() {
     const refusing = this[kClientError];
     if (refusing !== undefined) {
+      const args = Array.prototype.slice.call(arguments);
       if (refusing !== null) {
         this[kClientError] = null;
         args[0] = stampAnswer(args[0], refusing);
@@ -145,7 +158,7 @@ function guard(socket) {
       return write.apply(this, args);
     }
     if (nodeWriting === 0 && this[kAnswered] && this.parser) return refuseLate(this);
-    return write.apply(this, args);
+    return write.apply(this, arguments);
   };
   socket.end = function percoreEnd(...args) {
     const data = typeof args[0] === 'function' ? undefined : args[0];
@@ -210,27 +223,49 @@ function answerClientError(err, socket) {
 
 function install(server) {
   server.prependListener('connection', guard);
-  server.prependListener('request', takeToken);
-  // Node answers a request it cannot parse itself, unless the app listens
-  // for 'clientError'; that answer is taken over, with the token.
+  // The token is taken out before any listener sees the request; node
+  // answers a request it cannot parse itself, unless the app listens for
+  // 'clientError', and that answer is taken over, with the token. One
+  // wrapper of emit does both, as a listener of 'request' would cost every
+  // request a copy of the listener list.
   const emit = server.emit;
-  server.emit = function percoreEmit(event, ...args) {
-    if (event !== 'clientError') return emit.call(this, event, ...args);
-    const [err, socket] = args;
-    if (this.listenerCount('clientError') === 0) {
-      answerClientError(err, socket);
-      return true;
+  server.emit = function percoreEmit(event, a, b) {
+    switch (event) {
+      case 'request':
+      case 'checkContinue':
+      case 'checkExpectation':
+        takeToken(a);
+        break;
+      case 'clientError':
+        return clientError(this, emit, arguments);
     }
-    // The app answers it: what it writes meanwhile is its answer to that
-    // request, given the request's token.
-    const tok = packetToken(err);
-    if (socket) socket[kClientError] = tok === undefined ? null : tok;
-    try {
-      return emit.call(this, event, ...args);
-    } finally {
-      if (socket) socket[kClientError] = undefined;
+    switch (arguments.length) {
+      case 1: return emit.call(this, event);
+      case 2: return emit.call(this, event, a);
+      case 3: return emit.call(this, event, a, b);
+      default: return emit.apply(this, arguments);
     }
   };
+}
+
+// clientError emits a 'clientError' (err, socket) to the app's listeners,
+// or answers it as node would, with the token.
+function clientError(server, emit, args) {
+  const err = args[1];
+  const socket = args[2];
+  if (server.listenerCount('clientError') === 0) {
+    answerClientError(err, socket);
+    return true;
+  }
+  // The app answers it: what it writes meanwhile is its answer to that
+  // request, given the request's token.
+  const tok = packetToken(err);
+  if (socket) socket[kClientError] = tok === undefined ? null : tok;
+  try {
+    return emit.apply(server, args);
+  } finally {
+    if (socket) socket[kClientError] = undefined;
+  }
 }
 
 // The Unix socket percore passes, for the first listen(PORT) of the
@@ -346,17 +381,25 @@ function setup() {
   const OutgoingMessage = http.OutgoingMessage;
   ownWrites(OutgoingMessage.prototype, '_writeRaw');
   ownWrites(OutgoingMessage.prototype, '_flushOutput');
-  const writeHead = http.ServerResponse.prototype.writeHead;
-  http.ServerResponse.prototype.writeHead = function percoreWriteHead(...args) {
-    // A request node answers itself (417 to an unknown Expect) never
-    // reached 'request': its token is still among its raw headers.
-    const tok = this[kToken] !== undefined ? this[kToken] : rawToken(this.req);
-    if (tok !== undefined && !this._header) {
-      this[kToken] = undefined;
-      this.setHeader(tokenField, tok);
+  // The token goes into the answer's head as its first field, whichever
+  // way the app writes the head: writeHead, setHeader and an implicit
+  // head all end in _storeHeader, and a head given to writeHead whole
+  // stays on node's fast path (no setHeader before it).
+  const response = http.ServerResponse.prototype;
+  const storeHeader = response._storeHeader;
+  response._storeHeader = function percoreStoreHeader(firstLine, headers) {
+    const socket = this.socket;
+    let tok;
+    if (socket && socket[kGuarded]) {
+      tok = socket[kToken];
+      socket[kToken] = undefined;
+      socket[kAnswered] = true;
     }
-    if (this.socket) this.socket[kAnswered] = true;
-    return writeHead.apply(this, args);
+    // A request node answers itself (417 to an unknown Expect) may never
+    // have reached 'request': its token is still among its raw headers.
+    if (tok === undefined) tok = rawToken(this.req);
+    if (tok !== undefined) firstLine += tokenField + ': ' + tok + '\r\n';
+    return storeHeader.call(this, firstLine, headers);
   };
   const listen = net.Server.prototype.listen;
   const tcp = /^[0-9]+$/.test(port); // else the path of a Unix socket

@@ -192,6 +192,90 @@ func TestNodeProxyPreloadStampsNodesOwnAnswers(t *testing.T) {
 	}
 }
 
+// headWaysApp writes its answer's head each way an app can: whole to
+// writeHead (from an object it shares between answers, or a flat array),
+// field by field before an implicit head, flushed early, and after a
+// 100 Continue of its own. Each body is what the app saw of the request.
+const headWaysApp = `const http = require("node:http");
+const shared = { "content-type": "application/json" };
+const seen = (req) => JSON.stringify({ headers: req.headers, raw: req.rawHeaders, shared });
+const server = http.createServer((req, res) => {
+  switch (req.url) {
+    case "/whole": res.writeHead(200, shared); res.end(seen(req)); break;
+    case "/array": res.writeHead(200, ["content-type", "application/json"]); res.end(seen(req)); break;
+    case "/implicit": res.setHeader("content-type", "application/json"); res.end(seen(req)); break;
+    case "/flushed": res.flushHeaders(); res.end(seen(req)); break;
+  }
+});
+server.on("checkContinue", (req, res) => {
+  res.writeContinue();
+  req.resume();
+  req.on("end", () => { res.writeHead(200, shared); res.end(seen(req)); });
+});
+server.listen(process.env.PORT, () => console.log("listening"));
+`
+
+// Whichever way the app writes its answer's head, the answer carries the
+// request's token, and neither the request the app sees nor the headers
+// object it hands to writeHead holds it.
+func TestNodeProxyPreloadStampsEveryWayOfWritingAHead(t *testing.T) {
+	node := pathBinary(t, "node")
+	dir := writeFiles(t, map[string]string{"app.js": headWaysApp, "preload.js": string(nodeProxy)})
+	port := freePort(t)
+	w, _ := prepare(t, Worker{Argv: []string{node, "app.js"}, Env: baseEnv(port)},
+		Options{Runtime: Node(), Port: port, Preload: filepath.Join(dir, "preload.js")})
+	startPreloaded(t, w, dir)
+	c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(c)
+	for i, path := range []string{"/whole", "/array", "/implicit", "/flushed", "/continue", "/whole"} {
+		tok := strings.Repeat(strconv.Itoa(i), 16)
+		var resp *http.Response
+		var body string
+		if path == "/continue" {
+			resp, body = exchangeAfterContinue(t, c, br, tok)
+		} else {
+			resp, body = exchange(t, c, br, path, tok)
+		}
+		if got := resp.Header.Get("X-Percore-Token"); resp.StatusCode != 200 || got != tok {
+			t.Errorf("%s: answer %s with token %q, want 200 with %q", path, resp.Status, got, tok)
+		}
+		if strings.Contains(strings.ToLower(body), "x-percore-token") || !strings.Contains(body, `"shared":{"content-type":"application/json"}`) {
+			t.Errorf("%s: the app saw the token, or its headers object changed: %s", path, body)
+		}
+	}
+}
+
+// exchangeAfterContinue sends a POST with a token and Expect: 100-continue
+// on c, its body once the 100 Continue came, and reads the final answer.
+func exchangeAfterContinue(t *testing.T, c net.Conn, br *bufio.Reader, tok string) (*http.Response, string) {
+	t.Helper()
+	if _, err := io.WriteString(c, "POST /continue HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\nExpect: 100-continue\r\n"+
+		"X-Percore-Token: "+tok+"\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	interim, err := http.ReadResponse(br, nil)
+	if err != nil || interim.StatusCode != http.StatusContinue {
+		t.Fatalf("want 100 Continue first, got %v, %v", interim, err)
+	}
+	if _, err := io.WriteString(c, "ok"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, string(b)
+}
+
 // exchange sends GET path with a token on c and reads the answer.
 func exchange(t *testing.T, c net.Conn, br *bufio.Reader, path, tok string) (*http.Response, string) {
 	t.Helper()
