@@ -53,17 +53,22 @@ func spread(t *testing.T, addr string, n int) map[string]int {
 func checkSpread(t *testing.T, in *instance) {
 	t.Helper()
 	// The kernel picks a socket by a hash of each connection's addresses: a
-	// round out of 35-65 % has about a 2 % chance, two in a row 0.04 %.
+	// round out of 30-70 % has about a 0.1 % chance. On a busy machine a
+	// worker whose accept queue held connections for a second without
+	// shrinking is steered around for a while (as it should be), which can
+	// tilt a round too: three rounds out of 30-70 % in a row are a spread
+	// that does not work.
 	var got map[string]int
-	for round := 0; round < 2; round++ {
+	balanced := func() bool { return got["0"] >= 19 && got["0"] <= 45 && got["1"] >= 19 && got["1"] <= 45 }
+	for round := 0; round < 3; round++ {
 		got = spread(t, in.addr, 64)
-		if got["0"] >= 22 && got["0"] <= 42 && got["1"] >= 22 && got["1"] <= 42 {
+		if balanced() {
 			break
 		}
 		t.Logf("round %d: %v", round, got)
 	}
-	if got["0"] < 22 || got["0"] > 42 || got["1"] < 22 || got["1"] > 42 {
-		t.Errorf("64 connections went %v, want each worker 35-65 %% (22-42)", got)
+	if !balanced() {
+		t.Errorf("64 connections went %v, want each worker 30-70 %% (19-45)", got)
 	}
 	t.Logf("64 new connections: worker 0 took %d, worker 1 took %d", got["0"], got["1"])
 }
