@@ -1,6 +1,6 @@
-# bench/lib.sh is sourced by bench/run, bench/reload and bench/protocols:
-# logging, the cleanup of every process a bench script starts, and the
-# tools they need (PM2 from the npm registry into bench/.tools, percore and
+# bench/lib.sh is sourced by bench/run, bench/reload, bench/protocols and
+# bench/preload: logging, the cleanup of every process a bench script
+# starts, and the tools they need (PM2 from the npm registry into bench/.tools, percore and
 # the bench's Go helpers built from this tree). The script sets BENCH (its
 # directory) before sourcing it, and may define before_cleanup, which
 # cleanup runs first.
