@@ -82,7 +82,8 @@ function onLoopback(args) {
 // shape. The connection's property exists from the start (guard), so
 // setting it per request changes no object's shape either.
 function takeToken(req) {
-  const raw = req.rawHeaders;
+  const raw = req && req.rawHeaders; // an app may emit 'request' itself, with anything
+  if (!Array.isArray(raw)) return;
   for (let i = raw.length - 2; i >= 0; i -= 2) {
     const name = raw[i];
     if (name.length === tokenField.length && name.toLowerCase() === tokenField) {
