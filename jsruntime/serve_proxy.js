@@ -185,15 +185,33 @@ function wrapBunServe() {
 
 // node:http, as Deno and Bun provide it.
 function wrapNodeHTTP() {
-  const writeHead = http.ServerResponse.prototype.writeHead;
-  http.ServerResponse.prototype.writeHead = function percoreWriteHead(...args) {
-    const tok = this[kToken];
-    if (tok !== undefined && !this.headersSent) {
-      this[kToken] = undefined;
-      this.setHeader(tokenField, tok);
-    }
-    return writeHead.apply(this, args);
-  };
+  const response = http.ServerResponse.prototype;
+  if (typeof Deno !== "undefined" && typeof response._storeHeader === "function") {
+    // Deno's writeHead, as node's, builds the head in _storeHeader: the
+    // token goes there as the head's first field, so that a head given
+    // whole to writeHead stays on the fast path (a setHeader before
+    // writeHead sends every field of it through setHeader).
+    const storeHeader = response._storeHeader;
+    response._storeHeader = function percoreStoreHeader(firstLine, headers) {
+      const tok = this[kToken];
+      if (tok !== undefined) {
+        this[kToken] = undefined;
+        firstLine += tokenField + ": " + tok + "\r\n";
+      }
+      return storeHeader.call(this, firstLine, headers);
+    };
+  } else {
+    // Bun writes the head of its own server natively, past _storeHeader.
+    const writeHead = response.writeHead;
+    response.writeHead = function percoreWriteHead(...args) {
+      const tok = this[kToken];
+      if (tok !== undefined && !this.headersSent) {
+        this[kToken] = undefined;
+        this.setHeader(tokenField, tok);
+      }
+      return writeHead.apply(this, args);
+    };
+  }
   const onRequest = (req, res) => {
     const tok = req.headers[tokenField];
     if (typeof tok !== "string") return;
