@@ -265,15 +265,7 @@ func exchangeAfterContinue(t *testing.T, c net.Conn, br *bufio.Reader, tok strin
 	if _, err := io.WriteString(c, "ok"); err != nil {
 		t.Fatal(err)
 	}
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp, string(b)
+	return readAnswer(t, br)
 }
 
 // exchange sends GET path with a token on c and reads the answer.
@@ -282,6 +274,12 @@ func exchange(t *testing.T, c net.Conn, br *bufio.Reader, path, tok string) (*ht
 	if _, err := io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: a\r\nX-Percore-Token: "+tok+"\r\n\r\n"); err != nil {
 		t.Fatal(err)
 	}
+	return readAnswer(t, br)
+}
+
+// readAnswer reads an answer and its whole body from br.
+func readAnswer(t *testing.T, br *bufio.Reader) (*http.Response, string) {
+	t.Helper()
 	resp, err := http.ReadResponse(br, nil)
 	if err != nil {
 		t.Fatal(err)
